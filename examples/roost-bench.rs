@@ -1,0 +1,178 @@
+//! Benchmarks of roost against tini, printed as a Markdown table (run by `bench/run.sh`).
+//!
+//! `roost-bench compare --roost PATH --tini PATH [--runs N] [--orphans N]`
+//!   - startup: from the harness's fork+exec of the init to the workload's first instruction
+//!     (the workload, `roost-bench stamp`, prints CLOCK_MONOTONIC), median and p90;
+//!   - idle RSS of the init while it supervises a sleeping workload;
+//!   - wall time for a workload that leaves N orphans behind, until the init has exited.
+//!
+//! Helpers used as workloads: `roost-bench stamp`, `roost-bench orphans N`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn monotonic_ns() -> u128 {
+    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).expect("clock");
+    ts.tv_sec() as u128 * 1_000_000_000 + ts.tv_nsec() as u128
+}
+
+/// Leaves `n` orphans: each is the child of a short-lived intermediate process.
+fn orphans(n: usize) {
+    use nix::unistd::{fork, ForkResult};
+    for _ in 0..n {
+        // SAFETY: single-threaded helper; the children only call _exit.
+        match unsafe { fork() }.expect("fork") {
+            ForkResult::Child => {
+                // SAFETY: as above.
+                if let Ok(ForkResult::Child) = unsafe { fork() } {
+                    // SAFETY: _exit is always safe to call.
+                    unsafe { libc::_exit(0) };
+                }
+                // SAFETY: _exit is always safe to call.
+                unsafe { libc::_exit(0) };
+            }
+            ForkResult::Parent { child } => {
+                nix::sys::wait::waitpid(child, None).expect("wait");
+            }
+        }
+    }
+}
+
+enum Init<'a> {
+    Roost { bin: &'a Path, dir: &'a Path },
+    Tini(&'a Path),
+}
+
+impl Init<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            Init::Roost { .. } => "roost",
+            Init::Tini(_) => "tini -s",
+        }
+    }
+
+    fn command(&self, argv: &[String]) -> Command {
+        match self {
+            Init::Roost { bin, dir } => {
+                let config = dir.join(format!("bench-{}.json", monotonic_ns()));
+                let doc = serde_json::json!({ "ExecOverride": argv, "KillTimeout": 1 });
+                std::fs::write(&config, doc.to_string()).expect("write config");
+                let mut cmd = Command::new(bin);
+                cmd.arg("container").arg("--config").arg(config);
+                cmd
+            }
+            Init::Tini(bin) => {
+                let mut cmd = Command::new(bin);
+                cmd.arg("-s").arg("--").args(argv);
+                cmd
+            }
+        }
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx]
+}
+
+fn startup(init: &Init, me: &Path, runs: usize) -> (f64, f64) {
+    let argv = vec![me.display().to_string(), "stamp".into()];
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let mut cmd = init.command(&argv);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+        let t0 = monotonic_ns();
+        let out = cmd.output().expect("run init");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let stamp: u128 = text.trim().parse().expect("stamp output");
+        samples.push((stamp - t0) as f64 / 1e6);
+    }
+    samples.sort_by(f64::total_cmp);
+    (percentile(&samples, 0.5), percentile(&samples, 0.9))
+}
+
+fn idle_rss_kib(init: &Init) -> u64 {
+    let argv = vec!["/bin/sleep".to_string(), "2".into()];
+    let mut child = init
+        .command(&argv)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn init");
+    std::thread::sleep(Duration::from_millis(1000));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    child.wait().expect("wait");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn orphan_reap_secs(init: &Init, me: &Path, n: usize) -> f64 {
+    let argv = vec![me.display().to_string(), "orphans".into(), n.to_string()];
+    let t0 = Instant::now();
+    let status = init
+        .command(&argv)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run init");
+    assert!(status.success(), "{} failed: {status}", init.name());
+    t0.elapsed().as_secs_f64()
+}
+
+fn arg_value(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("stamp") => println!("{}", monotonic_ns()),
+        Some("orphans") => orphans(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(100)),
+        Some("compare") => {
+            let roost = PathBuf::from(arg_value(&args, "--roost").expect("--roost PATH"));
+            let tini = PathBuf::from(arg_value(&args, "--tini").unwrap_or("/usr/bin/tini".into()));
+            let runs: usize = arg_value(&args, "--runs").map_or(200, |v| v.parse().unwrap());
+            let n_orphans: usize =
+                arg_value(&args, "--orphans").map_or(10_000, |v| v.parse().unwrap());
+            let me = std::env::current_exe().expect("current exe");
+            let dir = tempfile::tempdir().expect("tempdir");
+            let inits = [
+                Init::Roost {
+                    bin: &roost,
+                    dir: dir.path(),
+                },
+                Init::Tini(&tini),
+            ];
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "| init | exec → workload exec, median (p90), {runs} runs | idle RSS | reap {n_orphans} orphans |"
+            )
+            .unwrap();
+            writeln!(out, "|---|---|---|---|").unwrap();
+            for init in &inits {
+                let (median, p90) = startup(init, &me, runs);
+                let rss = idle_rss_kib(init);
+                let reap = orphan_reap_secs(init, &me, n_orphans);
+                writeln!(
+                    out,
+                    "| {} | {median:.2} ms ({p90:.2} ms) | {rss} KiB | {reap:.2} s |",
+                    init.name()
+                )
+                .unwrap();
+            }
+        }
+        _ => {
+            eprintln!("usage: roost-bench compare --roost PATH [--tini PATH] [--runs N] [--orphans N] | stamp | orphans N");
+            std::process::exit(64);
+        }
+    }
+}

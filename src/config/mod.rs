@@ -1,0 +1,108 @@
+//! The run config: the schema of DESIGN.md, parsed with serde and validated.
+//!
+//! Parsing is strict about types (a wrong type names its field through `serde_path_to_error`)
+//! and lenient about presence: every field is optional, unknown keys are ignored, and `null`
+//! (which the Go host drivers send for empty slices and maps) means "absent".
+
+mod schema;
+mod validate;
+
+pub use schema::{
+    ApiConfig, ControlConfig, EtcHost, EtcResolv, ImageConfig, IpConfig, MmdsAfterBoot, MmdsConfig,
+    MountSpec, OidcConfig, RunConfig, Secret, SignalSpec,
+};
+pub use validate::{parse_signal, Validated};
+
+use std::path::{Path, PathBuf};
+
+/// Default grace period between KillSignal and SIGKILL (Fly's default).
+pub const DEFAULT_KILL_TIMEOUT_SECS: u64 = 5;
+/// Longest grace period accepted; beyond it a typo ("300000") would hang a stop for days.
+pub const MAX_KILL_TIMEOUT_SECS: u64 = 86_400;
+/// Largest config document accepted, so a hostile source cannot make PID 1 allocate without
+/// bound.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// Why a run config was refused. Every variant names where the problem is.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path} is larger than {max} bytes")]
+    TooLarge { path: PathBuf, max: u64 },
+    #[error("config is not valid JSON: {0}")]
+    Syntax(String),
+    #[error("config field `{field}`: {problem}")]
+    Field { field: String, problem: String },
+}
+
+impl ConfigError {
+    pub(crate) fn field(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        ConfigError::Field {
+            field: field.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Parses and validates a run config document.
+pub fn parse(bytes: &[u8]) -> Result<Validated, ConfigError> {
+    // serde would also accept an array for a struct; the document must be an object.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ConfigError::Syntax(
+            "the config must be a JSON object".into(),
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let config: RunConfig = match serde_path_to_error::deserialize(&mut de) {
+        Ok(config) => config,
+        Err(err) => {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            if inner.is_syntax() || inner.is_eof() || path == "." {
+                return Err(ConfigError::Syntax(inner.to_string()));
+            }
+            return Err(ConfigError::field(path, strip_position(&inner.to_string())));
+        }
+    };
+    // Trailing garbage after the document is a syntax error, not something to ignore.
+    de.end()
+        .map_err(|err| ConfigError::Syntax(err.to_string()))?;
+    validate::validate(config)
+}
+
+/// Reads and parses a config file, refusing files larger than [`MAX_CONFIG_BYTES`].
+pub fn load_file(path: &Path) -> Result<Validated, ConfigError> {
+    use std::io::Read;
+    let read_err = |source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(ConfigError::TooLarge {
+            path: path.to_path_buf(),
+            max: MAX_CONFIG_BYTES,
+        });
+    }
+    parse(&bytes)
+}
+
+/// serde_json appends " at line L column C" to type errors; the field path already says where.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(idx) => message[..idx].to_string(),
+        None => message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,174 @@
+//! The serde shape of the run config (DESIGN.md "Run config"). Field names are the wire contract.
+
+use serde::{Deserialize, Deserializer};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// `null` means "absent" for every collection: Go host drivers marshal empty slices as `null`.
+fn nullable<'de, D, T>(de: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(de)?.unwrap_or_default())
+}
+
+/// The whole run config document.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct RunConfig {
+    #[serde(deserialize_with = "nullable")]
+    pub image_config: ImageConfig,
+    pub exec_override: Option<Vec<String>>,
+    pub cmd_override: Option<String>,
+    pub user_override: Option<String>,
+    #[serde(deserialize_with = "nullable")]
+    pub extra_env: BTreeMap<String, String>,
+
+    #[serde(rename = "MTU")]
+    pub mtu: Option<u32>,
+    #[serde(rename = "IPConfigs", deserialize_with = "nullable")]
+    pub ip_configs: Vec<IpConfig>,
+    pub hostname: Option<String>,
+    #[serde(deserialize_with = "nullable")]
+    pub mounts: Vec<MountSpec>,
+    pub root_device: Option<String>,
+    pub etc_resolv: Option<EtcResolv>,
+    #[serde(deserialize_with = "nullable")]
+    pub etc_hosts: Vec<EtcHost>,
+
+    pub machine_id: Option<String>,
+    pub app_name: Option<String>,
+    pub kill_signal: Option<SignalSpec>,
+    pub kill_timeout: Option<u64>,
+    /// roost extension: memory limit of the workload's cgroup, so an OOM takes the workload,
+    /// not PID 1.
+    #[serde(rename = "MemoryLimitMiB")]
+    pub memory_limit_mib: Option<u64>,
+    pub api: Option<ApiConfig>,
+    pub oidc: Option<OidcConfig>,
+    #[serde(deserialize_with = "nullable")]
+    pub control: ControlConfig,
+    #[serde(deserialize_with = "nullable")]
+    pub mmds: MmdsConfig,
+}
+
+/// The subset of the OCI image config that decides how the workload runs.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ImageConfig {
+    #[serde(deserialize_with = "nullable")]
+    pub entrypoint: Vec<String>,
+    #[serde(deserialize_with = "nullable")]
+    pub cmd: Vec<String>,
+    #[serde(deserialize_with = "nullable")]
+    pub env: Vec<String>,
+    pub working_dir: Option<String>,
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct IpConfig {
+    #[serde(rename = "IP")]
+    pub ip: String,
+    /// Prefix length (Fly and pigeon send it as a number).
+    pub mask: u8,
+    pub gateway: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct MountSpec {
+    pub device_path: String,
+    pub mount_path: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EtcResolv {
+    #[serde(deserialize_with = "nullable")]
+    pub nameservers: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EtcHost {
+    pub host: String,
+    #[serde(rename = "IP")]
+    pub ip: String,
+    pub desc: Option<String>,
+}
+
+/// A signal given by number (15) or by name ("SIGTERM" or "TERM").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SignalSpec {
+    Number(i64),
+    Name(String),
+}
+
+/// `/.fly/api` proxy settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ApiConfig {
+    pub upstream: Option<String>,
+    pub token: Option<Secret>,
+    pub token_scheme: Option<String>,
+    pub socket_path: Option<String>,
+    #[serde(deserialize_with = "nullable")]
+    pub allow_uids: Vec<u32>,
+    #[serde(deserialize_with = "nullable")]
+    pub allow_gids: Vec<u32>,
+    #[serde(deserialize_with = "nullable")]
+    pub paths: Vec<String>,
+    pub attenuate: bool,
+}
+
+/// OIDC broker settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct OidcConfig {
+    pub token_path: Option<String>,
+    pub boot_wait_seconds: Option<u64>,
+}
+
+/// Host control API settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ControlConfig {
+    pub vsock_port: Option<u32>,
+    pub exit_report_port: Option<u32>,
+}
+
+/// What happens to MMDS reachability after bootstrap.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct MmdsConfig {
+    pub after_boot: MmdsAfterBoot,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MmdsAfterBoot {
+    #[default]
+    Block,
+    Keep,
+}
+
+/// A secret string: readable through [`Secret::expose`] only, never printed by `Debug`.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}

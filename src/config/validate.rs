@@ -1,0 +1,249 @@
+//! Validation: every rule names the field it checks. Pure, no I/O.
+
+use super::schema::{RunConfig, SignalSpec};
+use super::{ConfigError, DEFAULT_KILL_TIMEOUT_SECS, MAX_KILL_TIMEOUT_SECS};
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A run config that passed validation, with its derived values resolved.
+#[derive(Debug)]
+pub struct Validated {
+    pub config: RunConfig,
+    /// Signal number sent to the workload's process group to stop it.
+    pub kill_signal: i32,
+    pub kill_timeout: Duration,
+}
+
+/// Highest signal number on Linux (SIGRTMAX).
+const MAX_SIGNAL: i64 = 64;
+
+/// Parses a signal given by number or by name (`SIGTERM`, `TERM`, case-insensitive).
+pub fn parse_signal(spec: &SignalSpec) -> Result<i32, String> {
+    match spec {
+        SignalSpec::Number(n) if (1..=MAX_SIGNAL).contains(n) => Ok(*n as i32),
+        SignalSpec::Number(n) => Err(format!("signal {n} is outside 1..={MAX_SIGNAL}")),
+        SignalSpec::Name(name) => {
+            let upper = name.trim().to_ascii_uppercase();
+            let full = if upper.starts_with("SIG") {
+                upper
+            } else {
+                format!("SIG{upper}")
+            };
+            nix::sys::signal::Signal::from_str(&full)
+                .map(|sig| sig as i32)
+                .map_err(|_| format!("unknown signal name {name:?}"))
+        }
+    }
+}
+
+/// Shorthand for a field error.
+fn f(field: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError::field(field, problem)
+}
+
+pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
+    if let Some(argv) = &config.exec_override {
+        check_argv("ExecOverride", argv)?;
+    }
+    check_argv("ImageConfig.Entrypoint", &config.image_config.entrypoint)?;
+    check_argv("ImageConfig.Cmd", &config.image_config.cmd)?;
+    if let Some(cmd) = &config.cmd_override {
+        check_no_nul("CmdOverride", cmd)?;
+    }
+    for (field, user) in [
+        ("UserOverride", &config.user_override),
+        ("ImageConfig.User", &config.image_config.user),
+    ] {
+        if let Some(user) = user {
+            check_no_nul(field, user)?;
+            if user.split(':').count() > 2 {
+                return Err(f(field, format!("{user:?} is not \"user[:group]\"")));
+            }
+        }
+    }
+    if let Some(dir) = &config.image_config.working_dir {
+        check_no_nul("ImageConfig.WorkingDir", dir)?;
+    }
+
+    let kill_signal = match &config.kill_signal {
+        Some(spec) => parse_signal(spec).map_err(|problem| f("KillSignal", problem))?,
+        None => libc::SIGTERM,
+    };
+    let kill_timeout = config.kill_timeout.unwrap_or(DEFAULT_KILL_TIMEOUT_SECS);
+    if kill_timeout > MAX_KILL_TIMEOUT_SECS {
+        return Err(f(
+            "KillTimeout",
+            format!("{kill_timeout} s is longer than the maximum of {MAX_KILL_TIMEOUT_SECS} s"),
+        ));
+    }
+    if config.memory_limit_mib == Some(0) {
+        return Err(f("MemoryLimitMiB", "must be at least 1"));
+    }
+
+    if let Some(mtu) = config.mtu {
+        if !(68..=65_535).contains(&mtu) {
+            return Err(f("MTU", format!("{mtu} is outside 68..=65535")));
+        }
+    }
+    for (i, ip) in config.ip_configs.iter().enumerate() {
+        let addr: IpAddr = ip.ip.parse().map_err(|_| {
+            f(
+                format!("IPConfigs[{i}].IP"),
+                format!("{:?} is not an IP address", ip.ip),
+            )
+        })?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        if ip.mask > max {
+            return Err(f(
+                format!("IPConfigs[{i}].Mask"),
+                format!("prefix length {} is longer than {max}", ip.mask),
+            ));
+        }
+        if let Some(gw) = &ip.gateway {
+            let gw_addr: IpAddr = gw.parse().map_err(|_| {
+                f(
+                    format!("IPConfigs[{i}].Gateway"),
+                    format!("{gw:?} is not an IP address"),
+                )
+            })?;
+            if gw_addr.is_ipv4() != addr.is_ipv4() {
+                return Err(f(
+                    format!("IPConfigs[{i}].Gateway"),
+                    "is not of the same address family as IP",
+                ));
+            }
+        }
+    }
+    if let Some(name) = &config.hostname {
+        check_hostname(name).map_err(|problem| f("Hostname", problem))?;
+    }
+    for (i, m) in config.mounts.iter().enumerate() {
+        check_absolute(&format!("Mounts[{i}].DevicePath"), &m.device_path)?;
+        check_absolute(&format!("Mounts[{i}].MountPath"), &m.mount_path)?;
+    }
+    if let Some(dev) = &config.root_device {
+        check_absolute("RootDevice", dev)?;
+    }
+    if let Some(resolv) = &config.etc_resolv {
+        for (i, ns) in resolv.nameservers.iter().enumerate() {
+            ns.parse::<IpAddr>().map_err(|_| {
+                f(
+                    format!("EtcResolv.Nameservers[{i}]"),
+                    format!("{ns:?} is not an IP address"),
+                )
+            })?;
+        }
+    }
+    for (i, host) in config.etc_hosts.iter().enumerate() {
+        host.ip.parse::<IpAddr>().map_err(|_| {
+            f(
+                format!("EtcHosts[{i}].IP"),
+                format!("{:?} is not an IP address", host.ip),
+            )
+        })?;
+        check_hostname(&host.host).map_err(|problem| f(format!("EtcHosts[{i}].Host"), problem))?;
+    }
+
+    if let Some(api) = &config.api {
+        if let Some(upstream) = &api.upstream {
+            check_upstream(upstream).map_err(|problem| f("Api.Upstream", problem))?;
+        }
+        if let Some(scheme) = &api.token_scheme {
+            if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric()) {
+                return Err(f("Api.TokenScheme", "must be a non-empty ASCII word"));
+            }
+        }
+        if let Some(token) = &api.token {
+            // The token goes into an HTTP header; refuse what would break or split it.
+            if token.expose().is_empty()
+                || token.expose().chars().any(|c| c.is_control() || c == ' ')
+            {
+                return Err(f(
+                    "Api.Token",
+                    "must be non-empty, without spaces or control characters",
+                ));
+            }
+        }
+        if let Some(path) = &api.socket_path {
+            check_absolute("Api.SocketPath", path)?;
+        }
+    }
+    if let Some(oidc) = &config.oidc {
+        if let Some(path) = &oidc.token_path {
+            check_absolute("Oidc.TokenPath", path)?;
+        }
+    }
+    for (field, port) in [
+        ("Control.VsockPort", config.control.vsock_port),
+        ("Control.ExitReportPort", config.control.exit_report_port),
+    ] {
+        if port == Some(0) || port == Some(u32::MAX) {
+            return Err(f(field, "is not a usable vsock port"));
+        }
+    }
+
+    Ok(Validated {
+        config,
+        kill_signal,
+        kill_timeout: Duration::from_secs(kill_timeout),
+    })
+}
+
+fn check_no_nul(field: &str, value: &str) -> Result<(), ConfigError> {
+    if value.contains('\0') {
+        return Err(ConfigError::field(field, "contains a NUL byte"));
+    }
+    Ok(())
+}
+
+fn check_argv(field: &str, argv: &[String]) -> Result<(), ConfigError> {
+    for (i, arg) in argv.iter().enumerate() {
+        check_no_nul(&format!("{field}[{i}]"), arg)?;
+    }
+    Ok(())
+}
+
+fn check_absolute(field: &str, path: &str) -> Result<(), ConfigError> {
+    check_no_nul(field, path)?;
+    if !path.starts_with('/') {
+        return Err(ConfigError::field(
+            field,
+            format!("{path:?} is not an absolute path"),
+        ));
+    }
+    Ok(())
+}
+
+/// RFC 1123 host names: labels of letters, digits and hyphens, at most 253 characters.
+fn check_hostname(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 253 {
+        return Err(format!("{name:?} must be 1 to 253 characters"));
+    }
+    for label in name.split('.') {
+        let ok = !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if !ok {
+            return Err(format!("{name:?} is not a valid host name"));
+        }
+    }
+    Ok(())
+}
+
+fn check_upstream(url: &str) -> Result<(), String> {
+    const SCHEMES: [&str; 4] = ["vsock://", "http://", "https://", "unix://"];
+    if !SCHEMES.iter().any(|s| url.starts_with(s)) {
+        return Err(format!(
+            "{url:?} must start with vsock://, http://, https:// or unix://"
+        ));
+    }
+    if let Some(rest) = url.strip_prefix("unix://") {
+        if !rest.starts_with('/') {
+            return Err(format!("{url:?} must name an absolute socket path"));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,13 @@
+//! roost: PID 1 for Firecracker micro-VMs and containers.
+//!
+//! Layout (one job per module):
+//! - [`config`]: the run config schema, parsing and validation;
+//! - [`workload`]: what to run (argv, env, user) as pure functions;
+//! - [`supervise`]: spawning, the reaper, signals, cgroups, output, graceful stop;
+//! - [`container`]: `roost container`, PID 1 of a namespace (or a subreaper).
+
+pub mod config;
+pub mod container;
+pub mod logging;
+pub mod supervise;
+pub mod workload;

@@ -1,0 +1,98 @@
+//! The `roost` binary: argument parsing only; everything else is in the library.
+
+use roost::container::{self, ContainerArgs};
+use std::path::PathBuf;
+
+/// Bad command line (EX_USAGE).
+const EXIT_USAGE: i32 = 64;
+
+const USAGE: &str = "\
+usage:
+  roost                                   PID 1 of a Firecracker VM (not built yet)
+  roost container --config FILE           PID 1 of a container or namespace
+  roost --version";
+
+#[derive(Debug, PartialEq, Eq)]
+enum Command {
+    Container(ContainerArgs),
+    Version,
+    Help,
+}
+
+fn parse_args(args: &[String]) -> Result<Command, String> {
+    match args.first().map(String::as_str) {
+        Some("container") => {
+            let mut config = None;
+            let mut rest = args[1..].iter();
+            while let Some(arg) = rest.next() {
+                if let Some(value) = arg.strip_prefix("--config=") {
+                    config = Some(PathBuf::from(value));
+                } else if arg == "--config" {
+                    let value = rest.next().ok_or("--config needs a FILE")?;
+                    config = Some(PathBuf::from(value));
+                } else {
+                    return Err(format!("unknown argument {arg:?}"));
+                }
+            }
+            let config = config.ok_or("roost container needs --config FILE")?;
+            Ok(Command::Container(ContainerArgs { config }))
+        }
+        Some("--version" | "-V") => Ok(Command::Version),
+        Some("--help" | "-h") => Ok(Command::Help),
+        Some(other) => Err(format!("unknown command {other:?}")),
+        None => Err("VM mode (roost without arguments) is not built yet".to_string()),
+    }
+}
+
+fn main() {
+    roost::logging::init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let code = match parse_args(&args) {
+        Ok(Command::Container(args)) => container::run(&args),
+        Ok(Command::Version) => {
+            println!("roost {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        Ok(Command::Help) => {
+            println!("{USAGE}");
+            0
+        }
+        Err(problem) => {
+            tracing::error!("{problem}");
+            eprintln!("{USAGE}");
+            EXIT_USAGE
+        }
+    };
+    std::process::exit(code);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn container_command() {
+        let want = Command::Container(ContainerArgs {
+            config: PathBuf::from("/c.json"),
+        });
+        assert_eq!(
+            parse_args(&args(&["container", "--config", "/c.json"])),
+            Ok(want)
+        );
+        let want = Command::Container(ContainerArgs {
+            config: PathBuf::from("/c.json"),
+        });
+        assert_eq!(
+            parse_args(&args(&["container", "--config=/c.json"])),
+            Ok(want)
+        );
+        assert!(parse_args(&args(&["container"])).is_err());
+        assert!(parse_args(&args(&["container", "--config"])).is_err());
+        assert!(parse_args(&args(&["container", "--bogus"])).is_err());
+        assert!(parse_args(&args(&[])).is_err());
+    }
+}

@@ -1,0 +1,392 @@
+//! The workload's own cgroup leaf, and OOM-kill detection from its counters.
+//!
+//! cgroup v2 first: a leaf next to roost's own cgroup, `memory.max` when a limit is set, OOM
+//! kills read from `memory.events` (`oom_kill`), which counts kills by the global OOM killer
+//! too (kata reads the same file; the anchors grep /dev/kmsg and mistake pid 12 for 123).
+//! On hybrid hosts whose memory controller is bound to cgroup v1 (such as these build
+//! machines), the v1 memory hierarchy gives the same counter in `memory.oom_control`.
+//! Without either, the workload runs anyway, with a warning.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where the cgroup hierarchies that matter are mounted.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct CgroupMounts {
+    /// (mount point, root of the mount inside the hierarchy)
+    pub v2: Option<(PathBuf, String)>,
+    pub v1_memory: Option<(PathBuf, String)>,
+}
+
+/// Finds the cgroup2 mount and the v1 memory mount in /proc/self/mountinfo text.
+pub fn parse_mountinfo(text: &str) -> CgroupMounts {
+    let mut mounts = CgroupMounts::default();
+    for line in text.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let left: Vec<&str> = left.split(' ').collect();
+        let right: Vec<&str> = right.split(' ').collect();
+        if left.len() < 5 || right.len() < 3 {
+            continue;
+        }
+        let entry = (PathBuf::from(unescape_octal(left[4])), left[3].to_string());
+        match right[0] {
+            "cgroup2" if mounts.v2.is_none() => mounts.v2 = Some(entry),
+            "cgroup"
+                if mounts.v1_memory.is_none() && right[2].split(',').any(|opt| opt == "memory") =>
+            {
+                mounts.v1_memory = Some(entry)
+            }
+            _ => {}
+        }
+    }
+    mounts
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape_octal(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        if let (b'\\', Some(d)) = (bytes[i], octal) {
+            let value = d.iter().fold(0u32, |acc, b| acc * 8 + u32::from(b - b'0'));
+            if let Ok(v) = u8::try_from(value) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// roost's own cgroup paths from /proc/self/cgroup text: (v2 path, v1 memory path).
+pub fn parse_proc_cgroup(text: &str) -> (Option<String>, Option<String>) {
+    let mut v2 = None;
+    let mut memory = None;
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(id), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        if id == "0" && controllers.is_empty() {
+            v2 = Some(path.to_string());
+        } else if controllers.split(',').any(|c| c == "memory") {
+            memory = Some(path.to_string());
+        }
+    }
+    (v2, memory)
+}
+
+/// Reads one counter from a flat keyed file (`memory.events`, `memory.oom_control`).
+pub fn parse_keyed(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let (k, v) = line.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+/// The directory of roost's own cgroup in a hierarchy mounted at `mount` (whose root inside
+/// the hierarchy is `mount_root`).
+fn own_dir(mount: &(PathBuf, String), own_path: &str) -> PathBuf {
+    let (point, root) = mount;
+    let relative = own_path
+        .strip_prefix(root.as_str())
+        .unwrap_or(own_path)
+        .trim_start_matches('/');
+    point.join(relative)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hierarchy {
+    V2,
+    V1Memory,
+}
+
+/// A cgroup leaf created for the workload.
+#[derive(Debug)]
+struct Leaf {
+    dir: PathBuf,
+    hierarchy: Hierarchy,
+}
+
+/// The workload's cgroup(s), removed again by [`WorkloadCgroup::remove`].
+#[derive(Debug, Default)]
+pub struct WorkloadCgroup {
+    leaves: Vec<Leaf>,
+    /// The file whose `oom_kill` counter tells of OOM kills, and its value at creation.
+    oom_counter: Option<PathBuf>,
+    oom_base: u64,
+}
+
+impl WorkloadCgroup {
+    /// Creates the workload's leaf (named `name`) in cgroup v2 and, when v2 has no memory
+    /// controller, in the v1 memory hierarchy. Never fails: what cannot be done is returned
+    /// as warnings and the workload runs without it.
+    pub fn create(name: &str, memory_limit_mib: Option<u64>) -> (Self, Vec<String>) {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        Self::create_in(
+            &parse_mountinfo(&mountinfo),
+            &parse_proc_cgroup(&own),
+            name,
+            memory_limit_mib,
+        )
+    }
+
+    fn create_in(
+        mounts: &CgroupMounts,
+        own: &(Option<String>, Option<String>),
+        name: &str,
+        memory_limit_mib: Option<u64>,
+    ) -> (Self, Vec<String>) {
+        let mut cg = WorkloadCgroup::default();
+        let mut warnings = Vec::new();
+        let limit_bytes = memory_limit_mib.map(|mib| mib.saturating_mul(1024 * 1024));
+
+        if let (Some(mount), Some(path)) = (&mounts.v2, &own.0) {
+            let parent = own_dir(mount, path);
+            // Delegate the memory controller to our children; refused when roost's cgroup has
+            // other processes in it and is not the root (the "no internal processes" rule).
+            let has_memory = std::fs::read_to_string(parent.join("cgroup.controllers"))
+                .map(|c| c.split_whitespace().any(|c| c == "memory"))
+                .unwrap_or(false);
+            if has_memory {
+                if let Err(err) = std::fs::write(parent.join("cgroup.subtree_control"), "+memory") {
+                    warnings.push(format!(
+                        "cannot enable the memory controller in {}: {err}",
+                        parent.display()
+                    ));
+                }
+            }
+            let dir = parent.join(name);
+            match std::fs::create_dir(&dir) {
+                Ok(()) => {
+                    let events = dir.join("memory.events");
+                    if events.exists() {
+                        if let Some(bytes) = limit_bytes {
+                            if let Err(err) =
+                                std::fs::write(dir.join("memory.max"), bytes.to_string())
+                            {
+                                warnings.push(format!("cannot set memory.max: {err}"));
+                            }
+                        }
+                        cg.oom_counter = Some(events);
+                    }
+                    cg.leaves.push(Leaf {
+                        dir,
+                        hierarchy: Hierarchy::V2,
+                    });
+                }
+                Err(err) => warnings.push(format!(
+                    "cgroup v2 is not writable ({}: {err}); running without a workload cgroup",
+                    dir.display()
+                )),
+            }
+        }
+
+        if cg.oom_counter.is_none() {
+            if let (Some(mount), Some(path)) = (&mounts.v1_memory, &own.1) {
+                let dir = own_dir(mount, path).join(name);
+                match std::fs::create_dir(&dir) {
+                    Ok(()) => {
+                        if let Some(bytes) = limit_bytes {
+                            if let Err(err) =
+                                std::fs::write(dir.join("memory.limit_in_bytes"), bytes.to_string())
+                            {
+                                warnings.push(format!("cannot set memory.limit_in_bytes: {err}"));
+                            }
+                        }
+                        cg.oom_counter = Some(dir.join("memory.oom_control"));
+                        cg.leaves.push(Leaf {
+                            dir,
+                            hierarchy: Hierarchy::V1Memory,
+                        });
+                    }
+                    Err(err) => warnings.push(format!(
+                        "cannot create the v1 memory cgroup {}: {err}",
+                        dir.display()
+                    )),
+                }
+            }
+        }
+
+        if cg.oom_counter.is_none() {
+            warnings.push("no memory cgroup available: OOM kills will not be detected".into());
+            if memory_limit_mib.is_some() {
+                warnings.push("MemoryLimitMiB is ignored: no memory controller".into());
+            }
+        }
+        cg.oom_base = cg.read_oom_kills().unwrap_or(0);
+        (cg, warnings)
+    }
+
+    /// The `cgroup.procs` files a new child writes `0` to, to join every leaf before exec.
+    pub fn procs_files(&self) -> Vec<CString> {
+        self.leaves
+            .iter()
+            .filter_map(|leaf| {
+                CString::new(leaf.dir.join("cgroup.procs").as_os_str().as_bytes()).ok()
+            })
+            .collect()
+    }
+
+    /// Moves `pid` into every leaf from the parent side (idempotent; covers a child whose own
+    /// join failed).
+    pub fn join(&self, pid: i32) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for leaf in &self.leaves {
+            let procs = leaf.dir.join("cgroup.procs");
+            // ESRCH: the child already exited, which is no reason to warn.
+            if let Err(err) = std::fs::write(&procs, pid.to_string()) {
+                if err.raw_os_error() != Some(libc::ESRCH) {
+                    warnings.push(format!(
+                        "cannot move pid {pid} into {}: {err}",
+                        procs.display()
+                    ));
+                }
+            }
+        }
+        warnings
+    }
+
+    fn read_oom_kills(&self) -> Option<u64> {
+        let text = std::fs::read_to_string(self.oom_counter.as_ref()?).ok()?;
+        parse_keyed(&text, "oom_kill")
+    }
+
+    /// Whether OOM detection is available at all.
+    pub fn detects_oom(&self) -> bool {
+        self.oom_counter.is_some()
+    }
+
+    /// How many processes of the workload the OOM killer has killed since creation.
+    pub fn oom_kills(&self) -> u64 {
+        self.read_oom_kills()
+            .map(|n| n.saturating_sub(self.oom_base))
+            .unwrap_or(0)
+    }
+
+    /// Kills everything in the v2 leaf at once (`cgroup.kill`, Linux 5.14+), which also
+    /// catches processes that left the workload's process group.
+    pub fn kill_all(&self) {
+        for leaf in self.leaves.iter().filter(|l| l.hierarchy == Hierarchy::V2) {
+            let _ = std::fs::write(leaf.dir.join("cgroup.kill"), "1");
+        }
+    }
+
+    /// Removes the leaves once they are empty. The kernel may take a moment to let go of a
+    /// cgroup whose last process was just reaped, hence the short retry.
+    pub async fn remove(self) {
+        for leaf in self.leaves.iter().rev() {
+            for attempt in 0..50 {
+                match std::fs::remove_dir(&leaf.dir) {
+                    Ok(()) => break,
+                    Err(err) if err.raw_os_error() == Some(libc::EBUSY) && attempt < 49 => {
+                        tokio::time::sleep(Duration::from_millis(20)).await
+                    }
+                    Err(err) => {
+                        tracing::warn!("cannot remove cgroup {}: {err}", leaf.dir.display());
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A name for the leaf that two roosts on one host cannot share.
+pub fn leaf_name() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded from the OS's random source: no extra dependency for a nonce.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    format!("roost-workload-{:08x}", hasher.finish() as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOUNTINFO: &str = "\
+25 1 254:0 / / rw,relatime - ext4 /dev/vda rw
+30 25 0:26 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755
+35 30 0:31 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+36 30 0:32 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+40 30 0:35 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+41 25 0:36 / /mnt/with\\040space rw - cgroup2 cgroup2 rw
+";
+
+    #[test]
+    fn finds_hybrid_mounts() {
+        let m = parse_mountinfo(MOUNTINFO);
+        assert_eq!(
+            m.v2,
+            Some((PathBuf::from("/sys/fs/cgroup/unified"), "/".to_string()))
+        );
+        assert_eq!(
+            m.v1_memory,
+            Some((PathBuf::from("/sys/fs/cgroup/memory"), "/".to_string()))
+        );
+        assert_eq!(unescape_octal("/mnt/with\\040space"), "/mnt/with space");
+    }
+
+    #[test]
+    fn own_paths() {
+        let text = "9:name=systemd:/\n4:memory:/process_api/abc\n1:cpu,cpuacct:/\n0::/user.slice\n";
+        assert_eq!(
+            parse_proc_cgroup(text),
+            (Some("/user.slice".into()), Some("/process_api/abc".into()))
+        );
+        assert_eq!(parse_proc_cgroup("0::/\n"), (Some("/".into()), None));
+    }
+
+    #[test]
+    fn own_dir_inside_a_mount_with_a_root() {
+        let mount = (PathBuf::from("/sys/fs/cgroup"), "/".to_string());
+        assert_eq!(own_dir(&mount, "/"), PathBuf::from("/sys/fs/cgroup"));
+        assert_eq!(own_dir(&mount, "/a/b"), PathBuf::from("/sys/fs/cgroup/a/b"));
+        // A cgroup namespace or bind mount shows a sub-tree as the mount's root.
+        let nested = (PathBuf::from("/sys/fs/cgroup"), "/ctr".to_string());
+        assert_eq!(
+            own_dir(&nested, "/ctr/x"),
+            PathBuf::from("/sys/fs/cgroup/x")
+        );
+    }
+
+    #[test]
+    fn oom_counters() {
+        let v2 = "low 0\nhigh 0\nmax 12\noom 3\noom_kill 2\noom_group_kill 0\n";
+        assert_eq!(parse_keyed(v2, "oom_kill"), Some(2));
+        assert_eq!(parse_keyed(v2, "oom"), Some(3));
+        let v1 = "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n";
+        assert_eq!(parse_keyed(v1, "oom_kill"), Some(1));
+        assert_eq!(parse_keyed("", "oom_kill"), None);
+    }
+
+    #[test]
+    fn nothing_mounted_means_warnings_not_failure() {
+        let (cg, warnings) =
+            WorkloadCgroup::create_in(&CgroupMounts::default(), &(None, None), "x", Some(64));
+        assert!(!cg.detects_oom());
+        assert!(cg.procs_files().is_empty());
+        assert_eq!(cg.oom_kills(), 0);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+    }
+
+    #[test]
+    fn leaf_names_are_distinct() {
+        assert_ne!(leaf_name(), leaf_name());
+        assert!(leaf_name().starts_with("roost-workload-"));
+    }
+}

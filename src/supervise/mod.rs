@@ -1,0 +1,255 @@
+//! Supervision of the workload: spawn, reap, forward signals, stop, and report.
+//!
+//! [`Supervisor`] wires the parts (each its own module with one job) in the order that makes
+//! PID 1 correct: handlers first, an initial reap, then the spawn; a graceful stop that
+//! escalates; every leftover process stopped and reaped; the output pipe drained last.
+
+pub mod cgroup;
+pub mod output;
+pub mod procs;
+pub mod reaper;
+pub mod signals;
+pub mod spawn;
+
+use crate::workload::WorkloadSpec;
+use cgroup::WorkloadCgroup;
+use output::OutputPump;
+use procs::InitMode;
+use reaper::{ChildExit, ReapState, Reaper};
+use signals::{SignalAction, Signals};
+use std::time::Duration;
+use tokio::time::{sleep_until, Instant};
+
+/// Exit code when roost itself failed before or around the workload (EX_SOFTWARE).
+pub const EXIT_INTERNAL: i32 = 70;
+/// How long SIGKILLed processes get to disappear before roost gives up waiting for them.
+const SIGKILL_GRACE: Duration = Duration::from_secs(10);
+/// How long roost waits for the output pipe to reach end-of-file once every process is gone.
+const OUTPUT_DRAIN: Duration = Duration::from_secs(5);
+
+/// How the workload is stopped.
+#[derive(Debug, Clone, Copy)]
+pub struct StopPolicy {
+    pub kill_signal: i32,
+    pub kill_timeout: Duration,
+}
+
+/// What became of the workload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// roost's exit code: the workload's code, 128 + signal, or a spawn failure code.
+    pub code: i32,
+    pub exit: Option<ChildExit>,
+    /// Whether the OOM killer killed a process of the workload's cgroup.
+    pub oom_killed: bool,
+    pub orphans_reaped: u64,
+}
+
+/// A signal number as its name, for logs.
+pub fn signal_name(sig: i32) -> String {
+    nix::sys::signal::Signal::try_from(sig)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| format!("signal {sig}"))
+}
+
+/// Owns the signal handlers and the reaper for the life of the workload.
+#[derive(Debug)]
+pub struct Supervisor {
+    mode: InitMode,
+    reaper: Reaper,
+    signals: Signals,
+}
+
+impl Supervisor {
+    /// Installs the signal handlers and reaps once (anything that exited before the handlers
+    /// existed would otherwise wait for a SIGCHLD that never comes). Needs a tokio runtime.
+    pub fn start(mode: InitMode) -> std::io::Result<Self> {
+        let signals = Signals::install()?;
+        let reaper = Reaper::new();
+        reaper.reap();
+        Ok(Supervisor {
+            mode,
+            reaper,
+            signals,
+        })
+    }
+
+    pub fn reaper(&self) -> &Reaper {
+        &self.reaper
+    }
+
+    /// Runs the workload to its end and stops everything it left behind.
+    pub async fn run(
+        &mut self,
+        spec: &WorkloadSpec,
+        policy: StopPolicy,
+        memory_limit_mib: Option<u64>,
+    ) -> Outcome {
+        let (cgroup, warnings) = WorkloadCgroup::create(&cgroup::leaf_name(), memory_limit_mib);
+        for warning in warnings {
+            tracing::warn!("{warning}");
+        }
+        let (pump, output) = match OutputPump::start() {
+            Ok(pair) => pair,
+            Err(err) => {
+                tracing::error!("cannot create the workload's output pipe: {err}");
+                cgroup.remove().await;
+                return self.outcome(EXIT_INTERNAL, None, false);
+            }
+        };
+
+        let procs = cgroup.procs_files();
+        let spawned = self
+            .reaper
+            .spawn(|| spawn::spawn_workload(spec, output, procs));
+        let (pid, exit_rx) = match spawned {
+            Ok(started) => started,
+            Err(err) => {
+                tracing::error!("cannot start the workload {:?}: {err}", spec.argv);
+                pump.finish(OUTPUT_DRAIN);
+                cgroup.remove().await;
+                return self.outcome(spawn::spawn_failure_code(&err), None, false);
+            }
+        };
+        for warning in cgroup.join(pid) {
+            tracing::warn!("{warning}");
+        }
+        tracing::info!(
+            "workload started: pid {pid}, uid {}, gid {}, argv {:?}",
+            spec.identity.uid,
+            spec.identity.gid,
+            spec.argv
+        );
+
+        let exit = self.wait_workload(pid, exit_rx, policy).await;
+        self.stop_leftovers(policy, &cgroup).await;
+
+        let oom_kills = cgroup.oom_kills();
+        if oom_kills > 0 {
+            tracing::warn!("the OOM killer killed {oom_kills} process(es) of the workload");
+        }
+        if pump.finish(OUTPUT_DRAIN).is_none() {
+            tracing::warn!("the workload's output pipe is still open; some output may be lost");
+        }
+        cgroup.remove().await;
+        let code = match exit {
+            Some(exit) => exit.exit_code(),
+            None => EXIT_INTERNAL,
+        };
+        self.outcome(code, exit, oom_kills > 0)
+    }
+
+    fn outcome(&self, code: i32, exit: Option<ChildExit>, oom_killed: bool) -> Outcome {
+        Outcome {
+            code,
+            exit,
+            oom_killed,
+            orphans_reaped: self.reaper.orphans_reaped(),
+        }
+    }
+
+    /// Waits for the workload's exit, reaping on every SIGCHLD, forwarding signals, and
+    /// escalating a graceful stop to SIGKILL after KillTimeout.
+    async fn wait_workload(
+        &mut self,
+        pid: i32,
+        mut exit_rx: tokio::sync::oneshot::Receiver<ChildExit>,
+        policy: StopPolicy,
+    ) -> Option<ChildExit> {
+        let mut kill_at: Option<Instant> = None;
+        loop {
+            let deadline = kill_at.unwrap_or_else(far_future);
+            tokio::select! {
+                biased;
+                exit = &mut exit_rx => {
+                    let exit = exit.ok();
+                    match exit {
+                        Some(exit) => tracing::info!(
+                            "workload exited: code {:?}, signal {:?}",
+                            exit.code,
+                            exit.signal.map(signal_name)
+                        ),
+                        None => tracing::error!("the workload's exit status was lost"),
+                    }
+                    return exit;
+                }
+                sig = self.signals.recv() => match signals::action_for(sig) {
+                    SignalAction::Reap => {
+                        self.reaper.reap();
+                    }
+                    SignalAction::GracefulStop => {
+                        tracing::info!(
+                            "stop requested: sending {} to the workload, SIGKILL in {} s",
+                            signal_name(policy.kill_signal),
+                            policy.kill_timeout.as_secs()
+                        );
+                        procs::signal_group(pid, policy.kill_signal);
+                        kill_at.get_or_insert(Instant::now() + policy.kill_timeout);
+                    }
+                    SignalAction::Forward(sig) => {
+                        tracing::info!("forwarding {} to the workload", signal_name(sig));
+                        procs::signal_group(pid, sig);
+                    }
+                },
+                _ = sleep_until(deadline), if kill_at.is_some() => {
+                    tracing::warn!(
+                        "the workload did not stop within {} s: sending SIGKILL",
+                        policy.kill_timeout.as_secs()
+                    );
+                    procs::signal_group(pid, libc::SIGKILL);
+                    kill_at = None;
+                }
+            }
+        }
+    }
+
+    /// Reaps until no child is left or `deadline` passes. Returns whether none is left.
+    async fn reap_until_empty(&mut self, deadline: Instant) -> bool {
+        loop {
+            if self.reaper.reap() == ReapState::NoChildren {
+                return true;
+            }
+            tokio::select! {
+                _ = self.signals.recv() => {}
+                _ = sleep_until(deadline) => return self.reaper.reap() == ReapState::NoChildren,
+            }
+        }
+    }
+
+    /// Stops whatever the workload left behind: KillSignal to every remaining process, up to
+    /// KillTimeout for them to exit, SIGKILL for the rest, and reap them all.
+    async fn stop_leftovers(&mut self, policy: StopPolicy, cgroup: &WorkloadCgroup) {
+        if self.reaper.reap() == ReapState::NoChildren {
+            return;
+        }
+        tracing::info!(
+            "stopping the workload's leftover processes with {}",
+            signal_name(policy.kill_signal)
+        );
+        procs::signal_everyone(self.mode, policy.kill_signal);
+        if self
+            .reap_until_empty(Instant::now() + policy.kill_timeout)
+            .await
+        {
+            return;
+        }
+        tracing::warn!("leftover processes are still running: sending SIGKILL");
+        let deadline = Instant::now() + SIGKILL_GRACE;
+        while Instant::now() < deadline {
+            cgroup.kill_all();
+            procs::signal_everyone(self.mode, libc::SIGKILL);
+            // Short rounds: in subreaper mode a process forked after the scan needs another.
+            if self
+                .reap_until_empty(Instant::now() + Duration::from_millis(200))
+                .await
+            {
+                return;
+            }
+        }
+        tracing::error!("some processes did not die after SIGKILL (uninterruptible sleep?)");
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
+}

@@ -1,0 +1,168 @@
+//! The one reaper: the only code in roost that calls `waitpid(-1)`.
+//!
+//! Children that roost starts are registered under the same lock that the reaper holds while
+//! it reaps, so a child that exits before `spawn` returns is still delivered to its waiter (the
+//! race that loses Fly's exec statuses). Everything else (orphans re-parented to PID 1 or to the
+//! subreaper) is reaped and counted.
+
+use nix::errno::Errno;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use tokio::sync::oneshot;
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChildExit {
+    pub pid: i32,
+    /// Exit code when the child exited.
+    pub code: Option<i32>,
+    /// Signal number when the child was killed by a signal.
+    pub signal: Option<i32>,
+}
+
+impl ChildExit {
+    /// The shell convention: the exit code, or 128 + the signal number.
+    pub fn exit_code(&self) -> i32 {
+        match (self.code, self.signal) {
+            (Some(code), _) => code,
+            (None, Some(sig)) => 128 + sig,
+            (None, None) => 1,
+        }
+    }
+}
+
+/// Whether any child is left after a reap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReapState {
+    ChildrenLeft,
+    NoChildren,
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    waiters: HashMap<i32, oneshot::Sender<ChildExit>>,
+    orphans_reaped: u64,
+}
+
+/// Owns `waitpid(-1)`. Cheap to clone; all clones share one registry.
+#[derive(Debug, Clone, Default)]
+pub struct Reaper {
+    registry: Arc<Mutex<Registry>>,
+}
+
+impl Reaper {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Registry> {
+        // A poisoned lock only means another thread panicked mid-update of a HashMap insert or
+        // remove; the map is still usable, and PID 1 must keep reaping.
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts a child with `start` (which returns its pid) and registers it before the reaper
+    /// can see it exit. The receiver yields the child's exit exactly once.
+    pub fn spawn<F>(&self, start: F) -> std::io::Result<(i32, oneshot::Receiver<ChildExit>)>
+    where
+        F: FnOnce() -> std::io::Result<i32>,
+    {
+        let mut registry = self.lock();
+        let pid = start()?;
+        let (tx, rx) = oneshot::channel();
+        registry.waiters.insert(pid, tx);
+        Ok((pid, rx))
+    }
+
+    /// Reaps every child that has exited, delivering registered ones to their waiters.
+    /// Call on every SIGCHLD (signals coalesce, so one SIGCHLD may stand for many exits) and
+    /// once at start.
+    pub fn reap(&self) -> ReapState {
+        let mut registry = self.lock();
+        loop {
+            let exit = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => ChildExit {
+                    pid: pid.as_raw(),
+                    code: Some(code),
+                    signal: None,
+                },
+                Ok(WaitStatus::Signaled(pid, sig, _core)) => ChildExit {
+                    pid: pid.as_raw(),
+                    code: None,
+                    signal: Some(sig as i32),
+                },
+                Ok(WaitStatus::StillAlive) => return ReapState::ChildrenLeft,
+                // Stops and continues are not asked for (no WUNTRACED); skip anything else.
+                Ok(_) => continue,
+                Err(Errno::EINTR) => continue,
+                Err(Errno::ECHILD) => return ReapState::NoChildren,
+                Err(err) => {
+                    tracing::error!("waitpid failed: {err}");
+                    return ReapState::ChildrenLeft;
+                }
+            };
+            match registry.waiters.remove(&exit.pid) {
+                // The waiter may have gone away (a cancelled exec); the status is still consumed.
+                Some(tx) => drop(tx.send(exit)),
+                None => registry.orphans_reaped += 1,
+            }
+        }
+    }
+
+    /// How many unregistered processes (orphans) have been reaped so far.
+    pub fn orphans_reaped(&self) -> u64 {
+        self.lock().orphans_reaped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn sh(script: &str) -> std::io::Result<i32> {
+        let child = Command::new("/bin/sh").args(["-c", script]).spawn()?;
+        Ok(child.id() as i32)
+    }
+
+    fn wait_for(reaper: &Reaper, mut rx: oneshot::Receiver<ChildExit>) -> ChildExit {
+        for _ in 0..500 {
+            reaper.reap();
+            if let Ok(exit) = rx.try_recv() {
+                return exit;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("child did not exit");
+    }
+
+    // One test, not several: waitpid(-1) in parallel tests of one process would steal each
+    // other's children.
+    #[test]
+    fn delivers_codes_and_signals_even_for_instant_exits() {
+        let reaper = Reaper::new();
+        let (pid, rx) = reaper.spawn(|| sh("exit 7")).expect("spawn");
+        // Let the child exit before anyone reaps: the status must still arrive.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let exit = wait_for(&reaper, rx);
+        assert_eq!(exit.pid, pid);
+        assert_eq!((exit.code, exit.exit_code()), (Some(7), 7));
+
+        let (_, rx) = reaper.spawn(|| sh("kill -TERM $$")).expect("spawn");
+        let exit = wait_for(&reaper, rx);
+        assert_eq!((exit.signal, exit.exit_code()), (Some(libc::SIGTERM), 143));
+
+        // An unregistered child counts as an orphan.
+        sh("true").expect("spawn");
+        for _ in 0..200 {
+            if reaper.reap() == ReapState::NoChildren {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(reaper.orphans_reaped(), 1);
+        assert_eq!(reaper.reap(), ReapState::NoChildren);
+    }
+}

@@ -1,0 +1,129 @@
+//! The workload's environment. Pure.
+
+use std::collections::BTreeMap;
+
+/// PATH used when neither the image nor ExtraEnv sets one (Docker's and runc's default).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The merged environment in a stable order, and what was skipped on the way.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct MergedEnv {
+    pub vars: Vec<(String, String)>,
+    pub warnings: Vec<String>,
+}
+
+impl MergedEnv {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.vars
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Sets `key`, replacing an existing value in place.
+    pub fn set(&mut self, key: &str, value: &str) {
+        match self.vars.iter_mut().find(|(k, _)| k == key) {
+            Some(slot) => slot.1 = value.to_string(),
+            None => self.vars.push((key.to_string(), value.to_string())),
+        }
+    }
+}
+
+/// A variable name the kernel and libc can carry: non-empty, no `=` and no NUL.
+fn valid_key(key: &str) -> bool {
+    !key.is_empty() && !key.contains('=') && !key.contains('\0')
+}
+
+/// Merges the image's `Env` (`"K=V"` entries, later ones win) with `ExtraEnv` (wins over the
+/// image), then fills `HOME` from the user's passwd entry and a default `PATH` when absent.
+/// Malformed entries are skipped with a warning instead of failing the boot.
+pub fn merge_env(
+    image_env: &[String],
+    extra_env: &BTreeMap<String, String>,
+    home: &str,
+) -> MergedEnv {
+    let mut merged = MergedEnv::default();
+    for (i, entry) in image_env.iter().enumerate() {
+        match entry.split_once('=') {
+            Some((key, value)) if valid_key(key) && !value.contains('\0') => merged.set(key, value),
+            _ => merged.warnings.push(format!(
+                "skipping ImageConfig.Env[{i}] {entry:?}: not a KEY=VALUE entry"
+            )),
+        }
+    }
+    for (key, value) in extra_env {
+        if valid_key(key) && !value.contains('\0') {
+            merged.set(key, value);
+        } else {
+            merged.warnings.push(format!(
+                "skipping ExtraEnv key {key:?}: not a valid variable name"
+            ));
+        }
+    }
+    if merged.get("HOME").is_none() {
+        merged.set("HOME", home);
+    }
+    if merged.get("PATH").is_none() {
+        merged.set("PATH", DEFAULT_PATH);
+    }
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(entries: &[&str]) -> Vec<String> {
+        entries.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn extra_env_wins_and_order_is_stable() {
+        let extra = BTreeMap::from([("B".to_string(), "extra".to_string())]);
+        let m = merge_env(&env(&["A=1", "B=image", "A=2"]), &extra, "/root");
+        assert_eq!(
+            m.vars,
+            vec![
+                ("A".into(), "2".into()),
+                ("B".into(), "extra".into()),
+                ("HOME".into(), "/root".into()),
+                ("PATH".into(), DEFAULT_PATH.into()),
+            ]
+        );
+        assert!(m.warnings.is_empty());
+    }
+
+    #[test]
+    fn malformed_entries_are_skipped_with_a_warning() {
+        let extra = BTreeMap::from([
+            ("".to_string(), "x".to_string()),
+            ("A=B".to_string(), "x".to_string()),
+        ]);
+        let m = merge_env(
+            &env(&["NOEQUALS", "=empty", "OK=v=w", "NUL=a\0b"]),
+            &extra,
+            "/",
+        );
+        assert_eq!(m.get("OK"), Some("v=w"));
+        assert_eq!(m.get("NUL"), None);
+        assert_eq!(m.warnings.len(), 5, "{:?}", m.warnings);
+        assert!(m.warnings[0].contains("ImageConfig.Env[0]"));
+    }
+
+    #[test]
+    fn image_path_and_home_are_kept() {
+        let m = merge_env(
+            &env(&["PATH=/opt/bin", "HOME=/app"]),
+            &BTreeMap::new(),
+            "/home/u",
+        );
+        assert_eq!(m.get("PATH"), Some("/opt/bin"));
+        assert_eq!(m.get("HOME"), Some("/app"));
+    }
+
+    #[test]
+    fn empty_value_is_kept() {
+        let m = merge_env(&env(&["EMPTY="]), &BTreeMap::new(), "/");
+        assert_eq!(m.get("EMPTY"), Some(""));
+    }
+}

@@ -1,0 +1,281 @@
+//! User and group resolution against the target root's /etc/passwd and /etc/group. Pure: the
+//! caller reads the files (from the workload's root, never assumed to be the host's).
+//!
+//! Semantics follow runc (what image authors expect from Docker): `user`, `uid`, `user:group`,
+//! `uid:gid`; a uid without a passwd entry runs with gid 0 and HOME `/`; supplementary groups are
+//! every group in /etc/group that lists the user's name.
+
+/// One line of /etc/passwd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswdEntry {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: String,
+}
+
+/// One line of /etc/group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupEntry {
+    pub name: String,
+    pub gid: u32,
+    pub members: Vec<String>,
+}
+
+/// Who the workload runs as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups for setgroups(2), the primary gid first.
+    pub groups: Vec<u32>,
+    pub home: String,
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UserError {
+    #[error("user {0:?} not found in /etc/passwd")]
+    UnknownUser(String),
+    #[error("group {0:?} not found in /etc/group")]
+    UnknownGroup(String),
+    #[error("{0:?} is not a valid id (0..4294967294)")]
+    BadId(String),
+}
+
+/// Parses /etc/passwd text, skipping comments and malformed lines.
+pub fn parse_passwd(text: &str) -> Vec<PasswdEntry> {
+    text.lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split(':').collect();
+            if f.len() < 7 || f[0].is_empty() {
+                return None;
+            }
+            Some(PasswdEntry {
+                name: f[0].to_string(),
+                uid: parse_id(f[2]).ok()?,
+                gid: parse_id(f[3]).ok()?,
+                home: f[5].to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Parses /etc/group text, skipping comments and malformed lines.
+pub fn parse_group(text: &str) -> Vec<GroupEntry> {
+    text.lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split(':').collect();
+            if f.len() < 4 || f[0].is_empty() {
+                return None;
+            }
+            Some(GroupEntry {
+                name: f[0].to_string(),
+                gid: parse_id(f[2]).ok()?,
+                members: f[3]
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|m| !m.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
+/// A numeric id; `u32::MAX` is `(uid_t)-1`, which setuid(2) reads as "leave unchanged".
+fn parse_id(s: &str) -> Result<u32, UserError> {
+    match s.trim().parse::<u32>() {
+        Ok(id) if id != u32::MAX => Ok(id),
+        _ => Err(UserError::BadId(s.to_string())),
+    }
+}
+
+fn is_numeric(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Resolves a `user[:group]` spec (None or empty: root).
+pub fn resolve_user(
+    spec: Option<&str>,
+    passwd: &[PasswdEntry],
+    groups: &[GroupEntry],
+) -> Result<Identity, UserError> {
+    let spec = spec.map(str::trim).unwrap_or("");
+    let (user_part, group_part) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g).filter(|g| !g.is_empty())),
+        None => (spec, None),
+    };
+    let user_part = if user_part.is_empty() { "0" } else { user_part };
+
+    let entry = if is_numeric(user_part) {
+        let uid = parse_id(user_part)?;
+        passwd.iter().find(|e| e.uid == uid).cloned().ok_or(uid)
+    } else {
+        Ok(passwd
+            .iter()
+            .find(|e| e.name == user_part)
+            .cloned()
+            .ok_or_else(|| UserError::UnknownUser(user_part.to_string()))?)
+    };
+    let (uid, mut gid, home, name) = match entry {
+        Ok(e) => (e.uid, e.gid, e.home, Some(e.name)),
+        Err(uid) => (uid, 0, "/".to_string(), None),
+    };
+
+    if let Some(group) = group_part {
+        gid = if is_numeric(group) {
+            parse_id(group)?
+        } else {
+            groups
+                .iter()
+                .find(|g| g.name == group)
+                .map(|g| g.gid)
+                .ok_or_else(|| UserError::UnknownGroup(group.to_string()))?
+        };
+    }
+
+    let mut supplementary = vec![gid];
+    if let Some(name) = &name {
+        for g in groups
+            .iter()
+            .filter(|g| g.members.iter().any(|m| m == name))
+        {
+            if !supplementary.contains(&g.gid) {
+                supplementary.push(g.gid);
+            }
+        }
+    }
+    let home = if home.is_empty() {
+        "/".to_string()
+    } else {
+        home
+    };
+    Ok(Identity {
+        uid,
+        gid,
+        groups: supplementary,
+        home,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PASSWD: &str = "\
+# fixture, not the machine's /etc/passwd
+root:x:0:0:root:/root:/bin/sh
+app:x:1000:1000:App User:/home/app:/bin/sh
+nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin
+broken line without colons
+bad:x:notanumber:1:x:/:/bin/sh
+nohome:x:1001:1001:::/bin/sh
+";
+    const GROUP: &str = "\
+root:x:0:
+app:x:1000:
+nogroup:x:65534:
+audio:x:29:app,nobody
+video:x:44: nobody , app
+staff:x:50:root
+garbage
+";
+
+    fn resolve(spec: Option<&str>) -> Result<Identity, UserError> {
+        resolve_user(spec, &parse_passwd(PASSWD), &parse_group(GROUP))
+    }
+
+    #[test]
+    fn parsing_skips_malformed_lines() {
+        let p = parse_passwd(PASSWD);
+        assert_eq!(p.len(), 4);
+        assert_eq!(p[1].home, "/home/app");
+        let g = parse_group(GROUP);
+        assert_eq!(g.len(), 6);
+        assert_eq!(g[4].members, ["nobody", "app"]);
+    }
+
+    #[test]
+    fn default_is_root_with_its_groups() {
+        let id = resolve(None).expect("root");
+        assert_eq!((id.uid, id.gid), (0, 0));
+        assert_eq!(id.groups, [0, 50]);
+        assert_eq!(id.home, "/root");
+        assert_eq!(resolve(Some("")), Ok(id));
+    }
+
+    #[test]
+    fn name_gives_uid_gid_home_and_supplementary_groups() {
+        let id = resolve(Some("nobody")).expect("nobody");
+        assert_eq!((id.uid, id.gid), (65534, 65534));
+        assert_eq!(id.groups, [65534, 29, 44]);
+        assert_eq!(id.home, "/nonexistent");
+    }
+
+    #[test]
+    fn numeric_uid_uses_passwd_when_present() {
+        let id = resolve(Some("1000")).expect("app");
+        assert_eq!(
+            (id.uid, id.gid, id.home.as_str()),
+            (1000, 1000, "/home/app")
+        );
+        assert_eq!(id.groups, [1000, 29, 44]);
+    }
+
+    #[test]
+    fn numeric_uid_without_entry_gets_gid_0_and_root_home() {
+        let id = resolve(Some("4242")).expect("numeric");
+        assert_eq!((id.uid, id.gid, id.home.as_str()), (4242, 0, "/"));
+        assert_eq!(id.groups, [0]);
+        let id = resolve(Some("4242:4243")).expect("numeric pair");
+        assert_eq!((id.uid, id.gid), (4242, 4243));
+        assert_eq!(id.groups, [4243]);
+    }
+
+    #[test]
+    fn explicit_group_by_name_or_number() {
+        let id = resolve(Some("app:audio")).expect("app:audio");
+        assert_eq!((id.uid, id.gid), (1000, 29));
+        assert_eq!(id.groups, [29, 44]);
+        let id = resolve(Some("app:7")).expect("app:7");
+        assert_eq!(id.gid, 7);
+        assert_eq!(resolve(Some("app:")).map(|i| i.gid), Ok(1000));
+    }
+
+    #[test]
+    fn empty_home_becomes_root_dir() {
+        assert_eq!(resolve(Some("nohome")).map(|i| i.home), Ok("/".into()));
+    }
+
+    #[test]
+    fn unknown_names_and_bad_ids_are_errors() {
+        assert_eq!(
+            resolve(Some("ghost")),
+            Err(UserError::UnknownUser("ghost".into()))
+        );
+        assert_eq!(
+            resolve(Some("app:ghosts")),
+            Err(UserError::UnknownGroup("ghosts".into()))
+        );
+        assert!(matches!(
+            resolve(Some("4294967295")),
+            Err(UserError::BadId(_))
+        ));
+        assert!(matches!(
+            resolve(Some("99999999999")),
+            Err(UserError::BadId(_))
+        ));
+    }
+
+    #[test]
+    fn numbers_work_without_any_passwd_file() {
+        let id = resolve_user(Some("33:33"), &[], &[]).expect("numeric");
+        assert_eq!((id.uid, id.gid), (33, 33));
+        assert_eq!(
+            resolve_user(Some("www"), &[], &[]),
+            Err(UserError::UnknownUser("www".into()))
+        );
+    }
+}

@@ -265,6 +265,16 @@ impl WorkloadCgroup {
         parse_keyed(&text, "oom_kill")
     }
 
+    /// The leaf directories, for the log.
+    pub fn describe(&self) -> String {
+        let dirs: Vec<String> = self
+            .leaves
+            .iter()
+            .map(|l| l.dir.display().to_string())
+            .collect();
+        dirs.join(", ")
+    }
+
     /// Whether OOM detection is available at all.
     pub fn detects_oom(&self) -> bool {
         self.oom_counter.is_some()

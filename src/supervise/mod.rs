@@ -89,6 +89,9 @@ impl Supervisor {
         for warning in warnings {
             tracing::warn!("{warning}");
         }
+        if !cgroup.describe().is_empty() {
+            tracing::info!("workload cgroup: {}", cgroup.describe());
+        }
         let (pump, output) = match OutputPump::start() {
             Ok(pair) => pair,
             Err(err) => {

@@ -1,0 +1,351 @@
+//! roost as PID 1 of fresh namespaces: exit codes, reaping, signals, stop, users, env, output.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(30);
+
+#[test]
+fn exit_codes_are_passed_through() {
+    run_pid1(&sh_config("exit 0"), T).assert_code(0);
+    run_pid1(&sh_config("exit 7"), T).assert_code(7);
+    // Killed by a signal: 128 + the signal number.
+    run_pid1(&sh_config("kill -TERM $$"), T).assert_code(128 + libc::SIGTERM);
+}
+
+#[test]
+fn workload_runs_as_pid_1s_child_in_its_own_session() {
+    // $$ is the workload's pid in the namespace; ps fields: pid, pgid, sid.
+    let r = run_pid1(
+        &sh_config("cat /proc/$$/stat | cut -d' ' -f4-6; cat /proc/1/comm"),
+        T,
+    );
+    r.assert_code(0);
+    let mut lines = r.stdout.lines();
+    let ids: Vec<&str> = lines.next().unwrap_or("").split(' ').collect();
+    // ppid 1 (roost), pgid == sid == the workload's own pid.
+    assert_eq!(ids[0], "1", "{}", r.stdout);
+    assert_eq!(ids[1], ids[2], "{}", r.stdout);
+    assert_ne!(ids[1], "1");
+    assert_eq!(lines.next(), Some("roost"));
+}
+
+#[test]
+fn five_hundred_orphans_are_reaped_while_the_workload_runs() {
+    let script = r#"
+        i=0
+        while [ $i -lt 500 ]; do sh -c 'sleep 0.2 &'; i=$((i+1)); done
+        # Every orphan has exited by now; roost must have reaped them all.
+        sleep 2
+        zombies=0
+        for s in /proc/[0-9]*/stat; do
+            state=$(sed 's/.*) //' "$s" 2>/dev/null | cut -d' ' -f1)
+            [ "$state" = Z ] && zombies=$((zombies+1))
+        done
+        echo "zombies=$zombies"
+        [ $zombies -eq 0 ]
+    "#;
+    let r = run_pid1(&sh_config(script), Duration::from_secs(120));
+    r.assert_code(0);
+    assert!(r.stdout.contains("zombies=0"), "{}", r.stdout);
+    let reaped: u64 = r
+        .stderr
+        .split("orphans reaped: ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .and_then(|n| n.parse().ok())
+        .expect("orphan count in the log");
+    assert!(reaped >= 500, "only {reaped} orphans reaped\n{}", r.stderr);
+}
+
+#[test]
+fn sigterm_reaches_the_whole_group_of_a_sh_c_wrapper() {
+    let scratch = Scratch::new();
+    let ready = scratch.path("ready");
+    // The wrapper waits for its child; only a signal to the whole group reaches the child.
+    let script = format!(
+        r#"
+        sh -c 'trap "echo child-got-term; exit 0" TERM; touch {ready}; while :; do sleep 0.05; done' &
+        trap 'echo wrapper-got-term' TERM
+        wait
+        wait
+        exit 3
+    "#,
+        ready = ready.display()
+    );
+    let config = scratch.config(&sh_config(&script));
+    let running = Running::start(PID_NS, &config);
+    wait_for_file(&ready, T);
+    running.signal(libc::SIGTERM);
+    let r = running.wait(T);
+    r.assert_code(3);
+    assert!(r.stdout.contains("child-got-term"), "{}", r.stdout);
+    assert!(r.stdout.contains("wrapper-got-term"), "{}", r.stdout);
+}
+
+#[test]
+fn other_signals_are_forwarded_unchanged() {
+    let scratch = Scratch::new();
+    let ready = scratch.path("ready");
+    let script = format!(
+        r#"trap 'echo got-usr1' USR1; trap 'echo got-hup; exit 5' HUP
+           touch {}; while :; do sleep 0.05; done"#,
+        ready.display()
+    );
+    let config = scratch.config(&sh_config(&script));
+    let running = Running::start(PID_NS, &config);
+    wait_for_file(&ready, T);
+    running.signal(libc::SIGUSR1);
+    std::thread::sleep(Duration::from_millis(300));
+    running.signal(libc::SIGHUP);
+    let r = running.wait(T);
+    r.assert_code(5);
+    // The foreground `sleep` of the group gets the signals too (and the shell reports its
+    // death), so only the order of the trap lines is asserted.
+    let usr1 = r
+        .stdout
+        .find("got-usr1")
+        .expect("USR1 reached the workload");
+    let hup = r.stdout.find("got-hup").expect("HUP reached the workload");
+    assert!(usr1 < hup, "{}", r.stdout);
+}
+
+#[test]
+fn workload_ignoring_sigterm_is_killed_after_kill_timeout() {
+    let scratch = Scratch::new();
+    let ready = scratch.path("ready");
+    let mut doc = sh_config(&format!(
+        r#"trap 'echo ignoring-term' TERM; touch {}; while :; do sleep 0.05; done"#,
+        ready.display()
+    ));
+    doc["KillTimeout"] = json!(1);
+    let config = scratch.config(&doc);
+    let running = Running::start(PID_NS, &config);
+    wait_for_file(&ready, T);
+    let sent = std::time::Instant::now();
+    running.signal(libc::SIGTERM);
+    let r = running.wait(T);
+    r.assert_code(128 + libc::SIGKILL);
+    assert!(r.stdout.contains("ignoring-term"), "{}", r.stdout);
+    assert!(
+        sent.elapsed() >= Duration::from_secs(1),
+        "killed before KillTimeout"
+    );
+    assert!(r.stderr.contains("sending SIGKILL"), "{}", r.stderr);
+}
+
+#[test]
+fn kill_signal_is_configurable() {
+    let scratch = Scratch::new();
+    let ready = scratch.path("ready");
+    let mut doc = sh_config(&format!(
+        r#"trap 'echo got-int; exit 9' INT; touch {}; while :; do sleep 0.05; done"#,
+        ready.display()
+    ));
+    doc["KillSignal"] = json!("SIGINT");
+    let config = scratch.config(&doc);
+    let running = Running::start(PID_NS, &config);
+    wait_for_file(&ready, T);
+    running.signal(libc::SIGTERM);
+    let r = running.wait(T);
+    r.assert_code(9);
+    assert!(r.stdout.contains("got-int"), "{}", r.stdout);
+}
+
+#[test]
+fn leftover_processes_get_kill_signal_and_their_output_is_kept() {
+    // The workload exits at once and leaves a daemon behind that reacts to SIGTERM by
+    // printing; roost must stop it, and its last words must reach roost's stdout.
+    let script = r#"
+        sh -c 'trap "echo leftover-stopped; exit 0" TERM; while :; do sleep 0.05; done' &
+        sleep 0.2
+        exit 4
+    "#;
+    let r = run_pid1(&sh_config(script), T);
+    r.assert_code(4);
+    assert!(r.stdout.contains("leftover-stopped"), "{}", r.stdout);
+}
+
+#[test]
+fn user_override_nobody_runs_as_65534_with_its_groups() {
+    let scratch = Scratch::new();
+    // Fixture passwd/group, bind-mounted over /etc inside a private mount namespace: the
+    // machine's own /etc is never touched.
+    let passwd = scratch.write(
+        "passwd",
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+    );
+    let group = scratch.write(
+        "group",
+        "root:x:0:\nnogroup:x:65534:\nroosters:x:4242:nobody\nhens:x:4243:other,nobody\nothers:x:4244:other\n",
+    );
+    let mut doc = json!({
+        "ImageConfig": { "Cmd": ["/bin/sh", "-c", "id -u; id -g; id -G; echo HOME=$HOME; pwd"],
+                         "User": "root", "WorkingDir": "/tmp" },
+        "UserOverride": "nobody"
+    });
+    let config = scratch.config(&doc);
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(PID_NS).arg("--mount").arg("/bin/sh").arg("-c").arg(
+        r#"mount --bind "$1" /etc/passwd && mount --bind "$2" /etc/group && exec "$3" container --config "$4""#,
+    );
+    cmd.arg("sh")
+        .arg(&passwd)
+        .arg(&group)
+        .arg(ROOST)
+        .arg(&config);
+    let r = Running::spawn(cmd).wait(T);
+    r.assert_code(0);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "65534",
+            "65534",
+            "65534 4242 4243",
+            "HOME=/nonexistent",
+            "/tmp"
+        ],
+        "{}",
+        r.stderr
+    );
+
+    // "user:group" by name picks the group, supplementary groups stay.
+    doc["UserOverride"] = json!("nobody:roosters");
+    let config = scratch.config(&doc);
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(PID_NS).arg("--mount").arg("/bin/sh").arg("-c").arg(
+        r#"mount --bind "$1" /etc/passwd && mount --bind "$2" /etc/group && exec "$3" container --config "$4""#,
+    );
+    cmd.arg("sh")
+        .arg(&passwd)
+        .arg(&group)
+        .arg(ROOST)
+        .arg(&config);
+    let r = Running::spawn(cmd).wait(T);
+    r.assert_code(0);
+    assert!(r.stdout.starts_with("65534\n4242\n"), "{}", r.stdout);
+}
+
+#[test]
+fn extra_env_and_default_path() {
+    let doc = json!({
+        "ImageConfig": { "Cmd": ["env"], "Env": ["FROM_IMAGE=1", "SHARED=image", "BROKEN"] },
+        "ExtraEnv": { "SHARED": "extra", "GREETING": "hello world" }
+    });
+    let r = run_pid1(&doc, T);
+    r.assert_code(0);
+    let mut vars: Vec<&str> = r.stdout.lines().collect();
+    vars.sort();
+    assert_eq!(
+        vars,
+        [
+            "FROM_IMAGE=1",
+            "GREETING=hello world",
+            "HOME=/root",
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "SHARED=extra",
+        ],
+        "roost's own environment must not leak: {}",
+        r.stdout
+    );
+    assert!(r.stderr.contains("ImageConfig.Env[2]"), "{}", r.stderr);
+}
+
+#[test]
+fn malformed_configs_exit_non_zero_naming_the_field() {
+    for (doc, field) in [
+        (r#"{"KillTimeout": "soon"}"#, "KillTimeout"),
+        (
+            r#"{"ImageConfig": {"Cmd": "not-a-list"}}"#,
+            "ImageConfig.Cmd",
+        ),
+        (
+            r#"{"KillSignal": "SIGNOPE", "ImageConfig": {"Cmd": ["true"]}}"#,
+            "KillSignal",
+        ),
+        (
+            r#"{"ImageConfig": {"Cmd": ["true"]}, "UserOverride": "ghost"}"#,
+            "UserOverride",
+        ),
+    ] {
+        let scratch = Scratch::new();
+        let config = scratch.write("config.json", doc);
+        let r = Running::start(PID_NS, &config).wait(T);
+        r.assert_code(78);
+        assert!(r.stderr.contains(field), "{doc}: {}", r.stderr);
+    }
+    // Not JSON at all, and no command.
+    run_pid1(&json!({}), T).assert_code(78);
+    let scratch = Scratch::new();
+    let config = scratch.write("config.json", "{ not json");
+    let r = Running::start(PID_NS, &config).wait(T);
+    r.assert_code(78);
+    assert!(r.stderr.contains("not valid JSON"), "{}", r.stderr);
+}
+
+#[test]
+fn missing_program_exits_127() {
+    let r = run_pid1(&json!({"ExecOverride": ["/nonexistent/program"]}), T);
+    r.assert_code(127);
+    assert!(r.stderr.contains("/nonexistent/program"), "{}", r.stderr);
+}
+
+#[test]
+fn last_output_line_of_an_instant_exit_is_not_lost() {
+    for i in 0..20 {
+        let r = run_pid1(
+            &sh_config(&format!("echo first; printf 'last-line-{i}'; exit 0")),
+            T,
+        );
+        r.assert_code(0);
+        assert!(
+            r.stdout.ends_with(&format!("first\nlast-line-{i}")),
+            "run {i}: {:?}",
+            r.stdout
+        );
+    }
+    // Much more than a pipe buffer, stdout and stderr both.
+    let r = run_pid1(&sh_config("seq 1 200000; echo to-stderr >&2; exit 0"), T);
+    r.assert_code(0);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 200_001);
+    assert_eq!(lines[199_999], "200000");
+    assert_eq!(lines[200_000], "to-stderr");
+}
+
+#[test]
+fn subreaper_mode_when_not_pid_1() {
+    let scratch = Scratch::new();
+    let config = scratch.config(&sh_config("sh -c 'sleep 0.2 &'; sleep 0.5; exit 6"));
+    let mut cmd = std::process::Command::new(ROOST);
+    cmd.arg("container").arg("--config").arg(&config);
+    let r = Running::spawn(cmd).wait(T);
+    r.assert_code(6);
+    assert!(r.stderr.contains("as a subreaper"), "{}", r.stderr);
+    assert!(r.stderr.contains("orphans reaped: 1"), "{}", r.stderr);
+}
+
+#[test]
+fn oom_kill_is_detected_from_the_workload_cgroup() {
+    // 32 MiB limit; the shell buffers 200 MB of command substitution in its own memory.
+    let mut doc = sh_config("x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived");
+    doc["MemoryLimitMiB"] = json!(32);
+    let r = run_pid1(&doc, Duration::from_secs(60));
+    r.assert_code(128 + libc::SIGKILL);
+    assert!(!r.stdout.contains("survived"));
+    assert!(r.stderr.contains("oom_killed: true"), "{}", r.stderr);
+    // The leaf cgroup is removed again.
+    let leaf = r
+        .stderr
+        .split("workload cgroup: ")
+        .nth(1)
+        .and_then(|s| s.lines().next())
+        .expect("cgroup path in the log");
+    for dir in leaf.split(", ") {
+        assert!(!std::path::Path::new(dir).exists(), "{dir} left behind");
+    }
+}

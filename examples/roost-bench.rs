@@ -78,20 +78,16 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[idx]
 }
 
-fn startup(init: &Init, me: &Path, runs: usize) -> (f64, f64) {
+/// One startup sample: milliseconds from before the init's fork+exec to the workload's exec.
+fn startup_sample(init: &Init, me: &Path) -> f64 {
     let argv = vec![me.display().to_string(), "stamp".into()];
-    let mut samples = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let mut cmd = init.command(&argv);
-        cmd.stdout(Stdio::piped()).stderr(Stdio::null());
-        let t0 = monotonic_ns();
-        let out = cmd.output().expect("run init");
-        let text = String::from_utf8_lossy(&out.stdout);
-        let stamp: u128 = text.trim().parse().expect("stamp output");
-        samples.push((stamp - t0) as f64 / 1e6);
-    }
-    samples.sort_by(f64::total_cmp);
-    (percentile(&samples, 0.5), percentile(&samples, 0.9))
+    let mut cmd = init.command(&argv);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+    let t0 = monotonic_ns();
+    let out = cmd.output().expect("run init");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let stamp: u128 = text.trim().parse().expect("stamp output");
+    (stamp - t0) as f64 / 1e6
 }
 
 fn idle_rss_kib(init: &Init) -> u64 {
@@ -158,8 +154,16 @@ fn main() {
             )
             .unwrap();
             writeln!(out, "|---|---|---|---|").unwrap();
-            for init in &inits {
-                let (median, p90) = startup(init, &me, runs);
+            // Interleaved, so that drift in machine load hits every init alike.
+            let mut samples = vec![Vec::with_capacity(runs); inits.len()];
+            for _ in 0..runs {
+                for (init, samples) in inits.iter().zip(&mut samples) {
+                    samples.push(startup_sample(init, &me));
+                }
+            }
+            for (init, samples) in inits.iter().zip(&mut samples) {
+                samples.sort_by(f64::total_cmp);
+                let (median, p90) = (percentile(samples, 0.5), percentile(samples, 0.9));
                 let rss = idle_rss_kib(init);
                 let reap = orphan_reap_secs(init, &me, n_orphans);
                 writeln!(

@@ -147,7 +147,8 @@ pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
 
     if let Some(api) = &config.api {
         if let Some(upstream) = &api.upstream {
-            check_upstream(upstream).map_err(|problem| f("Api.Upstream", problem))?;
+            api_proxy::Upstream::parse(upstream)
+                .map_err(|err| f("Api.Upstream", err.to_string()))?;
         }
         if let Some(scheme) = &api.token_scheme {
             if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric()) {
@@ -228,21 +229,6 @@ fn check_hostname(name: &str) -> Result<(), String> {
             && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
         if !ok {
             return Err(format!("{name:?} is not a valid host name"));
-        }
-    }
-    Ok(())
-}
-
-fn check_upstream(url: &str) -> Result<(), String> {
-    const SCHEMES: [&str; 4] = ["vsock://", "http://", "https://", "unix://"];
-    if !SCHEMES.iter().any(|s| url.starts_with(s)) {
-        return Err(format!(
-            "{url:?} must start with vsock://, http://, https:// or unix://"
-        ));
-    }
-    if let Some(rest) = url.strip_prefix("unix://") {
-        if !rest.starts_with('/') {
-            return Err(format!("{url:?} must name an absolute socket path"));
         }
     }
     Ok(())

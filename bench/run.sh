@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Benchmarks roost against tini (Debian's package) and prints a Markdown table.
+#   bench/run.sh [RUNS] [ORPHANS]      defaults: 200 runs, 10000 orphans
+# Needs: tini (apt-get install tini), the musl target for the size figure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-200}
+orphans=${2:-10000}
+
+command -v tini >/dev/null || { echo "tini is not installed: apt-get install -y tini" >&2; exit 1; }
+cargo build --quiet --release --bin roost --example roost-bench
+musl=target/x86_64-unknown-linux-musl/release/roost
+if rustup target list --installed 2>/dev/null | grep -q x86_64-unknown-linux-musl; then
+    cargo build --quiet --release --target x86_64-unknown-linux-musl --bin roost
+fi
+
+echo "## roost vs tini ($(nproc) cores, $(uname -r))"
+echo
+# roost runs as a child subreaper here, like `tini -s`: the same job, no namespace set-up cost.
+target/release/examples/roost-bench compare --roost "$musl" --tini "$(command -v tini)" \
+    --runs "$runs" --orphans "$orphans"
+echo
+echo "| binary | size |"
+echo "|---|---|"
+[ -f "$musl" ] && echo "| roost (x86_64-unknown-linux-musl, static, stripped) | $(stat -c %s "$musl") bytes |"
+echo "| roost (glibc, dynamic, stripped) | $(stat -c %s target/release/roost) bytes |"
+for t in /usr/bin/tini-static /usr/bin/tini; do
+    [ -f "$t" ] && echo "| $(basename "$t") (Debian $(dpkg-query -W -f '${Version}' tini)) | $(stat -c %s "$t") bytes |"
+done

@@ -138,6 +138,43 @@ fn workload_ignoring_sigterm_is_killed_after_kill_timeout() {
 }
 
 #[test]
+fn a_requested_stop_takes_one_kill_timeout_in_all() {
+    // The workload ignores SIGTERM, and so does a daemon it started in a session of its own
+    // (out of reach of the group signal). Both must be gone one KillTimeout after the request,
+    // not one KillTimeout for the workload and another for the daemon.
+    let scratch = Scratch::new();
+    let ready = scratch.path("ready");
+    let mut doc = sh_config(&format!(
+        r#"setsid sh -c 'trap "" TERM; while :; do sleep 0.05; done' &
+           trap 'echo ignoring-term' TERM; touch {}; while :; do sleep 0.05; done"#,
+        ready.display()
+    ));
+    doc["KillTimeout"] = json!(3);
+    let config = scratch.config(&doc);
+    let running = Running::start(PID_NS, &config);
+    wait_for_file(&ready, T);
+    let sent = std::time::Instant::now();
+    running.signal(libc::SIGTERM);
+    let r = running.wait(T);
+    r.assert_code(128 + libc::SIGKILL);
+    let took = sent.elapsed();
+    assert!(
+        took >= Duration::from_secs(3),
+        "stopped before KillTimeout: {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "stop took two KillTimeouts: {took:?}\n{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("leftover processes are still running"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
 fn kill_signal_is_configurable() {
     let scratch = Scratch::new();
     let ready = scratch.path("ready");

@@ -124,8 +124,12 @@ impl Supervisor {
             spec.argv
         );
 
-        let exit = self.wait_workload(pid, exit_rx, policy).await;
-        self.stop_leftovers(policy, &cgroup).await;
+        let (exit, stop_deadline) = self.wait_workload(pid, exit_rx, policy).await;
+        // A requested stop is bounded by one KillTimeout in all; a workload that exited by
+        // itself leaves its leftovers a full KillTimeout to exit.
+        let grace_until = stop_deadline.unwrap_or_else(|| Instant::now() + policy.kill_timeout);
+        self.stop_leftovers(policy.kill_signal, grace_until, &cgroup)
+            .await;
 
         let oom_kills = cgroup.oom_kills();
         if oom_kills > 0 {
@@ -152,14 +156,17 @@ impl Supervisor {
     }
 
     /// Waits for the workload's exit, reaping on every SIGCHLD, forwarding signals, and
-    /// escalating a graceful stop to SIGKILL after KillTimeout.
+    /// escalating a graceful stop to SIGKILL after KillTimeout. Returns the exit and, when a
+    /// stop was requested, its deadline.
     async fn wait_workload(
         &mut self,
         pid: i32,
         mut exit_rx: tokio::sync::oneshot::Receiver<ChildExit>,
         policy: StopPolicy,
-    ) -> Option<ChildExit> {
+    ) -> (Option<ChildExit>, Option<Instant>) {
+        // When to send SIGKILL (cleared once sent), and the stop's deadline (kept).
         let mut kill_at: Option<Instant> = None;
+        let mut stop_deadline: Option<Instant> = None;
         loop {
             let deadline = kill_at.unwrap_or_else(far_future);
             tokio::select! {
@@ -174,7 +181,7 @@ impl Supervisor {
                         ),
                         None => tracing::error!("the workload's exit status was lost"),
                     }
-                    return exit;
+                    return (exit, stop_deadline);
                 }
                 sig = self.signals.recv() => match signals::action_for(sig) {
                     SignalAction::Reap => {
@@ -187,7 +194,11 @@ impl Supervisor {
                             policy.kill_timeout.as_secs()
                         );
                         procs::signal_group(pid, policy.kill_signal);
-                        kill_at.get_or_insert(Instant::now() + policy.kill_timeout);
+                        let deadline =
+                            *stop_deadline.get_or_insert(Instant::now() + policy.kill_timeout);
+                        if kill_at.is_none() && deadline > Instant::now() {
+                            kill_at = Some(deadline);
+                        }
                     }
                     SignalAction::Forward(sig) => {
                         tracing::info!("forwarding {} to the workload", signal_name(sig));
@@ -219,21 +230,23 @@ impl Supervisor {
         }
     }
 
-    /// Stops whatever the workload left behind: KillSignal to every remaining process, up to
-    /// KillTimeout for them to exit, SIGKILL for the rest, and reap them all.
-    async fn stop_leftovers(&mut self, policy: StopPolicy, cgroup: &WorkloadCgroup) {
+    /// Stops whatever the workload left behind: `kill_signal` to every remaining process,
+    /// until `grace_until` for them to exit, SIGKILL for the rest, and reap them all.
+    async fn stop_leftovers(
+        &mut self,
+        kill_signal: i32,
+        grace_until: Instant,
+        cgroup: &WorkloadCgroup,
+    ) {
         if self.reaper.reap() == ReapState::NoChildren {
             return;
         }
         tracing::info!(
             "stopping the workload's leftover processes with {}",
-            signal_name(policy.kill_signal)
+            signal_name(kill_signal)
         );
-        procs::signal_everyone(self.mode, policy.kill_signal);
-        if self
-            .reap_until_empty(Instant::now() + policy.kill_timeout)
-            .await
-        {
+        procs::signal_everyone(self.mode, kill_signal);
+        if self.reap_until_empty(grace_until).await {
             return;
         }
         tracing::warn!("leftover processes are still running: sending SIGKILL");

@@ -1,6 +1,20 @@
-//! The `/.fly/api` proxy (issue #3): a Unix-socket server that forwards allow-listed Machines API
-//! calls upstream with the VM's macaroon attached. So far: the upstream address it will talk to.
+//! The `/.fly/api` proxy: a Unix-socket server through which privileged processes in the VM
+//! call the platform's Machines API. roost attaches the VM's macaroon on the way out, so no
+//! application ever holds it.
+//!
+//! - [`policy`]: which method and path pairs are forwarded (self-scoped to this machine);
+//! - [`headers`]: what is stripped, refused and added;
+//! - [`attenuate`]: per-request macaroon caveats (beyond Fly);
+//! - [`client`]: the upstream client, shared with the broker;
+//! - [`server`]: the socket, SO_PEERCRED authorisation, streaming, limits and audit log.
 
+pub mod attenuate;
+pub mod client;
+pub mod headers;
+pub mod policy;
+pub mod server;
 pub mod upstream;
 
+pub use client::{ClientError, UpstreamClient};
+pub use server::{ProxyConfig, ProxyError, ProxyServer, Token};
 pub use upstream::{Upstream, UpstreamError};

@@ -1,0 +1,285 @@
+//! The upstream client, shared by the proxy and the broker: one connection pool to
+//! `Api.Upstream` over TCP (plain or rustls TLS with the webpki roots, no OpenSSL and no
+//! dependence on the guest image's CA bundle), a Unix socket, or guest-initiated vsock.
+
+use crate::upstream::Upstream;
+use bytes::Bytes;
+use http::{Request, Response, Uri};
+use http_body_util::combinators::BoxBody;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Errors a body can fail with on its way through.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The request body type the client sends.
+pub type ProxyBody = BoxBody<Bytes, BoxError>;
+
+/// How a request to the upstream failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot connect to the upstream: {0}")]
+    Connect(String),
+    #[error("the upstream request failed: {0}")]
+    Request(String),
+    #[error("bad upstream request: {0}")]
+    Build(String),
+    #[error("the request body is larger than the limit")]
+    BodyTooLarge,
+}
+
+/// A stream to a local upstream: a Unix socket or vsock.
+#[derive(Debug)]
+pub enum LocalStream {
+    Unix(tokio::net::UnixStream),
+    Vsock(tokio_vsock::VsockStream),
+}
+
+impl AsyncRead for LocalStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            LocalStream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            LocalStream::Vsock(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for LocalStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            LocalStream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            LocalStream::Vsock(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            LocalStream::Unix(s) => Pin::new(s).poll_flush(cx),
+            LocalStream::Vsock(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            LocalStream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            LocalStream::Vsock(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+impl Connection for LocalStream {
+    fn connected(&self) -> Connected {
+        Connected::new()
+    }
+}
+
+/// Where a [`LocalConnector`] connects, whatever the request URI says.
+#[derive(Debug, Clone)]
+enum LocalTarget {
+    Unix(PathBuf),
+    Vsock { cid: u32, port: u32 },
+}
+
+/// A hyper connector for Unix-socket and vsock upstreams.
+#[derive(Debug, Clone)]
+pub struct LocalConnector {
+    target: LocalTarget,
+    timeout: Duration,
+}
+
+impl tower_service::Service<Uri> for LocalConnector {
+    type Response = TokioIo<LocalStream>;
+    type Error = std::io::Error;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send + 'static>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _uri: Uri) -> Self::Future {
+        let target = self.target.clone();
+        let timeout = self.timeout;
+        Box::pin(async move {
+            let connect = async {
+                match target {
+                    LocalTarget::Unix(path) => tokio::net::UnixStream::connect(path)
+                        .await
+                        .map(LocalStream::Unix),
+                    LocalTarget::Vsock { cid, port } => {
+                        tokio_vsock::VsockStream::connect(tokio_vsock::VsockAddr::new(cid, port))
+                            .await
+                            .map(LocalStream::Vsock)
+                    }
+                }
+            };
+            match tokio::time::timeout(timeout, connect).await {
+                Ok(stream) => stream.map(TokioIo::new),
+                Err(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "connect timed out",
+                )),
+            }
+        })
+    }
+}
+
+type TcpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, ProxyBody>;
+type LocalClient = Client<LocalConnector, ProxyBody>;
+
+#[derive(Debug, Clone)]
+enum Pool {
+    Tcp(TcpClient),
+    Local(LocalClient),
+}
+
+/// A pooled HTTP/1.1 client for one upstream. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct UpstreamClient {
+    pool: Pool,
+    /// `scheme://authority` the request URIs are built on.
+    base: String,
+    /// A path prefix from the upstream URL (`https://host/prefix`), without a trailing `/`.
+    prefix: String,
+    /// The Host header value to send.
+    host: String,
+}
+
+impl UpstreamClient {
+    /// Builds a client; no connection is made until the first request.
+    pub fn new(upstream: &Upstream, connect_timeout: Duration) -> Result<Self, ClientError> {
+        let idle = Duration::from_secs(30);
+        match upstream {
+            Upstream::Http { url, .. } => {
+                let uri: Uri = url
+                    .parse()
+                    .map_err(|e| ClientError::Build(format!("{url}: {e}")))?;
+                let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+                    return Err(ClientError::Build(format!("{url}: no scheme or host")));
+                };
+                let mut http = HttpConnector::new();
+                http.enforce_http(false);
+                http.set_connect_timeout(Some(connect_timeout));
+                http.set_nodelay(true);
+                let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| ClientError::Build(format!("TLS set-up: {e}")))?
+                .with_root_certificates(rustls::RootCertStore {
+                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+                })
+                .with_no_client_auth();
+                let https = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(tls)
+                    .https_or_http()
+                    .enable_http1()
+                    .wrap_connector(http);
+                let client = Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(idle)
+                    .build(https);
+                Ok(UpstreamClient {
+                    pool: Pool::Tcp(client),
+                    base: format!("{scheme}://{authority}"),
+                    prefix: uri.path().trim_end_matches('/').to_string(),
+                    host: authority.to_string(),
+                })
+            }
+            Upstream::Unix(path) => Ok(Self::local(
+                LocalTarget::Unix(path.clone()),
+                connect_timeout,
+                idle,
+            )),
+            Upstream::Vsock { cid, port } => Ok(Self::local(
+                LocalTarget::Vsock {
+                    cid: *cid,
+                    port: *port,
+                },
+                connect_timeout,
+                idle,
+            )),
+        }
+    }
+
+    fn local(target: LocalTarget, timeout: Duration, idle: Duration) -> Self {
+        let connector = LocalConnector { target, timeout };
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(idle)
+            .build(connector);
+        UpstreamClient {
+            pool: Pool::Local(client),
+            base: "http://localhost".to_string(),
+            prefix: String::new(),
+            host: "localhost".to_string(),
+        }
+    }
+
+    /// The URI for `path_and_query` (which starts with `/`) on the upstream.
+    pub fn uri(&self, path_and_query: &str) -> Result<Uri, ClientError> {
+        format!("{}{}{}", self.base, self.prefix, path_and_query)
+            .parse()
+            .map_err(|e| ClientError::Build(format!("{path_and_query}: {e}")))
+    }
+
+    /// The Host header for upstream requests.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Sends a request (its URI from [`UpstreamClient::uri`]) and returns the response head;
+    /// the body streams.
+    pub async fn send(&self, req: Request<ProxyBody>) -> Result<Response<Incoming>, ClientError> {
+        let result = match &self.pool {
+            Pool::Tcp(c) => c.request(req).await,
+            Pool::Local(c) => c.request(req).await,
+        };
+        result.map_err(|e| {
+            if has_source::<http_body_util::LengthLimitError>(&e) {
+                ClientError::BodyTooLarge
+            } else if e.is_connect() {
+                ClientError::Connect(error_chain(&e))
+            } else {
+                ClientError::Request(error_chain(&e))
+            }
+        })
+    }
+}
+
+/// Whether `err` or one of its sources is an `E`.
+fn has_source<E: std::error::Error + 'static>(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if e.downcast_ref::<E>().is_some() {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+/// An error and its sources on one line.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

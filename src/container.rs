@@ -79,6 +79,10 @@ async fn run_async(args: &ContainerArgs) -> i32 {
         }
     );
 
+    // The proxy listens before the workload starts, so its socket is there from the first
+    // instruction on.
+    let _proxy_stats = crate::api::start(&config);
+
     let policy = StopPolicy {
         kill_signal: config.kill_signal,
         kill_timeout: config.kill_timeout,

@@ -4,8 +4,10 @@
 //! - [`config`]: the run config schema, parsing and validation;
 //! - [`workload`]: what to run (argv, env, user) as pure functions;
 //! - [`supervise`]: spawning, the reaper, signals, cgroups, output, graceful stop;
+//! - [`api`]: wiring of the `/.fly/api` proxy;
 //! - [`container`]: `roost container`, PID 1 of a namespace (or a subreaper).
 
+pub mod api;
 pub mod config;
 pub mod container;
 pub mod logging;

@@ -1,5 +1,7 @@
 //! roost as PID 1 of fresh namespaces: exit codes, reaping, signals, stop, users, env, output.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;

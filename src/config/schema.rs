@@ -123,6 +123,11 @@ pub struct ApiConfig {
     #[serde(deserialize_with = "nullable")]
     pub paths: Vec<String>,
     pub attenuate: bool,
+    /// roost extensions: request body cap (default 1 MiB), time limit per request (default
+    /// 60 s), concurrent upstream requests (default 64).
+    pub max_body_bytes: Option<u64>,
+    pub request_timeout_seconds: Option<u64>,
+    pub max_concurrent: Option<usize>,
 }
 
 /// OIDC broker settings.

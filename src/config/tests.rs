@@ -119,9 +119,24 @@ fn invalid_values_name_the_field() {
             r#"{"EtcResolv": {"Nameservers": ["x"]}}"#,
             "EtcResolv.Nameservers[0]",
         ),
-        (r#"{"Api": {"Upstream": "ftp://x"}}"#, "Api.Upstream"),
-        (r#"{"Api": {"Token": "a b"}}"#, "Api.Token"),
-        (r#"{"Api": {"SocketPath": "api"}}"#, "Api.SocketPath"),
+        (
+            r#"{"Api": {"Upstream": "ftp://x", "Token": "t"}}"#,
+            "Api.Upstream",
+        ),
+        (r#"{"Api": {"Token": "t"}}"#, "Api.Upstream"),
+        (r#"{"Api": {"Upstream": "unix:///u"}}"#, "Api.Token"),
+        (
+            r#"{"Api": {"Upstream": "unix:///u", "Token": "a b"}}"#,
+            "Api.Token",
+        ),
+        (
+            r#"{"Api": {"Upstream": "unix:///u", "Token": "t", "SocketPath": "api"}}"#,
+            "Api.SocketPath",
+        ),
+        (
+            r#"{"Api": {"Upstream": "unix:///u", "Token": "t", "Paths": ["GET /a//b"]}}"#,
+            "Api.Paths",
+        ),
         (
             r#"{"ExecOverride": ["/bin/sh", "a\u0000b"]}"#,
             "ExecOverride[1]",
@@ -156,7 +171,8 @@ fn syntax_errors_are_reported_as_such() {
 
 #[test]
 fn token_never_appears_in_debug_output() {
-    let v = parse_str(r#"{"Api": {"Token": "fm2_topsecret"}}"#).expect("valid");
+    let v = parse_str(r#"{"Api": {"Upstream": "unix:///u", "Token": "fm2_topsecret"}}"#)
+        .expect("valid");
     let debug = format!("{v:?}");
     assert!(!debug.contains("topsecret"), "{debug}");
     assert!(debug.contains("redacted"));

@@ -146,6 +146,18 @@ pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
     }
 
     if let Some(api) = &config.api {
+        if api.upstream.is_none() {
+            return Err(f("Api.Upstream", "is required when Api is set"));
+        }
+        if api.token.is_none() {
+            return Err(f("Api.Token", "is required when Api is set"));
+        }
+        if api.request_timeout_seconds == Some(0) || api.max_concurrent == Some(0) {
+            return Err(f(
+                "Api",
+                "RequestTimeoutSeconds and MaxConcurrent must be at least 1",
+            ));
+        }
         if let Some(upstream) = &api.upstream {
             api_proxy::Upstream::parse(upstream)
                 .map_err(|err| f("Api.Upstream", err.to_string()))?;
@@ -169,6 +181,8 @@ pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
         if let Some(path) = &api.socket_path {
             check_absolute("Api.SocketPath", path)?;
         }
+        api_proxy::policy::Policy::new(&api.paths, None, None)
+            .map_err(|e| f("Api.Paths", e.to_string()))?;
     }
     if let Some(oidc) = &config.oidc {
         if let Some(path) = &oidc.token_path {

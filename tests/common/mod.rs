@@ -232,3 +232,219 @@ pub fn wait_for_file(path: &Path, timeout: Duration) {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// An HTTP/1.1 response read off a socket.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// Sends raw bytes (a whole request, `Connection: close`) to a Unix socket and parses the
+/// answer. Raw, so that tests can send paths and headers no client library would.
+pub fn http_raw(socket: &Path, request: &[u8]) -> HttpResponse {
+    use std::io::Write;
+    let mut stream = std::os::unix::net::UnixStream::connect(socket)
+        .unwrap_or_else(|e| panic!("connect {}: {e}", socket.display()));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    // The server may answer (413) and close before reading all of a large body: a failed
+    // write is not an error, the answer is what counts.
+    let _ = stream.write_all(request);
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    parse_response(&raw)
+}
+
+/// A request with the usual framing.
+pub fn http(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    http_raw(socket, &bytes)
+}
+
+fn parse_response(raw: &[u8]) -> HttpResponse {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let line_end = rest
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .expect("chunk size");
+            let size = usize::from_str_radix(
+                String::from_utf8_lossy(&rest[..line_end])
+                    .split(';')
+                    .next()
+                    .unwrap_or("0")
+                    .trim(),
+                16,
+            )
+            .expect("hex chunk size");
+            rest = &rest[line_end + 2..];
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[..size]);
+            rest = &rest[size + 2..];
+        }
+        body = out;
+    }
+    HttpResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// The devplatform example binary, built next to roost by `cargo test`.
+pub fn devplatform_bin() -> PathBuf {
+    Path::new(ROOST)
+        .parent()
+        .expect("target dir")
+        .join("examples/devplatform")
+}
+
+/// A running devplatform on a Unix socket in `dir`, which also writes roost's run config.
+pub struct DevPlatform {
+    child: Option<Child>,
+    args: Vec<String>,
+    pub socket: PathBuf,
+    pub config: PathBuf,
+    ready: PathBuf,
+}
+
+pub const APP: &str = "test-app";
+pub const MACHINE: &str = "m-0123456789";
+
+impl DevPlatform {
+    /// Starts the platform; `base` is the run config it completes with AppName, MachineId and
+    /// Api.{Upstream, Token} into `dir/config.json`.
+    pub fn start(dir: &Path, base: &serde_json::Value, extra: &[&str]) -> Self {
+        let base_path = dir.join("base.json");
+        std::fs::write(&base_path, base.to_string()).expect("base config");
+        let socket = dir.join("platform.sock");
+        let config = dir.join("config.json");
+        let ready = dir.join("platform.ready");
+        let mut args: Vec<String> = vec![
+            "--listen".into(),
+            format!("unix:{}", socket.display()),
+            "--app".into(),
+            APP.into(),
+            "--machine".into(),
+            MACHINE.into(),
+            "--root-key-file".into(),
+            dir.join("root.key").display().to_string(),
+            "--write-config".into(),
+            config.display().to_string(),
+            "--base-config".into(),
+            base_path.display().to_string(),
+            "--ready-file".into(),
+            ready.display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut platform = DevPlatform {
+            child: None,
+            args,
+            socket,
+            config,
+            ready,
+        };
+        platform.restart();
+        platform
+    }
+
+    /// (Re)starts the process with the same arguments (and so the same root key).
+    pub fn restart(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_file(&self.ready);
+        let child = Command::new(devplatform_bin())
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn devplatform (built by cargo test as an example)");
+        self.child = Some(child);
+        wait_for_file(&self.ready, Duration::from_secs(60));
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn token(&self) -> String {
+        let config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&self.config).expect("config"))
+                .expect("json");
+        config["Api"]["Token"].as_str().expect("token").to_string()
+    }
+
+    /// What the platform received, oldest first.
+    pub fn requests(&self) -> Vec<serde_json::Value> {
+        let r = http(&self.socket, "GET", "/_dev/requests", &[], b"");
+        assert_eq!(r.status, 200);
+        r.json().as_array().cloned().unwrap_or_default()
+    }
+}
+
+impl Drop for DevPlatform {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,67 @@
+//! Wires the `/.fly/api` proxy (the `api-proxy` crate) from the run config.
+
+use crate::config::Validated;
+use api_proxy::server::DEFAULT_SOCKET_PATH;
+use api_proxy::{ProxyConfig, ProxyError, ProxyServer, Token, Upstream};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The proxy config for `config`, or None when `Api` is not configured.
+pub fn proxy_config(config: &Validated) -> Result<Option<ProxyConfig>, ProxyError> {
+    let c = &config.config;
+    let Some(api) = &c.api else {
+        return Ok(None);
+    };
+    // Validation made sure both are there; a missing one here is a no-proxy, not a panic.
+    let (Some(upstream), Some(token)) = (&api.upstream, &api.token) else {
+        return Ok(None);
+    };
+    let upstream = Upstream::parse(upstream)
+        .map_err(|e| ProxyError::Client(api_proxy::ClientError::Build(e.to_string())))?;
+    let socket = PathBuf::from(api.socket_path.as_deref().unwrap_or(DEFAULT_SOCKET_PATH));
+    let mut proxy = ProxyConfig::new(socket, upstream, Token::new(token.expose()));
+    if let Some(scheme) = &api.token_scheme {
+        proxy.token_scheme = scheme.clone();
+    }
+    proxy.allow_uids = api.allow_uids.clone();
+    proxy.allow_gids = api.allow_gids.clone();
+    proxy.paths = api.paths.clone();
+    proxy.attenuate = api.attenuate;
+    proxy.app_name = c.app_name.clone();
+    proxy.machine_id = c.machine_id.clone();
+    if let Some(max) = api.max_body_bytes {
+        proxy.max_body_bytes = max;
+    }
+    if let Some(secs) = api.request_timeout_seconds {
+        proxy.request_timeout = Duration::from_secs(secs);
+    }
+    if let Some(n) = api.max_concurrent {
+        proxy.max_concurrent = n;
+    }
+    Ok(Some(proxy))
+}
+
+/// Binds and starts the proxy on the current runtime. A proxy that cannot start is logged and
+/// left out: the workload still runs (it gets connection errors on the socket, not a VM that
+/// never boots).
+pub fn start(config: &Validated) -> Option<std::sync::Arc<api_proxy::server::ProxyStats>> {
+    let proxy = match proxy_config(config) {
+        Ok(Some(proxy)) => proxy,
+        Ok(None) => return None,
+        Err(err) => {
+            tracing::error!("/.fly/api is not available: {err}");
+            return None;
+        }
+    };
+    match ProxyServer::bind(proxy) {
+        Ok(server) => {
+            let stats = server.stats();
+            tokio::spawn(server.serve());
+            Some(stats)
+        }
+        Err(err) => {
+            tracing::error!("/.fly/api is not available: {err}");
+            None
+        }
+    }
+}

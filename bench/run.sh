@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks roost against tini (Debian's package) and prints a Markdown table.
 #   bench/run.sh [RUNS] [ORPHANS]      defaults: 200 runs, 10000 orphans
+#   PROXY_REQUESTS=N                   requests per route for the proxy table (default 5000)
 # Needs: tini (apt-get install tini), the musl target for the size figure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +9,7 @@ runs=${1:-200}
 orphans=${2:-10000}
 
 command -v tini >/dev/null || { echo "tini is not installed: apt-get install -y tini" >&2; exit 1; }
-cargo build --quiet --release --bin roost --example roost-bench
+cargo build --quiet --release --bin roost --example roost-bench --example devplatform
 musl=target/x86_64-unknown-linux-musl/release/roost
 if rustup target list --installed 2>/dev/null | grep -q x86_64-unknown-linux-musl; then
     cargo build --quiet --release --target x86_64-unknown-linux-musl --bin roost
@@ -27,3 +28,10 @@ echo "| roost (glibc, dynamic, stripped) | $(stat -c %s target/release/roost) by
 for t in /usr/bin/tini-static /usr/bin/tini; do
     [ -f "$t" ] && echo "| $(basename "$t") (Debian $(dpkg-query -W -f '${Version}' tini)) | $(stat -c %s "$t") bytes |"
 done
+
+echo
+echo "## /.fly/api: latency added by the proxy, and streaming throughput"
+echo
+# Both routes verify the macaroon in the devplatform; roost here is the glibc release build.
+target/release/examples/roost-bench proxy --roost target/release/roost \
+    --devplatform target/release/examples/devplatform --requests "${PROXY_REQUESTS:-5000}"

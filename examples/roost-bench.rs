@@ -121,6 +121,132 @@ fn orphan_reap_secs(init: &Init, me: &Path, n: usize) -> f64 {
     t0.elapsed().as_secs_f64()
 }
 
+/// A keep-alive HTTP/1.1 client on a Unix socket, minimal and allocation-light, so the
+/// figures are the servers' and not the client's.
+struct KeepAlive {
+    reader: std::io::BufReader<std::os::unix::net::UnixStream>,
+    writer: std::os::unix::net::UnixStream,
+}
+
+impl KeepAlive {
+    fn connect(path: &Path) -> Self {
+        let stream = std::os::unix::net::UnixStream::connect(path).expect("connect");
+        KeepAlive {
+            writer: stream.try_clone().expect("clone"),
+            reader: std::io::BufReader::with_capacity(256 * 1024, stream),
+        }
+    }
+
+    /// Sends a GET and reads the whole response; returns (status, body bytes).
+    fn get(&mut self, path: &str, auth: Option<&str>) -> (u16, u64) {
+        use std::io::{BufRead, Read};
+        let auth = auth.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+        write!(self.writer, "GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}\r\n").unwrap();
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        let status = line.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status");
+        let mut length = 0u64;
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().expect("length");
+                }
+            }
+        }
+        let copied = std::io::copy(&mut (&mut self.reader).take(length), &mut std::io::sink()).unwrap();
+        (status, copied)
+    }
+}
+
+fn proxy_bench(args: &[String]) {
+    let roost = PathBuf::from(arg_value(args, "--roost").expect("--roost PATH"));
+    let devplatform = PathBuf::from(arg_value(args, "--devplatform").expect("--devplatform PATH"));
+    let requests: usize = arg_value(args, "--requests").map_or(5000, |v| v.parse().unwrap());
+    let bytes: u64 = arg_value(args, "--bytes").map_or(256 << 20, |v| v.parse().unwrap());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let base = serde_json::json!({
+        "ExecOverride": ["/bin/sleep", "3600"],
+        "Api": { "SocketPath": d.join("api.sock"), "RequestTimeoutSeconds": 600,
+                 "Paths": ["GET /v1/apps/{app}/machines/{machine}/metadata",
+                           "GET /v1/apps/{app}/machines/{machine}/blob"] },
+    });
+    std::fs::write(d.join("base.json"), base.to_string()).unwrap();
+    let mut platform = Command::new(&devplatform)
+        .args(["--listen", &format!("unix:{}", d.join("platform.sock").display())])
+        .args(["--app", "bench", "--machine", "m1"])
+        .arg("--base-config").arg(d.join("base.json"))
+        .arg("--write-config").arg(d.join("config.json"))
+        .arg("--ready-file").arg(d.join("ready"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("devplatform");
+    while !d.join("ready").exists() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut init = Command::new(&roost)
+        .arg("container").arg("--config").arg(d.join("config.json"))
+        .env("ROOST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("roost");
+    while !d.join("api.sock").exists() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("config.json")).unwrap()).unwrap();
+    let auth = format!("FlyV1 {}", config["Api"]["Token"].as_str().unwrap());
+
+    let mut direct = KeepAlive::connect(&d.join("platform.sock"));
+    let mut proxied = KeepAlive::connect(&d.join("api.sock"));
+    let path = "/v1/apps/bench/machines/m1/metadata";
+    for _ in 0..200 {
+        assert_eq!(direct.get(path, Some(&auth)).0, 200);
+        assert_eq!(proxied.get(path, None).0, 200);
+    }
+    let (mut t_direct, mut t_proxy) = (Vec::new(), Vec::new());
+    for _ in 0..requests {
+        let t = Instant::now();
+        direct.get(path, Some(&auth));
+        t_direct.push(t.elapsed().as_secs_f64() * 1e6);
+        let t = Instant::now();
+        proxied.get(path, None);
+        t_proxy.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    let blob = format!("/v1/apps/bench/machines/m1/blob?bytes={bytes}");
+    let t = Instant::now();
+    assert_eq!(direct.get(&blob, Some(&auth)).1, bytes);
+    let mb_direct = bytes as f64 / 1048576.0 / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    assert_eq!(proxied.get(&blob, None).1, bytes);
+    let mb_proxy = bytes as f64 / 1048576.0 / t.elapsed().as_secs_f64();
+
+    t_direct.sort_by(f64::total_cmp);
+    t_proxy.sort_by(f64::total_cmp);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "| route | p50 latency | p99 latency | GET {} MiB |", bytes >> 20).unwrap();
+    writeln!(out, "|---|---|---|---|").unwrap();
+    for (name, t, mb) in [("devplatform directly", &t_direct, mb_direct), ("through /.fly/api (roost)", &t_proxy, mb_proxy)] {
+        writeln!(out, "| {name} | {:.0} µs | {:.0} µs | {mb:.0} MiB/s |", percentile(t, 0.5), percentile(t, 0.99)).unwrap();
+    }
+    writeln!(
+        out,
+        "\nadded by the proxy: p50 {:.0} µs, p99 {:.0} µs ({requests} sequential keep-alive requests each)",
+        percentile(&t_proxy, 0.5) - percentile(&t_direct, 0.5),
+        percentile(&t_proxy, 0.99) - percentile(&t_direct, 0.99)
+    )
+    .unwrap();
+    let _ = init.kill();
+    let _ = init.wait();
+    let _ = platform.kill();
+    let _ = platform.wait();
+}
+
 fn arg_value(args: &[String], name: &str) -> Option<String> {
     args.iter()
         .position(|a| a == name)
@@ -132,6 +258,7 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("stamp") => println!("{}", monotonic_ns()),
         Some("orphans") => orphans(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(100)),
+        Some("proxy") => proxy_bench(&args),
         Some("compare") => {
             let roost = PathBuf::from(arg_value(&args, "--roost").expect("--roost PATH"));
             let tini = PathBuf::from(arg_value(&args, "--tini").unwrap_or("/usr/bin/tini".into()));
@@ -175,7 +302,7 @@ fn main() {
             }
         }
         _ => {
-            eprintln!("usage: roost-bench compare --roost PATH [--tini PATH] [--runs N] [--orphans N] | stamp | orphans N");
+            eprintln!("usage: roost-bench compare --roost PATH [--tini PATH] [--runs N] [--orphans N] | proxy --roost PATH --devplatform PATH [--requests N] [--bytes N] | stamp | orphans N");
             std::process::exit(64);
         }
     }

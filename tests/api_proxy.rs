@@ -155,6 +155,7 @@ fn macaroon_is_attached_and_verified_and_caller_credentials_never_reach_upstream
     assert_eq!(audit.len(), 4, "{}", finished.stderr);
     assert!(audit[0].contains(&format!("method=GET path={metadata} status=200")));
     assert!(audit[0].contains("uid=0"));
+    assert!(audit.iter().all(|l| l.contains("outcome=ok")), "{audit:#?}");
     assert!(audit[0].contains(&format!("request_id={request_id}")));
     assert!(!finished.stderr.contains(&token) && !finished.stdout.contains(&token));
 }

@@ -393,6 +393,10 @@ impl Body for AuditedBody {
                 if let Some(data) = frame.data_ref() {
                     self.bytes += data.len() as u64;
                 }
+                // hyper stops polling a body whose length it knows once all of it is sent.
+                if self.inner.is_end_stream() {
+                    self.outcome = "ok";
+                }
             }
             Poll::Ready(Some(Err(_))) => self.outcome = "upstream-error",
             Poll::Ready(None) => self.outcome = "ok",
@@ -412,6 +416,9 @@ impl Body for AuditedBody {
 
 impl Drop for AuditedBody {
     fn drop(&mut self) {
+        if self.outcome.is_empty() && self.inner.is_end_stream() {
+            self.outcome = "ok";
+        }
         let a = &self.audit;
         tracing::info!(
             target: "roost::api_audit",

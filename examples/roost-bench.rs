@@ -90,7 +90,9 @@ fn startup_sample(init: &Init, me: &Path) -> f64 {
     (stamp - t0) as f64 / 1e6
 }
 
-fn idle_rss_kib(init: &Init) -> u64 {
+/// (VmRSS, RssAnon) in KiB: all resident pages, and those that are the process's own (the rest
+/// is the binary's pages in the page cache, shared by every process running it).
+fn idle_rss_kib(init: &Init) -> (u64, u64) {
     let argv = vec!["/bin/sleep".to_string(), "2".into()];
     let mut child = init
         .command(&argv)
@@ -101,11 +103,14 @@ fn idle_rss_kib(init: &Init) -> u64 {
     std::thread::sleep(Duration::from_millis(1000));
     let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
     child.wait().expect("wait");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("RssAnon:"))
 }
 
 fn orphan_reap_secs(init: &Init, me: &Path, n: usize) -> f64 {
@@ -141,10 +146,18 @@ impl KeepAlive {
     fn get(&mut self, path: &str, auth: Option<&str>) -> (u16, u64) {
         use std::io::{BufRead, Read};
         let auth = auth.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
-        write!(self.writer, "GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}\r\n").unwrap();
+        write!(
+            self.writer,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}\r\n"
+        )
+        .unwrap();
         let mut line = String::new();
         self.reader.read_line(&mut line).unwrap();
-        let status = line.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status");
+        let status = line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status");
         let mut length = 0u64;
         loop {
             line.clear();
@@ -158,7 +171,8 @@ impl KeepAlive {
                 }
             }
         }
-        let copied = std::io::copy(&mut (&mut self.reader).take(length), &mut std::io::sink()).unwrap();
+        let copied =
+            std::io::copy(&mut (&mut self.reader).take(length), &mut std::io::sink()).unwrap();
         (status, copied)
     }
 }
@@ -178,11 +192,17 @@ fn proxy_bench(args: &[String]) {
     });
     std::fs::write(d.join("base.json"), base.to_string()).unwrap();
     let mut platform = Command::new(&devplatform)
-        .args(["--listen", &format!("unix:{}", d.join("platform.sock").display())])
+        .args([
+            "--listen",
+            &format!("unix:{}", d.join("platform.sock").display()),
+        ])
         .args(["--app", "bench", "--machine", "m1"])
-        .arg("--base-config").arg(d.join("base.json"))
-        .arg("--write-config").arg(d.join("config.json"))
-        .arg("--ready-file").arg(d.join("ready"))
+        .arg("--base-config")
+        .arg(d.join("base.json"))
+        .arg("--write-config")
+        .arg(d.join("config.json"))
+        .arg("--ready-file")
+        .arg(d.join("ready"))
         .stderr(Stdio::null())
         .spawn()
         .expect("devplatform");
@@ -190,7 +210,9 @@ fn proxy_bench(args: &[String]) {
         std::thread::sleep(Duration::from_millis(20));
     }
     let mut init = Command::new(&roost)
-        .arg("container").arg("--config").arg(d.join("config.json"))
+        .arg("container")
+        .arg("--config")
+        .arg(d.join("config.json"))
         .env("ROOST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
@@ -229,10 +251,24 @@ fn proxy_bench(args: &[String]) {
     t_direct.sort_by(f64::total_cmp);
     t_proxy.sort_by(f64::total_cmp);
     let mut out = std::io::stdout().lock();
-    writeln!(out, "| route | p50 latency | p99 latency | GET {} MiB |", bytes >> 20).unwrap();
+    writeln!(
+        out,
+        "| route | p50 latency | p99 latency | GET {} MiB |",
+        bytes >> 20
+    )
+    .unwrap();
     writeln!(out, "|---|---|---|---|").unwrap();
-    for (name, t, mb) in [("devplatform directly", &t_direct, mb_direct), ("through /.fly/api (roost)", &t_proxy, mb_proxy)] {
-        writeln!(out, "| {name} | {:.0} µs | {:.0} µs | {mb:.0} MiB/s |", percentile(t, 0.5), percentile(t, 0.99)).unwrap();
+    for (name, t, mb) in [
+        ("devplatform directly", &t_direct, mb_direct),
+        ("through /.fly/api (roost)", &t_proxy, mb_proxy),
+    ] {
+        writeln!(
+            out,
+            "| {name} | {:.0} µs | {:.0} µs | {mb:.0} MiB/s |",
+            percentile(t, 0.5),
+            percentile(t, 0.99)
+        )
+        .unwrap();
     }
     writeln!(
         out,
@@ -277,7 +313,7 @@ fn main() {
             let mut out = std::io::stdout().lock();
             writeln!(
                 out,
-                "| init | exec → workload exec, median (p90), {runs} runs | idle RSS | reap {n_orphans} orphans |"
+                "| init | exec → workload exec, median (p90), {runs} runs | idle RSS (anonymous) | reap {n_orphans} orphans |"
             )
             .unwrap();
             writeln!(out, "|---|---|---|---|").unwrap();
@@ -291,11 +327,11 @@ fn main() {
             for (init, samples) in inits.iter().zip(&mut samples) {
                 samples.sort_by(f64::total_cmp);
                 let (median, p90) = (percentile(samples, 0.5), percentile(samples, 0.9));
-                let rss = idle_rss_kib(init);
+                let (rss, anon) = idle_rss_kib(init);
                 let reap = orphan_reap_secs(init, &me, n_orphans);
                 writeln!(
                     out,
-                    "| {} | {median:.2} ms ({p90:.2} ms) | {rss} KiB | {reap:.2} s |",
+                    "| {} | {median:.2} ms ({p90:.2} ms) | {rss} KiB ({anon} KiB) | {reap:.2} s |",
                     init.name()
                 )
                 .unwrap();

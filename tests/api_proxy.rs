@@ -350,6 +350,32 @@ fn upstream_down_gives_502_quickly_and_the_proxy_recovers() {
 }
 
 #[test]
+fn a_slow_upstream_gives_504_within_the_time_limit() {
+    let rig = ProxyRig::start(json!({ "RequestTimeoutSeconds": 1 }));
+    let t0 = Instant::now();
+    let r = http(
+        &rig.api,
+        "GET",
+        &rig.machine_path("/wait?timeout=30"),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert!(r.json()["error"].is_string());
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "504 took {:?}",
+        t0.elapsed()
+    );
+    // The proxy still answers.
+    assert_eq!(
+        http(&rig.api, "GET", &rig.machine_path("/wait"), &[], b"").status,
+        200
+    );
+    rig.finish();
+}
+
+#[test]
 fn attenuated_tokens_are_narrow_and_short_lived() {
     let rig = ProxyRig::start(json!({ "Attenuate": true }));
     let token = rig.platform.token();

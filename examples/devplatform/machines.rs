@@ -156,7 +156,15 @@ async fn answer(
         ("DELETE", ["lease"]) | ("POST", ["lease", "refresh"]) => {
             http_util::json(200, &serde_json::json!({"ok": true}))
         }
-        ("POST", ["suspend"]) | ("GET", ["wait"]) => {
+        ("POST", ["suspend"]) => http_util::json(200, &serde_json::json!({"ok": true})),
+        ("GET", ["wait"]) => {
+            // Like Fly's, wait blocks (here: for `timeout` seconds, at most 60).
+            let secs = query
+                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("timeout=")))
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+                .min(60);
+            tokio::time::sleep(std::time::Duration::from_secs(secs)).await;
             http_util::json(200, &serde_json::json!({"ok": true}))
         }
         ("GET", ["blob"]) => {

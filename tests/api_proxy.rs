@@ -26,7 +26,12 @@ impl ProxyRig {
     }
 
     /// `script` runs in the workload before it waits for the stop file.
-    fn start_with(mut api: serde_json::Value, script: &str) -> Self {
+    fn start_with(api: serde_json::Value, script: &str) -> Self {
+        Self::start_full(api, script, None)
+    }
+
+    /// `listen`: where the devplatform listens (default: a Unix socket in the scratch dir).
+    fn start_full(mut api: serde_json::Value, script: &str, listen: Option<&str>) -> Self {
         let scratch = Scratch::new();
         let socket = scratch.path("fly/api");
         api["SocketPath"] = json!(socket);
@@ -39,7 +44,10 @@ impl ProxyRig {
             },
             "Api": api,
         });
-        let platform = DevPlatform::start(scratch.dir.path(), &base, &[]);
+        let platform = match listen {
+            Some(addr) => DevPlatform::start_on(scratch.dir.path(), addr, &base, &[]),
+            None => DevPlatform::start(scratch.dir.path(), &base, &[]),
+        };
         let roost = Running::start(PID_NS, &platform.config);
         wait_for_file(&socket, T);
         ProxyRig {
@@ -346,6 +354,23 @@ fn upstream_down_gives_502_quickly_and_the_proxy_recovers() {
     rig.platform.restart();
     let r = http(&rig.api, "GET", &path, &[], b"");
     assert_eq!(r.status, 200, "{}", r.text());
+    rig.finish();
+}
+
+#[test]
+fn http_upstream_over_loopback() {
+    let rig = ProxyRig::start_full(json!({}), "", Some("127.0.0.1:0"));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&rig.platform.config).expect("config"))
+            .expect("json");
+    let upstream = config["Api"]["Upstream"].as_str().expect("upstream");
+    assert!(upstream.starts_with("http://127.0.0.1:"), "{upstream}");
+    // The devplatform answers 401 to an unverified macaroon; 200 means it verified ours.
+    let r = http(&rig.api, "GET", &rig.machine_path("/metadata"), &[], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = http(&rig.api, "POST", "/v1/tokens/oidc", &[], br#"{"aud": "x"}"#);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text().split('.').count(), 3);
     rig.finish();
 }
 

@@ -151,8 +151,13 @@ fn main() {
 
 async fn run(opts: Options) {
     let listener = Listener::bind(&opts.listen).await;
-    let issuer = opts.issuer.clone().unwrap_or_else(|| match &listener {
+    // The address as bound (port 0 picks a free port).
+    let bound = match &listener {
         Listener::Tcp(l) => format!("http://{}", l.local_addr().expect("addr")),
+        Listener::Unix(_) => format!("unix://{}", opts.listen.trim_start_matches("unix:")),
+    };
+    let issuer = opts.issuer.clone().unwrap_or_else(|| match &listener {
+        Listener::Tcp(_) => bound.clone(),
         Listener::Unix(_) => "https://oidc.devplatform.invalid".to_string(),
     });
     let key = root_key(opts.root_key_file.as_ref());
@@ -174,7 +179,7 @@ async fn run(opts: Options) {
         platform.mmds.lock().unwrap().data = Some(serde_json::from_str(&data).expect("JSON"));
     }
     if let Some(path) = &opts.write_config {
-        write_config(&platform, path);
+        write_config(&platform, path, &bound);
     }
     if opts.print_token {
         println!("{token}");
@@ -188,8 +193,8 @@ async fn run(opts: Options) {
         }));
     }
     eprintln!(
-        "devplatform: app {} machine {} on {} (issuer {})",
-        opts.app, opts.machine, opts.listen, platform.issuer
+        "devplatform: app {} machine {} on {bound} (issuer {})",
+        opts.app, opts.machine, platform.issuer
     );
     if let Some(path) = &opts.ready_file {
         std::fs::write(path, b"ready").expect("ready file");
@@ -204,20 +209,14 @@ async fn run(opts: Options) {
 }
 
 /// Writes a ready run config: the base config (if any) with identity and Api filled in.
-fn write_config(platform: &Platform, path: &PathBuf) {
+fn write_config(platform: &Platform, path: &PathBuf, bound: &str) {
     let opts = &platform.opts;
     let mut config: serde_json::Value = match &opts.base_config {
         Some(base) => serde_json::from_str(&std::fs::read_to_string(base).expect("base config"))
             .expect("base config is JSON"),
         None => serde_json::json!({}),
     };
-    let upstream =
-        opts.upstream
-            .clone()
-            .unwrap_or_else(|| match opts.listen.strip_prefix("unix:") {
-                Some(p) => format!("unix://{p}"),
-                None => format!("http://{}", opts.listen),
-            });
+    let upstream = opts.upstream.clone().unwrap_or_else(|| bound.to_string());
     config["AppName"] = opts.app.clone().into();
     config["MachineId"] = opts.machine.clone().into();
     let api = config

@@ -374,6 +374,12 @@ impl DevPlatform {
     /// Starts the platform; `base` is the run config it completes with AppName, MachineId and
     /// Api.{Upstream, Token} into `dir/config.json`.
     pub fn start(dir: &Path, base: &serde_json::Value, extra: &[&str]) -> Self {
+        let socket = dir.join("platform.sock");
+        Self::start_on(dir, &format!("unix:{}", socket.display()), base, extra)
+    }
+
+    /// Starts the platform listening on `listen` (`unix:PATH` or `127.0.0.1:0`).
+    pub fn start_on(dir: &Path, listen: &str, base: &serde_json::Value, extra: &[&str]) -> Self {
         let base_path = dir.join("base.json");
         std::fs::write(&base_path, base.to_string()).expect("base config");
         let socket = dir.join("platform.sock");
@@ -381,7 +387,7 @@ impl DevPlatform {
         let ready = dir.join("platform.ready");
         let mut args: Vec<String> = vec![
             "--listen".into(),
-            format!("unix:{}", socket.display()),
+            listen.to_string(),
             "--app".into(),
             APP.into(),
             "--machine".into(),

@@ -23,6 +23,13 @@ pub fn proxy_config(config: &Validated) -> Result<Option<ProxyConfig>, ProxyErro
     if let Some(scheme) = &api.token_scheme {
         proxy.token_scheme = scheme.clone();
     }
+    if let Some(path) = &api.upstream_ca_file {
+        let pem = std::fs::read(path).map_err(|source| ProxyError::CaFile {
+            path: PathBuf::from(path),
+            source,
+        })?;
+        proxy.upstream_ca_pem = Some(pem);
+    }
     proxy.allow_uids = api.allow_uids.clone();
     proxy.allow_gids = api.allow_gids.clone();
     proxy.paths = api.paths.clone();

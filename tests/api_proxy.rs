@@ -31,7 +31,16 @@ impl ProxyRig {
     }
 
     /// `listen`: where the devplatform listens (default: a Unix socket in the scratch dir).
-    fn start_full(mut api: serde_json::Value, script: &str, listen: Option<&str>) -> Self {
+    fn start_full(api: serde_json::Value, script: &str, listen: Option<&str>) -> Self {
+        Self::start_platform(api, script, listen, &[])
+    }
+
+    fn start_platform(
+        mut api: serde_json::Value,
+        script: &str,
+        listen: Option<&str>,
+        platform_args: &[&str],
+    ) -> Self {
         let scratch = Scratch::new();
         let socket = scratch.path("fly/api");
         api["SocketPath"] = json!(socket);
@@ -45,8 +54,8 @@ impl ProxyRig {
             "Api": api,
         });
         let platform = match listen {
-            Some(addr) => DevPlatform::start_on(scratch.dir.path(), addr, &base, &[]),
-            None => DevPlatform::start(scratch.dir.path(), &base, &[]),
+            Some(addr) => DevPlatform::start_on(scratch.dir.path(), addr, &base, platform_args),
+            None => DevPlatform::start(scratch.dir.path(), &base, platform_args),
         };
         let roost = Running::start(PID_NS, &platform.config);
         wait_for_file(&socket, T);
@@ -371,6 +380,36 @@ fn http_upstream_over_loopback() {
     let r = http(&rig.api, "POST", "/v1/tokens/oidc", &[], br#"{"aud": "x"}"#);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.text().split('.').count(), 3);
+    rig.finish();
+}
+
+#[test]
+fn https_upstream_is_verified_with_rustls() {
+    // The CA file is written by the devplatform before roost starts; the scratch dir is
+    // created by the rig, so name the file by a path the test knows in advance.
+    let ca_dir = tempfile::tempdir().expect("tempdir");
+    let ca = ca_dir.path().join("ca.pem");
+    let ca_arg = ca.display().to_string();
+    let rig = ProxyRig::start_platform(
+        json!({ "UpstreamCaFile": ca }),
+        "",
+        Some("127.0.0.1:0"),
+        &["--tls-ca-out", &ca_arg],
+    );
+    let r = http(&rig.api, "GET", &rig.machine_path("/metadata"), &[], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    rig.finish();
+
+    // Without the private CA, the platform's certificate is refused: 502, nothing sent.
+    let rig = ProxyRig::start_platform(
+        json!({}),
+        "",
+        Some("127.0.0.1:0"),
+        &["--tls-ca-out", &ca_arg],
+    );
+    let r = http(&rig.api, "GET", &rig.machine_path("/metadata"), &[], b"");
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(r.text().contains("certificate"), "{}", r.text());
     rig.finish();
 }
 

@@ -161,8 +161,14 @@ pub struct UpstreamClient {
 }
 
 impl UpstreamClient {
-    /// Builds a client; no connection is made until the first request.
-    pub fn new(upstream: &Upstream, connect_timeout: Duration) -> Result<Self, ClientError> {
+    /// Builds a client; no connection is made until the first request. `extra_roots_pem`
+    /// adds trusted CA certificates (PEM) to the webpki roots, for a platform with a
+    /// private CA.
+    pub fn new(
+        upstream: &Upstream,
+        connect_timeout: Duration,
+        extra_roots_pem: Option<&[u8]>,
+    ) -> Result<Self, ClientError> {
         let idle = Duration::from_secs(30);
         match upstream {
             Upstream::Http { url, .. } => {
@@ -176,14 +182,29 @@ impl UpstreamClient {
                 http.enforce_http(false);
                 http.set_connect_timeout(Some(connect_timeout));
                 http.set_nodelay(true);
+                let mut roots = rustls::RootCertStore {
+                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+                };
+                if let Some(pem) = extra_roots_pem {
+                    use rustls::pki_types::{pem::PemObject, CertificateDer};
+                    let mut added = 0;
+                    for cert in CertificateDer::pem_slice_iter(pem) {
+                        let cert = cert.map_err(|e| ClientError::Build(format!("CA file: {e}")))?;
+                        roots
+                            .add(cert)
+                            .map_err(|e| ClientError::Build(format!("CA file: {e}")))?;
+                        added += 1;
+                    }
+                    if added == 0 {
+                        return Err(ClientError::Build("CA file holds no certificate".into()));
+                    }
+                }
                 let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
                     rustls::crypto::ring::default_provider(),
                 ))
                 .with_safe_default_protocol_versions()
                 .map_err(|e| ClientError::Build(format!("TLS set-up: {e}")))?
-                .with_root_certificates(rustls::RootCertStore {
-                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-                })
+                .with_root_certificates(roots)
                 .with_no_client_auth();
                 let https = hyper_rustls::HttpsConnectorBuilder::new()
                     .with_tls_config(tls)

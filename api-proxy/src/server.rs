@@ -53,6 +53,8 @@ pub struct ProxyConfig {
     pub upstream: Upstream,
     pub token: Token,
     pub token_scheme: String,
+    /// Extra trusted CA certificates (PEM) for an `https://` upstream.
+    pub upstream_ca_pem: Option<Vec<u8>>,
     /// Callers allowed by uid; empty means root only.
     pub allow_uids: Vec<u32>,
     pub allow_gids: Vec<u32>,
@@ -78,6 +80,7 @@ impl ProxyConfig {
             upstream,
             token,
             token_scheme: "FlyV1".to_string(),
+            upstream_ca_pem: None,
             allow_uids: Vec::new(),
             allow_gids: Vec::new(),
             paths: Vec::new(),
@@ -100,6 +103,12 @@ pub enum ProxyError {
     Client(#[from] ClientError),
     #[error("socket {path}: {source}")]
     Socket {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read the upstream CA file {path}: {source}")]
+    CaFile {
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -197,7 +206,11 @@ impl ProxyServer {
             config.app_name.as_deref(),
             config.machine_id.as_deref(),
         )?;
-        let client = UpstreamClient::new(&config.upstream, config.connect_timeout)?;
+        let client = UpstreamClient::new(
+            &config.upstream,
+            config.connect_timeout,
+            config.upstream_ca_pem.as_deref(),
+        )?;
         let attenuator = if config.attenuate {
             match Attenuator::new(
                 config.token.expose(),

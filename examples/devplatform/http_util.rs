@@ -16,7 +16,40 @@ pub type ResBody = BoxBody<Bytes, Infallible>;
 
 pub enum Listener {
     Tcp(tokio::net::TcpListener),
+    Tls(tokio::net::TcpListener, tokio_rustls::TlsAcceptor),
     Unix(tokio::net::UnixListener),
+}
+
+/// A private CA and a leaf certificate for `localhost` and 127.0.0.1 signed by it. Returns
+/// the acceptor and the CA certificate (PEM) a client must trust.
+pub fn tls_acceptor() -> (tokio_rustls::TlsAcceptor, String) {
+    let ca_key = rcgen::KeyPair::generate().expect("CA key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "devplatform test CA");
+    let ca = ca_params.self_signed(&ca_key).expect("CA cert");
+    let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
+    let leaf =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .expect("leaf params")
+            .signed_by(&leaf_key, &ca, &ca_key)
+            .expect("leaf cert");
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+        )
+        .expect("TLS config");
+    (
+        tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)),
+        ca.pem(),
+    )
 }
 
 impl Listener {
@@ -46,6 +79,10 @@ impl Listener {
                     }
                     Err(_) => continue,
                 },
+                Listener::Tls(l, acceptor) => match l.accept().await {
+                    Ok((s, _)) => Either::Tls(s, acceptor.clone()),
+                    Err(_) => continue,
+                },
                 Listener::Unix(l) => match l.accept().await {
                     Ok((s, _)) => Either::Unix(s),
                     Err(_) => continue,
@@ -61,6 +98,10 @@ impl Listener {
                 let _ = match io {
                     Either::Tcp(s) => builder.serve_connection(TokioIo::new(s), service).await,
                     Either::Unix(s) => builder.serve_connection(TokioIo::new(s), service).await,
+                    Either::Tls(s, acceptor) => match acceptor.accept(s).await {
+                        Ok(tls) => builder.serve_connection(TokioIo::new(tls), service).await,
+                        Err(_) => return,
+                    },
                 };
             });
         }
@@ -69,6 +110,7 @@ impl Listener {
 
 enum Either {
     Tcp(tokio::net::TcpStream),
+    Tls(tokio::net::TcpStream, tokio_rustls::TlsAcceptor),
     Unix(tokio::net::UnixStream),
 }
 

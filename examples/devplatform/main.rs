@@ -13,7 +13,10 @@
 //!             [--mmds-listen 127.0.0.1:8169] [--mmds-data FILE]
 //!             [--app NAME] [--machine ID] [--token-lifetime SECS] [--issuer URL]
 //!             [--root-key-file FILE] [--write-config FILE [--base-config FILE] [--upstream URL]]
-//!             [--print-token] [--ready-file FILE]
+//!             [--print-token] [--ready-file FILE] [--tls-ca-out FILE]
+//!
+//! `--tls-ca-out FILE`: serve HTTPS on the TCP listener with a certificate from a fresh
+//! private CA, whose certificate goes to FILE (for roost's `Api.UpstreamCaFile`).
 //! ```
 #![allow(
     clippy::unwrap_used,
@@ -47,6 +50,7 @@ pub struct Options {
     pub upstream: Option<String>,
     pub print_token: bool,
     pub ready_file: Option<PathBuf>,
+    pub tls_ca_out: Option<PathBuf>,
 }
 
 fn parse_options() -> Options {
@@ -64,6 +68,7 @@ fn parse_options() -> Options {
         upstream: None,
         print_token: false,
         ready_file: None,
+        tls_ca_out: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -82,6 +87,7 @@ fn parse_options() -> Options {
             "--upstream" => o.upstream = Some(value()),
             "--print-token" => o.print_token = true,
             "--ready-file" => o.ready_file = Some(value().into()),
+            "--tls-ca-out" => o.tls_ca_out = Some(value().into()),
             other => {
                 panic!("unknown argument {other}; see the header of examples/devplatform/main.rs")
             }
@@ -150,14 +156,22 @@ fn main() {
 }
 
 async fn run(opts: Options) {
-    let listener = Listener::bind(&opts.listen).await;
+    let mut listener = Listener::bind(&opts.listen).await;
+    if let (Some(ca_out), Listener::Tcp(_)) = (&opts.tls_ca_out, &listener) {
+        let (acceptor, ca_pem) = http_util::tls_acceptor();
+        std::fs::write(ca_out, ca_pem).expect("write the CA certificate");
+        if let Listener::Tcp(tcp) = listener {
+            listener = Listener::Tls(tcp, acceptor);
+        }
+    }
     // The address as bound (port 0 picks a free port).
     let bound = match &listener {
         Listener::Tcp(l) => format!("http://{}", l.local_addr().expect("addr")),
+        Listener::Tls(l, _) => format!("https://{}", l.local_addr().expect("addr")),
         Listener::Unix(_) => format!("unix://{}", opts.listen.trim_start_matches("unix:")),
     };
     let issuer = opts.issuer.clone().unwrap_or_else(|| match &listener {
-        Listener::Tcp(_) => bound.clone(),
+        Listener::Tcp(_) | Listener::Tls(..) => bound.clone(),
         Listener::Unix(_) => "https://oidc.devplatform.invalid".to_string(),
     });
     let key = root_key(opts.root_key_file.as_ref());

@@ -115,6 +115,8 @@ pub struct ApiConfig {
     pub upstream: Option<String>,
     pub token: Option<Secret>,
     pub token_scheme: Option<String>,
+    /// roost extension: PEM file of extra CA certificates for an `https://` upstream.
+    pub upstream_ca_file: Option<String>,
     pub socket_path: Option<String>,
     #[serde(deserialize_with = "nullable")]
     pub allow_uids: Vec<u32>,

@@ -181,6 +181,9 @@ pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
         if let Some(path) = &api.socket_path {
             check_absolute("Api.SocketPath", path)?;
         }
+        if let Some(path) = &api.upstream_ca_file {
+            check_absolute("Api.UpstreamCaFile", path)?;
+        }
         api_proxy::policy::Policy::new(&api.paths, None, None)
             .map_err(|e| f("Api.Paths", e.to_string()))?;
     }

@@ -60,7 +60,7 @@ async fn run_async(args: &ContainerArgs) -> i32 {
             return EXIT_CONFIG;
         }
     };
-    let spec = match WorkloadSpec::resolve(&config, Path::new("/")) {
+    let mut spec = match WorkloadSpec::resolve(&config, Path::new("/")) {
         Ok(spec) => spec,
         Err(err) => {
             tracing::error!("cannot resolve the workload: {err}");
@@ -82,6 +82,8 @@ async fn run_async(args: &ContainerArgs) -> i32 {
     // The proxy listens before the workload starts, so its socket is there from the first
     // instruction on.
     let _proxy_stats = crate::api::start(&config);
+    // Identity tokens and their SDK variables, before the workload's first instruction.
+    let _broker_status = crate::oidc::prepare(&config, &mut spec).await;
 
     let policy = StopPolicy {
         kill_signal: config.kill_signal,

@@ -5,11 +5,13 @@
 //! - [`workload`]: what to run (argv, env, user) as pure functions;
 //! - [`supervise`]: spawning, the reaper, signals, cgroups, output, graceful stop;
 //! - [`api`]: wiring of the `/.fly/api` proxy;
+//! - [`oidc`]: wiring of the OIDC broker (identity tokens for cloud SDKs);
 //! - [`container`]: `roost container`, PID 1 of a namespace (or a subreaper).
 
 pub mod api;
 pub mod config;
 pub mod container;
 pub mod logging;
+pub mod oidc;
 pub mod supervise;
 pub mod workload;

@@ -6,15 +6,18 @@
 //! - [`headers`]: what is stripped, refused and added;
 //! - [`attenuate`]: per-request macaroon caveats (beyond Fly);
 //! - [`client`]: the upstream client, shared with the broker;
+//! - [`platform`]: roost's own calls to the platform (the broker's), same token rules;
 //! - [`server`]: the socket, SO_PEERCRED authorisation, streaming, limits and audit log.
 
 pub mod attenuate;
 pub mod client;
 pub mod headers;
+pub mod platform;
 pub mod policy;
 pub mod server;
 pub mod upstream;
 
 pub use client::{ClientError, UpstreamClient};
+pub use platform::{PlatformClient, PlatformResponse};
 pub use server::{ProxyConfig, ProxyError, ProxyServer, Token};
 pub use upstream::{Upstream, UpstreamError};

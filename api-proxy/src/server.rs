@@ -211,23 +211,7 @@ impl ProxyServer {
             config.connect_timeout,
             config.upstream_ca_pem.as_deref(),
         )?;
-        let attenuator = if config.attenuate {
-            match Attenuator::new(
-                config.token.expose(),
-                config.machine_id.as_deref().unwrap_or(""),
-            ) {
-                Ok(a) => Some(a),
-                Err(err) => {
-                    // Never include the token in the message; the error does not carry it.
-                    tracing::warn!(
-                        "Api.Attenuate is set but the token cannot be attenuated ({err}); it is forwarded unchanged"
-                    );
-                    None
-                }
-            }
-        } else {
-            None
-        };
+        let attenuator = crate::platform::attenuator_for(&config);
 
         let path = config.socket_path.clone();
         let sock_err = |source| ProxyError::Socket {

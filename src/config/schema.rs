@@ -138,6 +138,8 @@ pub struct ApiConfig {
 pub struct OidcConfig {
     pub token_path: Option<String>,
     pub boot_wait_seconds: Option<u64>,
+    /// roost extension: token files 0440 with the workload's gid instead of 0400.
+    pub group_readable: bool,
 }
 
 /// Host control API settings.

@@ -190,6 +190,12 @@ pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
     if let Some(oidc) = &config.oidc {
         if let Some(path) = &oidc.token_path {
             check_absolute("Oidc.TokenPath", path)?;
+            if path.ends_with('/') {
+                return Err(f("Oidc.TokenPath", "must name a file, not a directory"));
+            }
+        }
+        if oidc.boot_wait_seconds.is_some_and(|s| s > 600) {
+            return Err(f("Oidc.BootWaitSeconds", "must be at most 600"));
         }
     }
     for (field, port) in [

@@ -1,0 +1,318 @@
+//! Which identity tokens the workload gets, where they go and what is exported, decided from
+//! the workload's environment and the `Oidc` config. Pure.
+//!
+//! - AWS, when `AWS_ROLE_ARN` is set: audience `sts.amazonaws.com` (or `AWS_OIDC_AUDIENCE`),
+//!   file `TokenPath`, exports `AWS_WEB_IDENTITY_TOKEN_FILE`, `AWS_ROLE_SESSION_NAME` (unless
+//!   set) and the missing one of `AWS_REGION` / `AWS_DEFAULT_REGION`.
+//! - GCP, when `GOOGLE_WORKLOAD_IDENTITY_PROVIDER` is set (the provider's resource name,
+//!   `projects/N/locations/global/workloadIdentityPools/P/providers/X`): audience
+//!   `https://iam.googleapis.com/<resource>` (or `GOOGLE_OIDC_AUDIENCE`), file
+//!   `gcp_oidc_token` next to TokenPath, and an `external_account` credentials file
+//!   `gcp_credentials.json` exported as `GOOGLE_APPLICATION_CREDENTIALS` (service-account
+//!   impersonation when `GOOGLE_SERVICE_ACCOUNT_EMAIL` is set).
+//! - Azure, when `AZURE_CLIENT_ID` and `AZURE_TENANT_ID` are set: audience
+//!   `api://AzureADTokenExchange`, file `azure_oidc_token`, exports
+//!   `AZURE_FEDERATED_TOKEN_FILE` (and `AZURE_AUTHORITY_HOST` passes through when given).
+
+use crate::session_name::session_name;
+use std::path::{Path, PathBuf};
+
+/// The default token path (Fly's).
+pub const DEFAULT_TOKEN_PATH: &str = "/.fly/oidc_token";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cloud {
+    Aws,
+    Gcp,
+    Azure,
+}
+
+impl Cloud {
+    pub fn name(self) -> &'static str {
+        match self {
+            Cloud::Aws => "aws",
+            Cloud::Gcp => "gcp",
+            Cloud::Azure => "azure",
+        }
+    }
+}
+
+/// One token to keep fresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenPlan {
+    pub cloud: Cloud,
+    pub audience: String,
+    pub path: PathBuf,
+}
+
+/// Everything the broker will do for a workload.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub tokens: Vec<TokenPlan>,
+    /// Extra files written once (GCP's credentials): (path, content).
+    pub files: Vec<(PathBuf, String)>,
+    /// Variables to set in the workload's environment (they replace existing ones).
+    pub env: Vec<(String, String)>,
+    pub warnings: Vec<String>,
+}
+
+/// Inputs besides the environment.
+#[derive(Debug, Clone)]
+pub struct PlanInput<'a> {
+    pub token_path: &'a Path,
+    pub machine_id: Option<&'a str>,
+    pub hostname: Option<&'a str>,
+}
+
+fn get<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    env.iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
+}
+
+/// Static credentials that would make some SDKs ignore web identity.
+const STATIC_KEYS: &[&str] = &[
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+];
+
+pub fn plan(env: &[(String, String)], input: &PlanInput<'_>) -> Plan {
+    let mut p = Plan::default();
+    let dir = input
+        .token_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
+
+    if get(env, "AWS_ROLE_ARN").is_some() {
+        let path = input.token_path.to_path_buf();
+        p.tokens.push(TokenPlan {
+            cloud: Cloud::Aws,
+            audience: get(env, "AWS_OIDC_AUDIENCE")
+                .unwrap_or("sts.amazonaws.com")
+                .to_string(),
+            path: path.clone(),
+        });
+        p.env.push((
+            "AWS_WEB_IDENTITY_TOKEN_FILE".into(),
+            path.display().to_string(),
+        ));
+        if get(env, "AWS_ROLE_SESSION_NAME").is_none() {
+            let source = input.machine_id.or(input.hostname).unwrap_or("");
+            p.env
+                .push(("AWS_ROLE_SESSION_NAME".into(), session_name(source)));
+        }
+        match (get(env, "AWS_REGION"), get(env, "AWS_DEFAULT_REGION")) {
+            (Some(r), None) => p.env.push(("AWS_DEFAULT_REGION".into(), r.into())),
+            (None, Some(r)) => p.env.push(("AWS_REGION".into(), r.into())),
+            _ => {}
+        }
+        for key in STATIC_KEYS.iter().filter(|k| get(env, k).is_some()) {
+            p.warnings.push(format!(
+                "{key} is set: some AWS SDKs prefer static keys over AWS_ROLE_ARN's web identity"
+            ));
+        }
+    }
+
+    if let Some(provider) = get(env, "GOOGLE_WORKLOAD_IDENTITY_PROVIDER") {
+        let resource = provider
+            .trim_start_matches("https:")
+            .trim_start_matches("//iam.googleapis.com/")
+            .trim_start_matches('/');
+        let token_path = dir.join("gcp_oidc_token");
+        let creds_path = dir.join("gcp_credentials.json");
+        p.tokens.push(TokenPlan {
+            cloud: Cloud::Gcp,
+            audience: get(env, "GOOGLE_OIDC_AUDIENCE")
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("https://iam.googleapis.com/{resource}")),
+            path: token_path.clone(),
+        });
+        let mut creds = serde_json::json!({
+            "type": "external_account",
+            "audience": format!("//iam.googleapis.com/{resource}"),
+            "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+            "token_url": "https://sts.googleapis.com/v1/token",
+            "credential_source": {
+                "file": token_path.display().to_string(),
+                "format": { "type": "text" },
+            },
+        });
+        if let Some(email) = get(env, "GOOGLE_SERVICE_ACCOUNT_EMAIL") {
+            creds["service_account_impersonation_url"] = format!(
+                "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/{email}:generateAccessToken"
+            )
+            .into();
+        }
+        if get(env, "GOOGLE_APPLICATION_CREDENTIALS").is_some() {
+            p.warnings.push(
+                "GOOGLE_APPLICATION_CREDENTIALS is already set: keeping it; roost's credentials file is written but not exported".into(),
+            );
+        } else {
+            p.env.push((
+                "GOOGLE_APPLICATION_CREDENTIALS".into(),
+                creds_path.display().to_string(),
+            ));
+        }
+        p.files.push((creds_path, creds.to_string()));
+    }
+
+    if let (Some(_), Some(_)) = (get(env, "AZURE_CLIENT_ID"), get(env, "AZURE_TENANT_ID")) {
+        let path = dir.join("azure_oidc_token");
+        p.tokens.push(TokenPlan {
+            cloud: Cloud::Azure,
+            audience: "api://AzureADTokenExchange".into(),
+            path: path.clone(),
+        });
+        p.env.push((
+            "AZURE_FEDERATED_TOKEN_FILE".into(),
+            path.display().to_string(),
+        ));
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn input() -> PlanInput<'static> {
+        PlanInput {
+            token_path: Path::new("/.fly/oidc_token"),
+            machine_id: Some("e2865d0f9e3d87"),
+            hostname: Some("host"),
+        }
+    }
+
+    fn exported<'a>(p: &'a Plan, key: &str) -> Option<&'a str> {
+        p.env
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn nothing_without_variables() {
+        assert_eq!(plan(&env(&[("PATH", "/bin")]), &input()), Plan::default());
+        assert_eq!(
+            plan(&env(&[("AWS_ROLE_ARN", "")]), &input()),
+            Plan::default()
+        );
+        assert!(plan(&env(&[("AZURE_CLIENT_ID", "c")]), &input())
+            .tokens
+            .is_empty());
+    }
+
+    #[test]
+    fn aws() {
+        let p = plan(
+            &env(&[
+                ("AWS_ROLE_ARN", "arn:aws:iam::1:role/r"),
+                ("AWS_REGION", "eu-west-1"),
+            ]),
+            &input(),
+        );
+        assert_eq!(
+            p.tokens,
+            [TokenPlan {
+                cloud: Cloud::Aws,
+                audience: "sts.amazonaws.com".into(),
+                path: "/.fly/oidc_token".into()
+            }]
+        );
+        assert_eq!(
+            exported(&p, "AWS_WEB_IDENTITY_TOKEN_FILE"),
+            Some("/.fly/oidc_token")
+        );
+        assert_eq!(
+            exported(&p, "AWS_ROLE_SESSION_NAME"),
+            Some("e2865d0f9e3d87")
+        );
+        assert_eq!(exported(&p, "AWS_DEFAULT_REGION"), Some("eu-west-1"));
+        assert_eq!(exported(&p, "AWS_REGION"), None, "already set");
+        assert!(p.warnings.is_empty());
+    }
+
+    #[test]
+    fn aws_explicit_session_name_wins_and_static_keys_warn() {
+        let p = plan(
+            &env(&[
+                ("AWS_ROLE_ARN", "arn"),
+                ("AWS_ROLE_SESSION_NAME", "mine"),
+                ("AWS_DEFAULT_REGION", "us-east-1"),
+                ("AWS_ACCESS_KEY_ID", "AKIA"),
+            ]),
+            &PlanInput {
+                machine_id: None,
+                ..input()
+            },
+        );
+        assert_eq!(exported(&p, "AWS_ROLE_SESSION_NAME"), None);
+        assert_eq!(exported(&p, "AWS_REGION"), Some("us-east-1"));
+        assert_eq!(p.warnings.len(), 1);
+        // Without a machine id the host name is used, sanitised.
+        let p = plan(
+            &env(&[("AWS_ROLE_ARN", "arn")]),
+            &PlanInput {
+                machine_id: None,
+                hostname: Some("my host"),
+                ..input()
+            },
+        );
+        assert_eq!(exported(&p, "AWS_ROLE_SESSION_NAME"), Some("my-host"));
+    }
+
+    #[test]
+    fn gcp_and_azure() {
+        let resource = "projects/123/locations/global/workloadIdentityPools/pool/providers/fly";
+        let p = plan(
+            &env(&[
+                ("GOOGLE_WORKLOAD_IDENTITY_PROVIDER", resource),
+                (
+                    "GOOGLE_SERVICE_ACCOUNT_EMAIL",
+                    "sa@p.iam.gserviceaccount.com",
+                ),
+                ("AZURE_CLIENT_ID", "client"),
+                ("AZURE_TENANT_ID", "tenant"),
+            ]),
+            &input(),
+        );
+        assert_eq!(p.tokens.len(), 2);
+        assert_eq!(p.tokens[0].cloud, Cloud::Gcp);
+        assert_eq!(
+            p.tokens[0].audience,
+            format!("https://iam.googleapis.com/{resource}")
+        );
+        assert_eq!(p.tokens[0].path, PathBuf::from("/.fly/gcp_oidc_token"));
+        assert_eq!(p.tokens[1].audience, "api://AzureADTokenExchange");
+        assert_eq!(
+            exported(&p, "GOOGLE_APPLICATION_CREDENTIALS"),
+            Some("/.fly/gcp_credentials.json")
+        );
+        assert_eq!(
+            exported(&p, "AZURE_FEDERATED_TOKEN_FILE"),
+            Some("/.fly/azure_oidc_token")
+        );
+        let creds: serde_json::Value = serde_json::from_str(&p.files[0].1).expect("json");
+        assert_eq!(creds["type"], "external_account");
+        assert_eq!(
+            creds["audience"],
+            format!("//iam.googleapis.com/{resource}")
+        );
+        assert_eq!(creds["credential_source"]["file"], "/.fly/gcp_oidc_token");
+        assert!(creds["service_account_impersonation_url"]
+            .as_str()
+            .is_some_and(|u| u.contains("sa@p.iam.gserviceaccount.com:generateAccessToken")));
+        assert!(exported(&p, "AWS_WEB_IDENTITY_TOKEN_FILE").is_none());
+    }
+}

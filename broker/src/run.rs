@@ -1,0 +1,222 @@
+//! The broker at run time: one refresher task per token, started before the workload and
+//! running for its whole life.
+
+use crate::jwt::{token_from_answer, usable_claims, Claims};
+use crate::plan::{Plan, TokenPlan};
+use crate::schedule::{backoff, jitter, refresh_delay};
+use crate::token_file::TokenFile;
+use api_proxy::PlatformClient;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::oneshot;
+
+/// The platform's token endpoint.
+pub const TOKEN_PATH: &str = "/v1/tokens/oidc";
+/// Largest token answer read.
+const MAX_ANSWER: usize = 64 * 1024;
+
+/// Who the files belong to, and how long the boot may wait for them.
+#[derive(Debug, Clone)]
+pub struct BrokerOptions {
+    pub boot_wait: Duration,
+    pub uid: u32,
+    pub gid: u32,
+    /// 0440 with the workload's gid instead of 0400.
+    pub group_readable: bool,
+}
+
+/// What the control API reports about one token.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct TokenStatus {
+    pub cloud: &'static str,
+    pub path: String,
+    pub audience: String,
+    /// Unix seconds.
+    pub expires_at: Option<u64>,
+    pub last_refresh: Option<u64>,
+    pub last_error: Option<String>,
+    pub refreshes: u64,
+    pub failures: u64,
+}
+
+/// Shared, live status of every token.
+#[derive(Debug, Clone, Default)]
+pub struct BrokerStatus(Arc<Mutex<Vec<TokenStatus>>>);
+
+impl BrokerStatus {
+    pub fn snapshot(&self) -> Vec<TokenStatus> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn update(&self, index: usize, f: impl FnOnce(&mut TokenStatus)) {
+        let mut all = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(status) = all.get_mut(index) {
+            f(status);
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Fetches one token for `audience` and writes it. The file is only touched with a token
+/// that parses as a JWT and is still valid.
+async fn fetch_once(
+    client: &PlatformClient,
+    audience: &str,
+    file: &TokenFile,
+) -> Result<Claims, String> {
+    let answer = client
+        .post_json(
+            TOKEN_PATH,
+            &serde_json::json!({ "aud": audience }),
+            MAX_ANSWER,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    if answer.status != 200 {
+        let snippet: String = String::from_utf8_lossy(&answer.body)
+            .chars()
+            .take(200)
+            .collect();
+        return Err(format!(
+            "the platform answered {}: {snippet}",
+            answer.status
+        ));
+    }
+    let token = token_from_answer(&answer.body).map_err(|e| e.to_string())?;
+    let claims = usable_claims(&token, unix_now()).map_err(|e| e.to_string())?;
+    let file = file.clone();
+    tokio::task::spawn_blocking(move || file.write(token.as_bytes()))
+        .await
+        .map_err(|e| format!("the writer task failed: {e}"))?
+        .map_err(|e| e.to_string())?;
+    Ok(claims)
+}
+
+/// Keeps one token fresh forever.
+async fn keep_fresh(
+    client: Arc<PlatformClient>,
+    token: TokenPlan,
+    file: TokenFile,
+    status: BrokerStatus,
+    index: usize,
+    mut first: Option<oneshot::Sender<()>>,
+) {
+    let cloud = token.cloud.name();
+    let mut failures: u32 = 0;
+    loop {
+        match fetch_once(&client, &token.audience, &file).await {
+            Ok(claims) => {
+                let now = unix_now();
+                let remaining = Duration::from_secs(claims.exp.saturating_sub(now));
+                status.update(index, |s| {
+                    s.expires_at = Some(claims.exp);
+                    s.last_refresh = Some(now);
+                    s.last_error = None;
+                    s.refreshes += 1;
+                });
+                if failures > 0 {
+                    tracing::info!(
+                        "{cloud} OIDC token refreshed after {failures} failed attempt(s); valid for {} s",
+                        remaining.as_secs()
+                    );
+                } else {
+                    tracing::info!(
+                        "{cloud} OIDC token written to {}; valid for {} s",
+                        file.path.display(),
+                        remaining.as_secs()
+                    );
+                }
+                failures = 0;
+                if let Some(tx) = first.take() {
+                    let _ = tx.send(());
+                }
+                tokio::time::sleep(refresh_delay(remaining, jitter())).await;
+            }
+            Err(err) => {
+                failures = failures.saturating_add(1);
+                status.update(index, |s| {
+                    s.last_error = Some(err.clone());
+                    s.failures += 1;
+                });
+                // One warning per streak of failures, not one per retry.
+                if failures == 1 {
+                    tracing::warn!(
+                        "{cloud} OIDC token refresh failed: {err}; keeping the last token and retrying with backoff"
+                    );
+                } else {
+                    tracing::debug!("{cloud} OIDC token refresh failed again ({failures}): {err}");
+                }
+                tokio::time::sleep(backoff(failures, jitter())).await;
+            }
+        }
+    }
+}
+
+/// Writes the plan's fixed files, starts a refresher for each token, and waits up to
+/// `boot_wait` for every first token. Returns the live status and whether every token is in
+/// place; the refreshers go on either way.
+pub async fn start(
+    client: PlatformClient,
+    plan: &Plan,
+    opts: &BrokerOptions,
+) -> (BrokerStatus, bool) {
+    let mode = if opts.group_readable { 0o440 } else { 0o400 };
+    let file_for = |path: &std::path::Path| TokenFile {
+        path: path.to_path_buf(),
+        uid: opts.uid,
+        gid: opts.gid,
+        mode,
+    };
+    for (path, content) in &plan.files {
+        let file = file_for(path);
+        let content = content.clone();
+        match tokio::task::spawn_blocking(move || file.write(content.as_bytes())).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::error!("cannot write {}: {err}", path.display()),
+            Err(err) => tracing::error!("cannot write {}: {err}", path.display()),
+        }
+    }
+
+    let status = BrokerStatus(Arc::new(Mutex::new(
+        plan.tokens
+            .iter()
+            .map(|t| TokenStatus {
+                cloud: t.cloud.name(),
+                path: t.path.display().to_string(),
+                audience: t.audience.clone(),
+                ..TokenStatus::default()
+            })
+            .collect(),
+    )));
+    let client = Arc::new(client);
+    let mut firsts = Vec::new();
+    for (index, token) in plan.tokens.iter().enumerate() {
+        let (tx, rx) = oneshot::channel();
+        firsts.push(rx);
+        tokio::spawn(keep_fresh(
+            client.clone(),
+            token.clone(),
+            file_for(&token.path),
+            status.clone(),
+            index,
+            Some(tx),
+        ));
+    }
+    let all_first = async {
+        for rx in firsts {
+            let _ = rx.await;
+        }
+    };
+    let ready = tokio::time::timeout(opts.boot_wait, all_first)
+        .await
+        .is_ok();
+    (status, ready)
+}

@@ -1,0 +1,91 @@
+//! Wires the OIDC broker (the `broker` crate): decides from the workload's env which identity
+//! tokens it gets, waits (up to `Oidc.BootWaitSeconds`) for the first ones, and adds the SDK
+//! variables to the workload's env before it starts.
+
+use crate::config::Validated;
+use crate::workload::WorkloadSpec;
+use broker::{BrokerOptions, BrokerStatus, PlanInput, DEFAULT_TOKEN_PATH};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default wait for the first token at boot.
+pub const DEFAULT_BOOT_WAIT: Duration = Duration::from_secs(10);
+
+fn set_env(env: &mut Vec<(String, String)>, key: &str, value: &str) {
+    match env.iter_mut().find(|(k, _)| k == key) {
+        Some(slot) => slot.1 = value.to_string(),
+        None => env.push((key.to_string(), value.to_string())),
+    }
+}
+
+/// Runs the broker's boot phase for `spec` and exports its variables into `spec.env`.
+/// Returns the live status when a broker runs.
+pub async fn prepare(config: &Validated, spec: &mut WorkloadSpec) -> Option<BrokerStatus> {
+    let c = &config.config;
+    let oidc = c.oidc.as_ref();
+    let token_path = PathBuf::from(
+        oidc.and_then(|o| o.token_path.as_deref())
+            .unwrap_or(DEFAULT_TOKEN_PATH),
+    );
+    let hostname = c.hostname.clone().or_else(|| {
+        nix::unistd::gethostname()
+            .ok()
+            .map(|h| h.to_string_lossy().into_owned())
+    });
+    let plan = broker::plan(
+        &spec.env,
+        &PlanInput {
+            token_path: &token_path,
+            machine_id: c.machine_id.as_deref(),
+            hostname: hostname.as_deref(),
+        },
+    );
+    for warning in &plan.warnings {
+        tracing::warn!("{warning}");
+    }
+    if plan.tokens.is_empty() {
+        return None;
+    }
+    let clouds: Vec<&str> = plan.tokens.iter().map(|t| t.cloud.name()).collect();
+    let client = match crate::api::proxy_config(config) {
+        Ok(Some(proxy)) => api_proxy::PlatformClient::new(&proxy),
+        Ok(None) => {
+            // Exporting a token file that never comes would keep the SDK from its other
+            // credential sources: export nothing.
+            tracing::error!(
+                "the workload asks for {clouds:?} identity tokens but Api is not configured: no tokens, no variables"
+            );
+            return None;
+        }
+        Err(err) => Err(api_proxy::ClientError::Build(err.to_string())),
+    };
+    let client = match client {
+        Ok(client) => client,
+        Err(err) => {
+            tracing::error!("the OIDC broker cannot reach the platform: {err}");
+            return None;
+        }
+    };
+    let boot_wait = oidc
+        .and_then(|o| o.boot_wait_seconds)
+        .map_or(DEFAULT_BOOT_WAIT, Duration::from_secs);
+    let opts = BrokerOptions {
+        boot_wait,
+        uid: spec.identity.uid,
+        gid: spec.identity.gid,
+        group_readable: oidc.is_some_and(|o| o.group_readable),
+    };
+    let (status, ready) = broker::start(client, &plan, &opts).await;
+    if ready {
+        tracing::info!("OIDC tokens ready for {clouds:?}");
+    } else {
+        tracing::error!(
+            "no OIDC token for {clouds:?} after {} s: STARTING THE WORKLOAD WITHOUT IT; the broker keeps trying",
+            boot_wait.as_secs()
+        );
+    }
+    for (key, value) in &plan.env {
+        set_env(&mut spec.env, key, value);
+    }
+    Some(status)
+}

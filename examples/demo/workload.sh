@@ -15,6 +15,13 @@ claims=$(printf '%s' "$jwt" | cut -d. -f2 | tr '_-' '/+')
 while [ $(( ${#claims} % 4 )) -ne 0 ]; do claims="$claims="; done
 echo "   OIDC token claims: $(printf '%s' "$claims" | base64 -d)"
 
+echo "-- AWS: AWS_ROLE_ARN=$AWS_ROLE_ARN; roost exported AWS_WEB_IDENTITY_TOKEN_FILE=$AWS_WEB_IDENTITY_TOKEN_FILE AWS_ROLE_SESSION_NAME=$AWS_ROLE_SESSION_NAME"
+echo "   static keys in env: $(env | grep -c '^AWS_SECRET_ACCESS_KEY=\|^AWS_ACCESS_KEY_ID=' || true)"
+"$DEMO_PYTHON" "$DEMO_REPO/examples/demo/aws_sdk.py"
+echo "   (waiting 12 s: the 20 s token is refreshed at about half its life)"
+sleep 12
+"$DEMO_PYTHON" "$DEMO_REPO/examples/demo/aws_sdk.py"
+
 echo "-- processes"
 i=0; while [ $i -lt 50 ]; do sh -c 'sleep 0.1 &'; i=$((i+1)); done
 echo "left 50 orphans for roost to reap"

@@ -64,9 +64,10 @@ impl Supervisor {
     /// Installs the signal handlers and reaps once (anything that exited before the handlers
     /// existed would otherwise wait for a SIGCHLD that never comes). Needs a tokio runtime.
     pub fn start(mode: InitMode) -> std::io::Result<Self> {
-        let signals = Signals::install()?;
+        let (sigchld, signals) = Signals::install()?;
         let reaper = Reaper::new();
         reaper.reap();
+        reaper.spawn_task(sigchld);
         Ok(Supervisor {
             mode,
             reaper,
@@ -184,9 +185,6 @@ impl Supervisor {
                     return (exit, stop_deadline);
                 }
                 sig = self.signals.recv() => match signals::action_for(sig) {
-                    SignalAction::Reap => {
-                        self.reaper.reap();
-                    }
                     SignalAction::GracefulStop => {
                         tracing::info!(
                             "stop requested: sending {} to the workload, SIGKILL in {} s",
@@ -217,19 +215,6 @@ impl Supervisor {
         }
     }
 
-    /// Reaps until no child is left or `deadline` passes. Returns whether none is left.
-    async fn reap_until_empty(&mut self, deadline: Instant) -> bool {
-        loop {
-            if self.reaper.reap() == ReapState::NoChildren {
-                return true;
-            }
-            tokio::select! {
-                _ = self.signals.recv() => {}
-                _ = sleep_until(deadline) => return self.reaper.reap() == ReapState::NoChildren,
-            }
-        }
-    }
-
     /// Stops whatever the workload left behind: `kill_signal` to every remaining process,
     /// until `grace_until` for them to exit, SIGKILL for the rest, and reap them all.
     async fn stop_leftovers(
@@ -246,7 +231,7 @@ impl Supervisor {
             signal_name(kill_signal)
         );
         procs::signal_everyone(self.mode, kill_signal);
-        if self.reap_until_empty(grace_until).await {
+        if self.reaper.until_empty(grace_until).await {
             return;
         }
         tracing::warn!("leftover processes are still running: sending SIGKILL");
@@ -256,7 +241,8 @@ impl Supervisor {
             procs::signal_everyone(self.mode, libc::SIGKILL);
             // Short rounds: in subreaper mode a process forked after the scan needs another.
             if self
-                .reap_until_empty(Instant::now() + Duration::from_millis(200))
+                .reaper
+                .until_empty(Instant::now() + Duration::from_millis(200))
                 .await
             {
                 return;

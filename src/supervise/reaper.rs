@@ -10,7 +10,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 
 /// How a child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +50,8 @@ struct Registry {
 #[derive(Debug, Clone, Default)]
 pub struct Reaper {
     registry: Arc<Mutex<Registry>>,
+    /// Woken whenever a reap collected something.
+    changed: Arc<Notify>,
 }
 
 impl Reaper {
@@ -81,7 +83,8 @@ impl Reaper {
     /// once at start.
     pub fn reap(&self) -> ReapState {
         let mut registry = self.lock();
-        loop {
+        let mut reaped = false;
+        let state = loop {
             let exit = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::Exited(pid, code)) => ChildExit {
                     pid: pid.as_raw(),
@@ -93,20 +96,57 @@ impl Reaper {
                     code: None,
                     signal: Some(sig as i32),
                 },
-                Ok(WaitStatus::StillAlive) => return ReapState::ChildrenLeft,
+                Ok(WaitStatus::StillAlive) => break ReapState::ChildrenLeft,
                 // Stops and continues are not asked for (no WUNTRACED); skip anything else.
                 Ok(_) => continue,
                 Err(Errno::EINTR) => continue,
-                Err(Errno::ECHILD) => return ReapState::NoChildren,
+                Err(Errno::ECHILD) => break ReapState::NoChildren,
                 Err(err) => {
                     tracing::error!("waitpid failed: {err}");
-                    return ReapState::ChildrenLeft;
+                    break ReapState::ChildrenLeft;
                 }
             };
+            reaped = true;
             match registry.waiters.remove(&exit.pid) {
                 // The waiter may have gone away (a cancelled exec); the status is still consumed.
                 Some(tx) => drop(tx.send(exit)),
                 None => registry.orphans_reaped += 1,
+            }
+        };
+        drop(registry);
+        if reaped {
+            self.changed.notify_waiters();
+        }
+        state
+    }
+
+    /// Reaps on every SIGCHLD for as long as roost runs, in a task of its own, so execs and
+    /// orphans are reaped in every phase (boot, run, shutdown), not only while the workload
+    /// is waited for.
+    pub fn spawn_task(&self, mut sigchld: tokio::signal::unix::Signal) {
+        let reaper = self.clone();
+        tokio::spawn(async move {
+            while sigchld.recv().await.is_some() {
+                reaper.reap();
+            }
+        });
+    }
+
+    /// Reaps until no child is left or `deadline` passes. Returns whether none is left.
+    pub async fn until_empty(&self, deadline: tokio::time::Instant) -> bool {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            // Registered before the reap, so a reap by the task in between is not missed.
+            notified.as_mut().enable();
+            if self.reap() == ReapState::NoChildren {
+                return true;
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    return self.reap() == ReapState::NoChildren;
+                }
             }
         }
     }

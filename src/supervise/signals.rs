@@ -7,11 +7,9 @@
 
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-/// What roost does with a signal it received.
+/// What roost does with a signal it received (SIGCHLD goes to the reaper task instead).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignalAction {
-    /// A child changed state: reap.
-    Reap,
     /// Stop the workload gracefully: KillSignal, KillTimeout, SIGKILL.
     GracefulStop,
     /// Pass the signal on to the workload's process group unchanged.
@@ -22,7 +20,6 @@ pub enum SignalAction {
 /// stop: a workload that ignores it is killed after KillTimeout instead of hanging the stop).
 pub fn action_for(sig: i32) -> SignalAction {
     match sig {
-        libc::SIGCHLD => SignalAction::Reap,
         libc::SIGTERM => SignalAction::GracefulStop,
         other => SignalAction::Forward(other),
     }
@@ -39,20 +36,23 @@ pub const HANDLED: [i32; 7] = [
     libc::SIGUSR2,
 ];
 
-/// The installed handlers, as one stream of signal numbers.
+/// The installed handlers but SIGCHLD's, as one stream of signal numbers.
 #[derive(Debug)]
 pub struct Signals {
     streams: Vec<(i32, Signal)>,
 }
 
 impl Signals {
-    /// Installs every handler in [`HANDLED`]. Needs a tokio runtime with signals enabled.
-    pub fn install() -> std::io::Result<Self> {
+    /// Installs every handler in [`HANDLED`]; returns the SIGCHLD stream (for the reaper
+    /// task) apart from the others. Needs a tokio runtime with signals enabled.
+    pub fn install() -> std::io::Result<(Signal, Self)> {
+        let sigchld = signal(SignalKind::child())?;
         let streams = HANDLED
             .iter()
+            .filter(|&&sig| sig != libc::SIGCHLD)
             .map(|&sig| Ok((sig, signal(SignalKind::from_raw(sig))?)))
             .collect::<std::io::Result<Vec<_>>>()?;
-        Ok(Signals { streams })
+        Ok((sigchld, Signals { streams }))
     }
 
     /// Waits for the next signal. Cancel-safe.
@@ -76,7 +76,6 @@ mod tests {
 
     #[test]
     fn actions() {
-        assert_eq!(action_for(libc::SIGCHLD), SignalAction::Reap);
         assert_eq!(action_for(libc::SIGTERM), SignalAction::GracefulStop);
         for sig in [
             libc::SIGINT,

@@ -6,11 +6,13 @@
 //! - [`supervise`]: spawning, the reaper, signals, cgroups, output, graceful stop;
 //! - [`api`]: wiring of the `/.fly/api` proxy;
 //! - [`oidc`]: wiring of the OIDC broker (identity tokens for cloud SDKs);
+//! - [`control`]: the host control API and the exit report;
 //! - [`container`]: `roost container`, PID 1 of a namespace (or a subreaper).
 
 pub mod api;
 pub mod config;
 pub mod container;
+pub mod control;
 pub mod logging;
 pub mod oidc;
 pub mod supervise;

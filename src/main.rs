@@ -9,7 +9,8 @@ const EXIT_USAGE: i32 = 64;
 const USAGE: &str = "\
 usage:
   roost                                   PID 1 of a Firecracker VM (not built yet)
-  roost container --config FILE           PID 1 of a container or namespace
+  roost container --config FILE [--control unix:PATH]
+                                          PID 1 of a container or namespace
   roost --version";
 
 #[derive(Debug, PartialEq, Eq)]
@@ -23,19 +24,33 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
     match args.first().map(String::as_str) {
         Some("container") => {
             let mut config = None;
+            let mut control = None;
             let mut rest = args[1..].iter();
             while let Some(arg) = rest.next() {
-                if let Some(value) = arg.strip_prefix("--config=") {
-                    config = Some(PathBuf::from(value));
-                } else if arg == "--config" {
-                    let value = rest.next().ok_or("--config needs a FILE")?;
-                    config = Some(PathBuf::from(value));
-                } else {
-                    return Err(format!("unknown argument {arg:?}"));
+                let (name, inline) = match arg.split_once('=') {
+                    Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
+                    _ => (arg.as_str(), None),
+                };
+                let mut value = |flag: &str| {
+                    inline
+                        .clone()
+                        .or_else(|| rest.next().cloned())
+                        .ok_or(format!("{flag} needs a value"))
+                };
+                match name {
+                    "--config" => config = Some(PathBuf::from(value("--config")?)),
+                    "--control" => {
+                        let v = value("--control")?;
+                        let path = v
+                            .strip_prefix("unix:")
+                            .ok_or(format!("--control {v:?}: only unix:PATH in container mode"))?;
+                        control = Some(PathBuf::from(path));
+                    }
+                    _ => return Err(format!("unknown argument {arg:?}")),
                 }
             }
             let config = config.ok_or("roost container needs --config FILE")?;
-            Ok(Command::Container(ContainerArgs { config }))
+            Ok(Command::Container(ContainerArgs { config, control }))
         }
         Some("--version" | "-V") => Ok(Command::Version),
         Some("--help" | "-h") => Ok(Command::Help),
@@ -78,6 +93,7 @@ mod tests {
     fn container_command() {
         let want = Command::Container(ContainerArgs {
             config: PathBuf::from("/c.json"),
+            control: None,
         });
         assert_eq!(
             parse_args(&args(&["container", "--config", "/c.json"])),
@@ -85,11 +101,25 @@ mod tests {
         );
         let want = Command::Container(ContainerArgs {
             config: PathBuf::from("/c.json"),
+            control: Some(PathBuf::from("/run/c.sock")),
         });
         assert_eq!(
-            parse_args(&args(&["container", "--config=/c.json"])),
+            parse_args(&args(&[
+                "container",
+                "--config=/c.json",
+                "--control",
+                "unix:/run/c.sock"
+            ])),
             Ok(want)
         );
+        assert!(parse_args(&args(&[
+            "container",
+            "--config",
+            "/c",
+            "--control",
+            "vsock:1"
+        ]))
+        .is_err());
         assert!(parse_args(&args(&["container"])).is_err());
         assert!(parse_args(&args(&["container", "--config"])).is_err());
         assert!(parse_args(&args(&["container", "--bogus"])).is_err());

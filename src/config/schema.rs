@@ -148,6 +148,12 @@ pub struct OidcConfig {
 pub struct ControlConfig {
     pub vsock_port: Option<u32>,
     pub exit_report_port: Option<u32>,
+    /// roost extensions: the exit report to a Unix socket (container mode), how long the
+    /// control API stays up after the workload's exit, and vsock CIDs besides the host's.
+    pub exit_report_socket: Option<String>,
+    pub linger_seconds: Option<u64>,
+    #[serde(deserialize_with = "nullable")]
+    pub allow_cids: Vec<u32>,
 }
 
 /// What happens to MMDS reachability after bootstrap.

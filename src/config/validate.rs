@@ -198,6 +198,12 @@ pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
             return Err(f("Oidc.BootWaitSeconds", "must be at most 600"));
         }
     }
+    if let Some(path) = &config.control.exit_report_socket {
+        check_absolute("Control.ExitReportSocket", path)?;
+    }
+    if config.control.linger_seconds.is_some_and(|s| s > 600) {
+        return Err(f("Control.LingerSeconds", "must be at most 600"));
+    }
     for (field, port) in [
         ("Control.VsockPort", config.control.vsock_port),
         ("Control.ExitReportPort", config.control.exit_report_port),

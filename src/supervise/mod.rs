@@ -11,6 +11,7 @@ pub mod reaper;
 pub mod signals;
 pub mod spawn;
 
+use crate::control::{ControlState, ExitCode, WorkloadState};
 use crate::workload::WorkloadSpec;
 use cgroup::WorkloadCgroup;
 use output::OutputPump;
@@ -80,11 +81,14 @@ impl Supervisor {
     }
 
     /// Runs the workload to its end and stops everything it left behind.
+    /// `state` learns the workload's pid when it starts and its exit code the moment it ends
+    /// (before leftovers are stopped), for the control API.
     pub async fn run(
         &mut self,
         spec: &WorkloadSpec,
         policy: StopPolicy,
         memory_limit_mib: Option<u64>,
+        state: &ControlState,
     ) -> Outcome {
         let (cgroup, warnings) = WorkloadCgroup::create(&cgroup::leaf_name(), memory_limit_mib);
         for warning in warnings {
@@ -118,6 +122,7 @@ impl Supervisor {
         for warning in cgroup.join(pid) {
             tracing::warn!("{warning}");
         }
+        state.set_workload(WorkloadState::Running { pid });
         tracing::info!(
             "workload started: pid {pid}, uid {}, gid {}, argv {:?}",
             spec.identity.uid,
@@ -126,6 +131,11 @@ impl Supervisor {
         );
 
         let (exit, stop_deadline) = self.wait_workload(pid, exit_rx, policy).await;
+        // The OOM counter already holds the kill that ended the workload, if there was one.
+        state.set_workload(WorkloadState::Exited(ExitCode {
+            code: exit.map_or(EXIT_INTERNAL, |e| e.exit_code()),
+            oom_killed: cgroup.oom_kills() > 0,
+        }));
         // A requested stop is bounded by one KillTimeout in all; a workload that exited by
         // itself leaves its leftovers a full KillTimeout to exit.
         let grace_until = stop_deadline.unwrap_or_else(|| Instant::now() + policy.kill_timeout);

@@ -1,4 +1,5 @@
-//! Starting the workload: its own session and process group, its cgroup, its identity.
+//! Starting children (the workload, execs): their own session and process group, cgroup,
+//! identity, directory.
 //!
 //! Everything the child does between fork and exec happens in `pre_exec`, where only
 //! async-signal-safe calls are allowed: all strings are prepared before the fork, and the
@@ -6,11 +7,12 @@
 //! supplementary groups before the gid, the gid before the uid, and change directory last, as
 //! the workload user (as runc does), so a directory it may not enter is an error.
 
-use crate::workload::WorkloadSpec;
+use crate::workload::{Identity, WorkloadSpec};
 use std::ffi::CString;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// Exit code for "command not found" (shell and Docker convention).
@@ -31,13 +33,25 @@ fn cstring(s: &[u8]) -> std::io::Result<CString> {
     CString::new(s).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL byte"))
 }
 
-/// Forks and execs the workload. Its stdout and stderr both go to `output`; stdin is
-/// inherited. Returns the child's pid, which is also its session and process-group id.
-pub fn spawn_workload(
-    spec: &WorkloadSpec,
-    output: OwnedFd,
-    cgroup_procs: Vec<CString>,
-) -> std::io::Result<i32> {
+/// Everything about a child that roost starts (the workload, an exec).
+#[derive(Debug)]
+pub struct ChildSpec<'a> {
+    pub argv: &'a [String],
+    pub env: &'a [(String, String)],
+    pub identity: &'a Identity,
+    pub cwd: &'a Path,
+    pub stdin: Stdio,
+    pub stdout: Stdio,
+    pub stderr: Stdio,
+    /// `cgroup.procs` files to join before exec.
+    pub cgroup_procs: Vec<CString>,
+    /// Make the terminal on fd 0 the child's controlling terminal (interactive shells).
+    pub controlling_tty: bool,
+}
+
+/// Forks and execs a child in a new session and process group of its own (pgid == pid).
+/// Returns its pid.
+pub fn spawn_child(spec: ChildSpec<'_>) -> std::io::Result<i32> {
     let Some((program, args)) = spec.argv.split_first() else {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
@@ -47,32 +61,40 @@ pub fn spawn_workload(
     let uid = spec.identity.uid;
     let gid = spec.identity.gid;
     let groups: Vec<libc::gid_t> = spec.identity.groups.clone();
-    let cwd = cstring(spec.working_dir.as_os_str().as_bytes())?;
+    let cwd = cstring(spec.cwd.as_os_str().as_bytes())?;
     // Only root can switch identity. An unprivileged roost (a subreaper on a laptop) runs the
-    // workload as itself; asking it for another identity is an error, not a silent downgrade.
+    // child as itself; asking it for another identity is an error, not a silent downgrade.
     let switch_identity = nix::unistd::geteuid().is_root();
     if !switch_identity
         && (uid != nix::unistd::geteuid().as_raw() || gid != nix::unistd::getegid().as_raw())
     {
         return Err(std::io::Error::new(
             std::io::ErrorKind::PermissionDenied,
-            format!("roost is not root and cannot run the workload as {uid}:{gid}"),
+            format!("roost is not root and cannot run a child as {uid}:{gid}"),
         ));
     }
+    let cgroup_procs = spec.cgroup_procs;
+    let controlling_tty = spec.controlling_tty;
 
     let mut cmd = Command::new(program);
     cmd.args(args)
         .env_clear()
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::inherit())
-        .stdout(Stdio::from(output.try_clone()?))
-        .stderr(Stdio::from(output));
+        .stdin(spec.stdin)
+        .stdout(spec.stdout)
+        .stderr(spec.stderr);
 
     let child_setup = move || -> std::io::Result<()> {
         // SAFETY: setsid(2) takes no arguments; the forked child is not a group leader, so it
         // becomes the leader of a new session and process group (pgid == pid).
         if unsafe { libc::setsid() } < 0 {
             return Err(std::io::Error::last_os_error());
+        }
+        if controlling_tty {
+            // SAFETY: fd 0 is the PTY slave std installed; TIOCSCTTY takes an int argument.
+            if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
         }
         for procs in &cgroup_procs {
             // Best effort: the parent moves the pid again after spawn and warns if that fails.
@@ -110,6 +132,26 @@ pub fn spawn_workload(
     let child = cmd.spawn()?;
     // The returned Child is dropped without waiting: the reaper owns the exit status.
     Ok(child.id() as i32)
+}
+
+/// Forks and execs the workload. Its stdout and stderr both go to `output`; stdin is
+/// inherited.
+pub fn spawn_workload(
+    spec: &WorkloadSpec,
+    output: OwnedFd,
+    cgroup_procs: Vec<CString>,
+) -> std::io::Result<i32> {
+    spawn_child(ChildSpec {
+        argv: &spec.argv,
+        env: &spec.env,
+        identity: &spec.identity,
+        cwd: &spec.working_dir,
+        stdin: Stdio::inherit(),
+        stdout: Stdio::from(output.try_clone()?),
+        stderr: Stdio::from(output),
+        cgroup_procs,
+        controlling_tty: false,
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,216 @@
+//! `POST /v1/exec`: one command, its output collected with a cap, its exit status from the one
+//! reaper. It never holds a lock across its run, so a hung exec (or a background grandchild
+//! holding its pipes) cannot block reaping, signals or shutdown: at its timeout its whole
+//! process group is killed, and it answers with what it has.
+
+use super::protocol::{ExecRequest, ExecResponse, Output};
+use super::state::ControlState;
+use crate::supervise::spawn::{spawn_child, ChildSpec};
+use crate::workload::Identity;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::time::Instant;
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+pub const DEFAULT_MAX_OUTPUT: usize = 1024 * 1024;
+pub const MAX_OUTPUT: usize = 16 * 1024 * 1024;
+/// After the timeout's SIGKILL, how long to wait for the pipes to close (a grandchild that left
+/// the process group may hold them forever).
+const AFTER_KILL: Duration = Duration::from_secs(2);
+
+/// Why an exec request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("cmd must be a non-empty list of strings without NUL bytes")]
+    BadCommand,
+    #[error("timeout must be a number of seconds in (0, 3600]")]
+    BadTimeout,
+    #[error("the workload is not resolved yet")]
+    NotReady,
+    #[error("cannot start {argv0:?}: {source}")]
+    Spawn {
+        argv0: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Who a command runs as, with which env and where: the workload's env always; its identity
+/// and directory when asked, root and `/` otherwise.
+pub(super) struct Launch {
+    pub env: Vec<(String, String)>,
+    pub identity: Identity,
+    pub cwd: PathBuf,
+}
+
+pub(super) fn launch_for(state: &ControlState, workload_user: bool) -> Result<Launch, ExecError> {
+    let spec = state.spec().ok_or(ExecError::NotReady)?;
+    Ok(if workload_user {
+        Launch {
+            env: spec.env,
+            identity: spec.identity,
+            cwd: spec.working_dir,
+        }
+    } else {
+        Launch {
+            env: spec.env,
+            identity: Identity {
+                uid: 0,
+                gid: 0,
+                groups: vec![0],
+                home: "/root".into(),
+            },
+            cwd: PathBuf::from("/"),
+        }
+    })
+}
+
+pub(super) fn check_command(cmd: &[String]) -> Result<(), ExecError> {
+    if cmd.first().is_none_or(|c| c.is_empty()) || cmd.iter().any(|a| a.contains('\0')) {
+        return Err(ExecError::BadCommand);
+    }
+    Ok(())
+}
+
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    Ok(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
+}
+
+/// Output kept up to a cap; what is beyond it is read and dropped, so the writer never blocks.
+struct Capped {
+    data: Vec<u8>,
+    cap: usize,
+    truncated: bool,
+}
+
+impl Capped {
+    fn push(&mut self, chunk: &[u8]) {
+        let room = self.cap.saturating_sub(self.data.len());
+        if chunk.len() > room {
+            self.truncated = true;
+        }
+        self.data.extend_from_slice(&chunk[..chunk.len().min(room)]);
+    }
+}
+
+pub async fn run(state: &ControlState, req: ExecRequest) -> Result<ExecResponse, ExecError> {
+    check_command(&req.cmd)?;
+    let timeout = match req.timeout {
+        None => DEFAULT_TIMEOUT,
+        Some(t) if t > 0.0 && t <= MAX_TIMEOUT.as_secs_f64() => Duration::from_secs_f64(t),
+        Some(_) => return Err(ExecError::BadTimeout),
+    };
+    let cap = req.max_output.unwrap_or(DEFAULT_MAX_OUTPUT).min(MAX_OUTPUT);
+    let launch = launch_for(state, req.workload_user)?;
+    let spawn_err = |source| ExecError::Spawn {
+        argv0: req.cmd[0].clone(),
+        source,
+    };
+    let (out_r, out_w) = pipe().map_err(spawn_err)?;
+    let (err_r, err_w) = pipe().map_err(spawn_err)?;
+    let (pid, mut exit_rx) = state
+        .reaper()
+        .spawn(|| {
+            spawn_child(ChildSpec {
+                argv: &req.cmd,
+                env: &launch.env,
+                identity: &launch.identity,
+                cwd: &launch.cwd,
+                stdin: Stdio::null(),
+                stdout: Stdio::from(out_w),
+                stderr: Stdio::from(err_w),
+                cgroup_procs: Vec::new(),
+                controlling_tty: false,
+            })
+        })
+        .map_err(spawn_err)?;
+    let mut out = tokio::net::unix::pipe::Receiver::from_owned_fd(out_r).map_err(spawn_err)?;
+    let mut err = tokio::net::unix::pipe::Receiver::from_owned_fd(err_r).map_err(spawn_err)?;
+
+    let mut stdout = Capped {
+        data: Vec::new(),
+        cap,
+        truncated: false,
+    };
+    let mut stderr = Capped {
+        data: Vec::new(),
+        cap,
+        truncated: false,
+    };
+    let (mut out_open, mut err_open) = (true, true);
+    let mut exit = None;
+    let mut timed_out = false;
+    let deadline = Instant::now() + timeout;
+    let mut buf_out = vec![0u8; 16 * 1024];
+    let mut buf_err = vec![0u8; 16 * 1024];
+    while out_open || err_open || exit.is_none() {
+        let stop_at = if timed_out {
+            deadline + AFTER_KILL
+        } else {
+            deadline
+        };
+        tokio::select! {
+            n = out.read(&mut buf_out), if out_open => match n {
+                Ok(0) | Err(_) => out_open = false,
+                Ok(n) => stdout.push(&buf_out[..n]),
+            },
+            n = err.read(&mut buf_err), if err_open => match n {
+                Ok(0) | Err(_) => err_open = false,
+                Ok(n) => stderr.push(&buf_err[..n]),
+            },
+            e = &mut exit_rx, if exit.is_none() => {
+                // A dropped sender would mean a lost status; report it as unknown.
+                exit = Some(e.ok());
+            }
+            _ = tokio::time::sleep_until(stop_at) => {
+                if timed_out {
+                    // Something outside the group still holds the pipes: answer anyway.
+                    break;
+                }
+                timed_out = true;
+                crate::supervise::procs::signal_group(pid, libc::SIGKILL);
+            }
+        }
+    }
+    let exit = exit.flatten();
+    Ok(ExecResponse {
+        exit_code: exit.and_then(|e| e.code),
+        exit_signal: exit.and_then(|e| e.signal),
+        stdout: Output::encode(stdout.data, req.output),
+        stderr: Output::encode(stderr.data, req.output),
+        stdout_truncated: stdout.truncated,
+        stderr_truncated: stderr.truncated,
+        timed_out,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_checked() {
+        assert!(check_command(&["ls".into()]).is_ok());
+        assert!(check_command(&[]).is_err());
+        assert!(check_command(&["".into()]).is_err());
+        assert!(check_command(&["ls".into(), "a\0b".into()]).is_err());
+    }
+
+    #[test]
+    fn output_is_capped_but_counted_as_truncated() {
+        let mut c = Capped {
+            data: Vec::new(),
+            cap: 5,
+            truncated: false,
+        };
+        c.push(b"abc");
+        assert!(!c.truncated);
+        c.push(b"defg");
+        assert_eq!(c.data, b"abcde");
+        assert!(c.truncated);
+    }
+}

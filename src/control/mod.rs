@@ -1,0 +1,22 @@
+//! The host control API (DESIGN.md "Control API"), wire-compatible with the Fly and
+//! pigeon-init host drivers: status, exit code, signals, exec, WebSocket exec, sysinfo; and the
+//! exit report pushed to the host.
+//!
+//! - [`protocol`]: the JSON types, shared with roostctl;
+//! - [`state`]: what the API reports, written by boot and the supervisor;
+//! - [`server`]: transports (vsock, Unix), routes, limits, shutdown;
+//! - [`exec`], [`ws`]: one-shot and interactive commands through the one reaper;
+//! - [`sysinfo`]: /proc and statvfs figures;
+//! - [`report`]: the console line and the pushed exit report.
+
+pub mod exec;
+pub mod protocol;
+pub mod report;
+pub mod server;
+pub mod state;
+pub mod sysinfo;
+pub mod ws;
+
+pub use protocol::ExitCode;
+pub use server::{ControlServer, Listen};
+pub use state::{ControlState, WorkloadState};

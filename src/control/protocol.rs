@@ -1,0 +1,119 @@
+//! The control API's wire types (DESIGN.md "Control API"), shared by the server and roostctl.
+//! Field names are the contract with the existing Fly and pigeon-init host drivers.
+
+use serde::{Deserialize, Serialize};
+
+/// `GET /v1/exit_code`, and the exit report pushed to the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitCode {
+    pub code: i32,
+    pub oom_killed: bool,
+}
+
+/// `POST /v1/signals`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct SignalRequest {
+    pub signal: i64,
+}
+
+/// How exec output is encoded: strings (pigeon; lossy UTF-8) or byte arrays (Fly).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputEncoding {
+    #[default]
+    String,
+    Bytes,
+}
+
+/// `POST /v1/exec`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ExecRequest {
+    /// argv, kept in order.
+    pub cmd: Vec<String>,
+    /// Seconds before the exec's whole process group is killed (default 30, at most 3600).
+    pub timeout: Option<f64>,
+    /// Run as the workload's user and in its directory (default: root, `/`).
+    pub workload_user: bool,
+    /// Bytes kept of each of stdout and stderr (default 1 MiB, at most 16 MiB).
+    pub max_output: Option<usize>,
+    pub output: OutputEncoding,
+}
+
+/// Output as a string or a byte array, per [`OutputEncoding`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Output {
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+impl Output {
+    pub fn encode(bytes: Vec<u8>, encoding: OutputEncoding) -> Self {
+        match encoding {
+            OutputEncoding::String => Output::Text(String::from_utf8_lossy(&bytes).into_owned()),
+            OutputEncoding::Bytes => Output::Bytes(bytes),
+        }
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Output::Text(s) => s.into_bytes(),
+            Output::Bytes(b) => b,
+        }
+    }
+}
+
+/// The answer to `POST /v1/exec`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecResponse {
+    pub exit_code: Option<i32>,
+    pub exit_signal: Option<i32>,
+    pub stdout: Output,
+    pub stderr: Output,
+    #[serde(default)]
+    pub stdout_truncated: bool,
+    #[serde(default)]
+    pub stderr_truncated: bool,
+    #[serde(default)]
+    pub timed_out: bool,
+}
+
+/// The first text frame of `GET /v1/ws/exec`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct WsInit {
+    pub command: Vec<String>,
+    pub tty: bool,
+    pub cols: Option<u16>,
+    pub rows: Option<u16>,
+    pub workload_user: bool,
+}
+
+/// A text frame from the client after the first: a terminal resize.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+pub struct WsResize {
+    pub cols: u16,
+    pub rows: u16,
+}
+
+/// Server text frames.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub enum WsServerMessage {
+    /// Sent once, after all output has been sent.
+    Exit {
+        code: Option<i32>,
+        signal: Option<i32>,
+    },
+    Error {
+        message: String,
+    },
+    /// Standard error in non-tty mode (standard output goes in binary frames).
+    Stderr(String),
+}
+
+/// A JSON error body.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ErrorBody {
+    pub error: String,
+}

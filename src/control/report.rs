@@ -1,0 +1,119 @@
+//! Making sure the exit code reaches the host even when no one is long-polling
+//! `/v1/exit_code` (the anchors lose it): one machine-readable console line, and a push to the
+//! host over a guest-initiated connection, acknowledged, with a deadline.
+
+use super::protocol::ExitCode;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// Where the exit report goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportTarget {
+    /// The host over vsock (CID 2); Firecracker hands it to `<uds>_PORT` on the host.
+    Vsock { port: u32 },
+    /// A Unix socket (container mode, tests).
+    Unix(PathBuf),
+}
+
+/// Total time spent trying to deliver the report.
+pub const REPORT_DEADLINE: Duration = Duration::from_secs(5);
+
+/// The console line: `roost: exit {"code":N,"oom_killed":false}` on stderr, unformatted, so
+/// a host reading the serial console can grep it.
+pub fn console_line(exit: &ExitCode) -> String {
+    let json =
+        serde_json::to_string(exit).unwrap_or_else(|_| format!("{{\"code\":{}}}", exit.code));
+    format!("roost: exit {json}")
+}
+
+async fn post_over<S>(stream: S, body: String) -> Result<u16, String>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let req = http::Request::builder()
+        .method("POST")
+        .uri("/v1/exit")
+        .header("host", "roost")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| e.to_string())?;
+    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let _ = resp.into_body().collect().await;
+    Ok(status)
+}
+
+async fn attempt(target: &ReportTarget, body: String) -> Result<u16, String> {
+    match target {
+        ReportTarget::Unix(path) => {
+            let stream = tokio::net::UnixStream::connect(path)
+                .await
+                .map_err(|e| e.to_string())?;
+            post_over(stream, body).await
+        }
+        ReportTarget::Vsock { port } => {
+            let addr = tokio_vsock::VsockAddr::new(tokio_vsock::VMADDR_CID_HOST, *port);
+            let stream = tokio_vsock::VsockStream::connect(addr)
+                .await
+                .map_err(|e| e.to_string())?;
+            post_over(stream, body).await
+        }
+    }
+}
+
+/// Pushes `POST /v1/exit {"code","oom_killed","machine_id"}` until the host acknowledges it
+/// with a 2xx or [`REPORT_DEADLINE`] passes. Returns whether it was acknowledged.
+pub async fn push(target: &ReportTarget, exit: &ExitCode, machine_id: Option<&str>) -> bool {
+    let body = serde_json::json!({
+        "code": exit.code, "oom_killed": exit.oom_killed, "machine_id": machine_id,
+    })
+    .to_string();
+    let deadline = tokio::time::Instant::now() + REPORT_DEADLINE;
+    let mut wait = Duration::from_millis(100);
+    let mut last_error = String::new();
+    loop {
+        match tokio::time::timeout_at(deadline, attempt(target, body.clone())).await {
+            Ok(Ok(status)) if (200..300).contains(&status) => {
+                tracing::info!("exit report acknowledged by the host ({status})");
+                return true;
+            }
+            Ok(Ok(status)) => last_error = format!("the host answered {status}"),
+            Ok(Err(e)) => last_error = e,
+            Err(_) => break,
+        }
+        if tokio::time::Instant::now() + wait >= deadline {
+            break;
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(1));
+    }
+    tracing::warn!("the exit report was not acknowledged within {REPORT_DEADLINE:?}: {last_error}");
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_line_is_machine_readable() {
+        let line = console_line(&ExitCode {
+            code: 137,
+            oom_killed: true,
+        });
+        assert_eq!(line, r#"roost: exit {"code":137,"oom_killed":true}"#);
+        let json: ExitCode =
+            serde_json::from_str(line.trim_start_matches("roost: exit ")).expect("json");
+        assert_eq!(json.code, 137);
+    }
+}

@@ -1,0 +1,324 @@
+//! The control API server: HTTP/1.1 on vsock (VM) or a Unix socket (container mode), the
+//! routes, body caps and timeouts, and a shutdown that lets answers in flight finish.
+
+use super::protocol::{ErrorBody, ExecRequest, SignalRequest};
+use super::state::{ControlState, WorkloadState};
+use super::{exec, sysinfo, ws};
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{watch, Notify};
+
+type Body = BoxBody<Bytes, Infallible>;
+
+/// Largest request body accepted (exec and signal requests are small).
+pub const MAX_BODY: usize = 64 * 1024;
+/// How long a client may take to send a request's head.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The host's CID: the only vsock peer answered unless configured otherwise.
+pub const HOST_CID: u32 = 2;
+
+/// Where the API listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    Unix(PathBuf),
+    Vsock { port: u32, allow_cids: Vec<u32> },
+}
+
+/// Requests being answered, so shutdown can wait for them.
+#[derive(Debug, Default)]
+struct InFlight {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+struct InFlightGuard(Arc<InFlight>);
+
+impl InFlightGuard {
+    fn new(f: &Arc<InFlight>) -> Self {
+        f.count.fetch_add(1, Ordering::SeqCst);
+        InFlightGuard(f.clone())
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// A running control API.
+#[derive(Debug)]
+pub struct ControlServer {
+    stop: watch::Sender<bool>,
+    in_flight: Arc<InFlight>,
+}
+
+impl ControlServer {
+    /// Stops accepting and waits up to `deadline` for the answers in flight.
+    pub async fn shutdown(self, deadline: Duration) {
+        let _ = self.stop.send(true);
+        let wait = async {
+            loop {
+                let idle = self.in_flight.idle.notified();
+                tokio::pin!(idle);
+                idle.as_mut().enable();
+                if self.in_flight.count.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                idle.await;
+            }
+        };
+        if tokio::time::timeout(deadline, wait).await.is_err() {
+            tracing::warn!("control API: answers still in flight at shutdown");
+        }
+    }
+}
+
+/// Binds and serves the API. Needs a tokio runtime.
+pub fn start(state: ControlState, listen: Listen) -> std::io::Result<ControlServer> {
+    let (stop, stopped) = watch::channel(false);
+    let in_flight = Arc::new(InFlight::default());
+    match &listen {
+        Listen::Unix(path) => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let _ = std::fs::remove_file(path);
+            let listener = tokio::net::UnixListener::bind(path)?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+            tracing::info!("control API listening on {}", path.display());
+            let in_flight = in_flight.clone();
+            tokio::spawn(async move {
+                let mut stopped = stopped;
+                loop {
+                    tokio::select! {
+                        accepted = listener.accept() => match accepted {
+                            Ok((stream, _)) => {
+                                tokio::spawn(serve(state.clone(), in_flight.clone(), stream));
+                            }
+                            Err(e) => {
+                                tracing::warn!("control API accept failed: {e}");
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                        },
+                        _ = stopped.changed() => return,
+                    }
+                }
+            });
+        }
+        Listen::Vsock { port, allow_cids } => {
+            let addr = tokio_vsock::VsockAddr::new(tokio_vsock::VMADDR_CID_ANY, *port);
+            let listener = tokio_vsock::VsockListener::bind(addr)?;
+            tracing::info!("control API listening on vsock port {port}");
+            let allow = allow_cids.clone();
+            let in_flight = in_flight.clone();
+            tokio::spawn(async move {
+                let mut stopped = stopped;
+                let mut refused_logged = std::collections::HashSet::new();
+                loop {
+                    tokio::select! {
+                        accepted = listener.accept() => match accepted {
+                            Ok((stream, peer)) => {
+                                let cid = peer.cid();
+                                if cid != HOST_CID && !allow.contains(&cid) {
+                                    // A guest process on vsock loopback is not the host.
+                                    if refused_logged.insert(cid) {
+                                        tracing::warn!("control API: refusing vsock peer CID {cid}");
+                                    }
+                                    continue;
+                                }
+                                tokio::spawn(serve(state.clone(), in_flight.clone(), stream));
+                            }
+                            Err(e) => {
+                                tracing::warn!("control API accept failed: {e}");
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                        },
+                        _ = stopped.changed() => return,
+                    }
+                }
+            });
+        }
+    }
+    Ok(ControlServer { stop, in_flight })
+}
+
+async fn serve<S>(state: ControlState, in_flight: Arc<InFlight>, stream: S)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let state = state.clone();
+        let guard = InFlightGuard::new(&in_flight);
+        async move {
+            let resp = route(state, req).await;
+            drop(guard);
+            Ok::<_, Infallible>(resp)
+        }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    if let Err(e) = conn.await {
+        tracing::debug!("control API connection ended: {e}");
+    }
+}
+
+fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
+    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    let mut resp = Response::new(Full::new(Bytes::from(body)).boxed());
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response<Body> {
+    json(
+        status,
+        &ErrorBody {
+            error: message.into(),
+        },
+    )
+}
+
+/// Reads and parses a JSON body of at most [`MAX_BODY`] bytes.
+async fn json_body<T: serde::de::DeserializeOwned>(
+    req: Request<Incoming>,
+) -> Result<T, Response<Body>> {
+    let bytes = Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|_| {
+            error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body over {MAX_BODY} bytes"),
+            )
+        })?
+        .to_bytes();
+    serde_json::from_slice(&bytes)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("bad JSON: {e}")))
+}
+
+async fn route(state: ControlState, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    match (req.method(), path.as_str()) {
+        (&Method::GET, "/v1/status") => json(StatusCode::OK, &state.status_json()),
+        (&Method::GET, "/v1/exit_code") => exit_code(&state).await,
+        (&Method::POST, "/v1/signals") => match json_body::<SignalRequest>(req).await {
+            Ok(r) => signal(&state, r.signal),
+            Err(resp) => resp,
+        },
+        (&Method::POST, "/v1/exec") => match json_body::<ExecRequest>(req).await {
+            Ok(r) => match exec::run(&state, r).await {
+                Ok(answer) => json(StatusCode::OK, &answer),
+                Err(exec::ExecError::NotReady) => error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the workload is not resolved yet",
+                ),
+                Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+            },
+            Err(resp) => resp,
+        },
+        (&Method::GET, "/v1/ws/exec") => upgrade(state, req),
+        (&Method::GET, "/v1/sysinfo") => json(StatusCode::OK, &sysinfo::collect()),
+        (
+            _,
+            "/v1/status" | "/v1/exit_code" | "/v1/signals" | "/v1/exec" | "/v1/ws/exec"
+            | "/v1/sysinfo",
+        ) => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+        _ => error(StatusCode::NOT_FOUND, "not found"),
+    }
+}
+
+/// Long-polls until the workload has exited; then answers at once, every time.
+async fn exit_code(state: &ControlState) -> Response<Body> {
+    let mut rx = state.watch_workload();
+    loop {
+        if let WorkloadState::Exited(exit) = *rx.borrow_and_update() {
+            return json(StatusCode::OK, &exit);
+        }
+        if rx.changed().await.is_err() {
+            return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+        }
+    }
+}
+
+fn signal(state: &ControlState, sig: i64) -> Response<Body> {
+    if !(1..=64).contains(&sig) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("signal {sig} is outside 1..=64"),
+        );
+    }
+    match state.workload() {
+        WorkloadState::Running { pid } => {
+            tracing::info!(
+                "control API: sending {} to the workload",
+                crate::supervise::signal_name(sig as i32)
+            );
+            crate::supervise::procs::signal_group(pid, sig as i32);
+            json(StatusCode::OK, &serde_json::json!({ "ok": true }))
+        }
+        WorkloadState::Starting => error(StatusCode::CONFLICT, "the workload has not started"),
+        WorkloadState::Exited(_) => error(StatusCode::CONFLICT, "the workload is not running"),
+    }
+}
+
+fn upgrade(state: ControlState, mut req: Request<Incoming>) -> Response<Body> {
+    let is_ws = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let Some(key) = req.headers().get("sec-websocket-key").cloned() else {
+        return error(StatusCode::BAD_REQUEST, "a WebSocket upgrade is required");
+    };
+    if !is_ws {
+        return error(StatusCode::BAD_REQUEST, "a WebSocket upgrade is required");
+    }
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let socket = tokio_tungstenite::WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    tokio_tungstenite::tungstenite::protocol::Role::Server,
+                    None,
+                )
+                .await;
+                ws::session(state, socket).await;
+            }
+            Err(e) => tracing::debug!("control API: WebSocket upgrade failed: {e}"),
+        }
+    });
+    let mut resp = Response::new(Full::new(Bytes::new()).boxed());
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert(header::UPGRADE, http::HeaderValue::from_static("websocket"));
+    h.insert(
+        header::CONNECTION,
+        http::HeaderValue::from_static("Upgrade"),
+    );
+    if let Ok(v) = http::HeaderValue::from_str(&accept) {
+        h.insert("sec-websocket-accept", v);
+    }
+    resp
+}

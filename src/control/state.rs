@@ -1,0 +1,141 @@
+//! What the control API knows about this roost: boot phases, the workload, the broker and
+//! the proxy. Written by the boot sequence and the supervisor, read by the API.
+
+use super::protocol::ExitCode;
+use crate::supervise::reaper::Reaper;
+use crate::workload::WorkloadSpec;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+use tokio::sync::watch;
+
+/// Where the workload is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkloadState {
+    Starting,
+    Running { pid: i32 },
+    Exited(ExitCode),
+}
+
+/// One boot phase and when it ended, in ms since roost started.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Phase {
+    pub name: &'static str,
+    pub at_ms: f64,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    phases: Vec<Phase>,
+    spec: Option<WorkloadSpec>,
+    broker: Option<broker::BrokerStatus>,
+    proxy: Option<Arc<api_proxy::server::ProxyStats>>,
+    bootstrapped: bool,
+    config_source: &'static str,
+}
+
+/// Shared state. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ControlState {
+    started: Instant,
+    mode: &'static str,
+    pid1: bool,
+    reaper: Reaper,
+    workload: watch::Sender<WorkloadState>,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl ControlState {
+    pub fn new(started: Instant, mode: &'static str, pid1: bool, reaper: Reaper) -> Self {
+        ControlState {
+            started,
+            mode,
+            pid1,
+            reaper,
+            workload: watch::Sender::new(WorkloadState::Starting),
+            inner: Arc::new(Mutex::new(Inner::default())),
+        }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        f(&mut self.inner.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Records the end of a boot phase.
+    pub fn phase(&self, name: &'static str) {
+        let at_ms = self.started.elapsed().as_secs_f64() * 1e3;
+        tracing::debug!("boot phase {name} done at {at_ms:.1} ms");
+        self.with(|i| i.phases.push(Phase { name, at_ms }));
+    }
+
+    pub fn set_spec(&self, spec: &WorkloadSpec) {
+        self.with(|i| i.spec = Some(spec.clone()));
+    }
+
+    pub fn spec(&self) -> Option<WorkloadSpec> {
+        self.with(|i| i.spec.clone())
+    }
+
+    pub fn set_broker(&self, status: Option<broker::BrokerStatus>) {
+        self.with(|i| i.broker = status);
+    }
+
+    pub fn set_proxy(&self, stats: Option<Arc<api_proxy::server::ProxyStats>>) {
+        self.with(|i| i.proxy = stats);
+    }
+
+    pub fn set_config_source(&self, source: &'static str, bootstrapped: bool) {
+        self.with(|i| {
+            i.config_source = source;
+            i.bootstrapped = bootstrapped;
+        });
+    }
+
+    pub fn reaper(&self) -> &Reaper {
+        &self.reaper
+    }
+
+    pub fn set_workload(&self, state: WorkloadState) {
+        self.workload.send_replace(state);
+    }
+
+    pub fn workload(&self) -> WorkloadState {
+        *self.workload.borrow()
+    }
+
+    pub fn watch_workload(&self) -> watch::Receiver<WorkloadState> {
+        self.workload.subscribe()
+    }
+
+    /// `GET /v1/status`: `{"ok": true}` and roost's additions.
+    pub fn status_json(&self) -> serde_json::Value {
+        let workload = match self.workload() {
+            WorkloadState::Starting => serde_json::json!({ "state": "starting" }),
+            WorkloadState::Running { pid } => serde_json::json!({ "state": "running", "pid": pid }),
+            WorkloadState::Exited(exit) => serde_json::json!({ "state": "exited", "exit": exit }),
+        };
+        self.with(|i| {
+            let proxy = i.proxy.as_ref().map(|p| {
+                use std::sync::atomic::Ordering::Relaxed;
+                serde_json::json!({
+                    "requests": p.requests.load(Relaxed),
+                    "forwarded": p.forwarded.load(Relaxed),
+                    "refused": p.refused.load(Relaxed),
+                    "upstream_errors": p.upstream_errors.load(Relaxed),
+                })
+            });
+            serde_json::json!({
+                "ok": true,
+                "version": env!("CARGO_PKG_VERSION"),
+                "mode": self.mode,
+                "pid1": self.pid1,
+                "uptime_ms": (self.started.elapsed().as_secs_f64() * 1e3).round(),
+                "config_source": i.config_source,
+                "bootstrapped": i.bootstrapped,
+                "phases": i.phases,
+                "workload": workload,
+                "broker": i.broker.as_ref().map(|b| b.snapshot()),
+                "proxy": proxy,
+            })
+        })
+    }
+}

@@ -1,0 +1,332 @@
+//! `GET /v1/ws/exec`: an interactive command over a WebSocket.
+//!
+//! The first text frame is `{"command": [...], "tty": bool, "cols", "rows", "workload_user"}`.
+//! Then binary frames from the client are the command's stdin, and text frames
+//! `{"cols": N, "rows": N}` resize the terminal.
+//! - With `tty: true` the command runs on a PTY (its controlling terminal) and binary frames
+//!   from roost carry the terminal's output.
+//! - Without a tty, binary frames from roost carry stdout only, stderr comes apart in text
+//!   frames `{"Stderr": "..."}` (lossy UTF-8), and an empty binary frame from the client closes
+//!   the command's stdin.
+//!
+//! roost sends `{"Exit": {"code": N|null, "signal": N|null}}` once all output has been sent
+//! (at most 2 s after the exit if something else still holds the output open), or
+//! `{"Error": {"message": "..."}}`, and closes. A client that goes away takes the session's
+//! whole process group with it (SIGKILL).
+
+use super::exec::{check_command, launch_for};
+use super::protocol::{WsInit, WsResize, WsServerMessage};
+use super::state::ControlState;
+use crate::supervise::procs::signal_group;
+use crate::supervise::reaper::ChildExit;
+use crate::supervise::spawn::{spawn_child, ChildSpec};
+use futures_util::{SinkExt, StreamExt};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+type Ws = WebSocketStream<TokioIo<Upgraded>>;
+
+/// How long the client has to send the first frame.
+const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// After the command exits, how long output may still come before `Exit` is sent anyway.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+
+async fn send_json(ws: &mut Ws, msg: &WsServerMessage) -> bool {
+    match serde_json::to_string(msg) {
+        Ok(text) => ws.send(Message::Text(text.into())).await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+async fn fail(ws: &mut Ws, message: String) {
+    let _ = send_json(ws, &WsServerMessage::Error { message }).await;
+    let _ = ws.close(None).await;
+}
+
+/// Runs one session on an upgraded connection.
+pub async fn session(state: ControlState, mut ws: Ws) {
+    let init = match tokio::time::timeout(INIT_TIMEOUT, ws.next()).await {
+        Ok(Some(Ok(Message::Text(text)))) => serde_json::from_str::<WsInit>(text.as_str()),
+        Ok(_) => return fail(&mut ws, "the first frame must be a JSON text frame".into()).await,
+        Err(_) => return fail(&mut ws, "no first frame within 10 s".into()).await,
+    };
+    let init = match init {
+        Ok(init) => init,
+        Err(e) => return fail(&mut ws, format!("bad first frame: {e}")).await,
+    };
+    if let Err(e) = check_command(&init.command) {
+        return fail(&mut ws, e.to_string()).await;
+    }
+    let launch = match launch_for(&state, init.workload_user) {
+        Ok(l) => l,
+        Err(e) => return fail(&mut ws, e.to_string()).await,
+    };
+    let result = if init.tty {
+        run_tty(&state, &mut ws, &init, launch).await
+    } else {
+        run_pipes(&state, &mut ws, &init, launch).await
+    };
+    match result {
+        Ok(exit) => {
+            let _ = send_json(
+                &mut ws,
+                &WsServerMessage::Exit {
+                    code: exit.and_then(|e| e.code),
+                    signal: exit.and_then(|e| e.signal),
+                },
+            )
+            .await;
+            let _ = ws.close(None).await;
+        }
+        Err(SessionEnd::ClientGone) => {}
+        Err(SessionEnd::Failed(message)) => fail(&mut ws, message).await,
+    }
+}
+
+enum SessionEnd {
+    /// The client closed or broke the socket; the session's group has been killed.
+    ClientGone,
+    Failed(String),
+}
+
+fn cloexec(fd: &OwnedFd) -> std::io::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+    Ok(())
+}
+
+fn set_winsize(master: &OwnedFd, cols: u16, rows: u16) {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: `master` is an open PTY master and `ws` a valid winsize for TIOCSWINSZ to read.
+    unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+}
+
+/// Reads from a non-blocking fd registered with the runtime. `Ok(0)` at end of output (EIO is
+/// how a PTY master says the other side is closed).
+async fn read_fd(fd: &AsyncFd<OwnedFd>, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        let mut guard = fd.readable().await?;
+        match guard
+            .try_io(|inner| nix::unistd::read(inner.get_ref(), buf).map_err(std::io::Error::from))
+        {
+            Ok(Err(e)) if e.raw_os_error() == Some(libc::EIO) => return Ok(0),
+            Ok(result) => return result,
+            Err(_would_block) => continue,
+        }
+    }
+}
+
+async fn write_fd(fd: &AsyncFd<OwnedFd>, mut data: &[u8]) -> std::io::Result<()> {
+    while !data.is_empty() {
+        let mut guard = fd.writable().await?;
+        match guard
+            .try_io(|inner| nix::unistd::write(inner.get_ref(), data).map_err(std::io::Error::from))
+        {
+            Ok(Ok(n)) => data = &data[n..],
+            Ok(Err(e)) => return Err(e),
+            Err(_would_block) => continue,
+        }
+    }
+    Ok(())
+}
+
+/// Waits for the exit once it is known, or forever.
+async fn exit_of(rx: &mut Option<oneshot::Receiver<ChildExit>>) -> Option<ChildExit> {
+    match rx {
+        Some(rx) => rx.await.ok(),
+        None => std::future::pending().await,
+    }
+}
+
+async fn run_tty(
+    state: &ControlState,
+    ws: &mut Ws,
+    init: &WsInit,
+    launch: super::exec::Launch,
+) -> Result<Option<ChildExit>, SessionEnd> {
+    let failed = |what: &str, e: &dyn std::fmt::Display| SessionEnd::Failed(format!("{what}: {e}"));
+    let size = nix::pty::Winsize {
+        ws_row: init.rows.unwrap_or(24),
+        ws_col: init.cols.unwrap_or(80),
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let pty = nix::pty::openpty(Some(&size), None).map_err(|e| failed("openpty", &e))?;
+    cloexec(&pty.master).map_err(|e| failed("pty", &e))?;
+    cloexec(&pty.slave).map_err(|e| failed("pty", &e))?;
+    let slave_in = pty.slave.try_clone().map_err(|e| failed("pty", &e))?;
+    let slave_out = pty.slave.try_clone().map_err(|e| failed("pty", &e))?;
+    let (pid, exit_rx) = state
+        .reaper()
+        .spawn(|| {
+            spawn_child(ChildSpec {
+                argv: &init.command,
+                env: &launch.env,
+                identity: &launch.identity,
+                cwd: &launch.cwd,
+                stdin: Stdio::from(slave_in),
+                stdout: Stdio::from(slave_out),
+                stderr: Stdio::from(pty.slave),
+                cgroup_procs: Vec::new(),
+                controlling_tty: true,
+            })
+        })
+        .map_err(|e| failed(&format!("cannot start {:?}", init.command[0]), &e))?;
+    let master = pty.master;
+    nix::fcntl::fcntl(
+        &master,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .map_err(|e| failed("pty", &e))?;
+    // SAFETY: `master` is an open OwnedFd moved into the AsyncFd, which owns it until it is
+    // dropped; OwnedFd::as_raw_fd always returns that same descriptor.
+    let master = unsafe { AsyncFd::register(master) }.map_err(|e| failed("pty", &e.to_string()))?;
+
+    let mut exit_rx = Some(exit_rx);
+    let mut exit: Option<Option<ChildExit>> = None;
+    let mut drain_until = None;
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let drain = drain_until
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400));
+        tokio::select! {
+            n = read_fd(&master, &mut buf) => match n {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if ws.send(Message::Binary(buf[..n].to_vec().into())).await.is_err() {
+                        signal_group(pid, libc::SIGKILL);
+                        return Err(SessionEnd::ClientGone);
+                    }
+                }
+            },
+            msg = ws.next() => match msg {
+                Some(Ok(Message::Binary(data))) => {
+                    let _ = write_fd(&master, &data).await;
+                }
+                Some(Ok(Message::Text(text))) => {
+                    if let Ok(r) = serde_json::from_str::<WsResize>(text.as_str()) {
+                        set_winsize(master.get_ref(), r.cols, r.rows);
+                    }
+                }
+                Some(Ok(_)) => {}
+                None | Some(Err(_)) => {
+                    signal_group(pid, libc::SIGKILL);
+                    return Err(SessionEnd::ClientGone);
+                }
+            },
+            e = exit_of(&mut exit_rx), if exit.is_none() => {
+                exit = Some(e);
+                exit_rx = None;
+                drain_until = Some(tokio::time::Instant::now() + DRAIN_AFTER_EXIT);
+            }
+            _ = tokio::time::sleep_until(drain), if drain_until.is_some() => break,
+        }
+    }
+    // Output is drained; the exit may still be on its way.
+    let exit = match exit {
+        Some(e) => e,
+        None => exit_of(&mut exit_rx).await,
+    };
+    Ok(exit)
+}
+
+async fn run_pipes(
+    state: &ControlState,
+    ws: &mut Ws,
+    init: &WsInit,
+    launch: super::exec::Launch,
+) -> Result<Option<ChildExit>, SessionEnd> {
+    let failed = |what: &str, e: &dyn std::fmt::Display| SessionEnd::Failed(format!("{what}: {e}"));
+    let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC);
+    let (in_r, in_w) = pipe().map_err(|e| failed("pipe", &e))?;
+    let (out_r, out_w) = pipe().map_err(|e| failed("pipe", &e))?;
+    let (err_r, err_w) = pipe().map_err(|e| failed("pipe", &e))?;
+    let (pid, exit_rx) = state
+        .reaper()
+        .spawn(|| {
+            spawn_child(ChildSpec {
+                argv: &init.command,
+                env: &launch.env,
+                identity: &launch.identity,
+                cwd: &launch.cwd,
+                stdin: Stdio::from(in_r),
+                stdout: Stdio::from(out_w),
+                stderr: Stdio::from(err_w),
+                cgroup_procs: Vec::new(),
+                controlling_tty: false,
+            })
+        })
+        .map_err(|e| failed(&format!("cannot start {:?}", init.command[0]), &e))?;
+    use tokio::net::unix::pipe;
+    let mut stdin = Some(pipe::Sender::from_owned_fd(in_w).map_err(|e| failed("pipe", &e))?);
+    let mut out = pipe::Receiver::from_owned_fd(out_r).map_err(|e| failed("pipe", &e))?;
+    let mut err = pipe::Receiver::from_owned_fd(err_r).map_err(|e| failed("pipe", &e))?;
+
+    let mut exit_rx = Some(exit_rx);
+    let mut exit: Option<Option<ChildExit>> = None;
+    let (mut out_open, mut err_open) = (true, true);
+    let mut drain_until = None;
+    let mut buf_out = vec![0u8; 32 * 1024];
+    let mut buf_err = vec![0u8; 32 * 1024];
+    while out_open || err_open {
+        let drain = drain_until
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400));
+        let sent = tokio::select! {
+            n = out.read(&mut buf_out), if out_open => match n {
+                Ok(0) | Err(_) => { out_open = false; true }
+                Ok(n) => ws.send(Message::Binary(buf_out[..n].to_vec().into())).await.is_ok(),
+            },
+            n = err.read(&mut buf_err), if err_open => match n {
+                Ok(0) | Err(_) => { err_open = false; true }
+                Ok(n) => {
+                    let text = String::from_utf8_lossy(&buf_err[..n]).into_owned();
+                    send_json(ws, &WsServerMessage::Stderr(text)).await
+                }
+            },
+            msg = ws.next() => match msg {
+                Some(Ok(Message::Binary(data))) => {
+                    if data.is_empty() {
+                        stdin = None; // EOF for the command
+                    } else if let Some(w) = stdin.as_mut() {
+                        if w.write_all(&data).await.is_err() {
+                            stdin = None;
+                        }
+                    }
+                    true
+                }
+                Some(Ok(_)) => true,
+                None | Some(Err(_)) => false,
+            },
+            e = exit_of(&mut exit_rx), if exit.is_none() => {
+                exit = Some(e);
+                exit_rx = None;
+                drain_until = Some(tokio::time::Instant::now() + DRAIN_AFTER_EXIT);
+                true
+            }
+            _ = tokio::time::sleep_until(drain), if drain_until.is_some() => break,
+        };
+        if !sent {
+            signal_group(pid, libc::SIGKILL);
+            return Err(SessionEnd::ClientGone);
+        }
+    }
+    drop(stdin);
+    let exit = match exit {
+        Some(e) => e,
+        None => exit_of(&mut exit_rx).await,
+    };
+    Ok(exit)
+}

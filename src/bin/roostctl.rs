@@ -1,0 +1,413 @@
+//! roostctl: the host-side CLI for roost's control API.
+//!
+//! ```text
+//! roostctl --uds PATH [--port 10000]   Firecracker's host-side vsock socket (CONNECT handshake)
+//! roostctl --cid N [--port 10000]      kernel AF_VSOCK
+//! roostctl --unix PATH                 container mode (roost container --control unix:PATH)
+//!          status | wait | signal N | exec [--timeout S] [--workload-user] -- CMD... | shell [-- CMD...]
+//! ```
+//!
+//! Exit codes: `wait`, `exec` and `shell` exit with the workload's or the command's code
+//! (128 + signal when a signal ended it); otherwise 0 on success, 1 when the API refused
+//! (4xx/5xx), 2 for a bad command line, 69 when roost cannot be reached (no socket, failed
+//! handshake, guest not listening), 70 for an answer roostctl cannot read.
+
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use roost::control::protocol::{
+    ExecRequest, ExecResponse, ExitCode, WsInit, WsResize, WsServerMessage,
+};
+use std::io::Write;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+
+const EXIT_REFUSED: i32 = 1;
+const EXIT_UNAVAILABLE: i32 = 69;
+const EXIT_PROTOCOL: i32 = 70;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "roostctl",
+    version,
+    about = "Drive roost's control API from the host"
+)]
+struct Cli {
+    /// Firecracker's host-side vsock Unix socket (speaks `CONNECT <port>`).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["cid", "unix"])]
+    uds: Option<PathBuf>,
+    /// The guest's vsock CID (kernel AF_VSOCK).
+    #[arg(long, value_name = "N", conflicts_with = "unix")]
+    cid: Option<u32>,
+    /// roost's control socket in container mode.
+    #[arg(long, value_name = "PATH")]
+    unix: Option<PathBuf>,
+    /// The control API's vsock port.
+    #[arg(long, default_value_t = 10000)]
+    port: u32,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Print roost's status.
+    Status,
+    /// Wait for the workload to exit; exit with its code.
+    Wait,
+    /// Send a signal (number or name) to the workload's process group.
+    Signal { signal: String },
+    /// Run a command; print its output; exit with its code.
+    Exec {
+        #[arg(long)]
+        timeout: Option<f64>,
+        /// Run as the workload's user, in its directory.
+        #[arg(long)]
+        workload_user: bool,
+        #[arg(last = true, required = true)]
+        cmd: Vec<String>,
+    },
+    /// An interactive shell (or CMD) on a terminal; exit with its code.
+    Shell {
+        #[arg(long)]
+        workload_user: bool,
+        #[arg(last = true)]
+        cmd: Vec<String>,
+    },
+}
+
+/// A failure with the exit code it maps to.
+#[derive(Debug)]
+struct Failure(i32, String);
+
+type Stream = Pin<Box<dyn Io>>;
+trait Io: AsyncRead + AsyncWrite + Send {}
+impl<T: AsyncRead + AsyncWrite + Send> Io for T {}
+
+async fn connect(cli: &Cli) -> Result<Stream, Failure> {
+    let unavailable = |what: String| Failure(EXIT_UNAVAILABLE, what);
+    if let Some(path) = &cli.unix {
+        let s = tokio::net::UnixStream::connect(path).await.map_err(|e| {
+            unavailable(format!(
+                "cannot connect to {}: {e} (is roost running with --control unix:{}?)",
+                path.display(),
+                path.display()
+            ))
+        })?;
+        return Ok(Box::pin(s));
+    }
+    if let Some(path) = &cli.uds {
+        let s = tokio::net::UnixStream::connect(path).await.map_err(|e| {
+            unavailable(format!(
+                "cannot connect to the VM's vsock socket {}: {e} (is the VM running?)",
+                path.display()
+            ))
+        })?;
+        let mut s = tokio::io::BufReader::new(s);
+        s.write_all(format!("CONNECT {}\n", cli.port).as_bytes())
+            .await
+            .map_err(|e| unavailable(format!("vsock handshake: {e}")))?;
+        let mut line = String::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), async {
+            // Bounded: the answer is a short line.
+            (&mut s).take(128).read_line(&mut line).await
+        })
+        .await;
+        match read {
+            Ok(Ok(_)) if line.starts_with("OK ") => return Ok(Box::pin(s)),
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                return Err(unavailable(format!(
+                    "the guest is not listening on vsock port {} (roost not up yet?)",
+                    cli.port
+                )))
+            }
+            Ok(Ok(_)) => {
+                return Err(unavailable(format!(
+                    "vsock handshake failed: expected \"OK <port>\", got {:?}",
+                    line.trim_end()
+                )))
+            }
+            Err(_) => return Err(unavailable("vsock handshake timed out".into())),
+        }
+    }
+    if let Some(cid) = cli.cid {
+        let addr = tokio_vsock::VsockAddr::new(cid, cli.port);
+        let s = tokio_vsock::VsockStream::connect(addr)
+            .await
+            .map_err(|e| unavailable(format!("cannot connect to vsock {cid}:{}: {e}", cli.port)))?;
+        return Ok(Box::pin(s));
+    }
+    Err(Failure(
+        2,
+        "one of --uds, --cid or --unix is required".into(),
+    ))
+}
+
+/// One HTTP/1.1 request; returns (status, body).
+async fn request(
+    cli: &Cli,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Result<(u16, Bytes), Failure> {
+    let stream = connect(cli).await?;
+    let proto = |e: &dyn std::fmt::Display| Failure(EXIT_PROTOCOL, format!("control API: {e}"));
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| proto(&e))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "roost")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| proto(&e))?;
+    let resp = sender.send_request(req).await.map_err(|e| proto(&e))?;
+    let status = resp.status().as_u16();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| proto(&e))?
+        .to_bytes();
+    Ok((status, bytes))
+}
+
+fn refused(status: u16, body: &[u8]) -> Failure {
+    let message = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_string))
+        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
+    Failure(EXIT_REFUSED, format!("roost answered {status}: {message}"))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Failure> {
+    serde_json::from_slice(body)
+        .map_err(|e| Failure(EXIT_PROTOCOL, format!("unreadable answer: {e}")))
+}
+
+fn code_of(code: Option<i32>, signal: Option<i32>) -> i32 {
+    code.or(signal.map(|s| 128 + s)).unwrap_or(EXIT_PROTOCOL)
+}
+
+fn parse_signal(text: &str) -> Result<i64, Failure> {
+    if let Ok(n) = text.parse::<i64>() {
+        return Ok(n);
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse::<nix::sys::signal::Signal>()
+        .map(|s| s as i64)
+        .map_err(|_| Failure(2, format!("unknown signal {text:?}")))
+}
+
+/// Restores the terminal's mode when dropped.
+struct RawTerminal(Option<nix::sys::termios::Termios>);
+
+impl RawTerminal {
+    fn enable() -> Self {
+        use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+        let stdin = std::io::stdin();
+        match tcgetattr(&stdin) {
+            Ok(saved) => {
+                let mut raw = saved.clone();
+                cfmakeraw(&mut raw);
+                let _ = tcsetattr(&stdin, SetArg::TCSANOW, &raw);
+                RawTerminal(Some(saved))
+            }
+            Err(_) => RawTerminal(None),
+        }
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.0 {
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin(),
+                nix::sys::termios::SetArg::TCSANOW,
+                saved,
+            );
+        }
+    }
+}
+
+fn terminal_size() -> Option<(u16, u16)> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes a winsize into `ws`, which is valid and writable.
+    let rc = unsafe { libc::ioctl(libc::STDIN_FILENO, libc::TIOCGWINSZ, &mut ws) };
+    (rc == 0 && ws.ws_col > 0).then_some((ws.ws_col, ws.ws_row))
+}
+
+async fn shell(cli: &Cli, cmd: Vec<String>, workload_user: bool) -> Result<i32, Failure> {
+    let stream = connect(cli).await?;
+    let (mut ws, _) = tokio_tungstenite::client_async("ws://roost/v1/ws/exec", stream)
+        .await
+        .map_err(|e| Failure(EXIT_PROTOCOL, format!("WebSocket: {e}")))?;
+    use std::io::IsTerminal;
+    let tty = std::io::stdin().is_terminal();
+    let size = terminal_size();
+    let init = WsInit {
+        command: if cmd.is_empty() {
+            vec!["/bin/sh".into()]
+        } else {
+            cmd
+        },
+        tty,
+        cols: size.map(|s| s.0),
+        rows: size.map(|s| s.1),
+        workload_user,
+    };
+    let init = serde_json::to_string(&init).map_err(|e| Failure(EXIT_PROTOCOL, e.to_string()))?;
+    ws.send(Message::Text(init.into()))
+        .await
+        .map_err(|e| Failure(EXIT_UNAVAILABLE, e.to_string()))?;
+    let _raw = tty.then(RawTerminal::enable);
+    let mut winch = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
+        .map_err(|e| Failure(EXIT_PROTOCOL, e.to_string()))?;
+    let mut stdin = tokio::io::stdin();
+    let mut stdin_open = true;
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut stdout = std::io::stdout();
+    let mut stderr = std::io::stderr();
+    loop {
+        tokio::select! {
+            n = stdin.read(&mut buf), if stdin_open => {
+                let data = match n {
+                    Ok(0) | Err(_) => { stdin_open = false; Vec::new() } // empty frame: EOF
+                    Ok(n) => buf[..n].to_vec(),
+                };
+                if ws.send(Message::Binary(data.into())).await.is_err() {
+                    return Err(Failure(EXIT_UNAVAILABLE, "the connection closed".into()));
+                }
+            }
+            _ = winch.recv() => {
+                if let Some((cols, rows)) = terminal_size() {
+                    let msg = serde_json::to_string(&WsResize { cols, rows }).unwrap_or_default();
+                    let _ = ws.send(Message::Text(msg.into())).await;
+                }
+            }
+            msg = ws.next() => match msg {
+                Some(Ok(Message::Binary(data))) => {
+                    let _ = stdout.write_all(&data);
+                    let _ = stdout.flush();
+                }
+                Some(Ok(Message::Text(text))) => match serde_json::from_str::<WsServerMessage>(text.as_str()) {
+                    Ok(WsServerMessage::Exit { code, signal }) => return Ok(code_of(code, signal)),
+                    Ok(WsServerMessage::Error { message }) => return Err(Failure(EXIT_REFUSED, message)),
+                    Ok(WsServerMessage::Stderr(text)) => {
+                        let _ = stderr.write_all(text.as_bytes());
+                    }
+                    Err(_) => {}
+                },
+                Some(Ok(_)) => {}
+                None | Some(Err(_)) => {
+                    return Err(Failure(EXIT_PROTOCOL, "the session ended without an exit status".into()))
+                }
+            },
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<i32, Failure> {
+    match &cli.command {
+        Cmd::Status => {
+            let (status, body) = request(&cli, "GET", "/v1/status", None).await?;
+            if status != 200 {
+                return Err(refused(status, &body));
+            }
+            let value: serde_json::Value = parse(&body)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&value).unwrap_or_default()
+            );
+            Ok(0)
+        }
+        Cmd::Wait => {
+            let (status, body) = request(&cli, "GET", "/v1/exit_code", None).await?;
+            if status != 200 {
+                return Err(refused(status, &body));
+            }
+            let exit: ExitCode = parse(&body)?;
+            println!("{}", String::from_utf8_lossy(&body));
+            Ok(exit.code)
+        }
+        Cmd::Signal { signal } => {
+            let signal = parse_signal(signal)?;
+            let body = serde_json::json!({ "signal": signal });
+            let (status, body) = request(&cli, "POST", "/v1/signals", Some(body)).await?;
+            if status != 200 {
+                return Err(refused(status, &body));
+            }
+            Ok(0)
+        }
+        Cmd::Exec {
+            timeout,
+            workload_user,
+            cmd,
+        } => {
+            let req = ExecRequest {
+                cmd: cmd.clone(),
+                timeout: *timeout,
+                workload_user: *workload_user,
+                ..ExecRequest::default()
+            };
+            let body =
+                serde_json::to_value(&req).map_err(|e| Failure(EXIT_PROTOCOL, e.to_string()))?;
+            let (status, body) = request(&cli, "POST", "/v1/exec", Some(body)).await?;
+            if status != 200 {
+                return Err(refused(status, &body));
+            }
+            let resp: ExecResponse = parse(&body)?;
+            let _ = std::io::stdout().write_all(&resp.stdout.into_bytes());
+            let _ = std::io::stderr().write_all(&resp.stderr.into_bytes());
+            if resp.timed_out {
+                eprintln!("roostctl: the command timed out and was killed");
+            }
+            Ok(code_of(resp.exit_code, resp.exit_signal))
+        }
+        Cmd::Shell { workload_user, cmd } => shell(&cli, cmd.clone(), *workload_user).await,
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("roostctl: {e}");
+            std::process::exit(EXIT_PROTOCOL);
+        }
+    };
+    let code = match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(Failure(code, message)) => {
+            eprintln!("roostctl: {message}");
+            code
+        }
+    };
+    let _ = std::io::stdout().flush();
+    // stdin may be blocked in tokio's reader thread: exit without waiting for it.
+    std::process::exit(code);
+}

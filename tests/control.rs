@@ -1,0 +1,639 @@
+//! The control API and roostctl, with roost as PID 1 of a fresh PID namespace, through its
+//! Unix transport and through a socket that speaks Firecracker's vsock `CONNECT` handshake.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+const T: Duration = Duration::from_secs(60);
+const ROOSTCTL: &str = env!("CARGO_BIN_EXE_roostctl");
+
+/// roost with `--control unix:...`, running a workload that waits for `stop` and then exits
+/// with `exit_code`.
+struct Rig {
+    scratch: Scratch,
+    ctl: PathBuf,
+    roost: Option<Running>,
+}
+
+impl Rig {
+    fn start(extra: serde_json::Value, exit_code: i32) -> Self {
+        let scratch = Scratch::new();
+        let stop = scratch.path("stop");
+        let mut doc = json!({
+            "ImageConfig": { "Cmd": ["/bin/sh", "-c", format!(
+                "trap 'echo workload-got-term; exit 143' TERM; while [ ! -e {} ]; do sleep 0.05; done; exit {exit_code}",
+                stop.display()
+            )] },
+            "ExtraEnv": { "FROM_CONFIG": "yes" },
+            "KillTimeout": 2,
+        });
+        if let (Some(doc), Some(extra)) = (doc.as_object_mut(), extra.as_object()) {
+            for (k, v) in extra {
+                doc.insert(k.clone(), v.clone());
+            }
+        }
+        let config = scratch.config(&doc);
+        let ctl = scratch.path("ctl.sock");
+        let mut cmd = Command::new("unshare");
+        cmd.args(PID_NS)
+            .arg(ROOST)
+            .arg("container")
+            .arg("--config")
+            .arg(&config)
+            .arg("--control")
+            .arg(format!("unix:{}", ctl.display()));
+        let roost = Running::spawn(cmd);
+        wait_for_file(&ctl, T);
+        let rig = Rig {
+            scratch,
+            ctl,
+            roost: Some(roost),
+        };
+        // Running means the workload has a pid.
+        let deadline = Instant::now() + T;
+        while rig.status()["workload"]["state"] != "running" {
+            assert!(Instant::now() < deadline, "workload never ran");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        rig
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let r = http(&self.ctl, "GET", "/v1/status", &[], b"");
+        assert_eq!(r.status, 200);
+        r.json()
+    }
+
+    fn exec(&self, body: serde_json::Value) -> HttpResponse {
+        http(
+            &self.ctl,
+            "POST",
+            "/v1/exec",
+            &[],
+            body.to_string().as_bytes(),
+        )
+    }
+
+    fn stop_workload(&self) {
+        std::fs::write(self.scratch.path("stop"), b"").expect("stop");
+    }
+
+    fn finish(mut self) -> Finished {
+        self.roost.take().expect("running").wait(T)
+    }
+}
+
+fn roostctl(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(ROOSTCTL)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run roostctl");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn status_exec_signals_sysinfo_and_their_errors() {
+    let rig = Rig::start(json!({}), 0);
+    let s = rig.status();
+    assert_eq!(s["ok"], true);
+    assert_eq!(s["mode"], "container");
+    assert_eq!(s["pid1"], true);
+    let phases: Vec<&str> = s["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        phases,
+        ["signals", "config", "api_proxy", "oidc", "workload_start"]
+    );
+    assert!(s["workload"]["pid"].as_i64() > Some(1));
+
+    // argv order is kept (Fly's init scrambles it).
+    let r = rig.exec(json!({"cmd": ["printf", "%s-%s", "a", "b"]}));
+    assert_eq!(r.status, 200);
+    let j = r.json();
+    assert_eq!(
+        (j["stdout"].as_str(), j["exit_code"].as_i64()),
+        (Some("a-b"), Some(0))
+    );
+    // The workload's env; stdout and stderr apart; codes and signals.
+    let j = rig
+        .exec(json!({"cmd": ["sh", "-c", "echo $FROM_CONFIG; echo oops >&2; exit 3"]}))
+        .json();
+    assert_eq!(j["stdout"], "yes\n");
+    assert_eq!(j["stderr"], "oops\n");
+    assert_eq!(j["exit_code"], 3);
+    let j = rig.exec(json!({"cmd": ["sh", "-c", "kill -9 $$"]})).json();
+    assert_eq!(
+        (j["exit_code"].is_null(), j["exit_signal"].as_i64()),
+        (true, Some(9))
+    );
+    // Output caps and Fly's byte arrays.
+    let j = rig
+        .exec(json!({"cmd": ["sh", "-c", "seq 1 1000"], "max_output": 10}))
+        .json();
+    assert_eq!(j["stdout"], "1\n2\n3\n4\n5\n");
+    assert_eq!(j["stdout_truncated"], true);
+    let j = rig
+        .exec(json!({"cmd": ["printf", "AB"], "output": "bytes"}))
+        .json();
+    assert_eq!(j["stdout"], json!([65, 66]));
+    // Root by default, the workload's identity on request.
+    let root = rig.exec(json!({"cmd": ["id", "-u"]})).json();
+    assert_eq!(root["stdout"], "0\n");
+
+    // Errors.
+    assert_eq!(rig.exec(json!({"cmd": []})).status, 400);
+    assert_eq!(rig.exec(json!({"cmd": ["true"], "timeout": 0})).status, 400);
+    assert_eq!(rig.exec(json!({"cmd": ["/no/such/program"]})).status, 400);
+    assert_eq!(
+        http(&rig.ctl, "POST", "/v1/exec", &[], b"{not json").status,
+        400
+    );
+    let big = vec![b' '; 100 * 1024];
+    assert_eq!(http(&rig.ctl, "POST", "/v1/exec", &[], &big).status, 413);
+    assert_eq!(http(&rig.ctl, "GET", "/v1/exec", &[], b"").status, 405);
+    assert_eq!(http(&rig.ctl, "GET", "/v1/nope", &[], b"").status, 404);
+    assert_eq!(
+        http(&rig.ctl, "POST", "/v1/signals", &[], br#"{"signal": 0}"#).status,
+        400
+    );
+    assert_eq!(
+        http(&rig.ctl, "POST", "/v1/signals", &[], br#"{"signal": 65}"#).status,
+        400
+    );
+    assert_eq!(http(&rig.ctl, "GET", "/v1/ws/exec", &[], b"").status, 400);
+
+    let sys = http(&rig.ctl, "GET", "/v1/sysinfo", &[], b"").json();
+    assert!(sys["memory"]["total"].as_u64() > Some(0));
+    assert!(sys["cpus"].as_u64() >= Some(1));
+    assert!(sys["load_average"].as_array().is_some_and(|a| a.len() == 3));
+
+    // A signal reaches the workload; after its exit, signals are refused with 409.
+    let r = http(&rig.ctl, "POST", "/v1/signals", &[], br#"{"signal": 15}"#);
+    assert_eq!((r.status, r.json()), (200, json!({"ok": true})));
+    let f = rig.finish();
+    f.assert_code(143);
+    assert!(f.stdout.contains("workload-got-term"));
+}
+
+#[test]
+fn workload_user_exec_runs_as_the_workload() {
+    let rig = Rig::start(
+        json!({"UserOverride": "65534:65534", "ImageConfig": {
+        "Cmd": ["/bin/sh", "-c", "sleep 30"], "WorkingDir": "/tmp" }}),
+        0,
+    );
+    let j = rig
+        .exec(json!({"cmd": ["sh", "-c", "id -u; pwd"], "workload_user": true}))
+        .json();
+    assert_eq!(j["stdout"], "65534\n/tmp\n");
+    let r = http(&rig.ctl, "POST", "/v1/signals", &[], br#"{"signal": 9}"#);
+    assert_eq!(r.status, 200);
+    rig.finish().assert_code(137);
+}
+
+#[test]
+fn a_background_grandchild_holding_the_pipe_cannot_hang_exec_or_the_workload() {
+    let rig = Rig::start(json!({}), 0);
+    let t0 = Instant::now();
+    let j = rig
+        .exec(json!({"cmd": ["sh", "-c", "sleep 30 & echo started"], "timeout": 1}))
+        .json();
+    let took = t0.elapsed();
+    assert_eq!(j["stdout"], "started\n");
+    assert_eq!(j["exit_code"], 0);
+    assert_eq!(j["timed_out"], true);
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+    // One that leaves the process group: answered at most a couple of seconds later.
+    let t0 = Instant::now();
+    let j = rig
+        .exec(json!({"cmd": ["sh", "-c", "setsid sleep 30 & echo away"], "timeout": 1}))
+        .json();
+    assert_eq!(j["stdout"], "away\n");
+    assert!(t0.elapsed() < Duration::from_secs(10));
+    // Meanwhile: status, signals and the stop all still work.
+    assert_eq!(rig.status()["ok"], true);
+    let r = http(&rig.ctl, "POST", "/v1/signals", &[], br#"{"signal": 15}"#);
+    assert_eq!(r.status, 200);
+    rig.finish().assert_code(143);
+}
+
+#[test]
+fn fifty_concurrent_execs_while_the_workload_exits_lose_no_exit_code() {
+    let rig = Rig::start(json!({"Control": {"LingerSeconds": 1}}), 0);
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(51));
+    let handles: Vec<_> = (0..50)
+        .map(|i| {
+            let ctl = rig.ctl.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                let body = json!({"cmd": ["sh", "-c", format!("sleep 0.{}; exit 3", i % 5)]});
+                http(&ctl, "POST", "/v1/exec", &[], body.to_string().as_bytes())
+            })
+        })
+        .collect();
+    barrier.wait();
+    std::thread::sleep(Duration::from_millis(150));
+    rig.stop_workload();
+    let answers: Vec<HttpResponse> = handles
+        .into_iter()
+        .map(|h| h.join().expect("thread"))
+        .collect();
+    let f = rig.finish();
+    f.assert_code(0);
+    let mut completed = 0;
+    for a in &answers {
+        assert_eq!(a.status, 200, "{}", a.text());
+        let j = a.json();
+        // Either it finished (3) or the shutdown stopped it (a signal): never nothing.
+        let has = j["exit_code"] == 3 || j["exit_signal"].as_i64().is_some();
+        assert!(has, "{j}");
+        completed += usize::from(j["exit_code"] == 3);
+    }
+    assert!(completed > 0, "no exec completed at all");
+}
+
+#[test]
+fn the_exit_code_is_answered_to_every_caller_after_the_exit_and_pushed_to_the_host() {
+    let scratch = Scratch::new();
+    let report_sock = scratch.path("host-exit.sock");
+    let listener = UnixListener::bind(&report_sock).expect("bind report socket");
+    let host = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("exit report connection");
+        let mut reader = BufReader::new(s.try_clone().expect("clone"));
+        let mut head = String::new();
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("read");
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().expect("length");
+            }
+            head.push_str(&line);
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).expect("body");
+        s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+            .expect("ack");
+        (head, String::from_utf8_lossy(&body).into_owned())
+    });
+    let rig = Rig::start(
+        json!({
+            "MachineId": "m-exit",
+            "Control": {"LingerSeconds": 3, "ExitReportSocket": report_sock},
+        }),
+        7,
+    );
+    // A long-poll that starts before the exit...
+    let ctl = rig.ctl.clone();
+    let early = std::thread::spawn(move || http(&ctl, "GET", "/v1/exit_code", &[], b""));
+    std::thread::sleep(Duration::from_millis(200));
+    rig.stop_workload();
+    let deadline = Instant::now() + T;
+    while rig.status()["workload"]["state"] != "exited" {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // ...and callers that ask after it all get the same answer.
+    let want = json!({"code": 7, "oom_killed": false});
+    assert_eq!(early.join().expect("thread").json(), want);
+    for _ in 0..3 {
+        assert_eq!(
+            http(&rig.ctl, "GET", "/v1/exit_code", &[], b"").json(),
+            want
+        );
+    }
+    assert_eq!(
+        http(&rig.ctl, "POST", "/v1/signals", &[], br#"{"signal": 15}"#).status,
+        409
+    );
+    let (head, body) = host.join().expect("host");
+    assert!(head.starts_with("POST /v1/exit HTTP/1.1"), "{head}");
+    let body: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        body,
+        json!({"code": 7, "oom_killed": false, "machine_id": "m-exit"})
+    );
+    let f = rig.finish();
+    f.assert_code(7);
+    assert!(
+        f.stderr
+            .contains(r#"roost: exit {"code":7,"oom_killed":false}"#),
+        "{}",
+        f.stderr
+    );
+    assert!(
+        f.stderr.contains("exit report acknowledged"),
+        "{}",
+        f.stderr
+    );
+}
+
+async fn ws_connect(ctl: &Path) -> tokio_tungstenite::WebSocketStream<tokio::net::UnixStream> {
+    let stream = tokio::net::UnixStream::connect(ctl).await.expect("connect");
+    let (ws, _) = tokio_tungstenite::client_async("ws://roost/v1/ws/exec", stream)
+        .await
+        .expect("WebSocket handshake");
+    ws
+}
+
+/// Reads frames until the accumulated binary output contains `want`.
+async fn read_until(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::UnixStream>,
+    seen: &mut String,
+    want: &str,
+) {
+    let found = tokio::time::timeout(Duration::from_secs(20), async {
+        while !seen.contains(want) {
+            match ws.next().await {
+                Some(Ok(Message::Binary(b))) => seen.push_str(&String::from_utf8_lossy(&b)),
+                Some(Ok(_)) => {}
+                other => panic!("socket ended while waiting for {want:?}: {other:?}\n{seen}"),
+            }
+        }
+    })
+    .await;
+    assert!(found.is_ok(), "no {want:?} in {seen:?}");
+}
+
+async fn exit_frame(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::UnixStream>,
+) -> (serde_json::Value, Vec<serde_json::Value>) {
+    let mut texts = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => {
+                let v: serde_json::Value = serde_json::from_str(t.as_str()).expect("json");
+                if v.get("Exit").is_some() {
+                    return (v, texts);
+                }
+                texts.push(v);
+            }
+            Ok(Some(Ok(Message::Binary(b)))) => {
+                texts.push(json!({"binary": String::from_utf8_lossy(&b)}))
+            }
+            Ok(Some(Ok(_))) => {}
+            other => panic!("no Exit frame: {other:?} after {texts:?}"),
+        }
+    }
+}
+
+#[test]
+fn websocket_exec_with_a_tty_echoes_and_resizes() {
+    let rig = Rig::start(json!({}), 0);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let mut ws = ws_connect(&rig.ctl).await;
+        let init = json!({"command": ["/bin/sh"], "tty": true, "cols": 80, "rows": 24});
+        ws.send(Message::Text(init.to_string().into()))
+            .await
+            .expect("init");
+        let mut seen = String::new();
+        ws.send(Message::Binary(b"stty size; tty\n".to_vec().into()))
+            .await
+            .expect("send");
+        read_until(&mut ws, &mut seen, "24 80").await;
+        read_until(&mut ws, &mut seen, "/dev/pts/").await;
+        ws.send(Message::Text(
+            json!({"cols": 132, "rows": 43}).to_string().into(),
+        ))
+        .await
+        .expect("resize");
+        ws.send(Message::Binary(b"stty size\n".to_vec().into()))
+            .await
+            .expect("send");
+        read_until(&mut ws, &mut seen, "43 132").await;
+        // The terminal echoes what is typed, and the shell answers.
+        ws.send(Message::Binary(b"echo typed-$((40+2))\n".to_vec().into()))
+            .await
+            .expect("send");
+        read_until(&mut ws, &mut seen, "typed-$((40+2))").await;
+        read_until(&mut ws, &mut seen, "typed-42").await;
+        ws.send(Message::Binary(b"exit 5\n".to_vec().into()))
+            .await
+            .expect("send");
+        let (exit, _) = exit_frame(&mut ws).await;
+        assert_eq!(exit, json!({"Exit": {"code": 5, "signal": null}}));
+    });
+    rig.stop_workload();
+    rig.finish().assert_code(0);
+}
+
+#[test]
+fn websocket_exec_without_a_tty_keeps_stderr_apart_and_drains_before_exit() {
+    let rig = Rig::start(json!({}), 0);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let mut ws = ws_connect(&rig.ctl).await;
+        let init = json!({"command": ["sh", "-c", "cat; echo to-stderr >&2; seq 1 20000; exit 2"], "tty": false});
+        ws.send(Message::Text(init.to_string().into())).await.expect("init");
+        ws.send(Message::Binary(b"hello stdin\n".to_vec().into())).await.expect("send");
+        ws.send(Message::Binary(Vec::new().into())).await.expect("eof");
+        let (exit, frames) = exit_frame(&mut ws).await;
+        assert_eq!(exit, json!({"Exit": {"code": 2, "signal": null}}));
+        let stdout: String = frames.iter().filter_map(|f| f["binary"].as_str()).collect();
+        let stderr: String = frames.iter().filter_map(|f| f["Stderr"].as_str()).collect();
+        assert!(stdout.starts_with("hello stdin\n1\n2\n"), "{}", &stdout[..40.min(stdout.len())]);
+        assert!(stdout.ends_with("19999\n20000\n"), "all output before Exit");
+        assert_eq!(stderr, "to-stderr\n");
+
+        // Bad first frames get an Error frame.
+        for bad in [json!("not an object"), json!({"command": [], "tty": false})] {
+            let mut ws = ws_connect(&rig.ctl).await;
+            ws.send(Message::Text(bad.to_string().into())).await.expect("init");
+            let msg = ws.next().await.expect("frame").expect("frame");
+            let v: serde_json::Value = serde_json::from_str(msg.to_text().expect("text")).expect("json");
+            assert!(v["Error"]["message"].is_string(), "{v}");
+        }
+    });
+    rig.stop_workload();
+    rig.finish().assert_code(0);
+}
+
+fn processes_with(marker: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(marker))
+                .unwrap_or(false)
+        })
+        .count()
+}
+
+#[test]
+fn closing_the_websocket_kills_the_sessions_process_group() {
+    let rig = Rig::start(json!({}), 0);
+    let marker = "1001.25";
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let mut ws = ws_connect(&rig.ctl).await;
+        let init = json!({"command": ["sh", "-c", format!("sleep {marker} & sleep {marker}")], "tty": false});
+        ws.send(Message::Text(init.to_string().into())).await.expect("init");
+        let deadline = Instant::now() + T;
+        while processes_with(marker) < 2 {
+            assert!(Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(ws);
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while processes_with(marker) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the session's processes outlived the socket"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    rig.stop_workload();
+    rig.finish().assert_code(0);
+}
+
+/// Firecracker's host side of vsock: a Unix socket that reads `CONNECT <port>\n`, answers
+/// `OK <port>\n` and splices the stream to the guest's listener (here roost's control socket).
+/// A port nobody listens on gets the connection closed, as Firecracker does.
+fn firecracker_vsock_shim(path: &Path, guest: PathBuf) {
+    let listener = UnixListener::bind(path).expect("bind shim");
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let guest = guest.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() || line.trim() != "CONNECT 10000" {
+                    return;
+                }
+                let Ok(upstream) = UnixStream::connect(&guest) else {
+                    return;
+                };
+                let mut conn_w = conn.try_clone().expect("clone");
+                conn_w.write_all(b"OK 1073741824\n").expect("ok line");
+                let mut up_r = upstream.try_clone().expect("clone");
+                let mut up_w = upstream;
+                let t = std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut reader, &mut up_w);
+                    let _ = up_w.shutdown(std::net::Shutdown::Write);
+                });
+                let _ = std::io::copy(&mut up_r, &mut conn_w);
+                let _ = conn_w.shutdown(std::net::Shutdown::Write);
+                let _ = t.join();
+            });
+        }
+    });
+}
+
+#[test]
+fn roostctl_through_the_firecracker_handshake_and_its_exit_codes() {
+    let rig = Rig::start(json!({}), 6);
+    let uds = rig.scratch.path("v.sock");
+    firecracker_vsock_shim(&uds, rig.ctl.clone());
+    let uds_s = uds.display().to_string();
+    let ctl_s = rig.ctl.display().to_string();
+
+    let (code, out, err) = roostctl(&["--uds", &uds_s, "status"]);
+    assert_eq!(code, 0, "{err}");
+    let status: serde_json::Value = serde_json::from_str(&out).expect("status JSON");
+    assert_eq!(status["ok"], true);
+    // exec: output through, argv in order, the command's code.
+    let (code, out, _) = roostctl(&["--uds", &uds_s, "exec", "--", "printf", "%s|%s", "x y", "z"]);
+    assert_eq!((code, out.as_str()), (0, "x y|z"));
+    let (code, _, err) = roostctl(&[
+        "--unix",
+        &ctl_s,
+        "exec",
+        "--",
+        "sh",
+        "-c",
+        "echo e >&2; exit 9",
+    ]);
+    assert_eq!((code, err.as_str()), (9, "e\n"));
+    // shell without a terminal: stdin piped in, the shell's code out.
+    let shell = Command::new(ROOSTCTL)
+        .args(["--unix", &ctl_s, "shell"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("shell");
+    let mut shell = shell;
+    shell
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"echo from-shell; echo to-err >&2; exit 4\n")
+        .expect("write");
+    let out = shell.wait_with_output().expect("shell output");
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from-shell\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "to-err\n");
+    // shell on a real terminal (script gives roostctl a PTY).
+    let out = Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "{ROOSTCTL} --unix {ctl_s} shell -- sh -c 'tty; exit 3'"
+        ))
+        .arg("/dev/null")
+        .stdin(Stdio::null())
+        .output()
+        .expect("script");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("/dev/pts/"));
+
+    // Errors: a port nobody listens on, a socket that is not there, a bad signal.
+    let (code, _, err) = roostctl(&["--uds", &uds_s, "--port", "10001", "status"]);
+    assert_eq!(code, 69, "{err}");
+    assert!(err.contains("not listening"), "{err}");
+    let (code, _, err) = roostctl(&["--unix", "/nonexistent/ctl.sock", "status"]);
+    assert_eq!(code, 69, "{err}");
+    let (code, _, _) = roostctl(&["--unix", &ctl_s, "signal", "NOPE"]);
+    assert_eq!(code, 2);
+    let (code, _, _) = roostctl(&["status"]);
+    assert_eq!(code, 2);
+
+    // wait: blocks until the exit, exits with the workload's code.
+    let waiter = Command::new(ROOSTCTL)
+        .args(["--uds", &uds_s, "wait"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("wait");
+    std::thread::sleep(Duration::from_millis(300));
+    rig.stop_workload();
+    let out = waiter.wait_with_output().expect("wait output");
+    assert_eq!(out.status.code(), Some(6));
+    // After the exit a signal is refused: 1.
+    let (code, _, err) = roostctl(&["--unix", &ctl_s, "signal", "TERM"]);
+    assert!(code == 1 || code == 69, "{code} {err}");
+    rig.finish().assert_code(6);
+}

@@ -35,3 +35,8 @@ echo
 # Both routes verify the macaroon in the devplatform; roost here is the glibc release build.
 target/release/examples/roost-bench proxy --roost target/release/roost \
     --devplatform target/release/examples/devplatform --requests "${PROXY_REQUESTS:-5000}"
+
+echo
+echo "## control API: round trips and WebSocket exec throughput"
+echo
+target/release/examples/roost-bench control --roost target/release/roost --requests "${CONTROL_REQUESTS:-2000}"

@@ -10,7 +10,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
-cargo build --quiet --release --bin roost --example devplatform || exit 1
+cargo build --quiet --release --bin roost --bin roostctl --example devplatform || exit 1
 venv="$repo/target/test-venv"
 if [ ! -x "$venv/bin/python3" ] || ! "$venv/bin/python3" -c 'import boto3, moto, jwt' 2>/dev/null; then
     echo "== installing boto3, moto and PyJWT into $venv (once)"
@@ -51,9 +51,22 @@ c["ImageConfig"]["Env"] += [
 json.dump(c, open(path, "w"), indent=2)
 PY
 
-echo "== roost container --config $demo/config.json, as PID 1 of new namespaces"
-unshare --pid --fork --mount-proc --mount --uts target/release/roost container --config "$demo/config.json"
+echo "== roost container --config $demo/config.json --control unix:$demo/ctl.sock, as PID 1 of new namespaces"
+unshare --pid --fork --mount-proc --mount --uts target/release/roost container \
+    --config "$demo/config.json" --control "unix:$demo/ctl.sock" &
+roost_pid=$!
+pids+=("$roost_pid")
+wait_file "$demo/ctl.sock"
+sleep 4
+ctl="target/release/roostctl --unix $demo/ctl.sock"
+echo "== roostctl status (excerpt), while the workload runs"
+$ctl status | grep -E '"(ok|mode|pid1|state|pid|expires_at|refreshes|requests|forwarded|refused)"' | sed 's/^/   /'
+echo "== roostctl exec -- sh -c 'id -u; echo \$AWS_ROLE_SESSION_NAME' (the workload's env, argv in order)"
+$ctl exec -- sh -c 'id -u; echo "$AWS_ROLE_SESSION_NAME"' | sed 's/^/   /'
+echo "== roostctl wait: blocks until the workload exits, then exits with its code"
+$ctl wait
 code=$?
+wait "$roost_pid"
 echo "== STS verified these web identity tokens (signature, iss, aud, exp, session name):"
 grep AssumeRoleWithWebIdentity "$demo/sts.log" | sed 's/^/   /'
-echo "== the workload's exit code, as roost reported it: $code"
+echo "== the workload's exit code, as roostctl wait reported it: $code"

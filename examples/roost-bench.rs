@@ -315,7 +315,7 @@ fn control_bench(args: &[String]) {
     }
     std::thread::sleep(Duration::from_millis(200));
     let mut client = KeepAlive::connect(&ctl);
-    let mut time = |n: usize, f: &mut dyn FnMut() -> u16| {
+    let time = |n: usize, f: &mut dyn FnMut() -> u16| {
         let mut t: Vec<f64> = (0..n)
             .map(|_| {
                 let t0 = Instant::now();

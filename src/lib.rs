@@ -7,6 +7,7 @@
 //! - [`api`]: wiring of the `/.fly/api` proxy;
 //! - [`oidc`]: wiring of the OIDC broker (identity tokens for cloud SDKs);
 //! - [`control`]: the host control API and the exit report;
+//! - [`net`]: the VM's network over rtnetlink;
 //! - [`container`]: `roost container`, PID 1 of a namespace (or a subreaper).
 
 pub mod api;
@@ -14,6 +15,7 @@ pub mod config;
 pub mod container;
 pub mod control;
 pub mod logging;
+pub mod net;
 pub mod oidc;
 pub mod supervise;
 pub mod workload;

@@ -8,6 +8,7 @@
 //! - [`oidc`]: wiring of the OIDC broker (identity tokens for cloud SDKs);
 //! - [`control`]: the host control API and the exit report;
 //! - [`net`]: the VM's network over rtnetlink;
+//! - [`vm`]: PID 1 of a Firecracker VM (MMDS, boot, shutdown);
 //! - [`container`]: `roost container`, PID 1 of a namespace (or a subreaper).
 
 pub mod api;
@@ -18,4 +19,5 @@ pub mod logging;
 pub mod net;
 pub mod oidc;
 pub mod supervise;
+pub mod vm;
 pub mod workload;

@@ -198,8 +198,12 @@ async fn run(opts: Options) {
     if opts.print_token {
         println!("{token}");
     }
+    let mut mmds_bound = None;
     if let Some(addr) = &opts.mmds_listen {
         let mmds_listener = Listener::bind(addr).await;
+        if let Listener::Tcp(l) = &mmds_listener {
+            mmds_bound = l.local_addr().ok().map(|a| a.to_string());
+        }
         let p = platform.clone();
         tokio::spawn(mmds_listener.serve(move |req| {
             let p = p.clone();
@@ -211,7 +215,11 @@ async fn run(opts: Options) {
         opts.app, opts.machine, platform.issuer
     );
     if let Some(path) = &opts.ready_file {
-        std::fs::write(path, b"ready").expect("ready file");
+        // What a harness needs to know: the bound addresses.
+        let ready = serde_json::json!({ "api": bound, "mmds": mmds_bound });
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, ready.to_string()).expect("ready file");
+        std::fs::rename(&tmp, path).expect("ready file");
     }
     let p = platform.clone();
     listener

@@ -1,0 +1,3 @@
+//! roost as PID 1 of a Firecracker VM.
+
+pub mod mmds;

@@ -9,12 +9,14 @@
 //! - [`control`]: the host control API and the exit report;
 //! - [`net`]: the VM's network over rtnetlink;
 //! - [`vm`]: PID 1 of a Firecracker VM (MMDS, boot, shutdown);
+//! - [`lifecycle`]: what container and VM mode share (prepare, run, report);
 //! - [`container`]: `roost container`, PID 1 of a namespace (or a subreaper).
 
 pub mod api;
 pub mod config;
 pub mod container;
 pub mod control;
+pub mod lifecycle;
 pub mod logging;
 pub mod net;
 pub mod oidc;

@@ -1,0 +1,120 @@
+//! The part of a roost's life that container mode and VM mode share: supervision set-up, the
+//! workload's preparation (proxy, broker) and run, and the exit report.
+
+use crate::config::Validated;
+use crate::control::report::{self, ReportTarget};
+use crate::control::{ControlServer, ControlState, ExitCode, WorkloadState};
+use crate::supervise::procs::InitMode;
+use crate::supervise::{Outcome, StopPolicy, Supervisor, EXIT_INTERNAL};
+use crate::workload::WorkloadSpec;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Exit code for a config roost refuses (EX_CONFIG from sysexits.h).
+pub const EXIT_CONFIG: i32 = 78;
+
+/// Subreaper (when not PID 1), non-dumpable, signal handlers and the reaper, the state.
+pub fn start(started: Instant, mode_name: &'static str) -> Result<(Supervisor, ControlState), i32> {
+    let mode = InitMode::detect();
+    if mode == InitMode::Subreaper {
+        if let Err(err) = nix::sys::prctl::set_child_subreaper(true) {
+            tracing::warn!("cannot become a child subreaper: {err}; orphans will not be reaped");
+        }
+    }
+    // Keep secrets (the macaroon) out of core dumps and ptrace by same-uid processes.
+    if let Err(err) = nix::sys::prctl::set_dumpable(false) {
+        tracing::warn!("cannot mark roost non-dumpable: {err}");
+    }
+    let supervisor = Supervisor::start(mode).map_err(|err| {
+        tracing::error!("cannot install signal handlers: {err}");
+        EXIT_INTERNAL
+    })?;
+    let state = ControlState::new(
+        started,
+        mode_name,
+        mode == InitMode::Pid1,
+        supervisor.reaper().clone(),
+    );
+    state.phase("signals");
+    Ok((supervisor, state))
+}
+
+/// Resolves the workload against the root at `root`.
+pub fn resolve(config: &Validated, root: &Path) -> Result<WorkloadSpec, i32> {
+    let spec = WorkloadSpec::resolve(config, root).map_err(|err| {
+        tracing::error!("cannot resolve the workload: {err}");
+        EXIT_CONFIG
+    })?;
+    for warning in &spec.warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok(spec)
+}
+
+/// Starts the proxy and the broker, then runs the workload to its end.
+pub async fn run(
+    config: &Validated,
+    mut spec: WorkloadSpec,
+    supervisor: &mut Supervisor,
+    state: &ControlState,
+) -> Outcome {
+    // The proxy listens before the workload starts, so its socket is there from the first
+    // instruction on.
+    state.set_proxy(crate::api::start(config));
+    state.phase("api_proxy");
+    // Identity tokens and their SDK variables, before the workload's first instruction.
+    state.set_broker(crate::oidc::prepare(config, &mut spec).await);
+    state.phase("oidc");
+    state.set_spec(&spec);
+    let policy = StopPolicy {
+        kill_signal: config.kill_signal,
+        kill_timeout: config.kill_timeout,
+    };
+    state.phase("workload_start");
+    let outcome = supervisor
+        .run(&spec, policy, config.config.memory_limit_mib, state)
+        .await;
+    tracing::info!(
+        "workload done: code {} (oom_killed: {}, orphans reaped: {})",
+        outcome.code,
+        outcome.oom_killed,
+        outcome.orphans_reaped
+    );
+    outcome
+}
+
+/// Publishes the final exit code: the control API, the console line, the push to the host.
+pub async fn report_exit(
+    state: &ControlState,
+    code: i32,
+    target: Option<ReportTarget>,
+    machine_id: Option<&str>,
+) -> ExitCode {
+    let exit = match state.workload() {
+        WorkloadState::Exited(exit) if exit.code == code => exit,
+        _ => ExitCode {
+            code,
+            oom_killed: false,
+        },
+    };
+    state.set_workload(WorkloadState::Exited(exit));
+    eprintln!("{}", report::console_line(&exit));
+    if let Some(target) = target {
+        report::push(&target, &exit, machine_id).await;
+    }
+    exit
+}
+
+/// Keeps the control API up for `linger`, then lets answers in flight finish.
+pub async fn close_control(server: Option<ControlServer>, linger: Duration) {
+    if let Some(server) = server {
+        if !linger.is_zero() {
+            tracing::info!(
+                "the control API stays up {} s for the exit code",
+                linger.as_secs()
+            );
+            tokio::time::sleep(linger).await;
+        }
+        server.shutdown(Duration::from_secs(2)).await;
+    }
+}

@@ -118,3 +118,14 @@ pub async fn close_control(server: Option<ControlServer>, linger: Duration) {
         server.shutdown(Duration::from_secs(2)).await;
     }
 }
+
+/// The console line alone, for a failure before any state exists.
+pub fn report_exit_console_only(code: i32) {
+    eprintln!(
+        "{}",
+        report::console_line(&ExitCode {
+            code,
+            oom_killed: false
+        })
+    );
+}

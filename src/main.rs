@@ -8,13 +8,14 @@ const EXIT_USAGE: i32 = 64;
 
 const USAGE: &str = "\
 usage:
-  roost                                   PID 1 of a Firecracker VM (not built yet)
+  roost                                   PID 1 of a Firecracker VM
   roost container --config FILE [--control unix:PATH]
                                           PID 1 of a container or namespace
   roost --version";
 
 #[derive(Debug, PartialEq, Eq)]
 enum Command {
+    Vm,
     Container(ContainerArgs),
     Version,
     Help,
@@ -55,7 +56,8 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
         Some("--version" | "-V") => Ok(Command::Version),
         Some("--help" | "-h") => Ok(Command::Help),
         Some(other) => Err(format!("unknown command {other:?}")),
-        None => Err("VM mode (roost without arguments) is not built yet".to_string()),
+        None if std::process::id() == 1 => Ok(Command::Vm),
+        None => Err("roost without arguments is PID 1 of a VM; this is not PID 1".to_string()),
     }
 }
 
@@ -63,6 +65,7 @@ fn main() {
     roost::logging::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let code = match parse_args(&args) {
+        Ok(Command::Vm) => roost::vm::main(),
         Ok(Command::Container(args)) => container::run(&args),
         Ok(Command::Version) => {
             println!("roost {}", env!("CARGO_PKG_VERSION"));

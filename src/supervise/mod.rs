@@ -59,6 +59,8 @@ pub struct Supervisor {
     mode: InitMode,
     reaper: Reaper,
     signals: Signals,
+    /// In a VM, SIGINT is Ctrl-Alt-Del (with RB_DISABLE_CAD): a graceful stop, not a forward.
+    sigint_stops: bool,
 }
 
 impl Supervisor {
@@ -73,7 +75,21 @@ impl Supervisor {
             mode,
             reaper,
             signals,
+            sigint_stops: false,
         })
+    }
+
+    fn action_for(&self, sig: i32) -> SignalAction {
+        match signals::action_for(sig) {
+            // Ctrl-Alt-Del in a VM: the same stop as SIGTERM.
+            SignalAction::Forward(libc::SIGINT) if self.sigint_stops => SignalAction::GracefulStop,
+            action => action,
+        }
+    }
+
+    /// Treats SIGINT as a stop request (VM mode: Ctrl-Alt-Del).
+    pub fn stop_on_sigint(&mut self) {
+        self.sigint_stops = true;
     }
 
     pub fn reaper(&self) -> &Reaper {
@@ -194,7 +210,7 @@ impl Supervisor {
                     }
                     return (exit, stop_deadline);
                 }
-                sig = self.signals.recv() => match signals::action_for(sig) {
+                sig = self.signals.recv() => match self.action_for(sig) {
                     SignalAction::GracefulStop => {
                         tracing::info!(
                             "stop requested: sending {} to the workload, SIGKILL in {} s",

@@ -61,7 +61,10 @@ mod tests {
 
     #[test]
     fn defaults_and_options() {
-        assert_eq!(parse("console=ttyS0 reboot=k panic=-1"), BootOptions::default());
+        assert_eq!(
+            parse("console=ttyS0 reboot=k panic=-1"),
+            BootOptions::default()
+        );
         let o = parse("console=ttyS0 roost.mmds=off roost.config=/etc/roost.json roost.mmds_wait=5 roost.iface=ens3");
         assert!(!o.mmds);
         assert_eq!(o.config_file, PathBuf::from("/etc/roost.json"));
@@ -73,8 +76,17 @@ mod tests {
     #[test]
     fn bad_values_are_reported_not_applied() {
         let o = parse("roost.config=relative roost.mmds=maybe roost.mmds_wait=-1 roost.bogus");
-        assert_eq!(o, BootOptions { unknown: vec![
-            "roost.config=relative".into(), "roost.mmds=maybe".into(),
-            "roost.mmds_wait=-1".into(), "roost.bogus".into()], ..BootOptions::default() });
+        assert_eq!(
+            o,
+            BootOptions {
+                unknown: vec![
+                    "roost.config=relative".into(),
+                    "roost.mmds=maybe".into(),
+                    "roost.mmds_wait=-1".into(),
+                    "roost.bogus".into()
+                ],
+                ..BootOptions::default()
+            }
+        );
     }
 }

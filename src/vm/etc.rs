@@ -24,17 +24,26 @@ pub fn render_hosts(old: &str, hostname: Option<&str>, config: &RunConfig) -> St
         }
     }
     let mut block = vec![BEGIN.to_string()];
-    if !kept.lines().any(|l| l.split_whitespace().skip(1).any(|n| n == "localhost")) {
+    if !kept
+        .lines()
+        .any(|l| l.split_whitespace().skip(1).any(|n| n == "localhost"))
+    {
         block.push("127.0.0.1\tlocalhost".into());
         block.push("::1\tlocalhost ip6-localhost ip6-loopback".into());
     }
     if let Some(name) = hostname {
-        let own = config.ip_configs.first().map(|c| c.ip.as_str()).unwrap_or("127.0.1.1");
+        let own = config
+            .ip_configs
+            .first()
+            .map(|c| c.ip.as_str())
+            .unwrap_or("127.0.1.1");
         block.push(format!("{own}\t{name}"));
     }
     for h in &config.etc_hosts {
         match &h.desc {
-            Some(desc) if !desc.contains('\n') => block.push(format!("{}\t{}\t# {desc}", h.ip, h.host)),
+            Some(desc) if !desc.contains('\n') => {
+                block.push(format!("{}\t{}\t# {desc}", h.ip, h.host))
+            }
             _ => block.push(format!("{}\t{}", h.ip, h.host)),
         }
     }

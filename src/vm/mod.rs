@@ -1,3 +1,359 @@
-//! roost as PID 1 of a Firecracker VM.
+//! roost as PID 1 of a Firecracker VM: `roost` with no arguments, run by the kernel (or by a
+//! tiny initramfs `/init` that loads modules first).
+//!
+//! Boot, each step logged with its duration and classified fatal or best-effort: devtmpfs,
+//! /proc, /sys and the console; Ctrl-Alt-Del turned into SIGINT; the control API on vsock;
+//! the config from MMDS (or the file in the initramfs); the switch to the root device; the
+//! system mounts; rlimits; host name, /etc/hosts, /etc/resolv.conf; the network; volumes;
+//! then the workload as in container mode. Shutdown: the graceful stop, the exit report,
+//! volumes unmounted in reverse, `/` read-only, sync, reboot (Firecracker with `reboot=k`
+//! exits on it). A boot failure is reported the same way; it never becomes a kernel panic.
 
+pub mod cmdline;
+pub mod etc;
 pub mod mmds;
+pub mod mounts;
+
+use crate::config::{self, MmdsAfterBoot, Validated};
+use crate::control::report::ReportTarget;
+use crate::control::{self, ControlState, Listen};
+use crate::lifecycle::{self, EXIT_CONFIG};
+use crate::net::Netlink;
+use crate::supervise::{Supervisor, EXIT_INTERNAL};
+use cmdline::BootOptions;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The control API's default vsock port.
+pub const DEFAULT_VSOCK_PORT: u32 = 10000;
+/// How long the control API stays up after the exit in a VM, unless configured.
+const DEFAULT_LINGER: Duration = Duration::from_secs(2);
+const MMDS_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
+/// The temporary address used to reach MMDS (QEMU's user network gives the guest this one;
+/// under Firecracker any link-local address works).
+const MMDS_CLIENT_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 0, 15);
+/// Files descriptors a workload may open (Fly's default).
+const NOFILE: u64 = 10_240;
+
+/// Runs the VM's whole life. Returns only if the reboot itself fails.
+pub fn main() -> i32 {
+    let started = Instant::now();
+    let mut early_failure = None;
+    for step in mounts::early_mounts() {
+        if let Err(e) = mounts::perform(&step) {
+            if step.fatal && early_failure.is_none() {
+                early_failure = Some(e);
+            }
+        }
+    }
+    attach_console();
+    install_panic_hook();
+    // Ctrl-Alt-Del becomes SIGINT to PID 1 (a graceful stop) instead of an instant reset.
+    if let Err(e) = nix::sys::reboot::set_cad_enabled(false) {
+        tracing::warn!("cannot disable Ctrl-Alt-Del: {e}");
+    }
+    tracing::info!(
+        "roost {} is PID 1 of the VM ({:.1} ms after exec)",
+        env!("CARGO_PKG_VERSION"),
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(life(started, early_failure)),
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            eprintln!("roost: exit {{\"code\":{EXIT_INTERNAL},\"oom_killed\":false}}");
+        }
+    }
+    power_off()
+}
+
+/// The console on fds 0, 1 and 2, whatever the kernel handed over.
+fn attach_console() {
+    use std::os::fd::AsRawFd;
+    if let Ok(console) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags_noctty()
+        .open("/dev/console")
+    {
+        for fd in 0..3 {
+            // SAFETY: dup2 onto the standard descriptors with a valid open descriptor.
+            unsafe { libc::dup2(console.as_raw_fd(), fd) };
+        }
+    }
+}
+
+trait NoCtty {
+    fn custom_flags_noctty(&mut self) -> &mut Self;
+}
+
+impl NoCtty for std::fs::OpenOptions {
+    fn custom_flags_noctty(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.custom_flags(libc::O_NOCTTY)
+    }
+}
+
+/// A panic anywhere logs, syncs and reboots: the host sees a clean exit of the VM and the
+/// console line, never a kernel panic from a dead PID 1.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("roost: panic: {info}");
+        eprintln!("roost: exit {{\"code\":{EXIT_INTERNAL},\"oom_killed\":false}}");
+        nix::unistd::sync();
+        let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT);
+    }));
+}
+
+fn power_off() -> i32 {
+    nix::unistd::sync();
+    // With `reboot=k` Firecracker (and QEMU with -no-reboot) exits on a reboot.
+    match nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT) {
+        Ok(never) => match never {},
+        Err(e) => {
+            eprintln!("roost: reboot failed: {e}");
+            EXIT_INTERNAL
+        }
+    }
+}
+
+/// Runs `f`, logging its duration; returns its result.
+fn step<T>(state: &ControlState, name: &'static str, f: impl FnOnce() -> T) -> T {
+    let t0 = Instant::now();
+    let out = f();
+    tracing::info!("boot: {name} ({:.1} ms)", t0.elapsed().as_secs_f64() * 1e3);
+    state.phase(name);
+    out
+}
+
+async fn life(started: Instant, early_failure: Option<String>) {
+    let (mut supervisor, state) = match lifecycle::start(started, "vm") {
+        Ok(pair) => pair,
+        Err(code) => {
+            lifecycle::report_exit_console_only(code);
+            return;
+        }
+    };
+    supervisor.stop_on_sigint();
+    // The control API first, so the host can follow the boot.
+    let control = match control::server::start(
+        state.clone(),
+        Listen::Vsock {
+            port: DEFAULT_VSOCK_PORT,
+            allow_cids: Vec::new(),
+        },
+    ) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::error!("control API on vsock port {DEFAULT_VSOCK_PORT}: {e}");
+            None
+        }
+    };
+    state.phase("control_api");
+
+    let mut volumes = Vec::new();
+    let (code, config) = match early_failure {
+        Some(e) => {
+            tracing::error!("boot failed: {e}");
+            (EXIT_INTERNAL, None)
+        }
+        None => match boot(&state, &mut supervisor, &mut volumes).await {
+            Ok((code, config)) => (code, Some(config)),
+            Err(code) => (code, None),
+        },
+    };
+
+    let c = config.as_ref().map(|c| &c.config);
+    let target = c
+        .and_then(|c| c.control.exit_report_port)
+        .map(|port| ReportTarget::Vsock { port });
+    lifecycle::report_exit(
+        &state,
+        code,
+        target,
+        c.and_then(|c| c.machine_id.as_deref()),
+    )
+    .await;
+    let linger = c
+        .and_then(|c| c.control.linger_seconds)
+        .map_or(DEFAULT_LINGER, Duration::from_secs);
+    lifecycle::close_control(control, linger).await;
+    mounts::unmount_volumes(&volumes).await;
+    mounts::remount_root_readonly();
+}
+
+async fn boot(
+    state: &ControlState,
+    supervisor: &mut Supervisor,
+    volumes: &mut Vec<PathBuf>,
+) -> Result<(i32, Validated), i32> {
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let opts = cmdline::parse(&cmdline);
+    if !opts.unknown.is_empty() {
+        tracing::warn!(
+            "unknown roost options on the kernel command line: {:?}",
+            opts.unknown
+        );
+    }
+    let t0 = Instant::now();
+    let config = load_config(&opts, state).await?;
+    tracing::info!("boot: config ({:.1} ms)", t0.elapsed().as_secs_f64() * 1e3);
+    state.phase("config");
+    let c = &config.config;
+
+    if let Some(port) = c.control.vsock_port.filter(|p| *p != DEFAULT_VSOCK_PORT) {
+        // A host that asked for another port gets it too (the default stays up).
+        let listen = Listen::Vsock {
+            port,
+            allow_cids: c.control.allow_cids.clone(),
+        };
+        if let Err(e) = control::server::start(state.clone(), listen) {
+            tracing::error!("control API on vsock port {port}: {e}");
+        }
+    }
+
+    let root = PathBuf::from(c.root_device.as_deref().unwrap_or("/dev/vda"));
+    step(state, "root", || {
+        if root.exists() {
+            mounts::switch_root(&root)
+                .map(|fs| tracing::info!("root: {} ({fs})", root.display()))
+                .map_err(|e| {
+                    tracing::error!("cannot switch to the root device: {e}");
+                    EXIT_INTERNAL
+                })
+        } else {
+            tracing::info!(
+                "no {}: the workload runs from the initramfs",
+                root.display()
+            );
+            Ok(())
+        }
+    })?;
+    step(state, "mounts", || {
+        for m in mounts::system_mounts() {
+            if let Err(e) = mounts::perform(&m) {
+                if m.fatal {
+                    tracing::error!("{e}");
+                    return Err(EXIT_INTERNAL);
+                }
+                tracing::warn!("{e} (best effort, boot goes on)");
+            }
+        }
+        Ok(())
+    })?;
+    step(state, "rlimits", || {
+        use nix::sys::resource::{getrlimit, setrlimit, Resource};
+        let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap_or((1024, 1024));
+        let limit = hard.max(NOFILE);
+        if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, limit, limit) {
+            tracing::warn!("RLIMIT_NOFILE: {e}");
+        }
+    });
+    let hostname = c.hostname.clone().or_else(|| c.machine_id.clone());
+    step(state, "etc", || {
+        if let Some(name) = &hostname {
+            if let Err(e) = nix::unistd::sethostname(name) {
+                tracing::warn!("hostname: {e}");
+            }
+        }
+        let hosts = Path::new("/etc/hosts");
+        let old = std::fs::read_to_string(hosts).unwrap_or_default();
+        if let Err(e) = etc::write_atomic(hosts, &etc::render_hosts(&old, hostname.as_deref(), c)) {
+            tracing::warn!("/etc/hosts: {e}");
+        }
+        if let Some(resolv) = etc::render_resolv(c) {
+            if let Err(e) = etc::write_atomic(Path::new("/etc/resolv.conf"), &resolv) {
+                tracing::warn!("/etc/resolv.conf: {e}");
+            }
+        }
+    });
+    let t0 = Instant::now();
+    let iface = opts.iface.clone().unwrap_or_else(|| "eth0".into());
+    if let Err(e) = crate::net::configure(&iface, c).await {
+        // A VM without its network can still run (and report); the anchors panic here.
+        tracing::error!("network: {e}");
+    }
+    tracing::info!("boot: network ({:.1} ms)", t0.elapsed().as_secs_f64() * 1e3);
+    state.phase("network");
+
+    let spec = lifecycle::resolve(&config, Path::new("/"))?;
+    *volumes = step(state, "volumes", || {
+        mounts::mount_volumes(&c.mounts, spec.identity.uid, spec.identity.gid)
+    });
+    let outcome = lifecycle::run(&config, spec, supervisor, state).await;
+    Ok((outcome.code, config))
+}
+
+/// The config from MMDS (unless turned off), else from the file.
+async fn load_config(opts: &BootOptions, state: &ControlState) -> Result<Validated, i32> {
+    if opts.mmds {
+        match config_from_mmds(opts).await {
+            Ok(config) => {
+                state.set_config_source("mmds", true);
+                if config.config.mmds.after_boot == MmdsAfterBoot::Block {
+                    block_mmds().await;
+                }
+                return Ok(config);
+            }
+            Err(e) => tracing::warn!(
+                "no config from MMDS ({e}); trying {}",
+                opts.config_file.display()
+            ),
+        }
+    }
+    let config = config::load_file(&opts.config_file).map_err(|e| {
+        tracing::error!("{e}");
+        EXIT_CONFIG
+    })?;
+    state.set_config_source("file", false);
+    Ok(config)
+}
+
+/// A temporary link-local address and route to MMDS on the first interface, the fetch, and
+/// the temporary address and route removed again.
+async fn config_from_mmds(opts: &BootOptions) -> Result<Validated, String> {
+    let nl = Netlink::connect().map_err(|e| e.to_string())?;
+    let iface = match &opts.iface {
+        Some(i) => i.clone(),
+        None => nl.first_ethernet().await.map_err(|e| e.to_string())?,
+    };
+    let index = nl.index(&iface).await.map_err(|e| e.to_string())?;
+    nl.up(index, None).await.map_err(|e| e.to_string())?;
+    let tmp = IpAddr::V4(MMDS_CLIENT_IP);
+    nl.add_address(index, tmp, 16)
+        .await
+        .map_err(|e| e.to_string())?;
+    nl.add_route(index, IpAddr::V4(MMDS_IP), 32, None, false)
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = std::net::SocketAddr::new(IpAddr::V4(MMDS_IP), 80);
+    let fetched = mmds::MmdsClient::new(addr)
+        .fetch(tokio::time::Instant::now() + opts.mmds_wait)
+        .await;
+    if let Err(e) = nl.del_route_v4(index, MMDS_IP, 32).await {
+        tracing::warn!("removing the MMDS route: {e}");
+    }
+    if let Err(e) = nl.del_address(index, tmp, 16).await {
+        tracing::warn!("removing the temporary MMDS address: {e}");
+    }
+    let doc = fetched.map_err(|e| e.to_string())?;
+    let bytes = serde_json::to_vec(&doc).map_err(|e| e.to_string())?;
+    config::parse(&bytes).map_err(|e| e.to_string())
+}
+
+/// After bootstrap nothing in the guest may read MMDS (it holds the macaroon): a prohibit
+/// route makes 169.254.169.254 unreachable. The control API reports `bootstrapped`, so the
+/// host can also PATCH the secret out of MMDS.
+async fn block_mmds() {
+    match Netlink::connect() {
+        Ok(nl) => match nl.prohibit_v4(MMDS_IP).await {
+            Ok(()) => tracing::info!("MMDS is blocked for every process after bootstrap"),
+            Err(e) => tracing::error!("cannot block MMDS: {e}"),
+        },
+        Err(e) => tracing::error!("cannot block MMDS: {e}"),
+    }
+}

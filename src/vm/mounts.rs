@@ -22,9 +22,27 @@ const NOSUID_NODEV_NOEXEC: u64 = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOE
 /// Before the config: what reading it needs.
 pub fn early_mounts() -> Vec<MountStep> {
     vec![
-        MountStep { fstype: "devtmpfs", target: "/dev", data: Some("mode=0755"), flags: libc::MS_NOSUID, fatal: true },
-        MountStep { fstype: "proc", target: "/proc", data: None, flags: NOSUID_NODEV_NOEXEC, fatal: true },
-        MountStep { fstype: "sysfs", target: "/sys", data: None, flags: NOSUID_NODEV_NOEXEC, fatal: true },
+        MountStep {
+            fstype: "devtmpfs",
+            target: "/dev",
+            data: Some("mode=0755"),
+            flags: libc::MS_NOSUID,
+            fatal: true,
+        },
+        MountStep {
+            fstype: "proc",
+            target: "/proc",
+            data: None,
+            flags: NOSUID_NODEV_NOEXEC,
+            fatal: true,
+        },
+        MountStep {
+            fstype: "sysfs",
+            target: "/sys",
+            data: None,
+            flags: NOSUID_NODEV_NOEXEC,
+            fatal: true,
+        },
     ]
 }
 
@@ -32,13 +50,55 @@ pub fn early_mounts() -> Vec<MountStep> {
 /// them must still boot (the anchors die on them).
 pub fn system_mounts() -> Vec<MountStep> {
     vec![
-        MountStep { fstype: "devpts", target: "/dev/pts", data: Some("newinstance,ptmxmode=0666,mode=0620,gid=5"), flags: libc::MS_NOSUID | libc::MS_NOEXEC, fatal: true },
-        MountStep { fstype: "tmpfs", target: "/dev/shm", data: Some("mode=1777"), flags: libc::MS_NOSUID | libc::MS_NODEV, fatal: false },
-        MountStep { fstype: "mqueue", target: "/dev/mqueue", data: None, flags: NOSUID_NODEV_NOEXEC, fatal: false },
-        MountStep { fstype: "tmpfs", target: "/run", data: Some("mode=0755"), flags: libc::MS_NOSUID | libc::MS_NODEV, fatal: false },
-        MountStep { fstype: "cgroup2", target: "/sys/fs/cgroup", data: None, flags: NOSUID_NODEV_NOEXEC, fatal: false },
-        MountStep { fstype: "hugetlbfs", target: "/dev/hugepages", data: None, flags: libc::MS_NOSUID | libc::MS_NODEV, fatal: false },
-        MountStep { fstype: "binfmt_misc", target: "/proc/sys/fs/binfmt_misc", data: None, flags: NOSUID_NODEV_NOEXEC, fatal: false },
+        MountStep {
+            fstype: "devpts",
+            target: "/dev/pts",
+            data: Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+            flags: libc::MS_NOSUID | libc::MS_NOEXEC,
+            fatal: true,
+        },
+        MountStep {
+            fstype: "tmpfs",
+            target: "/dev/shm",
+            data: Some("mode=1777"),
+            flags: libc::MS_NOSUID | libc::MS_NODEV,
+            fatal: false,
+        },
+        MountStep {
+            fstype: "mqueue",
+            target: "/dev/mqueue",
+            data: None,
+            flags: NOSUID_NODEV_NOEXEC,
+            fatal: false,
+        },
+        MountStep {
+            fstype: "tmpfs",
+            target: "/run",
+            data: Some("mode=0755"),
+            flags: libc::MS_NOSUID | libc::MS_NODEV,
+            fatal: false,
+        },
+        MountStep {
+            fstype: "cgroup2",
+            target: "/sys/fs/cgroup",
+            data: None,
+            flags: NOSUID_NODEV_NOEXEC,
+            fatal: false,
+        },
+        MountStep {
+            fstype: "hugetlbfs",
+            target: "/dev/hugepages",
+            data: None,
+            flags: libc::MS_NOSUID | libc::MS_NODEV,
+            fatal: false,
+        },
+        MountStep {
+            fstype: "binfmt_misc",
+            target: "/proc/sys/fs/binfmt_misc",
+            data: None,
+            flags: NOSUID_NODEV_NOEXEC,
+            fatal: false,
+        },
     ]
 }
 
@@ -65,12 +125,22 @@ pub fn mount_block(device: &Path, target: &Path) -> Result<&'static str, String>
     std::fs::create_dir_all(target).map_err(|e| format!("mkdir {}: {e}", target.display()))?;
     let mut last = String::new();
     for fstype in BLOCK_FSTYPES {
-        match mount(Some(device), target, Some(*fstype), MsFlags::MS_RELATIME, None::<&str>) {
+        match mount(
+            Some(device),
+            target,
+            Some(*fstype),
+            MsFlags::MS_RELATIME,
+            None::<&str>,
+        ) {
             Ok(()) => return Ok(fstype),
             Err(e) => last = format!("{fstype}: {e}"),
         }
     }
-    Err(format!("cannot mount {} on {} ({last})", device.display(), target.display()))
+    Err(format!(
+        "cannot mount {} on {} ({last})",
+        device.display(),
+        target.display()
+    ))
 }
 
 /// Deletes the initramfs's files (as switch_root does) so their memory is freed: everything
@@ -111,8 +181,9 @@ fn free_initramfs(keep: &Path) {
 fn root_is_initramfs() -> bool {
     nix::sys::statfs::statfs("/")
         .map(|s| {
+            // RAMFS_MAGIC (0x858458f6) has no nix constant.
             let t = s.filesystem_type();
-            t == nix::sys::statfs::RAMFS_MAGIC || t == nix::sys::statfs::TMPFS_MAGIC
+            t == nix::sys::statfs::FsType(0x8584_58f6) || t == nix::sys::statfs::TMPFS_MAGIC
         })
         .unwrap_or(false)
 }
@@ -125,7 +196,13 @@ pub fn switch_root(device: &Path) -> Result<&'static str, String> {
     for dir in ["/dev", "/proc", "/sys", "/run"] {
         let target = new_root.join(dir.trim_start_matches('/'));
         let _ = std::fs::create_dir_all(&target);
-        match mount(Some(dir), &target, None::<&str>, MsFlags::MS_MOVE, None::<&str>) {
+        match mount(
+            Some(dir),
+            &target,
+            None::<&str>,
+            MsFlags::MS_MOVE,
+            None::<&str>,
+        ) {
             Ok(()) | Err(nix::errno::Errno::EINVAL) => {} // EINVAL: not a mount point here
             Err(e) => return Err(format!("move {dir}: {e}")),
         }
@@ -152,7 +229,11 @@ pub fn mount_volumes(mounts: &[crate::config::MountSpec], uid: u32, gid: u32) ->
                 if let Err(e) = std::os::unix::fs::chown(&target, Some(uid), Some(gid)) {
                     tracing::warn!("cannot chown {} to {uid}:{gid}: {e}", target.display());
                 }
-                tracing::info!("volume {} ({fstype}) mounted on {}", m.device_path, target.display());
+                tracing::info!(
+                    "volume {} ({fstype}) mounted on {}",
+                    m.device_path,
+                    target.display()
+                );
                 done.push(target);
             }
             Err(e) => tracing::error!("volume: {e}"),
@@ -172,7 +253,9 @@ pub async fn unmount_volumes(volumes: &[PathBuf]) {
                     done = true;
                     break;
                 }
-                Err(nix::errno::Errno::EBUSY) => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(nix::errno::Errno::EBUSY) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
                 Err(e) => {
                     tracing::warn!("unmount {}: {e}", v.display());
                     break;
@@ -213,7 +296,9 @@ mod tests {
             .collect();
         assert_eq!(fatal, ["/dev", "/proc", "/sys", "/dev/pts"]);
         for best_effort in ["/dev/hugepages", "/proc/sys/fs/binfmt_misc", "/dev/mqueue"] {
-            assert!(system_mounts().iter().any(|m| m.target == best_effort && !m.fatal));
+            assert!(system_mounts()
+                .iter()
+                .any(|m| m.target == best_effort && !m.fatal));
         }
     }
 }

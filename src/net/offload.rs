@@ -3,7 +3,6 @@
 
 use std::os::fd::AsRawFd;
 
-const SIOCETHTOOL: libc::c_ulong = 0x8946;
 const ETHTOOL_STXCSUM: u32 = 0x17;
 
 #[repr(C)]
@@ -43,7 +42,7 @@ pub fn disable_tx_checksum(iface: &str) -> std::io::Result<()> {
     }
     // SAFETY: `req` is a valid ifreq whose data pointer refers to `value`, both alive for the
     // duration of the call; SIOCETHTOOL reads the name and the ethtool_value.
-    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), SIOCETHTOOL, &mut req) };
+    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCETHTOOL as _, &mut req) };
     if rc < 0 {
         return Err(std::io::Error::last_os_error());
     }

@@ -203,7 +203,8 @@ pub fn switch_root(device: &Path) -> Result<&'static str, String> {
             MsFlags::MS_MOVE,
             None::<&str>,
         ) {
-            Ok(()) | Err(nix::errno::Errno::EINVAL) => {} // EINVAL: not a mount point here
+            // EINVAL: not a mount point; ENOENT: not there at all (the initramfs has no /run).
+            Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
             Err(e) => return Err(format!("move {dir}: {e}")),
         }
     }

@@ -382,7 +382,10 @@ impl DevPlatform {
     pub fn start_on(dir: &Path, listen: &str, base: &serde_json::Value, extra: &[&str]) -> Self {
         let base_path = dir.join("base.json");
         std::fs::write(&base_path, base.to_string()).expect("base config");
-        let socket = dir.join("platform.sock");
+        // The socket the tests talk to (a TCP platform has none: its requests() is unusable).
+        let socket = listen
+            .strip_prefix("unix:")
+            .map_or_else(|| dir.join("platform.sock"), PathBuf::from);
         let config = dir.join("config.json");
         let ready = dir.join("platform.ready");
         let mut args: Vec<String> = vec![

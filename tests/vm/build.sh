@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Builds what the VM boot test boots, into WORK (default target/vm):
+#   vmlinuz           Debian's cloud kernel (6.1), unpacked from its package, not installed
+#   initrd.cpio.gz    static busybox, the virtio/vsock modules, /init that loads them and
+#                     execs roost (the static musl build), which stays PID 1
+#   rootfs.img        ext4 root device (/dev/vda): busybox, /etc/passwd with user "app",
+#                     the workload script
+#   volume.img        ext4 volume (/dev/vdb), empty
+# Needs: apt-get (qemu-system-x86 busybox-static kmod cpio e2fsprogs), rustup's musl target.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$(pwd)
+work=${1:-target/vm}
+mkdir -p "$work"
+work=$(cd "$work" && pwd)
+
+# roost, static, in its own target dir (a cargo test may hold the main one).
+rustup target list --installed | grep -q x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
+CARGO_TARGET_DIR="$work/cargo" cargo build --quiet --release --target x86_64-unknown-linux-musl --bin roost
+roost="$work/cargo/x86_64-unknown-linux-musl/release/roost"
+
+# The kernel: the concrete package behind linux-image-cloud-amd64, unpacked.
+if [ ! -f "$work/vmlinuz" ]; then
+    pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+    (cd "$work" && rm -f linux-image-*.deb && apt-get download "$pkg" 2>/dev/null)
+    rm -rf "$work/kroot"
+    dpkg-deb -x "$work"/linux-image-*.deb "$work/kroot"
+    kver=$(ls "$work/kroot/lib/modules")
+    depmod -b "$work/kroot" "$kver"
+    cp "$work/kroot/boot/vmlinuz-$kver" "$work/vmlinuz"
+fi
+kver=$(ls "$work/kroot/lib/modules")
+
+# The initramfs.
+init="$work/initramfs"
+rm -rf "$init"
+mkdir -p "$init"/{bin,sbin,dev,proc,sys,lib/modules,newroot}
+cp /bin/busybox "$init/bin/busybox"
+for tool in sh insmod mount mkdir; do ln -s busybox "$init/bin/$tool"; done
+cp "$roost" "$init/sbin/roost"
+: > "$init/modules"
+for m in virtio_mmio virtio_blk virtio_net vmw_vsock_virtio_transport; do
+    modprobe -d "$work/kroot" -S "$kver" --show-depends "$m" | awk '/^insmod/ {print $2}'
+done | awk '!seen[$0]++' | while read -r ko; do
+    cp "$ko" "$init/lib/modules/"
+    echo "$(basename "$ko")" >> "$init/modules"
+done
+cat > "$init/init" <<'INIT'
+#!/bin/busybox sh
+# Load the drivers Debian's kernel has as modules, then hand PID 1 to roost.
+/bin/busybox mount -t devtmpfs devtmpfs /dev
+for m in $(/bin/busybox cat /modules); do /bin/busybox insmod /lib/modules/$m; done
+exec /sbin/roost
+INIT
+chmod 755 "$init/init"
+(cd "$init" && find . | cpio -o -H newc --quiet | gzip -1 > "$work/initrd.cpio.gz")
+
+# The root device.
+root="$work/rootdir"
+rm -rf "$root"
+mkdir -p "$root"/{bin,sbin,etc,dev,proc,sys,run,tmp,data,app,home/app,.fly}
+cp /bin/busybox "$root/bin/busybox"
+for tool in $("$root/bin/busybox" --list); do
+    [ -e "$root/bin/$tool" ] || ln -s busybox "$root/bin/$tool"
+done
+chmod 1777 "$root/tmp"
+cat > "$root/etc/passwd" <<'PW'
+root:x:0:0:root:/root:/bin/sh
+app:x:1000:1000:app:/home/app:/bin/sh
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+PW
+cat > "$root/etc/group" <<'GR'
+root:x:0:
+app:x:1000:
+audio:x:29:app
+nogroup:x:65534:
+GR
+printf '127.0.0.1 localhost\n' > "$root/etc/hosts"
+cp "$repo/tests/vm/workload.sh" "$root/app/workload.sh"
+chmod 755 "$root/app/workload.sh"
+chown 1000:1000 "$root/home/app"
+rm -f "$work/rootfs.img" "$work/volume.img"
+mkfs.ext4 -q -F -d "$root" "$work/rootfs.img" 64M
+mkfs.ext4 -q -F "$work/volume.img" 16M
+echo "built: $work/{vmlinuz,initrd.cpio.gz,rootfs.img,volume.img} (kernel $kver)"

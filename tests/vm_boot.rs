@@ -1,0 +1,286 @@
+//! The VM boot test: a real Debian kernel under QEMU (TCG) with roost as PID 1, the config
+//! from the devplatform's MMDS (reached through QEMU's guestfwd at 169.254.169.254:80), vsock
+//! to the host the way Firecracker does it (vhost-device-vsock's hybrid Unix socket), a root
+//! disk and a volume disk. `tests/vm/build.sh` builds the kernel, initramfs and disks.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ROOSTCTL: &str = env!("CARGO_BIN_EXE_roostctl");
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn which(tool: &str) -> PathBuf {
+    let candidates = [
+        PathBuf::from(format!("/usr/bin/{tool}")),
+        PathBuf::from(format!("/usr/local/bin/{tool}")),
+        PathBuf::from(format!(
+            "{}/.cargo/bin/{tool}",
+            std::env::var("HOME").unwrap_or_default()
+        )),
+    ];
+    candidates
+        .into_iter()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("{tool} is missing: .ci/run installs it"))
+}
+
+fn roostctl(uds: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(ROOSTCTL)
+        .arg("--uds")
+        .arg(uds)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("roostctl");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn wait_console(path: &Path, want: &str, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(want) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {want:?} on the console:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A host-side listener for the guest's exit report (a guest connection to CID 2 port 10001
+/// arrives on `<uds>_10001`).
+fn exit_report_listener(path: &Path) -> std::thread::JoinHandle<String> {
+    let listener = UnixListener::bind(path).expect("bind exit report socket");
+    std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("exit report");
+        let mut reader = BufReader::new(s.try_clone().expect("clone"));
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("read");
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().expect("length");
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).expect("body");
+        s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+            .expect("ack");
+        String::from_utf8_lossy(&body).into_owned()
+    })
+}
+
+#[test]
+fn a_real_kernel_boots_roost_as_pid_1_from_mmds() {
+    let vm = repo().join("target/vm");
+    let build = Command::new(repo().join("tests/vm/build.sh"))
+        .arg(&vm)
+        .status()
+        .expect("tests/vm/build.sh");
+    assert!(build.success(), "building the VM images failed");
+    let scratch = Scratch::new();
+    let w = scratch.dir.path();
+    for disk in ["rootfs.img", "volume.img"] {
+        std::fs::copy(vm.join(disk), w.join(disk)).expect("copy disk");
+    }
+    let uds = w.join("v.sock");
+    let report = exit_report_listener(&w.join("v.sock_10001"));
+
+    // The platform: MMDS on loopback, the Machines API where guest vsock port 10002 lands.
+    let base = json!({
+        "ImageConfig": { "Cmd": ["/app/workload.sh"],
+                         "Env": ["GREETING=hello-vm", "AWS_ROLE_ARN=arn:aws:iam::1:role/vm"] },
+        "UserOverride": "app",
+        "Hostname": "roost-vm",
+        "EtcResolv": { "Nameservers": ["10.0.2.3"] },
+        "Mounts": [{ "DevicePath": "/dev/vdb", "MountPath": "/data" }],
+        "IPConfigs": [{ "IP": "169.254.0.15", "Mask": 16, "Gateway": "169.254.0.2" }],
+        "Control": { "ExitReportPort": 10001, "LingerSeconds": 2 },
+        "Api": { "SocketPath": "/.fly/api" },
+        "Oidc": { "BootWaitSeconds": 20 },
+        "KillTimeout": 5,
+    });
+    let platform = DevPlatform::start_on(
+        w,
+        &format!("unix:{}", w.join("v.sock_10002").display()),
+        &base,
+        &[
+            "--mmds-listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "vsock://2:10002",
+        ],
+    );
+    let ready: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(w.join("platform.ready")).expect("ready"))
+            .expect("json");
+    let mmds = ready["mmds"].as_str().expect("mmds addr").to_string();
+    let config = std::fs::read(&platform.config).expect("config");
+    let token = platform.token();
+    let r = http(&platform.socket, "PUT", "/_dev/mmds", &[], &config);
+    assert_eq!(r.status, 204);
+
+    let _vsock = Kill(
+        Command::new(which("vhost-device-vsock"))
+            .args(["--guest-cid", "3", "--socket"])
+            .arg(w.join("vhu.sock"))
+            .arg("--uds-path")
+            .arg(&uds)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("vhost-device-vsock"),
+    );
+    wait_for_file(&w.join("vhu.sock"), Duration::from_secs(10));
+
+    let console = w.join("console.log");
+    let started = Instant::now();
+    let mut qemu = Kill(
+        Command::new(which("qemu-system-x86_64"))
+            .args(["-machine", "microvm,rtc=on,pit=on,pic=on", "-accel", "tcg", "-m", "512"])
+            .args(["-smp", "1", "-nographic", "-no-reboot"])
+            .arg("-kernel")
+            .arg(vm.join("vmlinuz"))
+            .arg("-initrd")
+            .arg(vm.join("initrd.cpio.gz"))
+            .args(["-append", "console=ttyS0 quiet panic=-1 reboot=k tsc_early_khz=2000000"])
+            .args(["-object", "memory-backend-memfd,id=mem0,size=512M,share=on"])
+            .args(["-numa", "node,memdev=mem0"])
+            .arg("-chardev")
+            .arg(format!("socket,id=vs0,path={}", w.join("vhu.sock").display()))
+            .args(["-device", "vhost-user-vsock-device,chardev=vs0"])
+            .arg("-netdev")
+            .arg(format!(
+                "user,id=n0,restrict=on,net=169.254.0.0/16,guestfwd=tcp:169.254.169.254:80-cmd:socat STDIO TCP:{mmds}"
+            ))
+            .args(["-device", "virtio-net-device,netdev=n0"])
+            .arg("-drive")
+            .arg(format!("id=root,file={},format=raw,if=none", w.join("rootfs.img").display()))
+            .args(["-device", "virtio-blk-device,drive=root"])
+            .arg("-drive")
+            .arg(format!("id=vol,file={},format=raw,if=none", w.join("volume.img").display()))
+            .args(["-device", "virtio-blk-device,drive=vol"])
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&console).expect("console"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("qemu"),
+    );
+
+    let text = wait_console(&console, "vm-workload: ready", Duration::from_secs(180));
+    let boot_secs = started.elapsed().as_secs_f64();
+    // The workload as the configured user, with the env, hostname, resolv.conf, token.
+    assert!(
+        text.contains("vm-workload: uid=1000 gid=1000 groups=1000 29"),
+        "{text}"
+    );
+    assert!(text.contains("vm-workload: hostname=roost-vm"), "{text}");
+    assert!(
+        text.contains("vm-workload: env GREETING=hello-vm"),
+        "{text}"
+    );
+    assert!(
+        text.contains("vm-workload: resolv=nameserver 10.0.2.3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("vm-workload: hosts=1 169.254.0.15 roost-vm"),
+        "{text}"
+    );
+    // The broker fetched the token over the vsock upstream.
+    assert!(
+        text.contains("vm-workload: token=eyJ file=/.fly/oidc_token"),
+        "{text}"
+    );
+    // MMDS is blocked for the workload after bootstrap.
+    assert!(text.contains("vm-workload: mmds=blocked"), "{text}");
+
+    // The control API over vsock, through the Firecracker-style handshake.
+    let (code, out, err) = roostctl(&uds, &["status"]);
+    assert_eq!(code, 0, "{err}");
+    let status: serde_json::Value = serde_json::from_str(&out).expect("status");
+    assert_eq!(status["config_source"], "mmds");
+    assert_eq!(status["bootstrapped"], true);
+    assert_eq!(status["mode"], "vm");
+    assert_eq!(status["workload"]["state"], "running");
+    let (code, out, _) = roostctl(&uds, &["exec", "--", "cat", "/data/hello.txt"]);
+    assert_eq!((code, out.as_str()), (0, "written by the workload\n"));
+    let waiter = Command::new(ROOSTCTL)
+        .arg("--uds")
+        .arg(&uds)
+        .arg("wait")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("roostctl wait");
+
+    // SIGTERM through the control API: the workload stops gracefully, the VM powers off.
+    let (code, _, err) = roostctl(&uds, &["signal", "TERM"]);
+    assert_eq!(code, 0, "{err}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let qemu_status = loop {
+        if let Some(status) = qemu.0.try_wait().expect("qemu") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the VM did not power off");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let text = std::fs::read_to_string(&console).expect("console");
+    assert!(qemu_status.success(), "qemu: {qemu_status}\n{text}");
+    let waited = waiter.wait_with_output().expect("wait");
+    assert_eq!(
+        waited.status.code(),
+        Some(42),
+        "{}",
+        String::from_utf8_lossy(&waited.stdout)
+    );
+    assert!(
+        text.contains(r#"roost: exit {"code":42,"oom_killed":false}"#),
+        "{text}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&report.join().expect("report")).expect("report json");
+    assert_eq!(report["code"], 42);
+    // The volume holds what the workload wrote, its graceful stop included.
+    let out = Command::new("debugfs")
+        .args(["-R", "cat /hello.txt"])
+        .arg(w.join("volume.img"))
+        .output()
+        .expect("debugfs");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "written by the workload\nstopped gracefully\n"
+    );
+    // The macaroon never reached the console.
+    assert!(!text.contains(&token));
+    eprintln!("VM booted to the workload in {boot_secs:.1} s (TCG)");
+}

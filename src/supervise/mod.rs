@@ -80,10 +80,10 @@ impl Supervisor {
     }
 
     fn action_for(&self, sig: i32) -> SignalAction {
-        match signals::action_for(sig) {
-            // Ctrl-Alt-Del in a VM: the same stop as SIGTERM.
-            SignalAction::Forward(libc::SIGINT) if self.sigint_stops => SignalAction::GracefulStop,
-            action => action,
+        if self.sigint_stops {
+            signals::action_in_vm(sig)
+        } else {
+            signals::action_for(sig)
         }
     }
 

@@ -25,6 +25,14 @@ pub fn action_for(sig: i32) -> SignalAction {
     }
 }
 
+/// The same in a VM, where SIGINT is Ctrl-Alt-Del (with RB_DISABLE_CAD) and means a stop.
+pub fn action_in_vm(sig: i32) -> SignalAction {
+    match action_for(sig) {
+        SignalAction::Forward(libc::SIGINT) => SignalAction::GracefulStop,
+        action => action,
+    }
+}
+
 /// Signals roost installs handlers for.
 pub const HANDLED: [i32; 7] = [
     libc::SIGCHLD,
@@ -73,6 +81,14 @@ impl Signals {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ctrl_alt_del_stops_a_vm() {
+        assert_eq!(action_in_vm(libc::SIGINT), SignalAction::GracefulStop);
+        assert_eq!(action_in_vm(libc::SIGTERM), SignalAction::GracefulStop);
+        assert_eq!(action_in_vm(libc::SIGHUP), SignalAction::Forward(libc::SIGHUP));
+        assert_eq!(action_for(libc::SIGINT), SignalAction::Forward(libc::SIGINT));
+    }
 
     #[test]
     fn actions() {

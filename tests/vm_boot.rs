@@ -173,7 +173,7 @@ fn a_real_kernel_boots_roost_as_pid_1_from_mmds() {
             .arg(vm.join("vmlinuz"))
             .arg("-initrd")
             .arg(vm.join("initrd.cpio.gz"))
-            .args(["-append", "console=ttyS0 quiet panic=-1 reboot=k tsc_early_khz=2000000"])
+            .args(["-append", "console=ttyS0 quiet panic=-1 reboot=k tsc_early_khz=2000000 roost.shutdown=poweroff"])
             .args(["-object", "memory-backend-memfd,id=mem0,size=512M,share=on"])
             .args(["-numa", "node,memdev=mem0"])
             .arg("-chardev")

@@ -86,8 +86,14 @@ mod tests {
     fn ctrl_alt_del_stops_a_vm() {
         assert_eq!(action_in_vm(libc::SIGINT), SignalAction::GracefulStop);
         assert_eq!(action_in_vm(libc::SIGTERM), SignalAction::GracefulStop);
-        assert_eq!(action_in_vm(libc::SIGHUP), SignalAction::Forward(libc::SIGHUP));
-        assert_eq!(action_for(libc::SIGINT), SignalAction::Forward(libc::SIGINT));
+        assert_eq!(
+            action_in_vm(libc::SIGHUP),
+            SignalAction::Forward(libc::SIGHUP)
+        );
+        assert_eq!(
+            action_for(libc::SIGINT),
+            SignalAction::Forward(libc::SIGINT)
+        );
     }
 
     #[test]

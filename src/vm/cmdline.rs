@@ -4,7 +4,9 @@
 //!   `/roost/config.json`, baked into the initramfs);
 //! - `roost.mmds=off`: do not ask MMDS, go straight to the file;
 //! - `roost.mmds_wait=SECONDS`: how long to wait for MMDS (default 30);
-//! - `roost.iface=NAME`: the interface MMDS and IPConfigs use (default: eth0, else the first).
+//! - `roost.iface=NAME`: the interface MMDS and IPConfigs use (default: eth0, else the first);
+//! - `roost.shutdown=reboot|poweroff`: how the VM ends (default reboot: Firecracker exits on
+//!   a reboot with `reboot=k`; QEMU's microvm sometimes resets instead, so its tests power off).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -18,6 +20,7 @@ pub struct BootOptions {
     pub mmds: bool,
     pub mmds_wait: Duration,
     pub iface: Option<String>,
+    pub power_off: bool,
     /// Options roost did not understand, for one warning.
     pub unknown: Vec<String>,
 }
@@ -29,6 +32,7 @@ impl Default for BootOptions {
             mmds: true,
             mmds_wait: DEFAULT_MMDS_WAIT,
             iface: None,
+            power_off: false,
             unknown: Vec::new(),
         }
     }
@@ -49,6 +53,8 @@ pub fn parse(cmdline: &str) -> BootOptions {
                 o.mmds_wait = Duration::from_secs(value.parse().unwrap_or(30))
             }
             "iface" if !value.is_empty() && value.len() < 16 => o.iface = Some(value.to_string()),
+            "shutdown" if value == "poweroff" => o.power_off = true,
+            "shutdown" if value == "reboot" => o.power_off = false,
             _ => o.unknown.push(word.to_string()),
         }
     }
@@ -65,7 +71,8 @@ mod tests {
             parse("console=ttyS0 reboot=k panic=-1"),
             BootOptions::default()
         );
-        let o = parse("console=ttyS0 roost.mmds=off roost.config=/etc/roost.json roost.mmds_wait=5 roost.iface=ens3");
+        let o = parse("console=ttyS0 roost.mmds=off roost.config=/etc/roost.json roost.mmds_wait=5 roost.iface=ens3 roost.shutdown=poweroff");
+        assert!(o.power_off);
         assert!(!o.mmds);
         assert_eq!(o.config_file, PathBuf::from("/etc/roost.json"));
         assert_eq!(o.mmds_wait, Duration::from_secs(5));

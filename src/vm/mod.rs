@@ -58,17 +58,18 @@ pub fn main() -> i32 {
         env!("CARGO_PKG_VERSION"),
         started.elapsed().as_secs_f64() * 1e3
     );
+    let opts = cmdline::parse(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default());
     match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
-        Ok(rt) => rt.block_on(life(started, early_failure)),
+        Ok(rt) => rt.block_on(life(started, early_failure, &opts)),
         Err(e) => {
             tracing::error!("cannot start the async runtime: {e}");
             eprintln!("roost: exit {{\"code\":{EXIT_INTERNAL},\"oom_killed\":false}}");
         }
     }
-    power_off()
+    end(opts.power_off)
 }
 
 /// The console on fds 0, 1 and 2, whatever the kernel handed over.
@@ -109,10 +110,15 @@ fn install_panic_hook() {
     }));
 }
 
-fn power_off() -> i32 {
+/// The VM's end: sync, then reboot (Firecracker with `reboot=k` exits on it) or power off.
+fn end(power_off: bool) -> i32 {
     nix::unistd::sync();
-    // With `reboot=k` Firecracker (and QEMU with -no-reboot) exits on a reboot.
-    match nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT) {
+    let mode = if power_off {
+        nix::sys::reboot::RebootMode::RB_POWER_OFF
+    } else {
+        nix::sys::reboot::RebootMode::RB_AUTOBOOT
+    };
+    match nix::sys::reboot::reboot(mode) {
         Ok(never) => match never {},
         Err(e) => {
             eprintln!("roost: reboot failed: {e}");
@@ -130,7 +136,7 @@ fn step<T>(state: &ControlState, name: &'static str, f: impl FnOnce() -> T) -> T
     out
 }
 
-async fn life(started: Instant, early_failure: Option<String>) {
+async fn life(started: Instant, early_failure: Option<String>, opts: &BootOptions) {
     let (mut supervisor, state) = match lifecycle::start(started, "vm") {
         Ok(pair) => pair,
         Err(code) => {
@@ -161,7 +167,7 @@ async fn life(started: Instant, early_failure: Option<String>) {
             tracing::error!("boot failed: {e}");
             (EXIT_INTERNAL, None)
         }
-        None => match boot(&state, &mut supervisor, &mut volumes).await {
+        None => match boot(opts, &state, &mut supervisor, &mut volumes).await {
             Ok((code, config)) => (code, Some(config)),
             Err(code) => (code, None),
         },
@@ -187,12 +193,11 @@ async fn life(started: Instant, early_failure: Option<String>) {
 }
 
 async fn boot(
+    opts: &BootOptions,
     state: &ControlState,
     supervisor: &mut Supervisor,
     volumes: &mut Vec<PathBuf>,
 ) -> Result<(i32, Validated), i32> {
-    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    let opts = cmdline::parse(&cmdline);
     if !opts.unknown.is_empty() {
         tracing::warn!(
             "unknown roost options on the kernel command line: {:?}",
@@ -200,7 +205,7 @@ async fn boot(
         );
     }
     let t0 = Instant::now();
-    let config = load_config(&opts, state).await?;
+    let config = load_config(opts, state).await?;
     tracing::info!("boot: config ({:.1} ms)", t0.elapsed().as_secs_f64() * 1e3);
     state.phase("config");
     let c = &config.config;

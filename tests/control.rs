@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -92,19 +92,6 @@ impl Rig {
     fn finish(mut self) -> Finished {
         self.roost.take().expect("running").wait(T)
     }
-}
-
-fn roostctl(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(ROOSTCTL)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run roostctl");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]
@@ -280,29 +267,7 @@ fn fifty_concurrent_execs_while_the_workload_exits_lose_no_exit_code() {
 fn the_exit_code_is_answered_to_every_caller_after_the_exit_and_pushed_to_the_host() {
     let scratch = Scratch::new();
     let report_sock = scratch.path("host-exit.sock");
-    let listener = UnixListener::bind(&report_sock).expect("bind report socket");
-    let host = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().expect("exit report connection");
-        let mut reader = BufReader::new(s.try_clone().expect("clone"));
-        let mut head = String::new();
-        let mut length = 0;
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).expect("read");
-            if line == "\r\n" {
-                break;
-            }
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse().expect("length");
-            }
-            head.push_str(&line);
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).expect("body");
-        s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-            .expect("ack");
-        (head, String::from_utf8_lossy(&body).into_owned())
-    });
+    let host = exit_report_listener(&report_sock);
     let rig = Rig::start(
         json!({
             "MachineId": "m-exit",

@@ -9,8 +9,6 @@ mod common;
 
 use common::*;
 use serde_json::json;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -44,21 +42,6 @@ fn which(tool: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("{tool} is missing: .ci/run installs it"))
 }
 
-fn roostctl(uds: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(ROOSTCTL)
-        .arg("--uds")
-        .arg(uds)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("roostctl");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn wait_console(path: &Path, want: &str, timeout: Duration) -> String {
     let deadline = Instant::now() + timeout;
     loop {
@@ -72,32 +55,6 @@ fn wait_console(path: &Path, want: &str, timeout: Duration) -> String {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-/// A host-side listener for the guest's exit report (a guest connection to CID 2 port 10001
-/// arrives on `<uds>_10001`).
-fn exit_report_listener(path: &Path) -> std::thread::JoinHandle<String> {
-    let listener = UnixListener::bind(path).expect("bind exit report socket");
-    std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().expect("exit report");
-        let mut reader = BufReader::new(s.try_clone().expect("clone"));
-        let mut length = 0;
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).expect("read");
-            if line == "\r\n" || line.is_empty() {
-                break;
-            }
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse().expect("length");
-            }
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).expect("body");
-        s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-            .expect("ack");
-        String::from_utf8_lossy(&body).into_owned()
-    })
 }
 
 #[test]
@@ -114,6 +71,7 @@ fn a_real_kernel_boots_roost_as_pid_1_from_mmds() {
         std::fs::copy(vm.join(disk), w.join(disk)).expect("copy disk");
     }
     let uds = w.join("v.sock");
+    // A guest connection to CID 2 port 10001 arrives on `<uds>_10001`.
     let report = exit_report_listener(&w.join("v.sock_10001"));
 
     // The platform: MMDS on loopback, the Machines API where guest vsock port 10002 lands.
@@ -226,14 +184,15 @@ fn a_real_kernel_boots_roost_as_pid_1_from_mmds() {
     assert!(text.contains("vm-workload: mmds=blocked"), "{text}");
 
     // The control API over vsock, through the Firecracker-style handshake.
-    let (code, out, err) = roostctl(&uds, &["status"]);
+    let uds_s = uds.display().to_string();
+    let (code, out, err) = roostctl(&["--uds", &uds_s, "status"]);
     assert_eq!(code, 0, "{err}");
     let status: serde_json::Value = serde_json::from_str(&out).expect("status");
     assert_eq!(status["config_source"], "mmds");
     assert_eq!(status["bootstrapped"], true);
     assert_eq!(status["mode"], "vm");
     assert_eq!(status["workload"]["state"], "running");
-    let (code, out, _) = roostctl(&uds, &["exec", "--", "cat", "/data/hello.txt"]);
+    let (code, out, _) = roostctl(&["--uds", &uds_s, "exec", "--", "cat", "/data/hello.txt"]);
     assert_eq!((code, out.as_str()), (0, "written by the workload\n"));
     let waiter = Command::new(ROOSTCTL)
         .arg("--uds")
@@ -244,7 +203,7 @@ fn a_real_kernel_boots_roost_as_pid_1_from_mmds() {
         .expect("roostctl wait");
 
     // SIGTERM through the control API: the workload stops gracefully, the VM powers off.
-    let (code, _, err) = roostctl(&uds, &["signal", "TERM"]);
+    let (code, _, err) = roostctl(&["--uds", &uds_s, "signal", "TERM"]);
     assert_eq!(code, 0, "{err}");
     let deadline = Instant::now() + Duration::from_secs(120);
     let qemu_status = loop {
@@ -271,7 +230,7 @@ fn a_real_kernel_boots_roost_as_pid_1_from_mmds() {
         "{text}"
     );
     let report: serde_json::Value =
-        serde_json::from_str(&report.join().expect("report")).expect("report json");
+        serde_json::from_str(&report.join().expect("report").1).expect("report json");
     assert_eq!(report["code"], 42);
     // The volume holds what the workload wrote, its graceful stop included.
     let out = Command::new("debugfs")

@@ -457,3 +457,47 @@ impl Drop for DevPlatform {
         self.stop();
     }
 }
+
+/// roostctl, built next to roost by `cargo test`: (exit code, stdout, stderr).
+pub fn roostctl(args: &[&str]) -> (i32, String, String) {
+    let bin = Path::new(ROOST).with_file_name("roostctl");
+    let out = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run roostctl");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A host's end of the exit report: accepts one connection on `path`, reads one HTTP request,
+/// acknowledges it with 200, and yields (request head, body).
+pub fn exit_report_listener(path: &Path) -> JoinHandle<(String, String)> {
+    use std::io::{BufRead, Write};
+    let listener = std::os::unix::net::UnixListener::bind(path).expect("bind exit report socket");
+    std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("exit report connection");
+        let mut reader = std::io::BufReader::new(s.try_clone().expect("clone"));
+        let mut head = String::new();
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("read");
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().expect("length");
+            }
+            head.push_str(&line);
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).expect("body");
+        s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+            .expect("ack");
+        (head, String::from_utf8_lossy(&body).into_owned())
+    })
+}

@@ -5,7 +5,6 @@
 use proptest::prelude::*;
 use roost::config::ImageConfig;
 use roost::workload::{argv::resolve_argv, env::merge_env, user};
-use std::collections::BTreeMap;
 
 fn strings() -> impl Strategy<Value = Vec<String>> {
     prop::collection::vec("[a-z/ .-]{0,8}", 0..5)

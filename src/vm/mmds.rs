@@ -125,6 +125,8 @@ impl MmdsClient {
     pub async fn fetch(&mut self, deadline: Instant) -> Result<serde_json::Value, MmdsError> {
         let mut wait = Duration::from_millis(50);
         let mut logged = std::collections::HashSet::new();
+        // A fresh token that is refused at once is not a restore: back off, do not spin.
+        let mut just_reauthenticated = false;
         loop {
             let attempt = async {
                 if self.token.is_none() {
@@ -139,18 +141,24 @@ impl MmdsClient {
                         return serde_json::from_slice(&body)
                             .map_err(|e| MmdsError::NotJson(e.to_string()))
                     }
-                    Next::Reauthenticate => {
+                    Next::Reauthenticate if !just_reauthenticated => {
                         self.token = None;
+                        just_reauthenticated = true;
                         tracing::info!(
                             "MMDS: token rejected (snapshot restore?); taking a new one"
                         );
                         continue;
+                    }
+                    Next::Reauthenticate => {
+                        self.token = None;
+                        "401 even with a fresh token".to_string()
                     }
                     Next::Retry if status == 404 => "404: not populated yet".to_string(),
                     Next::Retry => format!("status {status}"),
                 },
                 Err(e) => e,
             };
+            just_reauthenticated = false;
             // One line per kind of failure, not one per retry.
             let kind: String = last.chars().take(24).collect();
             if logged.insert(kind) {

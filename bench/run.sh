@@ -40,3 +40,10 @@ echo
 echo "## control API: round trips and WebSocket exec throughput"
 echo
 target/release/examples/roost-bench control --roost target/release/roost --requests "${CONTROL_REQUESTS:-2000}"
+
+echo
+echo "## load: /.fly/api and concurrent execs"
+echo
+target/release/examples/roost-bench load --roost target/release/roost \
+    --devplatform target/release/examples/devplatform \
+    --clients "${LOAD_CLIENTS:-1000}" --requests "${LOAD_REQUESTS:-100000}" --execs "${LOAD_EXECS:-200}"

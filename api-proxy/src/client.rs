@@ -169,7 +169,9 @@ impl UpstreamClient {
         connect_timeout: Duration,
         extra_roots_pem: Option<&[u8]>,
     ) -> Result<Self, ClientError> {
-        let idle = Duration::from_secs(30);
+        // Idle upstream connections close after 15 s (hyper-util checks once per period, so
+        // within 30 s): a burst does not hold file descriptors for long.
+        let idle = Duration::from_secs(15);
         match upstream {
             Upstream::Http { url, .. } => {
                 let uri: Uri = url
@@ -213,6 +215,7 @@ impl UpstreamClient {
                     .wrap_connector(http);
                 let client = Client::builder(TokioExecutor::new())
                     .pool_idle_timeout(idle)
+                    .pool_timer(hyper_util::rt::TokioTimer::new())
                     .build(https);
                 Ok(UpstreamClient {
                     pool: Pool::Tcp(client),
@@ -241,6 +244,7 @@ impl UpstreamClient {
         let connector = LocalConnector { target, timeout };
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(idle)
+            .pool_timer(hyper_util::rt::TokioTimer::new())
             .build(connector);
         UpstreamClient {
             pool: Pool::Local(client),

@@ -262,6 +262,14 @@ async fn route(p: &Platform, req: http_util::Req) -> hyper::Response<ResBody> {
             let list = p.received.lock().unwrap().clone();
             http_util::json(200, &serde_json::to_value(list).expect("json"))
         }
+        ("GET", "/_dev/stats") => {
+            let list = p.received.lock().unwrap();
+            let ok = list.iter().filter(|r| r.auth_ok).count();
+            http_util::json(
+                200,
+                &serde_json::json!({ "total": list.len(), "auth_ok": ok, "auth_failed": list.len() - ok }),
+            )
+        }
         ("DELETE", "/_dev/requests") => {
             p.received.lock().unwrap().clear();
             http_util::empty(204)

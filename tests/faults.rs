@@ -359,3 +359,69 @@ fn a_faulty_mmds_fails_the_fetch_at_its_deadline_never_hangs() {
         assert!(n < 40, "{fault:?}: {n} connections in 3 s");
     }
 }
+
+fn socket_fds(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    std::fs::read_link(e.path())
+                        .map(|l| l.to_string_lossy().starts_with("socket:"))
+                        .unwrap_or(false)
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn idle_upstream_connections_are_closed_after_a_burst() {
+    // Found by the load benchmark: without a timer the pool never closed idle connections.
+    let scratch = Scratch::new();
+    let platform = DevPlatform::start(
+        scratch.dir.path(),
+        &json!({
+            "ImageConfig": { "Cmd": ["/bin/sleep", "120"] },
+            "Api": { "SocketPath": scratch.path("fly/api") },
+        }),
+        &[],
+    );
+    let roost = Running::start(PID_NS, &platform.config);
+    let api = scratch.path("fly/api");
+    wait_for_file(&api, T);
+    let pid = roost.roost_pid();
+    let baseline = socket_fds(pid);
+    let threads: Vec<_> = (0..32)
+        .map(|_| {
+            let api = api.clone();
+            std::thread::spawn(move || {
+                http(
+                    &api,
+                    "GET",
+                    &format!("/v1/apps/{APP}/machines/{MACHINE}/wait?timeout=1"),
+                    &[],
+                    b"",
+                )
+                .status
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().expect("thread"), 200);
+    }
+    let busy = socket_fds(pid);
+    assert!(
+        busy >= baseline + 16,
+        "the burst should have pooled connections: {baseline} -> {busy}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(45);
+    while socket_fds(pid) > baseline {
+        assert!(
+            Instant::now() < deadline,
+            "still {} sockets, baseline {baseline}",
+            socket_fds(pid)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    drop(roost);
+}

@@ -20,7 +20,7 @@ for t in "${targets[@]}"; do
     else
         result="CRASH: see $(ls -t artifacts/$t/* 2>/dev/null | head -1)"
     fi
-    runs=$(grep -oE '#[0-9]+' "$log" | tail -1 | tr -d '#')
+    runs=$(grep -oE 'Done [0-9]+ runs' "$log" | grep -oE '[0-9]+' | tail -1)
     echo "| $t | $secs | ${runs:-?} | $result |"
     rm -f "$log"
 done

@@ -182,25 +182,20 @@ impl KeepAlive {
     }
 }
 
-fn proxy_bench(args: &[String]) {
-    let roost = PathBuf::from(arg_value(args, "--roost").expect("--roost PATH"));
-    let devplatform = PathBuf::from(arg_value(args, "--devplatform").expect("--devplatform PATH"));
-    let requests: usize = arg_value(args, "--requests").map_or(5000, |v| v.parse().unwrap());
-    let bytes: u64 = arg_value(args, "--bytes").map_or(256 << 20, |v| v.parse().unwrap());
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path();
-    let base = serde_json::json!({
-        "ExecOverride": ["/bin/sleep", "3600"],
-        "Api": { "SocketPath": d.join("api.sock"), "RequestTimeoutSeconds": 600,
-                 "Paths": ["GET /v1/apps/{app}/machines/{machine}/metadata",
-                           "GET /v1/apps/{app}/machines/{machine}/blob"] },
-    });
+/// The devplatform on `d/platform.sock` completing `api` into a run config, and roost running
+/// it as a subreaper with its control API on `d/ctl.sock`; returns both children once the
+/// proxy and control sockets are up.
+fn start_platform_and_roost(
+    roost: &Path,
+    devplatform: &Path,
+    d: &Path,
+    api: serde_json::Value,
+) -> (std::process::Child, std::process::Child) {
+    let base = serde_json::json!({ "ExecOverride": ["/bin/sleep", "3600"], "Api": api });
     std::fs::write(d.join("base.json"), base.to_string()).unwrap();
-    let mut platform = Command::new(&devplatform)
-        .args([
-            "--listen",
-            &format!("unix:{}", d.join("platform.sock").display()),
-        ])
+    let platform = Command::new(devplatform)
+        .arg("--listen")
+        .arg(format!("unix:{}", d.join("platform.sock").display()))
         .args(["--app", "bench", "--machine", "m1"])
         .arg("--base-config")
         .arg(d.join("base.json"))
@@ -214,17 +209,34 @@ fn proxy_bench(args: &[String]) {
     while !d.join("ready").exists() {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let mut init = Command::new(&roost)
+    let ctl = d.join("ctl.sock");
+    let init = Command::new(roost)
         .arg("container")
         .arg("--config")
         .arg(d.join("config.json"))
+        .arg("--control")
+        .arg(format!("unix:{}", ctl.display()))
         .env("ROOST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
         .expect("roost");
-    while !d.join("api.sock").exists() {
+    while !d.join("api.sock").exists() || !ctl.exists() {
         std::thread::sleep(Duration::from_millis(20));
     }
+    (platform, init)
+}
+
+fn proxy_bench(args: &[String]) {
+    let roost = PathBuf::from(arg_value(args, "--roost").expect("--roost PATH"));
+    let devplatform = PathBuf::from(arg_value(args, "--devplatform").expect("--devplatform PATH"));
+    let requests: usize = arg_value(args, "--requests").map_or(5000, |v| v.parse().unwrap());
+    let bytes: u64 = arg_value(args, "--bytes").map_or(256 << 20, |v| v.parse().unwrap());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let api = serde_json::json!({ "SocketPath": d.join("api.sock"), "RequestTimeoutSeconds": 600,
+        "Paths": ["GET /v1/apps/{app}/machines/{machine}/metadata",
+                  "GET /v1/apps/{app}/machines/{machine}/blob"] });
+    let (mut platform, mut init) = start_platform_and_roost(&roost, &devplatform, d, api);
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("config.json")).unwrap()).unwrap();
     let auth = format!("FlyV1 {}", config["Api"]["Token"].as_str().unwrap());
@@ -430,43 +442,9 @@ fn load_bench(args: &[String]) {
     let execs: usize = arg_value(args, "--execs").map_or(200, |v| v.parse().unwrap());
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let base = serde_json::json!({
-        "ExecOverride": ["/bin/sleep", "3600"],
-        "Api": { "SocketPath": d.join("api.sock"), "RequestTimeoutSeconds": 600 },
-    });
-    std::fs::write(d.join("base.json"), base.to_string()).unwrap();
-    let mut platform = Command::new(&devplatform)
-        .args([
-            "--listen",
-            &format!("unix:{}", d.join("platform.sock").display()),
-        ])
-        .args(["--app", "bench", "--machine", "m1"])
-        .arg("--base-config")
-        .arg(d.join("base.json"))
-        .arg("--write-config")
-        .arg(d.join("config.json"))
-        .arg("--ready-file")
-        .arg(d.join("ready"))
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("devplatform");
-    while !d.join("ready").exists() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let api = serde_json::json!({ "SocketPath": d.join("api.sock"), "RequestTimeoutSeconds": 600 });
+    let (mut platform, mut init) = start_platform_and_roost(&roost, &devplatform, d, api);
     let ctl = d.join("ctl.sock");
-    let mut init = Command::new(&roost)
-        .arg("container")
-        .arg("--config")
-        .arg(d.join("config.json"))
-        .arg("--control")
-        .arg(format!("unix:{}", ctl.display()))
-        .env("ROOST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("roost");
-    while !d.join("api.sock").exists() || !ctl.exists() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
     std::thread::sleep(Duration::from_millis(300));
     let pid = init.id();
     let fds_before = fd_count(pid);

@@ -47,6 +47,36 @@ pub(super) struct Launch {
     pub cwd: PathBuf,
 }
 
+impl Launch {
+    /// Starts `argv` as this launch says, with the given stdio, registered with the one reaper
+    /// (its own session and process group; `tty`: fd 0 becomes its controlling terminal).
+    pub(super) fn spawn(
+        &self,
+        state: &ControlState,
+        argv: &[String],
+        stdio: [Stdio; 3],
+        tty: bool,
+    ) -> std::io::Result<(
+        i32,
+        tokio::sync::oneshot::Receiver<crate::supervise::reaper::ChildExit>,
+    )> {
+        let [stdin, stdout, stderr] = stdio;
+        state.reaper().spawn(|| {
+            spawn_child(ChildSpec {
+                argv,
+                env: &self.env,
+                identity: &self.identity,
+                cwd: &self.cwd,
+                stdin,
+                stdout,
+                stderr,
+                cgroup_procs: Vec::new(),
+                controlling_tty: tty,
+            })
+        })
+    }
+}
+
 pub(super) fn launch_for(state: &ControlState, workload_user: bool) -> Result<Launch, ExecError> {
     let spec = state.spec().ok_or(ExecError::NotReady)?;
     Ok(if workload_user {
@@ -112,21 +142,9 @@ pub async fn run(state: &ControlState, req: ExecRequest) -> Result<ExecResponse,
     };
     let (out_r, out_w) = pipe().map_err(spawn_err)?;
     let (err_r, err_w) = pipe().map_err(spawn_err)?;
-    let (pid, mut exit_rx) = state
-        .reaper()
-        .spawn(|| {
-            spawn_child(ChildSpec {
-                argv: &req.cmd,
-                env: &launch.env,
-                identity: &launch.identity,
-                cwd: &launch.cwd,
-                stdin: Stdio::null(),
-                stdout: Stdio::from(out_w),
-                stderr: Stdio::from(err_w),
-                cgroup_procs: Vec::new(),
-                controlling_tty: false,
-            })
-        })
+    let stdio = [Stdio::null(), Stdio::from(out_w), Stdio::from(err_w)];
+    let (pid, mut exit_rx) = launch
+        .spawn(state, &req.cmd, stdio, false)
         .map_err(spawn_err)?;
     let mut out = tokio::net::unix::pipe::Receiver::from_owned_fd(out_r).map_err(spawn_err)?;
     let mut err = tokio::net::unix::pipe::Receiver::from_owned_fd(err_r).map_err(spawn_err)?;

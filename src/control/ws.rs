@@ -19,7 +19,6 @@ use super::protocol::{WsInit, WsResize, WsServerMessage};
 use super::state::ControlState;
 use crate::supervise::procs::signal_group;
 use crate::supervise::reaper::ChildExit;
-use crate::supervise::spawn::{spawn_child, ChildSpec};
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
@@ -169,21 +168,13 @@ async fn run_tty(
     cloexec(&pty.slave).map_err(|e| failed("pty", &e))?;
     let slave_in = pty.slave.try_clone().map_err(|e| failed("pty", &e))?;
     let slave_out = pty.slave.try_clone().map_err(|e| failed("pty", &e))?;
-    let (pid, exit_rx) = state
-        .reaper()
-        .spawn(|| {
-            spawn_child(ChildSpec {
-                argv: &init.command,
-                env: &launch.env,
-                identity: &launch.identity,
-                cwd: &launch.cwd,
-                stdin: Stdio::from(slave_in),
-                stdout: Stdio::from(slave_out),
-                stderr: Stdio::from(pty.slave),
-                cgroup_procs: Vec::new(),
-                controlling_tty: true,
-            })
-        })
+    let stdio = [
+        Stdio::from(slave_in),
+        Stdio::from(slave_out),
+        Stdio::from(pty.slave),
+    ];
+    let (pid, exit_rx) = launch
+        .spawn(state, &init.command, stdio, true)
         .map_err(|e| failed(&format!("cannot start {:?}", init.command[0]), &e))?;
     let master = pty.master;
     nix::fcntl::fcntl(
@@ -254,21 +245,9 @@ async fn run_pipes(
     let (in_r, in_w) = pipe().map_err(|e| failed("pipe", &e))?;
     let (out_r, out_w) = pipe().map_err(|e| failed("pipe", &e))?;
     let (err_r, err_w) = pipe().map_err(|e| failed("pipe", &e))?;
-    let (pid, exit_rx) = state
-        .reaper()
-        .spawn(|| {
-            spawn_child(ChildSpec {
-                argv: &init.command,
-                env: &launch.env,
-                identity: &launch.identity,
-                cwd: &launch.cwd,
-                stdin: Stdio::from(in_r),
-                stdout: Stdio::from(out_w),
-                stderr: Stdio::from(err_w),
-                cgroup_procs: Vec::new(),
-                controlling_tty: false,
-            })
-        })
+    let stdio = [Stdio::from(in_r), Stdio::from(out_w), Stdio::from(err_w)];
+    let (pid, exit_rx) = launch
+        .spawn(state, &init.command, stdio, false)
         .map_err(|e| failed(&format!("cannot start {:?}", init.command[0]), &e))?;
     use tokio::net::unix::pipe;
     let mut stdin = Some(pipe::Sender::from_owned_fd(in_w).map_err(|e| failed("pipe", &e))?);

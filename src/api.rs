@@ -72,3 +72,31 @@ pub fn start(config: &Validated) -> Option<std::sync::Arc<api_proxy::server::Pro
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_largest_accepted_values_build_a_proxy() {
+        // MaxConcurrent above tokio's semaphore limit and a timeout near u64::MAX used to pass
+        // validation and panic at boot or on every request; now the largest accepted values
+        // build a proxy and compute their deadline.
+        let doc = serde_json::json!({
+            "Api": {"Upstream": "unix:///run/up.sock", "Token": "t",
+                    "MaxConcurrent": crate::config::limits::MAX_CONCURRENT_REQUESTS,
+                    "RequestTimeoutSeconds": crate::config::limits::MAX_REQUEST_TIMEOUT_SECS,
+                    "MaxBodyBytes": crate::config::limits::MAX_BODY_BYTES}
+        });
+        let config = crate::config::parse(doc.to_string().as_bytes()).expect("valid");
+        let proxy = proxy_config(&config).expect("proxy config").expect("api");
+        ProxyServer::check(&proxy).expect("builds");
+        let _ = api_proxy::deadline::from_now(proxy.request_timeout);
+        // A library caller passing what validation refuses still gets no panic.
+        let mut wild = proxy.clone();
+        wild.max_concurrent = usize::MAX;
+        wild.request_timeout = Duration::MAX;
+        ProxyServer::check(&wild).expect("clamped");
+        let _ = api_proxy::deadline::from_now(wild.request_timeout);
+    }
+}

@@ -388,3 +388,45 @@ fn oom_kill_is_detected_from_the_workload_cgroup() {
         assert!(!std::path::Path::new(dir).exists(), "{dir} left behind");
     }
 }
+
+#[test]
+fn real_time_signal_deaths_are_128_plus_n_for_workload_stop_and_orphans() {
+    // The workload killed by SIGRTMIN (34): the exit code is not lost.
+    run_pid1(&sh_config("kill -34 $$"), T).assert_code(128 + 34);
+    run_pid1(&sh_config("kill -64 $$"), T).assert_code(128 + 64);
+
+    // A stop with a real-time KillSignal ends (it used to hang: the exit was never learned).
+    let scratch = Scratch::new();
+    let ready = scratch.path("ready");
+    let mut doc = sh_config(&format!("touch {}; exec sleep 600", ready.display()));
+    doc["KillSignal"] = json!(40);
+    doc["KillTimeout"] = json!(20);
+    let running = Running::start(PID_NS, &scratch.config(&doc));
+    wait_for_file(&ready, T);
+    running.signal(libc::SIGTERM);
+    let r = running.wait(T);
+    r.assert_code(128 + 40);
+    // Within the KillTimeout: the signal killed it, no SIGKILL was needed.
+    assert!(!r.stderr.contains("sending SIGKILL"), "{}", r.stderr);
+
+    // Orphans killed by real-time signals are reaped, and the reap loop goes on to the rest.
+    let r = run_pid1(
+        &sh_config(
+            r#"
+            for sig in 34 40 50 64; do sh -c "sh -c 'kill -$sig \$\$' &"; done
+            i=0; while [ $i -lt 20 ]; do sh -c 'sleep 0.1 &'; i=$((i+1)); done
+            sleep 1
+            zombies=0
+            for s in /proc/[0-9]*/stat; do
+                state=$(sed 's/.*) //' "$s" 2>/dev/null | cut -d' ' -f1)
+                [ "$state" = Z ] && zombies=$((zombies+1))
+            done
+            echo "zombies=$zombies"
+            exit 5
+            "#,
+        ),
+        T,
+    );
+    r.assert_code(5);
+    assert!(r.stdout.contains("zombies=0"), "{}", r.stdout);
+}

@@ -121,9 +121,10 @@ fn status_exec_signals_sysinfo_and_their_errors() {
         (j["stdout"].as_str(), j["exit_code"].as_i64()),
         (Some("a-b"), Some(0))
     );
-    // The workload's env; stdout and stderr apart; codes and signals.
+    // The workload's env (for a workload_user exec: a root exec gets a root environment);
+    // stdout and stderr apart; codes and signals.
     let j = rig
-        .exec(json!({"cmd": ["sh", "-c", "echo $FROM_CONFIG; echo oops >&2; exit 3"]}))
+        .exec(json!({"cmd": ["sh", "-c", "echo $FROM_CONFIG; echo oops >&2; exit 3"], "workload_user": true}))
         .json();
     assert_eq!(j["stdout"], "yes\n");
     assert_eq!(j["stderr"], "oops\n");
@@ -601,4 +602,93 @@ fn roostctl_through_the_firecracker_handshake_and_its_exit_codes() {
     let (code, _, err) = roostctl(&["--unix", &ctl_s, "signal", "TERM"]);
     assert!(code == 1 || code == 69, "{code} {err}");
     rig.finish().assert_code(6);
+}
+
+#[test]
+fn real_time_signal_deaths_of_execs_and_the_workload_are_reported() {
+    let rig = Rig::start(json!({}), 0);
+    // A one-shot exec killed by SIGRTMIN+6.
+    let j = rig.exec(json!({"cmd": ["sh", "-c", "kill -40 $$"]})).json();
+    assert_eq!(
+        (j["exit_code"].is_null(), j["exit_signal"].as_i64()),
+        (true, Some(40)),
+        "{j}"
+    );
+    // A ws exec killed by SIGRTMAX.
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let mut ws = ws_connect(&rig.ctl).await;
+        let init = json!({"command": ["sh", "-c", "kill -64 $$"], "tty": false});
+        ws.send(Message::Text(init.to_string().into()))
+            .await
+            .expect("init");
+        let (exit, _) = exit_frame(&mut ws).await;
+        assert_eq!(exit, json!({"Exit": {"code": null, "signal": 64}}));
+    });
+    // The host's real-time signal kills the workload (no handler for it), and the exit code
+    // is answered.
+    let r = http(&rig.ctl, "POST", "/v1/signals", &[], br#"{"signal": 40}"#);
+    assert_eq!(r.status, 200);
+    let code = http(&rig.ctl, "GET", "/v1/exit_code", &[], b"").json();
+    assert_eq!(code["code"], 128 + 40);
+    rig.finish().assert_code(128 + 40);
+}
+
+#[test]
+fn root_execs_get_a_root_environment_never_the_workloads() {
+    // A non-root workload that plants an `ls` in a directory on its PATH, a .profile and
+    // .bashrc in its HOME, and names files of its own in ENV / BASH_ENV / LD_PRELOAD.
+    let scratch = Scratch::new();
+    let home = scratch.path("home");
+    std::fs::create_dir(&home).expect("home");
+    std::os::unix::fs::chown(&home, Some(65534), Some(65534)).expect("chown");
+    let planted = scratch.path("planted-as-root");
+    let evil = format!("#!/bin/sh\nid -u > {}\n", planted.display());
+    let rig = Rig::start(
+        json!({
+            "UserOverride": "65534:65534",
+            "ImageConfig": {
+                "Cmd": ["/bin/sh", "-c", format!(
+                    "printf '{evil}' > {home}/ls; chmod 755 {home}/ls; cp {home}/ls {home}/.rc; sleep 600",
+                    evil = evil.replace('\n', "\\n"),
+                    home = home.display()
+                )],
+                "Env": [
+                    format!("PATH={}:/usr/bin:/bin", home.display()),
+                    format!("HOME={}", home.display()),
+                    format!("ENV={}/.rc", home.display()),
+                    format!("BASH_ENV={}/.rc", home.display()),
+                    format!("LD_LIBRARY_PATH={}", home.display()),
+                ]
+            }
+        }),
+        0,
+    );
+    wait_for_file(&home.join(".rc"), T);
+    // The host runs `ls` as root (roostctl exec's default).
+    let j = rig.exec(json!({"cmd": ["ls", "/"]})).json();
+    assert_eq!(j["exit_code"], 0, "{j}");
+    let j = rig.exec(json!({"cmd": ["sh", "-c", "env"]})).json();
+    let env = j["stdout"].as_str().expect("env").to_string();
+    assert!(!planted.exists(), "the workload's ls ran as root");
+    for line in env.lines() {
+        assert!(
+            !line.contains(home.to_str().expect("utf-8")),
+            "root exec env carries the workload's {line}"
+        );
+    }
+    assert!(env.contains("HOME=/root"), "{env}");
+    assert!(
+        env.lines()
+            .any(|l| l == "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+        "{env}"
+    );
+    // With workload_user the workload's env is what it gets (and it runs as the workload).
+    let j = rig
+        .exec(json!({"cmd": ["sh", "-c", "echo $HOME; id -u"], "workload_user": true}))
+        .json();
+    assert_eq!(j["stdout"], format!("{}\n65534\n", home.display()));
+    let r = http(&rig.ctl, "POST", "/v1/signals", &[], br#"{"signal": 9}"#);
+    assert_eq!(r.status, 200);
+    rig.finish().assert_code(137);
 }

@@ -11,6 +11,7 @@
 
 pub mod attenuate;
 pub mod client;
+pub mod deadline;
 pub mod headers;
 pub mod platform;
 pub mod policy;

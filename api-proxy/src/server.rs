@@ -154,6 +154,42 @@ struct State {
     stats: Arc<ProxyStats>,
 }
 
+impl State {
+    fn build(config: &ProxyConfig) -> Result<Self, ProxyError> {
+        let policy = Policy::new(
+            &config.paths,
+            config.app_name.as_deref(),
+            config.machine_id.as_deref(),
+        )?;
+        let client = UpstreamClient::new(
+            &config.upstream,
+            config.connect_timeout,
+            config.upstream_ca_pem.as_deref(),
+        )?;
+        let allow_uids = if config.allow_uids.is_empty() {
+            vec![0]
+        } else {
+            config.allow_uids.clone()
+        };
+        Ok(State {
+            client,
+            policy,
+            token: config.token.clone(),
+            scheme: config.token_scheme.clone(),
+            attenuator: crate::platform::attenuator_for(config),
+            allow_uids,
+            allow_gids: config.allow_gids.clone(),
+            max_body: config.max_body_bytes,
+            request_timeout: config.request_timeout,
+            // tokio's semaphore panics beyond MAX_PERMITS: clamp whatever a caller passes.
+            permits: Arc::new(Semaphore::new(
+                config.max_concurrent.clamp(1, Semaphore::MAX_PERMITS),
+            )),
+            stats: Arc::new(ProxyStats::default()),
+        })
+    }
+}
+
 /// The bound proxy; [`ProxyServer::serve`] runs it.
 #[derive(Debug)]
 pub struct ProxyServer {
@@ -199,20 +235,16 @@ fn prepare_dir(dir: &Path) -> Result<(), ProxyError> {
 use std::os::unix::fs::DirBuilderExt;
 
 impl ProxyServer {
+    /// Everything of a proxy but its socket, built from `config` without I/O: the policy,
+    /// the upstream client, the attenuator and the limits. [`ProxyServer::bind`] uses it; the
+    /// fuzz targets call it on configs that validation accepted.
+    pub fn check(config: &ProxyConfig) -> Result<(), ProxyError> {
+        State::build(config).map(drop)
+    }
+
     /// Binds the socket and sets its owner and mode. Needs a tokio runtime.
     pub fn bind(config: ProxyConfig) -> Result<Self, ProxyError> {
-        let policy = Policy::new(
-            &config.paths,
-            config.app_name.as_deref(),
-            config.machine_id.as_deref(),
-        )?;
-        let client = UpstreamClient::new(
-            &config.upstream,
-            config.connect_timeout,
-            config.upstream_ca_pem.as_deref(),
-        )?;
-        let attenuator = crate::platform::attenuator_for(&config);
-
+        let state = State::build(&config)?;
         let path = config.socket_path.clone();
         let sock_err = |source| ProxyError::Socket {
             path: path.clone(),
@@ -234,11 +266,7 @@ impl ProxyServer {
             Err(_) => {}
         }
         let listener = UnixListener::bind(&path).map_err(sock_err)?;
-        let allow_uids = if config.allow_uids.is_empty() {
-            vec![0]
-        } else {
-            config.allow_uids.clone()
-        };
+        let allow_uids = state.allow_uids.clone();
         let (uid, gid, mode) = socket_access(&allow_uids, &config.allow_gids);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).map_err(sock_err)?;
         nix::unistd::chown(
@@ -259,19 +287,7 @@ impl ProxyServer {
         Ok(ProxyServer {
             listener,
             path,
-            state: Arc::new(State {
-                client,
-                policy,
-                token: config.token,
-                scheme: config.token_scheme,
-                attenuator,
-                allow_uids,
-                allow_gids: config.allow_gids,
-                max_body: config.max_body_bytes,
-                request_timeout: config.request_timeout,
-                permits: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
-                stats: Arc::new(ProxyStats::default()),
-            }),
+            state: Arc::new(state),
         })
     }
 
@@ -480,9 +496,10 @@ async fn handle(state: Arc<State>, peer: Peer, req: Request<Incoming>) -> Respon
         parts.headers.insert("x-request-id", value);
     }
     let deadline = permit.as_ref().map(|_| {
-        Box::pin(tokio::time::sleep_until(
-            (started + state.request_timeout).into(),
-        ))
+        Box::pin(tokio::time::sleep_until(crate::deadline::after(
+            started.into(),
+            state.request_timeout,
+        )))
     });
     let audited = AuditedBody {
         inner: body,
@@ -553,7 +570,7 @@ async fn forward(
         ));
     }
 
-    let deadline = tokio::time::Instant::from(started + state.request_timeout);
+    let deadline = crate::deadline::after(started.into(), state.request_timeout);
     let permit = tokio::time::timeout_at(deadline, state.permits.clone().acquire_owned())
         .await
         .map_err(|_| {

@@ -4,6 +4,7 @@
 //! and lenient about presence: every field is optional, unknown keys are ignored, and `null`
 //! (which the Go host drivers send for empty slices and maps) means "absent".
 
+pub mod limits;
 mod schema;
 mod validate;
 

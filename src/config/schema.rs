@@ -45,6 +45,9 @@ pub struct RunConfig {
     /// not PID 1.
     #[serde(rename = "MemoryLimitMiB")]
     pub memory_limit_mib: Option<u64>,
+    /// roost extension: `pids.max` of the workload's cgroup, so a fork bomb cannot take the
+    /// pids PID 1 needs. Default: the pids available to roost less a reserve.
+    pub pids_max: Option<u64>,
     pub api: Option<ApiConfig>,
     pub oidc: Option<OidcConfig>,
     #[serde(deserialize_with = "nullable")]

@@ -192,3 +192,87 @@ fn oversized_file_is_refused() {
         Err(ConfigError::Read { .. })
     ));
 }
+
+#[test]
+fn every_numeric_field_has_a_maximum_and_the_edge_is_accepted() {
+    let cases = [
+        (
+            r#"{"Api": {"Upstream": "unix:///u", "Token": "t", "MaxConcurrent": N}}"#,
+            "Api.MaxConcurrent",
+            4096u64,
+        ),
+        (
+            r#"{"Api": {"Upstream": "unix:///u", "Token": "t", "RequestTimeoutSeconds": N}}"#,
+            "Api.RequestTimeoutSeconds",
+            3600,
+        ),
+        (
+            r#"{"Api": {"Upstream": "unix:///u", "Token": "t", "MaxBodyBytes": N}}"#,
+            "Api.MaxBodyBytes",
+            64 * 1024 * 1024,
+        ),
+        (
+            r#"{"MemoryLimitMiB": N}"#,
+            "MemoryLimitMiB",
+            16 * 1024 * 1024,
+        ),
+        (r#"{"PidsMax": N}"#, "PidsMax", 4 * 1024 * 1024),
+        (r#"{"KillTimeout": N}"#, "KillTimeout", 86_400),
+        (
+            r#"{"Oidc": {"BootWaitSeconds": N}}"#,
+            "Oidc.BootWaitSeconds",
+            600,
+        ),
+        (
+            r#"{"Control": {"LingerSeconds": N}}"#,
+            "Control.LingerSeconds",
+            600,
+        ),
+    ];
+    for (template, field, max) in cases {
+        let at = template.replace('N', &max.to_string());
+        assert!(parse_str(&at).is_ok(), "{field} = {max} must be accepted");
+        let over = template.replace('N', &(max + 1).to_string());
+        assert_eq!(field_error(&over).0, field, "{field} = {}", max + 1);
+        // The values that used to panic PID 1: near u64::MAX.
+        let huge = template.replace('N', &u64::MAX.to_string());
+        assert!(parse_str(&huge).is_err(), "{field} = u64::MAX");
+    }
+    assert_eq!(field_error(r#"{"PidsMax": 15}"#).0, "PidsMax");
+    assert_eq!(
+        field_error(
+            r#"{"Api": {"Upstream": "unix:///u", "Token": "t", "AllowUids": [4294967295]}}"#
+        )
+        .0,
+        "Api.AllowUids"
+    );
+}
+
+#[test]
+fn strings_that_reach_headers_host_names_and_etc_files_are_checked() {
+    for (doc, field) in [
+        (
+            r#"{"Api": {"Upstream": "http://a\u0000b", "Token": "t"}}"#,
+            "Api.Upstream",
+        ),
+        (
+            r#"{"Api": {"Upstream": "http://a b", "Token": "t"}}"#,
+            "Api.Upstream",
+        ),
+        (
+            r#"{"Api": {"Upstream": "unix:///u", "Token": "fm2_\u00e9"}}"#,
+            "Api.Token",
+        ),
+        (
+            r#"{"Api": {"Upstream": "unix:///u", "Token": "a\u007fb"}}"#,
+            "Api.Token",
+        ),
+        (r#"{"MachineId": "m1\u0000"}"#, "MachineId"),
+        (r#"{"MachineId": "m1\nevil 10.0.0.1"}"#, "MachineId"),
+        (r#"{"MachineId": ""}"#, "MachineId"),
+        (r#"{"AppName": "a/b"}"#, "AppName"),
+    ] {
+        assert_eq!(field_error(doc).0, field, "{doc}");
+    }
+    assert!(parse_str(r#"{"MachineId": "148e272b626e89", "AppName": "my_app-1"}"#).is_ok());
+}

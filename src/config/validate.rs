@@ -1,5 +1,6 @@
 //! Validation: every rule names the field it checks. Pure, no I/O.
 
+use super::limits::*;
 use super::schema::{RunConfig, SignalSpec};
 use super::{ConfigError, DEFAULT_KILL_TIMEOUT_SECS, MAX_KILL_TIMEOUT_SECS};
 use std::net::IpAddr;
@@ -77,8 +78,20 @@ pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
             format!("{kill_timeout} s is longer than the maximum of {MAX_KILL_TIMEOUT_SECS} s"),
         ));
     }
-    if config.memory_limit_mib == Some(0) {
-        return Err(f("MemoryLimitMiB", "must be at least 1"));
+    check_range(
+        "MemoryLimitMiB",
+        config.memory_limit_mib,
+        1,
+        MAX_MEMORY_LIMIT_MIB,
+    )?;
+    check_range("PidsMax", config.pids_max, MIN_PIDS_MAX, MAX_PIDS_MAX)?;
+    for (field, id) in [
+        ("MachineId", &config.machine_id),
+        ("AppName", &config.app_name),
+    ] {
+        if let Some(id) = id {
+            check_identifier(field, id)?;
+        }
     }
 
     if let Some(mtu) = config.mtu {
@@ -152,13 +165,36 @@ pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
         if api.token.is_none() {
             return Err(f("Api.Token", "is required when Api is set"));
         }
-        if api.request_timeout_seconds == Some(0) || api.max_concurrent == Some(0) {
-            return Err(f(
-                "Api",
-                "RequestTimeoutSeconds and MaxConcurrent must be at least 1",
-            ));
+        check_range(
+            "Api.RequestTimeoutSeconds",
+            api.request_timeout_seconds,
+            1,
+            MAX_REQUEST_TIMEOUT_SECS,
+        )?;
+        check_range(
+            "Api.MaxConcurrent",
+            api.max_concurrent.map(|n| n as u64),
+            1,
+            MAX_CONCURRENT_REQUESTS,
+        )?;
+        check_range("Api.MaxBodyBytes", api.max_body_bytes, 1, MAX_BODY_BYTES)?;
+        check_list("Api.AllowUids", &api.allow_uids)?;
+        check_list("Api.AllowGids", &api.allow_gids)?;
+        if api.paths.len() > MAX_LIST {
+            return Err(f("Api.Paths", format!("has more than {MAX_LIST} entries")));
         }
         if let Some(upstream) = &api.upstream {
+            // Parsed by hand below and used in a URI and a Host header: nothing that could
+            // cut or split it.
+            if upstream
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace())
+            {
+                return Err(f(
+                    "Api.Upstream",
+                    "contains a control character or white space",
+                ));
+            }
             api_proxy::Upstream::parse(upstream)
                 .map_err(|err| f("Api.Upstream", err.to_string()))?;
         }
@@ -168,13 +204,14 @@ pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
             }
         }
         if let Some(token) = &api.token {
-            // The token goes into an HTTP header; refuse what would break or split it.
-            if token.expose().is_empty()
-                || token.expose().chars().any(|c| c.is_control() || c == ' ')
+            // The token goes into an HTTP header: visible ASCII only (anything else is refused
+            // by the header type on every request, a 500 per call instead of a clear boot error).
+            let t = token.expose();
+            if t.is_empty() || t.len() > MAX_TOKEN_BYTES || !t.bytes().all(|b| b.is_ascii_graphic())
             {
                 return Err(f(
                     "Api.Token",
-                    "must be non-empty, without spaces or control characters",
+                    format!("must be 1 to {MAX_TOKEN_BYTES} visible ASCII characters (no spaces, control characters or non-ASCII)"),
                 ));
             }
         }
@@ -198,6 +235,7 @@ pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
             return Err(f("Oidc.BootWaitSeconds", "must be at most 600"));
         }
     }
+    check_list("Control.AllowCids", &config.control.allow_cids)?;
     if let Some(path) = &config.control.exit_report_socket {
         check_absolute("Control.ExitReportSocket", path)?;
     }
@@ -218,6 +256,47 @@ pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
         kill_signal,
         kill_timeout: Duration::from_secs(kill_timeout),
     })
+}
+
+/// A number within `min..=max` (each field's documented bounds), or absent.
+fn check_range(field: &str, value: Option<u64>, min: u64, max: u64) -> Result<(), ConfigError> {
+    match value {
+        Some(v) if v < min || v > max => Err(ConfigError::field(
+            field,
+            format!("{v} is outside {min}..={max}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A list of ids: at most [`MAX_LIST`] entries, none of them `u32::MAX` (`(uid_t)-1`).
+fn check_list(field: &str, ids: &[u32]) -> Result<(), ConfigError> {
+    if ids.len() > MAX_LIST {
+        return Err(ConfigError::field(
+            field,
+            format!("has more than {MAX_LIST} entries"),
+        ));
+    }
+    if ids.contains(&u32::MAX) {
+        return Err(ConfigError::field(field, "4294967295 is not a usable id"));
+    }
+    Ok(())
+}
+
+/// `MachineId` and `AppName` become a host name, a line of `/etc/hosts`, path segments of
+/// the Machines API and a caveat: 1 to 63 ASCII letters, digits, `-` and `_`.
+fn check_identifier(field: &str, id: &str) -> Result<(), ConfigError> {
+    let ok = (1..=63).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !ok {
+        return Err(ConfigError::field(
+            field,
+            format!("{id:?} must be 1 to 63 ASCII letters, digits, '-' or '_'"),
+        ));
+    }
+    Ok(())
 }
 
 fn check_no_nul(field: &str, value: &str) -> Result<(), ConfigError> {

@@ -12,7 +12,6 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
-use tokio::time::Instant;
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -39,8 +38,9 @@ pub enum ExecError {
     },
 }
 
-/// Who a command runs as, with which env and where: the workload's env always; its identity
-/// and directory when asked, root and `/` otherwise.
+/// Who a command runs as, with which env and where: the workload's identity, env and
+/// directory when asked (`workload_user`); otherwise root, a root environment
+/// ([`crate::workload::env::root_env`]: nothing of the workload's that names a path) and `/`.
 pub(super) struct Launch {
     pub env: Vec<(String, String)>,
     pub identity: Identity,
@@ -87,7 +87,7 @@ pub(super) fn launch_for(state: &ControlState, workload_user: bool) -> Result<La
         }
     } else {
         Launch {
-            env: spec.env,
+            env: crate::workload::env::root_env(&spec.env),
             identity: Identity {
                 uid: 0,
                 gid: 0,
@@ -162,12 +162,12 @@ pub async fn run(state: &ControlState, req: ExecRequest) -> Result<ExecResponse,
     let (mut out_open, mut err_open) = (true, true);
     let mut exit = None;
     let mut timed_out = false;
-    let deadline = Instant::now() + timeout;
+    let deadline = api_proxy::deadline::from_now(timeout);
     let mut buf_out = vec![0u8; 16 * 1024];
     let mut buf_err = vec![0u8; 16 * 1024];
     while out_open || err_open || exit.is_none() {
         let stop_at = if timed_out {
-            deadline + AFTER_KILL
+            api_proxy::deadline::after(deadline, AFTER_KILL)
         } else {
             deadline
         };

@@ -78,7 +78,7 @@ pub async fn push(target: &ReportTarget, exit: &ExitCode, machine_id: Option<&st
         "code": exit.code, "oom_killed": exit.oom_killed, "machine_id": machine_id,
     })
     .to_string();
-    let deadline = tokio::time::Instant::now() + REPORT_DEADLINE;
+    let deadline = api_proxy::deadline::from_now(REPORT_DEADLINE);
     let mut wait = Duration::from_millis(100);
     let mut last_error = String::new();
     loop {
@@ -91,7 +91,7 @@ pub async fn push(target: &ReportTarget, exit: &ExitCode, machine_id: Option<&st
             Ok(Err(e)) => last_error = e,
             Err(_) => break,
         }
-        if tokio::time::Instant::now() + wait >= deadline {
+        if api_proxy::deadline::from_now(wait) >= deadline {
             break;
         }
         tokio::time::sleep(wait).await;

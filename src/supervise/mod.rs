@@ -13,6 +13,7 @@ pub mod spawn;
 
 use crate::control::{ControlState, ExitCode, WorkloadState};
 use crate::workload::WorkloadSpec;
+use api_proxy::deadline::from_now;
 use cgroup::WorkloadCgroup;
 use output::OutputPump;
 use procs::InitMode;
@@ -154,7 +155,7 @@ impl Supervisor {
         }));
         // A requested stop is bounded by one KillTimeout in all; a workload that exited by
         // itself leaves its leftovers a full KillTimeout to exit.
-        let grace_until = stop_deadline.unwrap_or_else(|| Instant::now() + policy.kill_timeout);
+        let grace_until = stop_deadline.unwrap_or_else(|| from_now(policy.kill_timeout));
         self.stop_leftovers(policy.kill_signal, grace_until, &cgroup)
             .await;
 
@@ -219,7 +220,7 @@ impl Supervisor {
                         );
                         procs::signal_group(pid, policy.kill_signal);
                         let deadline =
-                            *stop_deadline.get_or_insert(Instant::now() + policy.kill_timeout);
+                            *stop_deadline.get_or_insert(from_now(policy.kill_timeout));
                         if kill_at.is_none() && deadline > Instant::now() {
                             kill_at = Some(deadline);
                         }
@@ -261,14 +262,14 @@ impl Supervisor {
             return;
         }
         tracing::warn!("leftover processes are still running: sending SIGKILL");
-        let deadline = Instant::now() + SIGKILL_GRACE;
+        let deadline = from_now(SIGKILL_GRACE);
         while Instant::now() < deadline {
             cgroup.kill_all();
             procs::signal_everyone(self.mode, libc::SIGKILL);
             // Short rounds: in subreaper mode a process forked after the scan needs another.
             if self
                 .reaper
-                .until_empty(Instant::now() + Duration::from_millis(200))
+                .until_empty(from_now(Duration::from_millis(200)))
                 .await
             {
                 return;
@@ -279,5 +280,5 @@ impl Supervisor {
 }
 
 fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86_400 * 365)
+    from_now(api_proxy::deadline::FAR)
 }

@@ -6,8 +6,6 @@
 //! subreaper) is reaped and counted.
 
 use nix::errno::Errno;
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::Pid;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::{oneshot, Notify};
@@ -30,6 +28,48 @@ impl ChildExit {
             (None, Some(sig)) => 128 + sig,
             (None, None) => 1,
         }
+    }
+}
+
+/// What one `waitpid(-1, WNOHANG)` returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waited {
+    Exit(ChildExit),
+    StillAlive,
+    /// A stop or continue report (never asked for).
+    Other,
+}
+
+/// Decodes a raw wait status. Done here rather than by nix, whose `Signal` enum has no
+/// real-time signals: `waitpid` through nix consumes the zombie and then fails with `EINVAL`
+/// for a death by signal 34..=64, and the exit would be lost.
+fn decode_status(pid: i32, status: libc::c_int) -> Waited {
+    if libc::WIFEXITED(status) {
+        Waited::Exit(ChildExit {
+            pid,
+            code: Some(libc::WEXITSTATUS(status)),
+            signal: None,
+        })
+    } else if libc::WIFSIGNALED(status) {
+        Waited::Exit(ChildExit {
+            pid,
+            code: None,
+            signal: Some(libc::WTERMSIG(status)),
+        })
+    } else {
+        Waited::Other
+    }
+}
+
+/// One non-blocking `waitpid(-1)`.
+fn wait_any() -> Result<Waited, Errno> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: waitpid(2) writes one int through a pointer to a live local.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    match pid {
+        -1 => Err(Errno::last()),
+        0 => Ok(Waited::StillAlive),
+        pid => Ok(decode_status(pid, status)),
     }
 }
 
@@ -85,20 +125,11 @@ impl Reaper {
         let mut registry = self.lock();
         let mut reaped = false;
         let state = loop {
-            let exit = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) => ChildExit {
-                    pid: pid.as_raw(),
-                    code: Some(code),
-                    signal: None,
-                },
-                Ok(WaitStatus::Signaled(pid, sig, _core)) => ChildExit {
-                    pid: pid.as_raw(),
-                    code: None,
-                    signal: Some(sig as i32),
-                },
-                Ok(WaitStatus::StillAlive) => break ReapState::ChildrenLeft,
+            let exit = match wait_any() {
+                Ok(Waited::Exit(exit)) => exit,
+                Ok(Waited::StillAlive) => break ReapState::ChildrenLeft,
                 // Stops and continues are not asked for (no WUNTRACED); skip anything else.
-                Ok(_) => continue,
+                Ok(Waited::Other) => continue,
                 Err(Errno::EINTR) => continue,
                 Err(Errno::ECHILD) => break ReapState::NoChildren,
                 Err(err) => {
@@ -181,6 +212,31 @@ mod tests {
     // One test, not several: waitpid(-1) in parallel tests of one process would steal each
     // other's children.
     #[test]
+    fn raw_statuses_decode_for_every_signal() {
+        for sig in 1..=64 {
+            // The kernel's encoding of a death by signal: the number in the low 7 bits.
+            assert_eq!(
+                decode_status(9, sig),
+                Waited::Exit(ChildExit {
+                    pid: 9,
+                    code: None,
+                    signal: Some(sig)
+                })
+            );
+        }
+        assert_eq!(
+            decode_status(9, 3 << 8),
+            Waited::Exit(ChildExit {
+                pid: 9,
+                code: Some(3),
+                signal: None
+            })
+        );
+        // Stopped by SIGSTOP (0x7f in the low byte).
+        assert_eq!(decode_status(9, (19 << 8) | 0x7f), Waited::Other);
+    }
+
+    #[test]
     fn delivers_codes_and_signals_even_for_instant_exits() {
         let reaper = Reaper::new();
         let (pid, rx) = reaper.spawn(|| sh("exit 7")).expect("spawn");
@@ -193,6 +249,15 @@ mod tests {
         let (_, rx) = reaper.spawn(|| sh("kill -TERM $$")).expect("spawn");
         let exit = wait_for(&reaper, rx);
         assert_eq!((exit.signal, exit.exit_code()), (Some(libc::SIGTERM), 143));
+
+        // Real-time signals, which nix cannot decode: every one is delivered as 128 + N.
+        for sig in [libc::SIGRTMIN(), 40, libc::SIGRTMAX()] {
+            let (_, rx) = reaper
+                .spawn(|| sh(&format!("kill -{sig} $$")))
+                .expect("spawn");
+            let exit = wait_for(&reaper, rx);
+            assert_eq!((exit.signal, exit.exit_code()), (Some(sig), 128 + sig));
+        }
 
         // An unregistered child counts as an orphan.
         sh("true").expect("spawn");

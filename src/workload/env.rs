@@ -69,9 +69,62 @@ pub fn merge_env(
     merged
 }
 
+/// The environment of a command the host runs as root (`/v1/exec`, ws exec without
+/// `workload_user`), as `sudo`'s `env_reset` builds it: nothing that names a path is taken
+/// from the workload's environment, which a non-root workload may have pointed at files of
+/// its own (a `PATH` entry holding its `ls`, a `HOME` with a `.bashrc`, `ENV`, `BASH_ENV`,
+/// `LD_PRELOAD`...). Only the locale, `TERM` and `TZ` are carried over, and only when their
+/// value names no file (no `/`).
+pub fn root_env(workload_env: &[(String, String)]) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("PATH".to_string(), DEFAULT_PATH.to_string()),
+        ("HOME".to_string(), "/root".to_string()),
+        ("USER".to_string(), "root".to_string()),
+        ("LOGNAME".to_string(), "root".to_string()),
+    ];
+    let kept = |key: &str| {
+        matches!(key, "LANG" | "LANGUAGE" | "TERM" | "TZ")
+            || (key.starts_with("LC_") && key[3..].bytes().all(|b| b.is_ascii_uppercase()))
+    };
+    for (key, value) in workload_env {
+        if kept(key) && !value.contains('/') && !value.contains("..") {
+            env.push((key.clone(), value.clone()));
+        }
+    }
+    env
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn root_env_takes_nothing_that_names_a_path() {
+        let workload: Vec<(String, String)> = [
+            ("PATH", "/home/app/bin:/usr/bin"),
+            ("HOME", "/home/app"),
+            ("ENV", "/home/app/.rc"),
+            ("BASH_ENV", "/home/app/.rc"),
+            ("LD_PRELOAD", "/home/app/evil.so"),
+            ("PYTHONPATH", "/home/app"),
+            ("LANG", "C.UTF-8"),
+            ("LC_ALL", "C"),
+            ("TZ", "/home/app/tz"),
+            ("TERM", "xterm"),
+            ("SECRET", "x"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let env = root_env(&workload);
+        let keys: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TERM"]
+        );
+        assert_eq!(env[0].1, DEFAULT_PATH);
+        assert_eq!(env[1].1, "/root");
+    }
 
     fn env(entries: &[&str]) -> Vec<String> {
         entries.iter().map(|s| s.to_string()).collect()

@@ -1,0 +1,21 @@
+//! The documented maximum of every numeric field of the run config. A value beyond one is
+//! refused at load (exit 78, naming the field), so nothing downstream can overflow a
+//! deadline, a semaphore or an allocation with a value that validation let through.
+
+/// `MemoryLimitMiB`: 16 TiB.
+pub const MAX_MEMORY_LIMIT_MIB: u64 = 16 * 1024 * 1024;
+/// `PidsMax`: at least enough for a shell and a few children; at most the kernel's
+/// `PID_MAX_LIMIT`.
+pub const MIN_PIDS_MAX: u64 = 16;
+pub const MAX_PIDS_MAX: u64 = 4 * 1024 * 1024;
+/// `Api.RequestTimeoutSeconds`: one hour.
+pub const MAX_REQUEST_TIMEOUT_SECS: u64 = 3600;
+/// `Api.MaxConcurrent`: concurrent upstream requests (tokio's semaphore takes far more; each
+/// request holds descriptors, so the connection caps are the real bound).
+pub const MAX_CONCURRENT_REQUESTS: u64 = 4096;
+/// `Api.MaxBodyBytes`: 64 MiB.
+pub const MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
+/// `Api.Token`: 64 KiB (a macaroon with many caveats is a few KiB).
+pub const MAX_TOKEN_BYTES: usize = 64 * 1024;
+/// `Api.AllowUids`, `Api.AllowGids`, `Api.Paths`, `Control.AllowCids`: entries.
+pub const MAX_LIST: usize = 256;

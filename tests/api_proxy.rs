@@ -544,3 +544,122 @@ fn the_macaroon_reaches_no_child_env_no_file_and_no_log() {
     assert!(!finished.stderr.contains(&token));
     assert!(finished.stderr.contains("api pid="));
 }
+
+#[test]
+fn no_answer_carries_the_token_in_its_body_or_headers_attenuated_or_not() {
+    for attenuate in [false, true] {
+        let rig = ProxyRig::start(json!({ "Attenuate": attenuate }));
+        let token = rig.platform.token();
+        let r = http(
+            &rig.platform.socket,
+            "POST",
+            "/_dev/echo-auth",
+            &[],
+            b"echo",
+        );
+        assert_eq!(r.status, 204);
+        let r = http(&rig.api, "GET", &rig.machine_path("/metadata"), &[], b"");
+        assert_eq!(r.status, 401, "{}", r.text());
+        let text = r.text();
+        // The body quotes the Authorization the upstream got; every macaroon in it is masked
+        // (with attenuation that is a token the config never held).
+        assert!(text.contains("token rejected: FlyV1 [redacted]"), "{text}");
+        assert!(!text.contains("fm2_"), "a macaroon came back: {text}");
+        for part in token.split(',') {
+            assert!(!text.contains(part.trim()), "{text}");
+        }
+        assert_eq!(
+            r.header("content-length").and_then(|l| l.parse().ok()),
+            Some(r.body.len()),
+            "the length stays true"
+        );
+        assert!(r.header("www-authenticate").is_none(), "{:?}", r.headers);
+
+        // A compressed answer could hide the token: refused.
+        http(
+            &rig.platform.socket,
+            "POST",
+            "/_dev/echo-auth",
+            &[],
+            b"gzip",
+        );
+        let r = http(&rig.api, "GET", &rig.machine_path("/metadata"), &[], b"");
+        assert_eq!(r.status, 502, "{}", r.text());
+        assert!(!r.text().contains("fm2_"));
+        http(&rig.platform.socket, "POST", "/_dev/echo-auth", &[], b"");
+        let (finished, _platform, _scratch) = rig.finish();
+        assert!(!finished.stderr.contains("fm2_"), "{}", finished.stderr);
+    }
+}
+
+#[test]
+fn override_and_identity_headers_are_refused_and_unknown_headers_dropped() {
+    let rig = ProxyRig::start(json!({}));
+    let metadata = rig.machine_path("/metadata");
+    for name in [
+        "X-HTTP-Method-Override",
+        "X-Method-Override",
+        "X-HTTP-Method",
+        "X-Original-URL",
+        "X-Rewrite-URL",
+        "X-Real-IP",
+        "Fly-Client-IP",
+        "True-Client-IP",
+        "X-Forwarded-Host",
+        "X-Forwarded-Proto",
+    ] {
+        let r = http(&rig.api, "GET", &metadata, &[(name, "DELETE")], b"");
+        assert_eq!(r.status, 400, "{name}: {}", r.text());
+        assert!(
+            r.text()
+                .to_ascii_lowercase()
+                .contains(&name.to_ascii_lowercase()),
+            "{}",
+            r.text()
+        );
+    }
+    assert!(
+        rig.platform.requests().is_empty(),
+        "a refused request reached the upstream"
+    );
+    let r = http(
+        &rig.api,
+        "GET",
+        &metadata,
+        &[
+            ("X-Custom", "1"),
+            ("Cookie", "session=abc"),
+            ("Accept-Encoding", "gzip"),
+            ("Fly-Machine-Lease-Nonce", "nonce-1"),
+            ("Accept", "application/json"),
+        ],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let received = rig.platform.requests();
+    let headers: Vec<(String, String)> = received[0]["headers"]
+        .as_array()
+        .expect("headers")
+        .iter()
+        .map(|h| {
+            (
+                h[0].as_str().unwrap_or("").to_string(),
+                h[1].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let names: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
+    assert!(
+        !names.contains(&"x-custom") && !names.contains(&"cookie"),
+        "{names:?}"
+    );
+    assert!(
+        headers.contains(&("fly-machine-lease-nonce".into(), "nonce-1".into())),
+        "{headers:?}"
+    );
+    assert!(
+        headers.contains(&("accept-encoding".into(), "identity".into())),
+        "{headers:?}"
+    );
+    rig.finish();
+}

@@ -430,3 +430,34 @@ fn real_time_signal_deaths_are_128_plus_n_for_workload_stop_and_orphans() {
     r.assert_code(5);
     assert!(r.stdout.contains("zombies=0"), "{}", r.stdout);
 }
+
+#[test]
+fn an_image_passwd_that_is_a_fifo_or_a_device_is_refused_never_waited_on() {
+    for (name, setup, source) in [
+        ("fifo", "mkfifo \"$D/passwd\"", "\"$D/passwd\""),
+        ("device", "true", "/dev/zero"),
+    ] {
+        let scratch = Scratch::new();
+        let config = scratch.config(&sh_config("echo should-not-run"));
+        // In a mount namespace of its own, the image's /etc/passwd becomes a FIFO (or
+        // /dev/zero); the machine's own /etc is never touched.
+        let mut cmd = std::process::Command::new("unshare");
+        cmd.args(["--pid", "--fork", "--mount-proc", "--mount", "--propagation", "private"])
+            .arg("/bin/sh")
+            .arg("-c")
+            .arg(format!(
+                "set -e; D={dir}; {setup}; mount --bind {source} /etc/passwd; exec {roost} container --config {config}",
+                dir = scratch.dir.path().display(),
+                roost = ROOST,
+                config = config.display()
+            ));
+        let r = Running::spawn(cmd).wait(T);
+        r.assert_code(78);
+        assert!(
+            r.stderr.contains("not a regular file"),
+            "{name}: {}",
+            r.stderr
+        );
+        assert!(!r.stdout.contains("should-not-run"), "{name}");
+    }
+}

@@ -15,6 +15,45 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
+/// Request headers forwarded to the upstream; every other header is dropped. The Machines
+/// API needs content negotiation, conditional requests and its lease nonce; nothing else a
+/// caller sends may reach it (an override or identity header could turn an allowed `GET`
+/// into a `DELETE`, or pass the caller off as someone else, on a framework that honours it).
+pub const FORWARDED_REQUEST_HEADERS: &[&str] = &[
+    "accept",
+    "accept-language",
+    "cache-control",
+    "content-type",
+    "content-length",
+    "fly-machine-lease-nonce",
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+    "user-agent",
+];
+
+/// Headers that are refused with 400 rather than dropped: a caller sending one is trying to
+/// change the method, the URL or who it is, and should hear that it cannot.
+pub const REFUSED_REQUEST_HEADERS: &[&str] = &[
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-real-ip",
+    "x-client-ip",
+    "true-client-ip",
+    "fly-client-ip",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-original-method",
+    "x-original-url",
+    "x-rewrite-url",
+];
+
 /// Why a request's headers were refused (400).
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum HeaderError {
@@ -39,33 +78,43 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Prepares a caller's request headers for the upstream: refuses forwarding headers (the
-/// upstream could take them for the caller's identity), and removes hop-by-hop headers, the
-/// caller's own credentials, and Host (roost sets its own).
+/// Prepares a caller's request headers for the upstream: refuses override and identity
+/// headers ([`REFUSED_REQUEST_HEADERS`]), keeps only [`FORWARDED_REQUEST_HEADERS`] (so the
+/// caller's own credentials, Host, hop-by-hop headers and anything unknown are dropped), and
+/// asks for an uncompressed answer, which the proxy can check for the token.
 pub fn sanitize_request(headers: &mut HeaderMap) -> Result<(), HeaderError> {
-    if headers.contains_key("x-forwarded-for") {
-        return Err(HeaderError::Forwarding("X-Forwarded-For"));
+    if let Some(name) = REFUSED_REQUEST_HEADERS
+        .iter()
+        .find(|name| headers.contains_key(**name))
+    {
+        return Err(HeaderError::Forwarding(name));
     }
-    if headers.contains_key(header::FORWARDED) {
-        return Err(HeaderError::Forwarding("Forwarded"));
+    let kept: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| FORWARDED_REQUEST_HEADERS.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    let mut forwarded = HeaderMap::new();
+    for name in kept {
+        for value in headers.get_all(&name) {
+            forwarded.append(name.clone(), value.clone());
+        }
     }
-    strip_hop_by_hop(headers);
-    headers.remove(header::AUTHORIZATION);
-    headers.remove(header::HOST);
-    headers.remove("x-request-id");
+    forwarded.insert(
+        header::ACCEPT_ENCODING,
+        http::HeaderValue::from_static("identity"),
+    );
+    *headers = forwarded;
     Ok(())
 }
 
 /// Prepares the upstream's response headers for the caller: hop-by-hop headers go, and so
-/// does any header that would carry the token back (an upstream echoing credentials).
-pub fn sanitize_response(headers: &mut HeaderMap, token: &str) {
+/// does any header that would carry a secret back (an upstream echoing credentials).
+pub fn sanitize_response(headers: &mut HeaderMap, secrets: &crate::redact::Secrets) {
     strip_hop_by_hop(headers);
     let leaking: Vec<HeaderName> = headers
         .iter()
-        .filter(|(_, v)| {
-            let bytes = v.as_bytes();
-            !token.is_empty() && bytes.windows(token.len()).any(|w| w == token.as_bytes())
-        })
+        .filter(|(_, v)| secrets.occurs_in(v.as_bytes()))
         .map(|(k, _)| k.clone())
         .collect();
     for name in leaking {
@@ -90,6 +139,30 @@ mod tests {
     }
 
     #[test]
+    fn only_the_allow_list_is_forwarded() {
+        let mut h = map(&[
+            ("accept", "application/json"),
+            ("fly-machine-lease-nonce", "n1"),
+            ("if-match", "\"e1\""),
+            ("cookie", "a=b"),
+            ("x-anything", "1"),
+            ("accept-encoding", "gzip"),
+        ]);
+        sanitize_request(&mut h).expect("allowed");
+        let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "accept",
+                "fly-machine-lease-nonce",
+                "if-match",
+                "accept-encoding"
+            ]
+        );
+        assert_eq!(h["accept-encoding"], "identity");
+    }
+
+    #[test]
     fn strips_credentials_and_hop_by_hop() {
         let mut h = map(&[
             ("authorization", "Bearer stolen"),
@@ -104,7 +177,8 @@ mod tests {
         ]);
         sanitize_request(&mut h).expect("allowed");
         let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
-        assert_eq!(names, ["content-type"]);
+        assert_eq!(names, ["content-type", "accept-encoding"]);
+        assert_eq!(h["accept-encoding"], "identity");
     }
 
     #[test]
@@ -112,13 +186,12 @@ mod tests {
         let mut h = map(&[("x-forwarded-for", "10.0.0.1")]);
         assert_eq!(
             sanitize_request(&mut h),
-            Err(HeaderError::Forwarding("X-Forwarded-For"))
+            Err(HeaderError::Forwarding("x-forwarded-for"))
         );
-        let mut h = map(&[("forwarded", "for=10.0.0.1")]);
-        assert_eq!(
-            sanitize_request(&mut h),
-            Err(HeaderError::Forwarding("Forwarded"))
-        );
+        for name in REFUSED_REQUEST_HEADERS {
+            let mut h = map(&[(name, "x"), ("content-type", "application/json")]);
+            assert_eq!(sanitize_request(&mut h), Err(HeaderError::Forwarding(name)));
+        }
     }
 
     #[test]
@@ -128,7 +201,7 @@ mod tests {
             ("transfer-encoding", "chunked"),
             ("content-type", "text/plain"),
         ]);
-        sanitize_response(&mut h, "fm2_secret");
+        sanitize_response(&mut h, &crate::redact::Secrets::new(&["fm2_secret"]));
         let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, ["content-type"]);
     }

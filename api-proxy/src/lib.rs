@@ -5,6 +5,7 @@
 //! - [`policy`]: which method and path pairs are forwarded (self-scoped to this machine);
 //! - [`headers`]: what is stripped, refused and added;
 //! - [`attenuate`]: per-request macaroon caveats (beyond Fly);
+//! - [`redact`]: no answer carries the token, in its headers or its body;
 //! - [`client`]: the upstream client, shared with the broker;
 //! - [`platform`]: roost's own calls to the platform (the broker's), same token rules;
 //! - [`server`]: the socket, SO_PEERCRED authorisation, streaming, limits and audit log.
@@ -15,6 +16,7 @@ pub mod deadline;
 pub mod headers;
 pub mod platform;
 pub mod policy;
+pub mod redact;
 pub mod server;
 pub mod upstream;
 

@@ -5,6 +5,7 @@ use crate::attenuate::Attenuator;
 use crate::client::{BoxError, ClientError, ProxyBody, UpstreamClient};
 use crate::headers;
 use crate::policy::{Decision, PatternError, Policy};
+use crate::redact::{RedactedBody, Secrets};
 use crate::upstream::Upstream;
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
@@ -632,10 +633,25 @@ async fn forward(
         }
         Ok(Ok(resp)) => resp,
     };
-    state.stats.forwarded.fetch_add(1, Ordering::Relaxed);
     let (mut parts, body) = resp.into_parts();
-    headers::sanitize_response(&mut parts.headers, state.token.expose());
-    let body = body.map_err(|e| -> BoxError { Box::new(e) }).boxed();
+    // A compressed body could carry the token where the redaction cannot see it; identity
+    // was asked for, so anything else is the upstream's fault.
+    let encoded = parts
+        .headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+    if encoded {
+        return Err((
+            StatusCode::BAD_GATEWAY,
+            "the upstream answered with a compressed body (identity was asked for)".to_string(),
+        ));
+    }
+    state.stats.forwarded.fetch_add(1, Ordering::Relaxed);
+    let secrets = Secrets::new(&[state.token.expose(), &token]);
+    headers::sanitize_response(&mut parts.headers, &secrets);
+    let body = RedactedBody::new(body, secrets)
+        .map_err(|e| -> BoxError { Box::new(e) })
+        .boxed();
     Ok((Response::from_parts(parts, body), permit))
 }
 

@@ -83,8 +83,10 @@ pub async fn handle(p: &Platform, req: Req) -> Response<ResBody> {
     let body = http_util::read_body(req, 8 * 1024 * 1024).await;
     let body_bytes = body.as_ref().map_or(0, |b| b.len());
 
+    let echo = p.echo_auth.lock().unwrap().clone();
     let resp = match &verified {
         Err(why) => http_util::error(401, why),
+        Ok(_) if !echo.is_empty() => echo_auth(auth.as_deref().unwrap_or(""), &echo),
         Ok(_) => match body {
             None => http_util::error(413, "body too large"),
             Some(body) => answer(p, &method, &path, query.as_deref(), &body).await,
@@ -110,6 +112,29 @@ pub async fn handle(p: &Platform, req: Req) -> Response<ResBody> {
     });
     drop(received);
     resp
+}
+
+/// A careless upstream's 401: the credential it got, in a header and in a body streamed in
+/// 3-byte chunks (so a secret is split across chunk boundaries).
+fn echo_auth(auth: &str, mode: &str) -> Response<ResBody> {
+    use http_body_util::BodyExt;
+    let page = format!("{{\"error\": \"token rejected: {auth}\", \"hint\": \"check {auth}\"}}");
+    let chunks: Vec<Result<hyper::body::Frame<bytes::Bytes>, std::convert::Infallible>> = page
+        .as_bytes()
+        .chunks(3)
+        .map(|c| Ok(hyper::body::Frame::data(bytes::Bytes::copy_from_slice(c))))
+        .collect();
+    let mut builder = Response::builder()
+        .status(401)
+        .header("content-type", "application/json")
+        .header("content-length", page.len())
+        .header("www-authenticate", format!("FlyV1 realm=\"{auth}\""));
+    if mode == "gzip" {
+        builder = builder.header("content-encoding", "gzip");
+    }
+    builder
+        .body(http_body_util::StreamBody::new(futures_util::stream::iter(chunks)).boxed())
+        .expect("response")
 }
 
 async fn answer(

@@ -124,6 +124,10 @@ pub struct Platform {
     pub mmds: Mutex<mmds::MmdsState>,
     /// Fault switch for tests: answer the next N OIDC requests with 503.
     pub oidc_failures: Mutex<u32>,
+    /// Fault switch for tests: answer machine requests like a careless upstream, with a 401
+    /// page quoting the Authorization header it got ("echo"), or that and a body marked
+    /// gzip-encoded ("gzip"). Empty: off.
+    pub echo_auth: Mutex<String>,
 }
 
 fn root_key(path: Option<&PathBuf>) -> libmacaroon::MacaroonKey {
@@ -185,6 +189,7 @@ async fn run(opts: Options) {
         metadata: Mutex::new(Default::default()),
         mmds: Mutex::new(mmds::MmdsState::default()),
         oidc_failures: Mutex::new(0),
+        echo_auth: Mutex::new(String::new()),
         opts: opts.clone(),
     });
 
@@ -280,6 +285,11 @@ async fn route(p: &Platform, req: http_util::Req) -> hyper::Response<ResBody> {
             let body = http_util::read_body(req, 1024).await.unwrap_or_default();
             *p.oidc_failures.lock().unwrap() =
                 String::from_utf8_lossy(&body).trim().parse().unwrap_or(0);
+            http_util::empty(204)
+        }
+        ("POST", "/_dev/echo-auth") => {
+            let body = http_util::read_body(req, 1024).await.unwrap_or_default();
+            *p.echo_auth.lock().unwrap() = String::from_utf8_lossy(&body).trim().to_string();
             http_util::empty(204)
         }
         _ => machines::handle(p, req).await,

@@ -4,6 +4,7 @@
 
 pub mod argv;
 pub mod env;
+pub mod image_file;
 pub mod user;
 
 use crate::config::Validated;
@@ -37,16 +38,17 @@ pub enum WorkloadError {
     Read {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: image_file::ImageFileError,
     },
 }
 
 /// Reads an /etc file of the target root; a missing file is empty (numeric ids still work).
+/// A FIFO, a device or a file over the size cap is refused (see [`image_file`]).
 fn read_etc(root: &Path, name: &str) -> Result<String, WorkloadError> {
     let path = root.join("etc").join(name);
-    match std::fs::read(&path) {
-        Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+    match image_file::read(&path) {
+        Ok(Some(bytes)) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+        Ok(None) => Ok(String::new()),
         Err(source) => Err(WorkloadError::Read { path, source }),
     }
 }

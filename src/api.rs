@@ -51,7 +51,10 @@ pub fn proxy_config(config: &Validated) -> Result<Option<ProxyConfig>, ProxyErro
 /// Binds and starts the proxy on the current runtime. A proxy that cannot start is logged and
 /// left out: the workload still runs (it gets connection errors on the socket, not a VM that
 /// never boots).
-pub fn start(config: &Validated) -> Option<std::sync::Arc<api_proxy::server::ProxyStats>> {
+pub fn start(
+    config: &Validated,
+    critical: &crate::supervise::CriticalTasks,
+) -> Option<std::sync::Arc<api_proxy::server::ProxyStats>> {
     let proxy = match proxy_config(config) {
         Ok(Some(proxy)) => proxy,
         Ok(None) => return None,
@@ -63,7 +66,10 @@ pub fn start(config: &Validated) -> Option<std::sync::Arc<api_proxy::server::Pro
     match ProxyServer::bind(proxy) {
         Ok(server) => {
             let stats = server.stats();
-            tokio::spawn(server.serve());
+            critical.spawn("api_proxy", async move {
+                crate::fault::point("api_proxy");
+                server.serve().await
+            });
             Some(stats)
         }
         Err(err) => {

@@ -33,7 +33,17 @@ pub fn run(args: &ContainerArgs) -> i32 {
             return EXIT_INTERNAL;
         }
     };
-    runtime.block_on(run_async(args))
+    // A panic in a task is logged (and handled as that task's end); one on the main path is
+    // an internal failure with the exit line, never an abort without one.
+    std::panic::set_hook(Box::new(|info| tracing::error!("panic: {info}")));
+    let main_path = std::panic::AssertUnwindSafe(|| runtime.block_on(run_async(args)));
+    match std::panic::catch_unwind(main_path) {
+        Ok(code) => code,
+        Err(_) => {
+            lifecycle::report_exit_console_only(EXIT_INTERNAL);
+            EXIT_INTERNAL
+        }
+    }
 }
 
 async fn run_async(args: &ContainerArgs) -> i32 {
@@ -43,7 +53,11 @@ async fn run_async(args: &ContainerArgs) -> i32 {
     };
     // The control API comes up first, so a host can watch the rest of the boot.
     let control = args.control.as_ref().and_then(|path| {
-        match control::server::start(state.clone(), Listen::Unix(path.clone())) {
+        match control::server::start(
+            state.clone(),
+            Listen::Unix(path.clone()),
+            supervisor.critical(),
+        ) {
             Ok(server) => Some(server),
             Err(err) => {
                 tracing::error!("the control API cannot listen on {}: {err}", path.display());
@@ -63,7 +77,12 @@ async fn run_async(args: &ContainerArgs) -> i32 {
     let machine_id = config.as_ref().and_then(|c| c.config.machine_id.as_deref());
     lifecycle::report_exit(&state, code, target, machine_id).await;
     let linger = control_config.and_then(|c| c.linger_seconds).unwrap_or(0);
-    lifecycle::close_control(control, Duration::from_secs(linger)).await;
+    lifecycle::close_control(
+        control.into_iter().collect(),
+        Duration::from_secs(linger),
+        supervisor.critical(),
+    )
+    .await;
     code
 }
 

@@ -16,6 +16,7 @@ pub mod api;
 pub mod config;
 pub mod container;
 pub mod control;
+pub mod fault;
 pub mod lifecycle;
 pub mod logging;
 pub mod net;

@@ -5,7 +5,7 @@ use crate::config::Validated;
 use crate::control::report::{self, ReportTarget};
 use crate::control::{ControlServer, ControlState, ExitCode, WorkloadState};
 use crate::supervise::procs::InitMode;
-use crate::supervise::{Outcome, StopPolicy, Supervisor, EXIT_INTERNAL};
+use crate::supervise::{BootInterrupted, Outcome, StopPolicy, Supervisor, EXIT_INTERNAL};
 use crate::workload::WorkloadSpec;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -34,6 +34,7 @@ pub fn start(started: Instant, mode_name: &'static str) -> Result<(Supervisor, C
         mode_name,
         mode == InitMode::Pid1,
         supervisor.reaper().clone(),
+        supervisor.stop_handle(),
     );
     state.phase("signals");
     Ok((supervisor, state))
@@ -60,10 +61,19 @@ pub async fn run(
 ) -> Outcome {
     // The proxy listens before the workload starts, so its socket is there from the first
     // instruction on.
-    state.set_proxy(crate::api::start(config));
+    let critical = supervisor.critical().clone();
+    state.set_proxy(crate::api::start(config, &critical));
     state.phase("api_proxy");
-    // Identity tokens and their SDK variables, before the workload's first instruction.
-    state.set_broker(crate::oidc::prepare(config, &mut spec).await);
+    // Identity tokens and their SDK variables, before the workload's first instruction. A
+    // stop during the wait for the first token ends the boot here.
+    let broker = supervisor
+        .during_boot(crate::oidc::prepare(config, &mut spec, &critical))
+        .await;
+    let broker = match broker {
+        Ok(status) => status,
+        Err(interrupted) => return boot_interrupted(supervisor, &interrupted),
+    };
+    state.set_broker(broker);
     state.phase("oidc");
     state.set_spec(&spec);
     let policy = StopPolicy {
@@ -83,6 +93,20 @@ pub async fn run(
     outcome
 }
 
+/// The outcome of a boot that a stop or a critical failure ended before the workload started.
+pub fn boot_interrupted(supervisor: &Supervisor, why: &BootInterrupted) -> Outcome {
+    match why {
+        BootInterrupted::Stopped { signal, by } => tracing::warn!(
+            "stop requested during the boot by {by} ({}): the workload is not started",
+            crate::supervise::signal_name(*signal)
+        ),
+        BootInterrupted::Failed(failure) => {
+            tracing::error!("{failure} during the boot: the workload is not started")
+        }
+    }
+    supervisor.outcome_without_workload(why.code())
+}
+
 /// Publishes the final exit code: the control API, the console line, the push to the host.
 pub async fn report_exit(
     state: &ControlState,
@@ -98,34 +122,37 @@ pub async fn report_exit(
         },
     };
     state.set_workload(WorkloadState::Exited(exit));
-    eprintln!("{}", report::console_line(&exit));
+    crate::logging::console_line(&report::console_line(&exit));
     if let Some(target) = target {
         report::push(&target, &exit, machine_id).await;
     }
     exit
 }
 
-/// Keeps the control API up for `linger`, then lets answers in flight finish.
-pub async fn close_control(server: Option<ControlServer>, linger: Duration) {
-    if let Some(server) = server {
-        if !linger.is_zero() {
-            tracing::info!(
-                "the control API stays up {} s for the exit code",
-                linger.as_secs()
-            );
-            tokio::time::sleep(linger).await;
-        }
+/// Keeps the control API up for `linger`, then lets answers in flight finish. From here on
+/// the end of a critical task is part of the shutdown.
+pub async fn close_control(
+    servers: Vec<ControlServer>,
+    linger: Duration,
+    critical: &crate::supervise::CriticalTasks,
+) {
+    if !servers.is_empty() && !linger.is_zero() {
+        tracing::info!(
+            "the control API stays up {} s for the exit code",
+            linger.as_secs()
+        );
+        tokio::time::sleep(linger).await;
+    }
+    critical.shutting_down();
+    for server in servers {
         server.shutdown(Duration::from_secs(2)).await;
     }
 }
 
 /// The console line alone, for a failure before any state exists.
 pub fn report_exit_console_only(code: i32) {
-    eprintln!(
-        "{}",
-        report::console_line(&ExitCode {
-            code,
-            oom_killed: false
-        })
-    );
+    crate::logging::console_line(&report::console_line(&ExitCode {
+        code,
+        oom_killed: false,
+    }));
 }

@@ -1,5 +1,119 @@
 //! Log output: one line per event on stderr (the console in a VM), with the time since roost
 //! started, so boot phases can be read off the log.
+//!
+//! Lines go through a bounded queue to a writer thread of their own: a slow serial console
+//! (or a stderr pipe nobody reads) must never stall the event loop, where the reaper, the
+//! signals, the stop timers and the control API run. When the queue is full a line is
+//! dropped and counted, and the writer says how many were lost once it catches up. The one
+//! machine-readable exit line is written after a bounded [`flush`], directly.
+//!
+//! Hand-written rather than tracing-appender's `non_blocking`: that one's flush is only on
+//! drop of its guard, which joins the writer thread without a bound (a console that never
+//! drains would hang PID 1's last step).
+
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// Lines held for the console at most; beyond it lines are dropped and counted.
+pub const QUEUE_LINES: usize = 4096;
+/// Longest line kept (a hostile path in an audit line cannot make one huge write).
+const MAX_LINE: usize = 8 * 1024;
+
+enum Msg {
+    Line(Vec<u8>),
+    Flush(SyncSender<()>),
+}
+
+struct Queue {
+    tx: SyncSender<Msg>,
+    dropped: AtomicU64,
+}
+
+static QUEUE: OnceLock<Queue> = OnceLock::new();
+/// Lines dropped in all, for the control API.
+static DROPPED_TOTAL: AtomicU64 = AtomicU64::new(0);
+
+/// How many log lines were dropped because the console was too slow.
+pub fn dropped_lines() -> u64 {
+    DROPPED_TOTAL.load(Ordering::Relaxed)
+}
+
+fn writer_thread(rx: Receiver<Msg>, queue: &'static OnceLock<Queue>) {
+    let mut err = std::io::stderr();
+    while let Ok(msg) = rx.recv() {
+        match msg {
+            Msg::Line(line) => {
+                let _ = err.write_all(&line);
+                let lost = queue
+                    .get()
+                    .map_or(0, |q| q.dropped.swap(0, Ordering::Relaxed));
+                if lost > 0 {
+                    let _ = writeln!(
+                        err,
+                        "roost: {lost} log line(s) dropped: the console is slower than the log"
+                    );
+                }
+            }
+            Msg::Flush(done) => {
+                let _ = err.flush();
+                let _ = done.try_send(());
+            }
+        }
+    }
+}
+
+/// What the subscriber writes through: one `write` per formatted event.
+#[derive(Debug, Clone, Copy)]
+pub struct QueuedStderr;
+
+impl Write for QueuedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let Some(queue) = QUEUE.get() else {
+            // No writer thread (it could not be started): write directly.
+            return std::io::stderr().write(buf);
+        };
+        let line = buf[..buf.len().min(MAX_LINE)].to_vec();
+        match queue.tx.try_send(Msg::Line(line)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                queue.dropped.fetch_add(1, Ordering::Relaxed);
+                DROPPED_TOTAL.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                let _ = std::io::stderr().write_all(buf);
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Waits up to `timeout` for every queued line to reach stderr.
+pub fn flush(timeout: Duration) {
+    let Some(queue) = QUEUE.get() else { return };
+    let (tx, rx) = sync_channel(1);
+    // A full queue: wait for room as long as the deadline allows, never longer.
+    let deadline = std::time::Instant::now() + timeout;
+    let mut msg = Msg::Flush(tx);
+    loop {
+        match queue.tx.try_send(msg) {
+            Ok(()) => break,
+            Err(TrySendError::Full(m)) if std::time::Instant::now() < deadline => {
+                msg = m;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(_) => return,
+        }
+    }
+    let left = deadline.saturating_duration_since(std::time::Instant::now());
+    let _ = rx.recv_timeout(left);
+}
 
 /// Installs the global subscriber. `ROOST_LOG` (`error`..`trace`) sets the level; default info.
 pub fn init() {
@@ -7,12 +121,54 @@ pub fn init() {
         .ok()
         .and_then(|v| v.parse::<tracing::Level>().ok())
         .unwrap_or(tracing::Level::INFO);
+    let (tx, rx) = sync_channel(QUEUE_LINES);
+    // Builder::spawn reports a failure instead of panicking; without the thread, lines are
+    // written directly.
+    if std::thread::Builder::new()
+        .name("roost-log".into())
+        .spawn(move || writer_thread(rx, &QUEUE))
+        .is_ok()
+    {
+        let _ = QUEUE.set(Queue {
+            tx,
+            dropped: AtomicU64::new(0),
+        });
+    }
     let subscriber = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| QueuedStderr)
         .with_ansi(false)
         .with_timer(tracing_subscriber::fmt::time::uptime())
         .with_max_level(level)
         .finish();
     // Fails only when a subscriber is already set (tests): keep that one.
     let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
+/// Writes `line` to the console after the log lines queued before it, and waits (at most
+/// 2 s each) for room in the queue and for the line to be written: the line a host reads must
+/// come after the log that explains it and is never dropped for a full queue, yet a console
+/// that never drains cannot hold PID 1.
+pub fn console_line(line: &str) {
+    let mut bytes = line.as_bytes().to_vec();
+    bytes.push(b'\n');
+    match QUEUE.get() {
+        None => {
+            let _ = std::io::stderr().write_all(&bytes);
+        }
+        Some(queue) => {
+            let deadline = std::time::Instant::now() + Duration::from_secs(2);
+            let mut msg = Msg::Line(bytes);
+            loop {
+                match queue.tx.try_send(msg) {
+                    Ok(()) => break,
+                    Err(TrySendError::Full(m)) if std::time::Instant::now() < deadline => {
+                        msg = m;
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(_) => break,
+                }
+            }
+            flush(Duration::from_secs(2));
+        }
+    }
 }

@@ -81,6 +81,8 @@ fn main() {
             EXIT_USAGE
         }
     };
+    // Queued log lines reach the console before the process ends (bounded).
+    roost::logging::flush(std::time::Duration::from_secs(2));
     std::process::exit(code);
 }
 

@@ -20,7 +20,11 @@ fn set_env(env: &mut Vec<(String, String)>, key: &str, value: &str) {
 
 /// Runs the broker's boot phase for `spec` and exports its variables into `spec.env`.
 /// Returns the live status when a broker runs.
-pub async fn prepare(config: &Validated, spec: &mut WorkloadSpec) -> Option<BrokerStatus> {
+pub async fn prepare(
+    config: &Validated,
+    spec: &mut WorkloadSpec,
+    critical: &crate::supervise::CriticalTasks,
+) -> Option<BrokerStatus> {
     let c = &config.config;
     let oidc = c.oidc.as_ref();
     let token_path = PathBuf::from(
@@ -32,12 +36,26 @@ pub async fn prepare(config: &Validated, spec: &mut WorkloadSpec) -> Option<Brok
             .ok()
             .map(|h| h.to_string_lossy().into_owned())
     });
+    // The AWS shared files the workload's SDKs would read (as image files: no FIFO, capped).
+    let wants_aws = spec
+        .env
+        .iter()
+        .any(|(k, v)| k == "AWS_ROLE_ARN" && !v.is_empty());
+    let aws_files: Vec<(PathBuf, String)> = broker::plan::aws_shared_files(&spec.env)
+        .into_iter()
+        .filter(|_| wants_aws)
+        .filter_map(|path| match crate::workload::image_file::read(&path) {
+            Ok(Some(bytes)) => Some((path, String::from_utf8_lossy(&bytes).into_owned())),
+            _ => None,
+        })
+        .collect();
     let plan = broker::plan(
         &spec.env,
         &PlanInput {
             token_path: &token_path,
             machine_id: c.machine_id.as_deref(),
             hostname: hostname.as_deref(),
+            aws_files: &aws_files,
         },
     );
     for warning in &plan.warnings {
@@ -75,7 +93,8 @@ pub async fn prepare(config: &Validated, spec: &mut WorkloadSpec) -> Option<Brok
         gid: spec.identity.gid,
         group_readable: oidc.is_some_and(|o| o.group_readable),
     };
-    let (status, ready) = broker::start(client, &plan, &opts).await;
+    let spawn = |refresher| critical.spawn("broker", refresher);
+    let (status, ready) = broker::start(client, &plan, &opts, &spawn).await;
     if ready {
         tracing::info!("OIDC tokens ready for {clouds:?}");
     } else {

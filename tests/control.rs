@@ -692,3 +692,147 @@ fn root_execs_get_a_root_environment_never_the_workloads() {
     assert_eq!(r.status, 200);
     rig.finish().assert_code(137);
 }
+
+#[test]
+fn a_panic_while_answering_one_request_costs_that_request_only() {
+    // The fault point panics inside the handler of GET /v1/sysinfo (a bug there would).
+    let scratch = Scratch::new();
+    let stop = scratch.path("stop");
+    let config = scratch.config(&json!({
+        "ImageConfig": { "Cmd": ["/bin/sh", "-c", format!(
+            "while [ ! -e {} ]; do sleep 0.05; done; exit 7", stop.display())] },
+    }));
+    let ctl = scratch.path("ctl.sock");
+    let mut cmd = Command::new("unshare");
+    cmd.args(PID_NS)
+        .arg(ROOST)
+        .args(["container", "--config"])
+        .arg(&config)
+        .arg("--control")
+        .arg(format!("unix:{}", ctl.display()))
+        .env("ROOST_FAULT", "control:/v1/sysinfo");
+    let roost = Running::spawn(cmd);
+    wait_for_file(&ctl, T);
+    let mut stream = UnixStream::connect(&ctl).expect("connect");
+    stream
+        .write_all(b"GET /v1/sysinfo HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("send");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut answer = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut stream, &mut answer);
+    assert!(answer.is_empty(), "the panicking request got {answer:?}");
+    // Everything else goes on: the API, the workload, its exit code.
+    let r = http(&ctl, "GET", "/v1/status", &[], b"");
+    assert_eq!(r.status, 200);
+    std::fs::write(&stop, b"").expect("stop");
+    let f = roost.wait(T);
+    f.assert_code(7);
+    assert!(f.stderr.contains("panic: "), "{}", f.stderr);
+    assert!(
+        f.stderr.contains("fault injected at control:/v1/sysinfo"),
+        "{}",
+        f.stderr
+    );
+}
+
+#[test]
+fn a_critical_task_that_dies_stops_roost_with_70_never_a_hang() {
+    // The reaper task panics at the first SIGCHLD (an orphan's exit): roost notices, stops
+    // the workload gracefully, reaps it itself, and reports 70.
+    let scratch = Scratch::new();
+    let config = scratch.config(&json!({
+        "ImageConfig": { "Cmd": ["/bin/sh", "-c",
+            "trap 'echo workload-got-term; exit 0' TERM; sh -c 'sleep 0.3 &'; while :; do sleep 0.05; done"] },
+        "KillTimeout": 5,
+    }));
+    let mut cmd = Command::new("unshare");
+    cmd.args(PID_NS)
+        .arg(ROOST)
+        .args(["container", "--config"])
+        .arg(&config)
+        .env("ROOST_FAULT", "reaper");
+    let f = Running::spawn(cmd).wait(T);
+    f.assert_code(70);
+    assert!(
+        f.stderr.contains("critical task reaper panicked"),
+        "{}",
+        f.stderr
+    );
+    assert!(f.stdout.contains("workload-got-term"), "{}", f.stdout);
+    assert!(
+        f.stderr.contains(r#"roost: exit {"code":70"#),
+        "{}",
+        f.stderr
+    );
+}
+
+/// roost whose boot waits (up to 60 s) for a first identity token that never comes: the
+/// platform's socket does not exist.
+fn roost_waiting_for_a_token(scratch: &Scratch) -> (Running, PathBuf, PathBuf) {
+    let marker = scratch.path("workload-ran");
+    let config = scratch.config(&json!({
+        "ImageConfig": { "Cmd": ["/bin/sh", "-c", format!("touch {}", marker.display())] },
+        "ExtraEnv": { "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/r" },
+        "Api": { "Upstream": format!("unix://{}", scratch.path("no-platform.sock").display()),
+                 "Token": "fm2_never_used", "SocketPath": scratch.path("api.sock") },
+        "Oidc": { "BootWaitSeconds": 60, "TokenPath": scratch.path("oidc/token") },
+    }));
+    let ctl = scratch.path("ctl.sock");
+    let mut cmd = Command::new("unshare");
+    cmd.args(PID_NS)
+        .arg(ROOST)
+        .args(["container", "--config"])
+        .arg(&config)
+        .arg("--control")
+        .arg(format!("unix:{}", ctl.display()));
+    let roost = Running::spawn(cmd);
+    wait_for_file(&ctl, T);
+    // The boot is in the token wait once the proxy's socket is there.
+    wait_for_file(&scratch.path("api.sock"), T);
+    (roost, ctl, marker)
+}
+
+#[test]
+fn a_stop_during_the_boot_ends_it_at_once_without_starting_the_workload() {
+    // SIGTERM to roost.
+    let scratch = Scratch::new();
+    let (roost, ctl, marker) = roost_waiting_for_a_token(&scratch);
+    let status = http(&ctl, "GET", "/v1/status", &[], b"").json();
+    assert_eq!(status["workload"]["state"], "starting");
+    roost.signal(libc::SIGTERM);
+    let f = roost.wait(Duration::from_secs(20));
+    f.assert_code(128 + libc::SIGTERM);
+    assert!(
+        !marker.exists(),
+        "the workload was started just to be stopped"
+    );
+    assert!(
+        f.stderr
+            .contains("stop requested during the boot by a signal (SIGTERM)"),
+        "{}",
+        f.stderr
+    );
+    assert!(
+        f.stderr.contains(r#"roost: exit {"code":143"#),
+        "{}",
+        f.stderr
+    );
+
+    // The host's POST /v1/signals (it used to answer 409 until the workload ran).
+    let scratch = Scratch::new();
+    let (roost, ctl, marker) = roost_waiting_for_a_token(&scratch);
+    let r = http(&ctl, "POST", "/v1/signals", &[], br#"{"signal": 15}"#);
+    assert_eq!((r.status, r.json()), (200, json!({"ok": true})));
+    let f = roost.wait(Duration::from_secs(20));
+    f.assert_code(143);
+    assert!(!marker.exists());
+    assert!(f.stderr.contains("by the host"), "{}", f.stderr);
+    // A signal that is no stop still has no workload to go to.
+    let scratch = Scratch::new();
+    let (roost, ctl, _marker) = roost_waiting_for_a_token(&scratch);
+    let r = http(&ctl, "POST", "/v1/signals", &[], br#"{"signal": 1}"#);
+    assert_eq!(r.status, 409);
+    drop(roost);
+}

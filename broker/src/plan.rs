@@ -35,6 +35,21 @@ impl Cloud {
             Cloud::Azure => "azure",
         }
     }
+
+    /// How long the token file must stay valid beyond any read, for this cloud's SDKs.
+    ///
+    /// - AWS (boto3, the CLI, the Go, Node, Rust and Java SDKs) and GCP (google-auth) read the
+    ///   file when they exchange it, right before the exchange: a token valid for a minute
+    ///   more is enough.
+    /// - Azure (azure-identity's `WorkloadIdentityCredential`) caches the file's content for
+    ///   10 minutes and sends the cached assertion for every new scope in that time: the token
+    ///   must stay valid for 10 minutes after any read, plus a minute of margin.
+    pub fn min_validity(self) -> std::time::Duration {
+        match self {
+            Cloud::Aws | Cloud::Gcp => std::time::Duration::from_secs(60),
+            Cloud::Azure => std::time::Duration::from_secs(11 * 60),
+        }
+    }
 }
 
 /// One token to keep fresh.
@@ -62,6 +77,46 @@ pub struct PlanInput<'a> {
     pub token_path: &'a Path,
     pub machine_id: Option<&'a str>,
     pub hostname: Option<&'a str>,
+    /// The AWS shared files of [`aws_shared_files`] as the caller read them: (path, text).
+    pub aws_files: &'a [(PathBuf, String)],
+}
+
+/// The AWS shared credentials and config files the workload's SDKs would read:
+/// `AWS_SHARED_CREDENTIALS_FILE` and `AWS_CONFIG_FILE`, else `~/.aws/credentials` and
+/// `~/.aws/config` under the workload's `HOME`.
+pub fn aws_shared_files(env: &[(String, String)]) -> Vec<PathBuf> {
+    let home = get(env, "HOME").map(PathBuf::from);
+    let pick = |var: &str, name: &str| {
+        get(env, var)
+            .map(PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(".aws").join(name)))
+    };
+    [
+        pick("AWS_SHARED_CREDENTIALS_FILE", "credentials"),
+        pick("AWS_CONFIG_FILE", "config"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Whether an AWS ini file has a default profile with a setting in it (`[default]`, or
+/// `[profile default]` in the config file).
+fn has_default_profile(text: &str) -> bool {
+    let mut in_default = false;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            let name = line.trim_start_matches('[').trim_end_matches(']').trim();
+            in_default = name == "default" || name == "profile default";
+        } else if in_default
+            && line.contains('=')
+            && !line.starts_with('#')
+            && !line.starts_with(';')
+        {
+            return true;
+        }
+    }
+    false
 }
 
 fn get<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
@@ -114,6 +169,21 @@ pub fn plan(env: &[(String, String)], input: &PlanInput<'_>) -> Plan {
             p.warnings.push(format!(
                 "{key} is set: some AWS SDKs prefer static keys over AWS_ROLE_ARN's web identity"
             ));
+        }
+        // The Node and Rust SDKs try the shared profile before web identity (boto3, the CLI
+        // and Go do not): a default profile or AWS_PROFILE silently wins there.
+        if let Some(profile) = get(env, "AWS_PROFILE") {
+            p.warnings.push(format!(
+                "AWS_PROFILE={profile} is set: the AWS Node and Rust SDKs use that profile instead of AWS_ROLE_ARN's web identity"
+            ));
+        }
+        for (path, text) in input.aws_files {
+            if has_default_profile(text) {
+                p.warnings.push(format!(
+                    "{} has a default profile: the AWS Node and Rust SDKs use it instead of AWS_ROLE_ARN's web identity",
+                    path.display()
+                ));
+            }
         }
     }
 
@@ -191,7 +261,70 @@ mod tests {
             token_path: Path::new("/.fly/oidc_token"),
             machine_id: Some("e2865d0f9e3d87"),
             hostname: Some("host"),
+            aws_files: &[],
         }
+    }
+
+    #[test]
+    fn a_shared_profile_that_would_win_over_web_identity_is_warned_about() {
+        let role = ("AWS_ROLE_ARN", "arn:aws:iam::1:role/r");
+        let files = [
+            (
+                PathBuf::from("/home/app/.aws/credentials"),
+                "[default]\naws_access_key_id = AKIAEXAMPLE\n".to_string(),
+            ),
+            (
+                PathBuf::from("/home/app/.aws/config"),
+                "[profile other]\nregion = x\n".to_string(),
+            ),
+        ];
+        let p = plan(
+            &env(&[role]),
+            &PlanInput {
+                aws_files: &files,
+                ..input()
+            },
+        );
+        assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
+        assert!(p.warnings[0].contains("/home/app/.aws/credentials has a default profile"));
+        let config = [(
+            PathBuf::from("/c"),
+            "[profile default]\nrole_arn = r\n".to_string(),
+        )];
+        let p = plan(
+            &env(&[role]),
+            &PlanInput {
+                aws_files: &config,
+                ..input()
+            },
+        );
+        assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
+        let p = plan(&env(&[role, ("AWS_PROFILE", "dev")]), &input());
+        assert!(
+            p.warnings[0].contains("AWS_PROFILE=dev"),
+            "{:?}",
+            p.warnings
+        );
+        // An empty default section, or none: no warning.
+        let quiet = [(PathBuf::from("/c"), "[default]\n# nothing\n".to_string())];
+        let p = plan(
+            &env(&[role]),
+            &PlanInput {
+                aws_files: &quiet,
+                ..input()
+            },
+        );
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        assert_eq!(
+            aws_shared_files(&env(&[
+                ("HOME", "/home/app"),
+                ("AWS_CONFIG_FILE", "/etc/aws")
+            ])),
+            [
+                PathBuf::from("/home/app/.aws/credentials"),
+                PathBuf::from("/etc/aws")
+            ]
+        );
     }
 
     fn exported<'a>(p: &'a Plan, key: &str) -> Option<&'a str> {

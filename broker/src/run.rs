@@ -3,7 +3,7 @@
 
 use crate::jwt::{token_from_answer, usable_claims, Claims};
 use crate::plan::{Plan, TokenPlan};
-use crate::schedule::{backoff, jitter, refresh_delay};
+use crate::schedule::{backoff, jitter, refresh_delay_for, window_kept};
 use crate::token_file::TokenFile;
 use api_proxy::PlatformClient;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -37,6 +37,11 @@ pub struct TokenStatus {
     pub last_error: Option<String>,
     pub refreshes: u64,
     pub failures: u64,
+    /// When the platform's tokens do not live long enough for this cloud's SDKs (see
+    /// [`crate::Cloud::min_validity`]), what that means; said once in the log too.
+    pub warning: Option<String>,
+    /// How many times the refresher was restarted after it died (a panic).
+    pub restarts: u64,
 }
 
 /// Shared, live status of every token.
@@ -92,15 +97,14 @@ async fn fetch_once(
     }
     let token = token_from_answer(&answer.body).map_err(|e| e.to_string())?;
     let claims = usable_claims(&token, unix_now()).map_err(|e| e.to_string())?;
-    let file = file.clone();
-    tokio::task::spawn_blocking(move || file.write(token.as_bytes()))
-        .await
-        .map_err(|e| format!("the writer task failed: {e}"))?
-        .map_err(|e| e.to_string())?;
+    // Written on the event loop, not in tokio's blocking pool: a pool that needs a new
+    // thread when a hostile workload holds every pid panics instead of failing. The write
+    // is a few KiB and one fsync.
+    file.write(token.as_bytes()).map_err(|e| e.to_string())?;
     Ok(claims)
 }
 
-/// Keeps one token fresh forever.
+/// Keeps one token fresh forever. `first` is told of the first token written.
 async fn keep_fresh(
     client: Arc<PlatformClient>,
     token: TokenPlan,
@@ -110,17 +114,33 @@ async fn keep_fresh(
     mut first: Option<oneshot::Sender<()>>,
 ) {
     let cloud = token.cloud.name();
+    let min_validity = token.cloud.min_validity();
     let mut failures: u32 = 0;
+    let mut warned = false;
     loop {
         match fetch_once(&client, &token.audience, &file).await {
             Ok(claims) => {
                 let now = unix_now();
                 let remaining = Duration::from_secs(claims.exp.saturating_sub(now));
+                let lifetime =
+                    Duration::from_secs(claims.exp.saturating_sub(claims.iat.unwrap_or(now)));
+                let warning = (!window_kept(lifetime.max(remaining), min_validity)).then(|| {
+                    format!(
+                        "the platform's {cloud} tokens live {} s, but {cloud} SDKs need the file valid {} s beyond any read: they may present an expired token",
+                        lifetime.max(remaining).as_secs(),
+                        min_validity.as_secs()
+                    )
+                });
+                if let (Some(w), false) = (&warning, warned) {
+                    tracing::warn!("{w}");
+                    warned = true;
+                }
                 status.update(index, |s| {
                     s.expires_at = Some(claims.exp);
                     s.last_refresh = Some(now);
                     s.last_error = None;
                     s.refreshes += 1;
+                    s.warning = warning;
                 });
                 if failures > 0 {
                     tracing::info!(
@@ -138,7 +158,7 @@ async fn keep_fresh(
                 if let Some(tx) = first.take() {
                     let _ = tx.send(());
                 }
-                tokio::time::sleep(refresh_delay(remaining, jitter())).await;
+                tokio::time::sleep(refresh_delay_for(remaining, min_validity, jitter())).await;
             }
             Err(err) => {
                 failures = failures.saturating_add(1);
@@ -160,13 +180,41 @@ async fn keep_fresh(
     }
 }
 
-/// Writes the plan's fixed files, starts a refresher for each token, and waits up to
-/// `boot_wait` for every first token. Returns the live status and whether every token is in
-/// place; the refreshers go on either way.
+/// Runs `make()`'s future, and starts it again (after a backoff) whenever it dies of a panic:
+/// a refresher that dies for good would leave the workload with a token that expires.
+/// `died` hears of each death. Returns only if the future returns.
+pub async fn restarting<F, Fut>(name: &str, mut make: F, mut died: impl FnMut(String))
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut deaths: u32 = 0;
+    loop {
+        match tokio::spawn(make()).await {
+            Ok(()) => return,
+            Err(err) => {
+                deaths = deaths.saturating_add(1);
+                let why = if err.is_panic() {
+                    "panicked"
+                } else {
+                    "was cancelled"
+                };
+                tracing::error!("the {name} refresher {why}; restarting it");
+                died(format!("the refresher {why}"));
+                tokio::time::sleep(backoff(deaths, jitter())).await;
+            }
+        }
+    }
+}
+
+/// Writes the plan's fixed files, starts a refresher for each token (through `spawn`, which
+/// the caller watches), and waits up to `boot_wait` for every first token. Returns the live
+/// status and whether every token is in place; the refreshers go on either way.
 pub async fn start(
     client: PlatformClient,
     plan: &Plan,
     opts: &BrokerOptions,
+    spawn: &dyn Fn(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>),
 ) -> (BrokerStatus, bool) {
     let mode = if opts.group_readable { 0o440 } else { 0o400 };
     let file_for = |path: &std::path::Path| TokenFile {
@@ -176,12 +224,8 @@ pub async fn start(
         mode,
     };
     for (path, content) in &plan.files {
-        let file = file_for(path);
-        let content = content.clone();
-        match tokio::task::spawn_blocking(move || file.write(content.as_bytes())).await {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => tracing::error!("cannot write {}: {err}", path.display()),
-            Err(err) => tracing::error!("cannot write {}: {err}", path.display()),
+        if let Err(err) = file_for(path).write(content.as_bytes()) {
+            tracing::error!("cannot write {}: {err}", path.display());
         }
     }
 
@@ -201,14 +245,37 @@ pub async fn start(
     for (index, token) in plan.tokens.iter().enumerate() {
         let (tx, rx) = oneshot::channel();
         firsts.push(rx);
-        tokio::spawn(keep_fresh(
+        let mut first = Some(tx);
+        let (client, token, file, status) = (
             client.clone(),
             token.clone(),
             file_for(&token.path),
             status.clone(),
-            index,
-            Some(tx),
-        ));
+        );
+        let died_status = status.clone();
+        spawn(Box::pin(async move {
+            let name = token.cloud.name();
+            restarting(
+                name,
+                move || {
+                    keep_fresh(
+                        client.clone(),
+                        token.clone(),
+                        file.clone(),
+                        status.clone(),
+                        index,
+                        first.take(),
+                    )
+                },
+                move |why| {
+                    died_status.update(index, |s| {
+                        s.last_error = Some(why);
+                        s.restarts += 1;
+                    })
+                },
+            )
+            .await
+        }));
     }
     let all_first = async {
         for rx in firsts {
@@ -219,4 +286,39 @@ pub async fn start(
         .await
         .is_ok();
     (status, ready)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refresher_that_panics_is_restarted_and_its_death_reported() {
+        let runs = Arc::new(AtomicU32::new(0));
+        let deaths = Arc::new(Mutex::new(Vec::new()));
+        let (r, d) = (runs.clone(), deaths.clone());
+        restarting(
+            "test",
+            move || {
+                let n = r.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if n < 2 {
+                        #[allow(clippy::panic)]
+                        {
+                            panic!("injected");
+                        }
+                    }
+                }
+            },
+            move |why| d.lock().unwrap_or_else(PoisonError::into_inner).push(why),
+        )
+        .await;
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+        let deaths = deaths
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        assert_eq!(deaths, ["the refresher panicked", "the refresher panicked"]);
+    }
 }

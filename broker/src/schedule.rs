@@ -21,6 +21,24 @@ pub fn refresh_delay(remaining: Duration, jitter: f64) -> Duration {
     delay.mul_f64(1.0 - 0.1 * jitter)
 }
 
+/// [`refresh_delay`] for a cloud whose SDKs need the file valid for `min_validity` beyond any
+/// read: the refresh also comes before the token has less than that left. When a fresh
+/// token does not even live that long, the guarantee cannot be kept ([`window_kept`] says
+/// so) and the plain schedule applies.
+pub fn refresh_delay_for(remaining: Duration, min_validity: Duration, jitter: f64) -> Duration {
+    let plain = refresh_delay(remaining, jitter);
+    match remaining.checked_sub(min_validity) {
+        Some(room) if !room.is_zero() => plain.min(room),
+        _ => plain,
+    }
+}
+
+/// Whether a token issued with `lifetime` can be kept valid `min_validity` beyond every read
+/// (with a margin for the refresh itself).
+pub fn window_kept(lifetime: Duration, min_validity: Duration) -> bool {
+    lifetime > min_validity + Duration::from_secs(30)
+}
+
 /// How long to wait before retry number `attempt` (1 for the first retry): 1 s doubling to
 /// [`MAX_BACKOFF`], less up to 25% of jitter.
 pub fn backoff(attempt: u32, jitter: f64) -> Duration {
@@ -65,6 +83,26 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn azure_files_stay_valid_eleven_minutes_beyond_any_read() {
+        let d = |s| Duration::from_secs(s);
+        let azure = d(11 * 60);
+        // A one-hour token: refreshed before 11 minutes are left (half would be 30).
+        assert_eq!(refresh_delay_for(d(3600), azure, 0.0), d(1800));
+        assert_eq!(refresh_delay_for(d(1200), azure, 0.0), d(540));
+        for secs in [700u64, 900, 1200, 3600, 86_400] {
+            for j in [0.0, 0.5, 1.0] {
+                let delay = refresh_delay_for(d(secs), azure, j);
+                assert!(d(secs) - delay >= azure, "{secs} {j}");
+            }
+        }
+        assert!(window_kept(d(3600), azure));
+        // The platform's 10-minute tokens cannot be kept valid 11 minutes past a read.
+        assert!(!window_kept(d(600), azure));
+        assert_eq!(refresh_delay_for(d(600), azure, 0.0), d(300));
+        assert!(window_kept(d(600), d(60)));
     }
 
     #[test]

@@ -87,7 +87,13 @@ impl ControlServer {
 }
 
 /// Binds and serves the API. Needs a tokio runtime.
-pub fn start(state: ControlState, listen: Listen) -> std::io::Result<ControlServer> {
+/// The accept loop is a critical task: one that ends before the shutdown stops roost.
+#[must_use = "dropping the ControlServer ends its accept loop"]
+pub fn start(
+    state: ControlState,
+    listen: Listen,
+    critical: &crate::supervise::CriticalTasks,
+) -> std::io::Result<ControlServer> {
     let (stop, stopped) = watch::channel(false);
     let in_flight = Arc::new(InFlight::default());
     match &listen {
@@ -100,7 +106,7 @@ pub fn start(state: ControlState, listen: Listen) -> std::io::Result<ControlServ
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
             tracing::info!("control API listening on {}", path.display());
             let in_flight = in_flight.clone();
-            tokio::spawn(async move {
+            critical.spawn("control_api", async move {
                 let mut stopped = stopped;
                 loop {
                     tokio::select! {
@@ -124,7 +130,7 @@ pub fn start(state: ControlState, listen: Listen) -> std::io::Result<ControlServ
             tracing::info!("control API listening on vsock port {port}");
             let allow = allow_cids.clone();
             let in_flight = in_flight.clone();
-            tokio::spawn(async move {
+            critical.spawn("control_api", async move {
                 let mut stopped = stopped;
                 let mut refused_logged = std::collections::HashSet::new();
                 loop {
@@ -218,6 +224,9 @@ async fn json_body<T: serde::de::DeserializeOwned>(
 
 async fn route(state: ControlState, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
+    // A bug in one request's handling must cost that request only (tests inject one here).
+    #[cfg(feature = "fault-injection")]
+    crate::fault::point(&format!("control:{path}"));
     match (req.method(), path.as_str()) {
         (&Method::GET, "/v1/status") => json(StatusCode::OK, &state.status_json()),
         (&Method::GET, "/v1/exit_code") => exit_code(&state).await,
@@ -274,6 +283,20 @@ fn signal(state: &ControlState, sig: i64) -> Response<Body> {
                 crate::supervise::signal_name(sig as i32)
             );
             crate::supervise::procs::signal_group(pid, sig as i32);
+            json(StatusCode::OK, &serde_json::json!({ "ok": true }))
+        }
+        // A stop during the boot ends the boot at once, without starting the workload.
+        WorkloadState::Starting
+            if matches!(
+                sig as i32,
+                libc::SIGTERM | libc::SIGINT | libc::SIGQUIT | libc::SIGKILL
+            ) =>
+        {
+            tracing::info!(
+                "control API: {} during the boot: ending the boot",
+                crate::supervise::signal_name(sig as i32)
+            );
+            state.request_stop(sig as i32);
             json(StatusCode::OK, &serde_json::json!({ "ok": true }))
         }
         WorkloadState::Starting => error(StatusCode::CONFLICT, "the workload has not started"),

@@ -40,17 +40,25 @@ pub struct ControlState {
     mode: &'static str,
     pid1: bool,
     reaper: Reaper,
+    stop: crate::supervise::StopHandle,
     workload: watch::Sender<WorkloadState>,
     inner: Arc<Mutex<Inner>>,
 }
 
 impl ControlState {
-    pub fn new(started: Instant, mode: &'static str, pid1: bool, reaper: Reaper) -> Self {
+    pub fn new(
+        started: Instant,
+        mode: &'static str,
+        pid1: bool,
+        reaper: Reaper,
+        stop: crate::supervise::StopHandle,
+    ) -> Self {
         ControlState {
             started,
             mode,
             pid1,
             reaper,
+            stop,
             workload: watch::Sender::new(WorkloadState::Starting),
             inner: Arc::new(Mutex::new(Inner::default())),
         }
@@ -88,6 +96,11 @@ impl ControlState {
             i.config_source = source;
             i.bootstrapped = bootstrapped;
         });
+    }
+
+    /// Asks the supervisor to end the boot as if roost had received `signal`.
+    pub fn request_stop(&self, signal: i32) {
+        self.stop.request(signal);
     }
 
     pub fn reaper(&self) -> &Reaper {

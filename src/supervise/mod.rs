@@ -5,6 +5,7 @@
 //! escalates; every leftover process stopped and reaped; the output pipe drained last.
 
 pub mod cgroup;
+pub mod critical;
 pub mod output;
 pub mod procs;
 pub mod reaper;
@@ -15,6 +16,7 @@ use crate::control::{ControlState, ExitCode, WorkloadState};
 use crate::workload::WorkloadSpec;
 use api_proxy::deadline::from_now;
 use cgroup::WorkloadCgroup;
+pub use critical::CriticalTasks;
 use output::OutputPump;
 use procs::InitMode;
 use reaper::{ChildExit, ReapState, Reaper};
@@ -54,6 +56,41 @@ pub fn signal_name(sig: i32) -> String {
         .unwrap_or_else(|_| format!("signal {sig}"))
 }
 
+/// Asks the supervisor to stop from outside (the host's `/v1/signals` during the boot).
+/// Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct StopHandle(std::sync::Arc<tokio::sync::watch::Sender<Option<i32>>>);
+
+impl StopHandle {
+    /// Requests a stop as if roost had received `signal`.
+    pub fn request(&self, signal: i32) {
+        self.0.send_if_modified(|slot| {
+            let first = slot.is_none();
+            slot.get_or_insert(signal);
+            first
+        });
+    }
+}
+
+/// Why the boot ended before the workload started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BootInterrupted {
+    /// A stop was requested (by a signal to roost or by the host): exit 128 + `signal`.
+    Stopped { signal: i32, by: &'static str },
+    /// A critical task failed: exit 70.
+    Failed(String),
+}
+
+impl BootInterrupted {
+    /// roost's exit code for it.
+    pub fn code(&self) -> i32 {
+        match self {
+            BootInterrupted::Stopped { signal, .. } => 128 + signal,
+            BootInterrupted::Failed(_) => EXIT_INTERNAL,
+        }
+    }
+}
+
 /// Owns the signal handlers and the reaper for the life of the workload.
 #[derive(Debug)]
 pub struct Supervisor {
@@ -62,6 +99,9 @@ pub struct Supervisor {
     signals: Signals,
     /// In a VM, SIGINT is Ctrl-Alt-Del (with RB_DISABLE_CAD): a graceful stop, not a forward.
     sigint_stops: bool,
+    critical: CriticalTasks,
+    stop_requests: tokio::sync::watch::Receiver<Option<i32>>,
+    stop_handle: StopHandle,
 }
 
 impl Supervisor {
@@ -71,13 +111,66 @@ impl Supervisor {
         let (sigchld, signals) = Signals::install()?;
         let reaper = Reaper::new();
         reaper.reap();
-        reaper.spawn_task(sigchld);
+        let critical = CriticalTasks::new();
+        reaper.spawn_task(sigchld, &critical);
+        let (tx, stop_requests) = tokio::sync::watch::channel(None);
         Ok(Supervisor {
             mode,
             reaper,
             signals,
             sigint_stops: false,
+            critical,
+            stop_requests,
+            stop_handle: StopHandle(std::sync::Arc::new(tx)),
         })
+    }
+
+    /// The watched task set the critical tasks are spawned into.
+    pub fn critical(&self) -> &CriticalTasks {
+        &self.critical
+    }
+
+    /// A handle through which the control API asks for a stop.
+    pub fn stop_handle(&self) -> StopHandle {
+        self.stop_handle.clone()
+    }
+
+    /// Runs one step of the boot (waiting for MMDS, for the first identity token...) until it
+    /// is done or the boot is interrupted: a stop signal to roost, a stop asked for by the
+    /// host, or a critical task's failure end the boot at once, without starting the
+    /// workload. Other signals have no workload to go to yet and are logged.
+    pub async fn during_boot<T>(
+        &mut self,
+        step: impl std::future::Future<Output = T>,
+    ) -> Result<T, BootInterrupted> {
+        tokio::pin!(step);
+        let critical = self.critical.clone();
+        loop {
+            tokio::select! {
+                biased;
+                out = &mut step => return Ok(out),
+                why = critical.failed() => return Err(BootInterrupted::Failed(why)),
+                changed = self.stop_requests.changed() => {
+                    let asked = *self.stop_requests.borrow_and_update();
+                    match (changed, asked) {
+                        (Ok(()), Some(signal)) => {
+                            return Err(BootInterrupted::Stopped { signal, by: "the host" })
+                        }
+                        // The handle lives in self: cannot close. Wait on the rest.
+                        _ => std::future::pending::<()>().await,
+                    }
+                }
+                sig = self.signals.recv() => match self.action_for(sig) {
+                    SignalAction::GracefulStop => {
+                        return Err(BootInterrupted::Stopped { signal: sig, by: "a signal" })
+                    }
+                    SignalAction::Forward(sig) => tracing::info!(
+                        "{} during the boot: no workload to forward it to yet",
+                        signal_name(sig)
+                    ),
+                },
+            }
+        }
     }
 
     fn action_for(&self, sig: i32) -> SignalAction {
@@ -168,10 +261,17 @@ impl Supervisor {
         }
         cgroup.remove().await;
         let code = match exit {
+            // A critical task's failure stopped the workload: roost's own failure is the code.
+            Some(_) if self.critical.failure().is_some() => EXIT_INTERNAL,
             Some(exit) => exit.exit_code(),
             None => EXIT_INTERNAL,
         };
         self.outcome(code, exit, oom_kills > 0)
+    }
+
+    /// The outcome when the workload never started.
+    pub fn outcome_without_workload(&self, code: i32) -> Outcome {
+        self.outcome(code, None, false)
     }
 
     fn outcome(&self, code: i32, exit: Option<ChildExit>, oom_killed: bool) -> Outcome {
@@ -195,6 +295,8 @@ impl Supervisor {
         // When to send SIGKILL (cleared once sent), and the stop's deadline (kept).
         let mut kill_at: Option<Instant> = None;
         let mut stop_deadline: Option<Instant> = None;
+        let critical = self.critical.clone();
+        let mut internal_failure = critical.failure().is_some();
         loop {
             let deadline = kill_at.unwrap_or_else(far_future);
             tokio::select! {
@@ -210,6 +312,15 @@ impl Supervisor {
                         None => tracing::error!("the workload's exit status was lost"),
                     }
                     return (exit, stop_deadline);
+                }
+                why = critical.failed(), if !internal_failure => {
+                    tracing::error!("{why}: stopping the workload");
+                    internal_failure = true;
+                    procs::signal_group(pid, policy.kill_signal);
+                    let deadline = *stop_deadline.get_or_insert(from_now(policy.kill_timeout));
+                    if kill_at.is_none() {
+                        kill_at = Some(deadline);
+                    }
                 }
                 sig = self.signals.recv() => match self.action_for(sig) {
                     SignalAction::GracefulStop => {
@@ -230,6 +341,10 @@ impl Supervisor {
                         procs::signal_group(pid, sig);
                     }
                 },
+                // The reaper task may be what failed: reap here until the workload is gone.
+                _ = tokio::time::sleep(Duration::from_millis(100)), if internal_failure => {
+                    self.reaper.reap();
+                }
                 _ = sleep_until(deadline), if kill_at.is_some() => {
                     tracing::warn!(
                         "the workload did not stop within {} s: sending SIGKILL",

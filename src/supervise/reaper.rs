@@ -154,11 +154,16 @@ impl Reaper {
     /// Reaps on every SIGCHLD for as long as roost runs, in a task of its own, so execs and
     /// orphans are reaped in every phase (boot, run, shutdown), not only while the workload
     /// is waited for.
-    pub fn spawn_task(&self, mut sigchld: tokio::signal::unix::Signal) {
+    pub fn spawn_task(
+        &self,
+        mut sigchld: tokio::signal::unix::Signal,
+        critical: &super::critical::CriticalTasks,
+    ) {
         let reaper = self.clone();
-        tokio::spawn(async move {
+        critical.spawn("reaper", async move {
             while sigchld.recv().await.is_some() {
                 reaper.reap();
+                crate::fault::point("reaper");
             }
         });
     }

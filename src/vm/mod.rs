@@ -63,10 +63,17 @@ pub fn main() -> i32 {
         .enable_all()
         .build()
     {
-        Ok(rt) => rt.block_on(life(started, early_failure, &opts)),
+        Ok(rt) => {
+            let main_path =
+                std::panic::AssertUnwindSafe(|| rt.block_on(life(started, early_failure, &opts)));
+            if std::panic::catch_unwind(main_path).is_err() {
+                // The main path itself panicked: no exit code of the workload's can be trusted.
+                lifecycle::report_exit_console_only(EXIT_INTERNAL);
+            }
+        }
         Err(e) => {
             tracing::error!("cannot start the async runtime: {e}");
-            eprintln!("roost: exit {{\"code\":{EXIT_INTERNAL},\"oom_killed\":false}}");
+            lifecycle::report_exit_console_only(EXIT_INTERNAL);
         }
     }
     end(opts.power_off)
@@ -99,19 +106,20 @@ impl NoCtty for std::fs::OpenOptions {
     }
 }
 
-/// A panic anywhere logs, syncs and reboots: the host sees a clean exit of the VM and the
-/// console line, never a kernel panic from a dead PID 1.
+/// A panic is logged where it happens and nothing else: one inside a task (a connection, an
+/// exec, a critical task) is contained by tokio and handled as that task's end (see
+/// [`crate::supervise::critical`]), so the workload runs on and its real exit code is
+/// reported. Only a panic that ends roost's main path reboots, from [`main`], after the exit
+/// line.
 fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
-        eprintln!("roost: panic: {info}");
-        eprintln!("roost: exit {{\"code\":{EXIT_INTERNAL},\"oom_killed\":false}}");
-        nix::unistd::sync();
-        let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT);
+        tracing::error!("panic: {info}");
     }));
 }
 
 /// The VM's end: sync, then reboot (Firecracker with `reboot=k` exits on it) or power off.
 fn end(power_off: bool) -> i32 {
+    crate::logging::flush(Duration::from_secs(2));
     nix::unistd::sync();
     let mode = if power_off {
         nix::sys::reboot::RebootMode::RB_POWER_OFF
@@ -146,19 +154,19 @@ async fn life(started: Instant, early_failure: Option<String>, opts: &BootOption
     };
     supervisor.stop_on_sigint();
     // The control API first, so the host can follow the boot.
-    let control = match control::server::start(
+    // Every server's handle is kept: dropping one ends its accept loop.
+    let mut control = Vec::new();
+    match control::server::start(
         state.clone(),
         Listen::Vsock {
             port: DEFAULT_VSOCK_PORT,
             allow_cids: Vec::new(),
         },
+        supervisor.critical(),
     ) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::error!("control API on vsock port {DEFAULT_VSOCK_PORT}: {e}");
-            None
-        }
-    };
+        Ok(s) => control.push(s),
+        Err(e) => tracing::error!("control API on vsock port {DEFAULT_VSOCK_PORT}: {e}"),
+    }
     state.phase("control_api");
 
     let mut volumes = Vec::new();
@@ -167,7 +175,7 @@ async fn life(started: Instant, early_failure: Option<String>, opts: &BootOption
             tracing::error!("boot failed: {e}");
             (EXIT_INTERNAL, None)
         }
-        None => match boot(opts, &state, &mut supervisor, &mut volumes).await {
+        None => match boot(opts, &state, &mut supervisor, &mut volumes, &mut control).await {
             Ok((code, config)) => (code, Some(config)),
             Err(code) => (code, None),
         },
@@ -187,7 +195,7 @@ async fn life(started: Instant, early_failure: Option<String>, opts: &BootOption
     let linger = c
         .and_then(|c| c.control.linger_seconds)
         .map_or(DEFAULT_LINGER, Duration::from_secs);
-    lifecycle::close_control(control, linger).await;
+    lifecycle::close_control(control, linger, supervisor.critical()).await;
     mounts::unmount_volumes(&volumes).await;
     mounts::remount_root_readonly();
 }
@@ -197,6 +205,7 @@ async fn boot(
     state: &ControlState,
     supervisor: &mut Supervisor,
     volumes: &mut Vec<PathBuf>,
+    control: &mut Vec<control::ControlServer>,
 ) -> Result<(i32, Validated), i32> {
     if !opts.unknown.is_empty() {
         tracing::warn!(
@@ -205,7 +214,11 @@ async fn boot(
         );
     }
     let t0 = Instant::now();
-    let config = load_config(opts, state).await?;
+    // A stop while MMDS is awaited ends the boot at once.
+    let config = match supervisor.during_boot(load_config(opts, state)).await {
+        Ok(config) => config?,
+        Err(interrupted) => return Err(lifecycle::boot_interrupted(supervisor, &interrupted).code),
+    };
     tracing::info!("boot: config ({:.1} ms)", t0.elapsed().as_secs_f64() * 1e3);
     state.phase("config");
     let c = &config.config;
@@ -216,8 +229,9 @@ async fn boot(
             port,
             allow_cids: c.control.allow_cids.clone(),
         };
-        if let Err(e) = control::server::start(state.clone(), listen) {
-            tracing::error!("control API on vsock port {port}: {e}");
+        match control::server::start(state.clone(), listen, supervisor.critical()) {
+            Ok(server) => control.push(server),
+            Err(e) => tracing::error!("control API on vsock port {port}: {e}"),
         }
     }
 

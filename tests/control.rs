@@ -606,7 +606,8 @@ fn roostctl_through_the_firecracker_handshake_and_its_exit_codes() {
 
 #[test]
 fn real_time_signal_deaths_of_execs_and_the_workload_are_reported() {
-    let rig = Rig::start(json!({}), 0);
+    // The API lingers after the exit so the exit code can be asked for.
+    let rig = Rig::start(json!({"Control": {"LingerSeconds": 3}}), 0);
     // A one-shot exec killed by SIGRTMIN+6.
     let j = rig.exec(json!({"cmd": ["sh", "-c", "kill -40 $$"]})).json();
     assert_eq!(

@@ -11,7 +11,9 @@
 //! - [`server`]: the socket, SO_PEERCRED authorisation, streaming, limits and audit log.
 
 pub mod attenuate;
+pub mod audit;
 pub mod client;
+pub mod connections;
 pub mod deadline;
 pub mod headers;
 pub mod platform;

@@ -2,7 +2,9 @@
 //! forwarding of each request with its limits and its audit line.
 
 use crate::attenuate::Attenuator;
+use crate::audit::Refusals;
 use crate::client::{BoxError, ClientError, ProxyBody, UpstreamClient};
+use crate::connections::{Admitted, Connections, Limits};
 use crate::headers;
 use crate::policy::{Decision, PatternError, Policy};
 use crate::redact::{RedactedBody, Secrets};
@@ -125,6 +127,8 @@ pub struct ProxyStats {
     pub forwarded: AtomicU64,
     pub refused: AtomicU64,
     pub upstream_errors: AtomicU64,
+    /// Connections closed at once because a cap was reached.
+    pub connections_dropped: AtomicU64,
 }
 
 /// Who owns the socket and with which mode: the coarse gate in front of SO_PEERCRED.
@@ -153,6 +157,7 @@ struct State {
     request_timeout: Duration,
     permits: Arc<Semaphore>,
     stats: Arc<ProxyStats>,
+    refusals: Arc<Refusals>,
 }
 
 impl State {
@@ -187,6 +192,7 @@ impl State {
                 config.max_concurrent.clamp(1, Semaphore::MAX_PERMITS),
             )),
             stats: Arc::new(ProxyStats::default()),
+            refusals: Arc::new(Refusals::default()),
         })
     }
 }
@@ -300,18 +306,69 @@ impl ProxyServer {
         self.state.stats.clone()
     }
 
-    /// Accepts connections forever. Errors on one connection never stop the others.
+    /// Accepts connections forever. Errors on one connection never stop the others. A
+    /// connection beyond a cap ([`crate::connections`]) is closed at once; accept failures
+    /// (EMFILE...) are logged once per streak.
     pub async fn serve(self) {
+        let conns = Connections::new(Limits::current());
+        let limits = conns.limits();
+        tracing::info!(
+            "/.fly/api holds at most {} connections, {} per uid, {} of refused callers",
+            limits.total,
+            limits.per_uid,
+            limits.refused
+        );
+        let mut failures: u64 = 0;
+        let mut dropped: u64 = 0;
+        let mut window = tokio::time::interval(crate::audit::WINDOW);
+        window.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            match self.listener.accept().await {
-                Ok((stream, _)) => {
-                    let state = self.state.clone();
-                    tokio::spawn(serve_connection(state, stream));
-                }
-                Err(err) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!("/.fly/api accept failed: {err}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        if failures > 0 {
+                            tracing::info!("/.fly/api accepts again after {failures} failed accept(s)");
+                            failures = 0;
+                        }
+                        let Some(peer) = peer_of(&self.state, &stream) else { continue };
+                        match conns.admit(peer.uid, peer.authorized) {
+                            Ok(admitted) => {
+                                let state = self.state.clone();
+                                tokio::spawn(serve_connection(state, stream, peer, admitted));
+                            }
+                            Err(full) => {
+                                dropped += 1;
+                                self.state.stats.connections_dropped.fetch_add(1, Ordering::Relaxed);
+                                // One line per streak of drops (the window's tick sums them up).
+                                if dropped == 1 {
+                                    tracing::warn!(
+                                        "/.fly/api: closing a connection from uid {}: {full:?} connection cap reached",
+                                        peer.uid
+                                    );
+                                }
+                            }
+                        }
+                    }
+                    Err(err) => {
+                        failures += 1;
+                        if failures == 1 {
+                            tracing::warn!("/.fly/api accept failed: {err} (logged once until it works again)");
+                        }
+                        // EMFILE and friends: back off instead of spinning.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                _ = window.tick() => {
+                    for line in self.state.refusals.end_window() {
+                        tracing::info!(target: "roost::api_audit", "{line}");
+                    }
+                    if dropped > 1 {
+                        tracing::warn!(
+                            "/.fly/api closed {dropped} connection(s) beyond its caps in the last {} s",
+                            crate::audit::WINDOW.as_secs()
+                        );
+                    }
+                    dropped = 0;
                 }
             }
         }
@@ -327,31 +384,38 @@ struct Peer {
     authorized: bool,
 }
 
-async fn serve_connection(state: Arc<State>, stream: UnixStream) {
-    let peer = match stream.peer_cred() {
-        Ok(cred) => Peer {
+fn peer_of(state: &State, stream: &UnixStream) -> Option<Peer> {
+    match stream.peer_cred() {
+        Ok(cred) => Some(Peer {
             pid: cred.pid(),
             uid: cred.uid(),
             gid: cred.gid(),
             authorized: state.allow_uids.contains(&cred.uid())
                 || state.allow_gids.contains(&cred.gid()),
-        },
+        }),
         Err(err) => {
-            tracing::warn!("/.fly/api: cannot read the peer's credentials: {err}");
-            return;
+            tracing::debug!("/.fly/api: cannot read the peer's credentials: {err}");
+            None
         }
-    };
+    }
+}
+
+async fn serve_connection(state: Arc<State>, stream: UnixStream, peer: Peer, admitted: Admitted) {
     let service = hyper::service::service_fn(move |req| {
         let state = state.clone();
         async move { Ok::<_, Infallible>(handle(state, peer, req).await) }
     });
+    // A caller that is not allowed gets its 403 and the connection is closed: it cannot
+    // hold descriptors with keep-alive.
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(10))
+        .keep_alive(peer.authorized)
         .serve_connection(TokioIo::new(stream), service);
     if let Err(err) = conn.await {
         tracing::debug!("/.fly/api connection ended: {err}");
     }
+    drop(admitted);
 }
 
 fn request_id() -> String {
@@ -383,6 +447,8 @@ struct AuditedBody {
     bytes: u64,
     outcome: &'static str,
     audit: Audit,
+    /// Where a refusal is counted instead of logged, after the first of its kind.
+    refusals: Arc<Refusals>,
     _permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -402,6 +468,10 @@ impl Body for AuditedBody {
             }
         }
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        // A refusal stays a refusal however its error body ends.
+        if self.outcome == "refused" {
+            return polled;
+        }
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
@@ -434,6 +504,9 @@ impl Drop for AuditedBody {
             self.outcome = "ok";
         }
         let a = &self.audit;
+        if self.outcome == "refused" && !self.refusals.record(a.peer.uid, a.status) {
+            return;
+        }
         tracing::info!(
             target: "roost::api_audit",
             "api pid={} uid={} gid={} method={} path={} status={} bytes={} latency_ms={:.1} total_ms={:.1} outcome={} request_id={}",
@@ -512,6 +585,7 @@ async fn handle(state: Arc<State>, peer: Peer, req: Request<Incoming>) -> Respon
             head_latency: started.elapsed(),
             ..audit
         },
+        refusals: state.refusals.clone(),
         _permit: permit,
     };
     Response::from_parts(parts, audited)

@@ -217,12 +217,8 @@ pub async fn start(
     spawn: &dyn Fn(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>),
 ) -> (BrokerStatus, bool) {
     let mode = if opts.group_readable { 0o440 } else { 0o400 };
-    let file_for = |path: &std::path::Path| TokenFile {
-        path: path.to_path_buf(),
-        uid: opts.uid,
-        gid: opts.gid,
-        mode,
-    };
+    let file_for =
+        |path: &std::path::Path| TokenFile::new(path.to_path_buf(), opts.uid, opts.gid, mode);
     for (path, content) in &plan.files {
         if let Err(err) = file_for(path).write(content.as_bytes()) {
             tracing::error!("cannot write {}: {err}", path.display());

@@ -134,6 +134,7 @@ impl ControlState {
                     "forwarded": p.forwarded.load(Relaxed),
                     "refused": p.refused.load(Relaxed),
                     "upstream_errors": p.upstream_errors.load(Relaxed),
+                    "connections_dropped": p.connections_dropped.load(Relaxed),
                 })
             });
             serde_json::json!({
@@ -148,6 +149,7 @@ impl ControlState {
                 "workload": workload,
                 "broker": i.broker.as_ref().map(|b| b.snapshot()),
                 "proxy": proxy,
+                "log_lines_dropped": crate::logging::dropped_lines(),
             })
         })
     }

@@ -837,3 +837,118 @@ fn a_stop_during_the_boot_ends_it_at_once_without_starting_the_workload() {
     assert_eq!(r.status, 409);
     drop(roost);
 }
+
+#[test]
+fn execs_are_bounded_in_number_and_in_the_output_they_hold() {
+    let rig = Rig::start(json!({}), 0);
+    let spawn_exec = |body: serde_json::Value| {
+        let ctl = rig.ctl.clone();
+        std::thread::spawn(move || http(&ctl, "POST", "/v1/exec", &[], body.to_string().as_bytes()))
+    };
+    let busy = |want: usize| {
+        let deadline = Instant::now() + T;
+        while processes_with("exec-slot-marker") < want {
+            assert!(Instant::now() < deadline, "execs did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    // 64 execs at once are the most: the 65th is told to come back.
+    let held: Vec<_> = (0..64)
+        .map(|_| spawn_exec(json!({"cmd": ["sh", "-c", "sleep 3; true", "exec-slot-marker"]})))
+        .collect();
+    busy(64);
+    let r = rig.exec(json!({"cmd": ["true"]}));
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.text().contains("64 execs are running"), "{}", r.text());
+    for h in held {
+        assert_eq!(h.join().expect("join").status, 200);
+    }
+    assert_eq!(rig.exec(json!({"cmd": ["true"]})).status, 200);
+
+    // Two execs holding 32 MiB each (16 MiB of stdout, 16 of stderr) take the 64 MiB budget.
+    let big = json!({"cmd": ["sh", "-c",
+        "head -c 16777216 /dev/zero; head -c 16777216 /dev/zero >&2; sleep 3; true", "exec-slot-marker"],
+        "max_output": 16777216});
+    let held: Vec<_> = (0..2).map(|_| spawn_exec(big.clone())).collect();
+    busy(2);
+    // Their output is all read once the sleeps run.
+    std::thread::sleep(Duration::from_millis(500));
+    let r = rig.exec(json!({"cmd": ["echo", "x"]}));
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(
+        r.text().contains("output of the running execs"),
+        "{}",
+        r.text()
+    );
+    for h in held {
+        let a = h.join().expect("join");
+        assert_eq!(a.status, 200);
+        let j = a.json();
+        assert_eq!(j["stdout"].as_str().map(str::len), Some(16 * 1024 * 1024));
+    }
+    // The budget is back once they answered.
+    assert_eq!(
+        rig.exec(json!({"cmd": ["echo", "x"]})).json()["stdout"],
+        "x\n"
+    );
+    rig.stop_workload();
+    rig.finish().assert_code(0);
+}
+
+#[test]
+fn a_ws_client_that_fills_stdin_and_leaves_takes_its_command_with_it() {
+    let rig = Rig::start(json!({}), 0);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let mut ws = ws_connect(&rig.ctl).await;
+        // A command that never reads its stdin.
+        let init =
+            json!({"command": ["sh", "-c", "sleep 600; true", "stdin-fill-marker"], "tty": false});
+        ws.send(Message::Text(init.to_string().into()))
+            .await
+            .expect("init");
+        let deadline = Instant::now() + T;
+        while processes_with("stdin-fill-marker") == 0 {
+            assert!(Instant::now() < deadline, "the command did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // 512 KiB: far more than the pipe takes.
+        for _ in 0..64 {
+            ws.send(Message::Binary(vec![b'x'; 8192].into()))
+                .await
+                .expect("send");
+        }
+        // The client goes away without a close frame.
+        drop(ws);
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while processes_with("stdin-fill-marker") > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the command outlived its client (stdin was full)"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Stdin that is read still arrives whole, and in order.
+    rt.block_on(async {
+        let mut ws = ws_connect(&rig.ctl).await;
+        let init = json!({"command": ["sh", "-c", "sleep 0.5; wc -c"], "tty": false});
+        ws.send(Message::Text(init.to_string().into()))
+            .await
+            .expect("init");
+        for _ in 0..64 {
+            ws.send(Message::Binary(vec![b'y'; 8192].into()))
+                .await
+                .expect("send");
+        }
+        ws.send(Message::Binary(Vec::new().into()))
+            .await
+            .expect("eof");
+        let (exit, frames) = exit_frame(&mut ws).await;
+        assert_eq!(exit, json!({"Exit": {"code": 0, "signal": null}}));
+        let stdout: String = frames.iter().filter_map(|f| f["binary"].as_str()).collect();
+        assert_eq!(stdout.trim(), "524288");
+    });
+    rig.stop_workload();
+    rig.finish().assert_code(0);
+}

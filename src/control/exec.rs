@@ -17,6 +17,32 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 pub const DEFAULT_MAX_OUTPUT: usize = 1024 * 1024;
 pub const MAX_OUTPUT: usize = 16 * 1024 * 1024;
+/// One-shot execs running at once; beyond it a request gets 503.
+pub const MAX_CONCURRENT_EXECS: usize = 64;
+/// Output held across every running exec, in bytes. An exec whose output would go beyond it
+/// keeps what fits and is marked truncated; a new exec while it is all taken gets 503.
+pub const MAX_OUTPUT_HELD: usize = 64 * 1024 * 1024;
+static EXEC_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_CONCURRENT_EXECS);
+static OUTPUT_HELD: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Takes up to `want` bytes of the shared output budget; returns how many it got.
+fn take_budget(want: usize) -> usize {
+    use std::sync::atomic::Ordering;
+    let mut got = 0;
+    let _ = OUTPUT_HELD.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |held| {
+        got = want.min(MAX_OUTPUT_HELD.saturating_sub(held));
+        Some(held + got)
+    });
+    got
+}
+
+fn give_back_budget(n: usize) {
+    use std::sync::atomic::Ordering;
+    let _ = OUTPUT_HELD.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |held| {
+        Some(held.saturating_sub(n))
+    });
+}
+
 /// After the timeout's SIGKILL, how long to wait for the pipes to close (a grandchild that left
 /// the process group may hold them forever).
 const AFTER_KILL: Duration = Duration::from_secs(2);
@@ -30,6 +56,10 @@ pub enum ExecError {
     BadTimeout,
     #[error("the workload is not resolved yet")]
     NotReady,
+    #[error("{MAX_CONCURRENT_EXECS} execs are running already; try again later")]
+    TooManyExecs,
+    #[error("the output of the running execs already takes {MAX_OUTPUT_HELD} bytes; try again later or ask for less (max_output)")]
+    OutputBudget,
     #[error("cannot start {argv0:?}: {source}")]
     Spawn {
         argv0: String,
@@ -110,7 +140,8 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
 }
 
-/// Output kept up to a cap; what is beyond it is read and dropped, so the writer never blocks.
+/// Output kept up to a cap and within the shared budget; what is beyond either is read and
+/// dropped, so the writer never blocks. Gives its bytes back to the budget when dropped.
 struct Capped {
     data: Vec<u8>,
     cap: usize,
@@ -118,12 +149,35 @@ struct Capped {
 }
 
 impl Capped {
+    fn new(cap: usize) -> Self {
+        Capped {
+            data: Vec::new(),
+            cap,
+            truncated: false,
+        }
+    }
+
     fn push(&mut self, chunk: &[u8]) {
         let room = self.cap.saturating_sub(self.data.len());
-        if chunk.len() > room {
+        let want = chunk.len().min(room);
+        let got = take_budget(want);
+        if chunk.len() > got {
             self.truncated = true;
         }
-        self.data.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        self.data.extend_from_slice(&chunk[..got]);
+    }
+
+    /// The bytes, their budget given back.
+    fn take(mut self) -> Vec<u8> {
+        let data = std::mem::take(&mut self.data);
+        give_back_budget(data.len());
+        data
+    }
+}
+
+impl Drop for Capped {
+    fn drop(&mut self) {
+        give_back_budget(self.data.len());
     }
 }
 
@@ -136,6 +190,13 @@ pub async fn run(state: &ControlState, req: ExecRequest) -> Result<ExecResponse,
     };
     let cap = req.max_output.unwrap_or(DEFAULT_MAX_OUTPUT).min(MAX_OUTPUT);
     let launch = launch_for(state, req.workload_user)?;
+    // Held until the answer is built: bounded in number and in the output they hold.
+    let _slot = EXEC_SLOTS
+        .try_acquire()
+        .map_err(|_| ExecError::TooManyExecs)?;
+    if OUTPUT_HELD.load(std::sync::atomic::Ordering::SeqCst) >= MAX_OUTPUT_HELD {
+        return Err(ExecError::OutputBudget);
+    }
     let spawn_err = |source| ExecError::Spawn {
         argv0: req.cmd[0].clone(),
         source,
@@ -149,16 +210,8 @@ pub async fn run(state: &ControlState, req: ExecRequest) -> Result<ExecResponse,
     let mut out = tokio::net::unix::pipe::Receiver::from_owned_fd(out_r).map_err(spawn_err)?;
     let mut err = tokio::net::unix::pipe::Receiver::from_owned_fd(err_r).map_err(spawn_err)?;
 
-    let mut stdout = Capped {
-        data: Vec::new(),
-        cap,
-        truncated: false,
-    };
-    let mut stderr = Capped {
-        data: Vec::new(),
-        cap,
-        truncated: false,
-    };
+    let mut stdout = Capped::new(cap);
+    let mut stderr = Capped::new(cap);
     let (mut out_open, mut err_open) = (true, true);
     let mut exit = None;
     let mut timed_out = false;
@@ -195,13 +248,14 @@ pub async fn run(state: &ControlState, req: ExecRequest) -> Result<ExecResponse,
         }
     }
     let exit = exit.flatten();
+    let (stdout_truncated, stderr_truncated) = (stdout.truncated, stderr.truncated);
     Ok(ExecResponse {
         exit_code: exit.and_then(|e| e.code),
         exit_signal: exit.and_then(|e| e.signal),
-        stdout: Output::encode(stdout.data, req.output),
-        stderr: Output::encode(stderr.data, req.output),
-        stdout_truncated: stdout.truncated,
-        stderr_truncated: stderr.truncated,
+        stdout: Output::encode(stdout.take(), req.output),
+        stderr: Output::encode(stderr.take(), req.output),
+        stdout_truncated,
+        stderr_truncated,
         timed_out,
     })
 }
@@ -220,15 +274,12 @@ mod tests {
 
     #[test]
     fn output_is_capped_but_counted_as_truncated() {
-        let mut c = Capped {
-            data: Vec::new(),
-            cap: 5,
-            truncated: false,
-        };
+        let mut c = Capped::new(5);
         c.push(b"abc");
         assert!(!c.truncated);
         c.push(b"defg");
         assert_eq!(c.data, b"abcde");
         assert!(c.truncated);
+        assert_eq!(c.take(), b"abcde");
     }
 }

@@ -237,10 +237,11 @@ async fn route(state: ControlState, req: Request<Incoming>) -> Response<Body> {
         (&Method::POST, "/v1/exec") => match json_body::<ExecRequest>(req).await {
             Ok(r) => match exec::run(&state, r).await {
                 Ok(answer) => json(StatusCode::OK, &answer),
-                Err(exec::ExecError::NotReady) => error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the workload is not resolved yet",
-                ),
+                Err(
+                    e @ (exec::ExecError::NotReady
+                    | exec::ExecError::TooManyExecs
+                    | exec::ExecError::OutputBudget),
+                ) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
                 Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
             },
             Err(resp) => resp,

@@ -26,7 +26,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::unix::AsyncFd;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
@@ -140,6 +140,45 @@ async fn write_fd(fd: &AsyncFd<OwnedFd>, mut data: &[u8]) -> std::io::Result<()>
         }
     }
     Ok(())
+}
+
+/// Stdin a client may have sent that the command has not read, before the socket is read
+/// no further: 1 MiB.
+const MAX_STDIN_BACKLOG: usize = 1024 * 1024;
+
+/// Waits until the command's stdin can take bytes; false when it is closed (or gone).
+async fn writable(stdin: &Option<tokio::net::unix::pipe::Sender>) -> bool {
+    match stdin {
+        Some(w) => w.writable().await.is_ok(),
+        None => false,
+    }
+}
+
+/// Writes as much of `pending` as the pipe takes now, without waiting.
+fn write_pending(
+    stdin: &mut Option<tokio::net::unix::pipe::Sender>,
+    pending: &mut std::collections::VecDeque<bytes::Bytes>,
+    pending_len: &mut usize,
+) {
+    let Some(w) = stdin.as_ref() else { return };
+    while let Some(front) = pending.front_mut() {
+        match w.try_write(front) {
+            Ok(n) => {
+                *pending_len = pending_len.saturating_sub(n);
+                if n >= front.len() {
+                    pending.pop_front();
+                } else {
+                    let _ = front.split_to(n);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            // The command closed its stdin: what it was sent is dropped, as a pipe would.
+            Err(_) => {
+                *stdin = None;
+                return;
+            }
+        }
+    }
 }
 
 /// Waits for the exit once it is known, or forever.
@@ -260,6 +299,13 @@ async fn run_pipes(
     let mut drain_until = None;
     let mut buf_out = vec![0u8; 32 * 1024];
     let mut buf_err = vec![0u8; 32 * 1024];
+    // Stdin the command has not read yet. It is written as the pipe takes it, never awaited
+    // inside the loop, so the socket keeps being read and a client that leaves is noticed
+    // however full the pipe is. Beyond MAX_STDIN_BACKLOG the socket is not read until the
+    // command reads (backpressure, as TCP would).
+    let mut pending: std::collections::VecDeque<bytes::Bytes> = Default::default();
+    let mut pending_len = 0usize;
+    let mut stdin_eof = false;
     while out_open || err_open {
         let drain = drain_until
             .unwrap_or_else(|| api_proxy::deadline::from_now(Duration::from_secs(86_400)));
@@ -275,14 +321,31 @@ async fn run_pipes(
                     send_json(ws, &WsServerMessage::Stderr(text)).await
                 }
             },
-            msg = ws.next() => match msg {
+            ready = writable(&stdin), if !pending.is_empty() => {
+                if ready {
+                    write_pending(&mut stdin, &mut pending, &mut pending_len);
+                } else {
+                    stdin = None;
+                }
+                if stdin.is_none() {
+                    pending.clear();
+                    pending_len = 0;
+                }
+                if pending.is_empty() && stdin_eof {
+                    stdin = None; // EOF for the command, after what it was sent
+                }
+                true
+            },
+            msg = ws.next(), if pending_len < MAX_STDIN_BACKLOG => match msg {
                 Some(Ok(Message::Binary(data))) => {
                     if data.is_empty() {
-                        stdin = None; // EOF for the command
-                    } else if let Some(w) = stdin.as_mut() {
-                        if w.write_all(&data).await.is_err() {
+                        stdin_eof = true;
+                        if pending.is_empty() {
                             stdin = None;
                         }
+                    } else if stdin.is_some() && !stdin_eof {
+                        pending_len += data.len();
+                        pending.push_back(data);
                     }
                     true
                 }

@@ -82,7 +82,13 @@ pub async fn run(
     };
     state.phase("workload_start");
     let outcome = supervisor
-        .run(&spec, policy, config.config.memory_limit_mib, state)
+        .run(
+            &spec,
+            policy,
+            config.config.memory_limit_mib,
+            config.config.pids_max,
+            state,
+        )
         .await;
     tracing::info!(
         "workload done: code {} (oom_killed: {}, orphans reaped: {})",

@@ -2,6 +2,7 @@
 //! `Api.Upstream` over TCP (plain or rustls TLS with the webpki roots, no OpenSSL and no
 //! dependence on the guest image's CA bundle), a Unix socket, or guest-initiated vsock.
 
+use crate::resolve::PinnedResolver;
 use crate::upstream::Upstream;
 use bytes::Bytes;
 use http::{Request, Response, Uri};
@@ -139,7 +140,7 @@ impl tower_service::Service<Uri> for LocalConnector {
     }
 }
 
-type TcpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, ProxyBody>;
+type TcpClient = Client<hyper_rustls::HttpsConnector<HttpConnector<PinnedResolver>>, ProxyBody>;
 type LocalClient = Client<LocalConnector, ProxyBody>;
 
 #[derive(Debug, Clone)]
@@ -180,7 +181,17 @@ impl UpstreamClient {
                 let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
                     return Err(ClientError::Build(format!("{url}: no scheme or host")));
                 };
-                let mut http = HttpConnector::new();
+                // Resolved once, here, without tokio's blocking pool (see crate::resolve).
+                let host = uri
+                    .host()
+                    .unwrap_or("")
+                    .trim_matches(|c| c == '[' || c == ']');
+                let resolver = if host.parse::<std::net::IpAddr>().is_ok() {
+                    PinnedResolver::default()
+                } else {
+                    PinnedResolver::ahead_of_time(host)
+                };
+                let mut http = HttpConnector::new_with_resolver(resolver);
                 http.enforce_http(false);
                 http.set_connect_timeout(Some(connect_timeout));
                 http.set_nodelay(true);

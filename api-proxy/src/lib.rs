@@ -19,6 +19,7 @@ pub mod headers;
 pub mod platform;
 pub mod policy;
 pub mod redact;
+pub mod resolve;
 pub mod server;
 pub mod upstream;
 

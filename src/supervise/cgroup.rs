@@ -18,6 +18,7 @@ pub struct CgroupMounts {
     /// (mount point, root of the mount inside the hierarchy)
     pub v2: Option<(PathBuf, String)>,
     pub v1_memory: Option<(PathBuf, String)>,
+    pub v1_pids: Option<(PathBuf, String)>,
 }
 
 /// Finds the cgroup2 mount and the v1 memory mount in /proc/self/mountinfo text.
@@ -39,6 +40,11 @@ pub fn parse_mountinfo(text: &str) -> CgroupMounts {
                 if mounts.v1_memory.is_none() && right[2].split(',').any(|opt| opt == "memory") =>
             {
                 mounts.v1_memory = Some(entry)
+            }
+            "cgroup"
+                if mounts.v1_pids.is_none() && right[2].split(',').any(|opt| opt == "pids") =>
+            {
+                mounts.v1_pids = Some(entry)
             }
             _ => {}
         }
@@ -88,6 +94,62 @@ pub fn parse_proc_cgroup(text: &str) -> (Option<String>, Option<String>) {
     (v2, memory)
 }
 
+/// roost's own path in the v1 hierarchy of `controller`, from /proc/self/cgroup text.
+pub fn parse_proc_cgroup_v1(text: &str, controller: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        controllers
+            .split(',')
+            .any(|c| c == controller)
+            .then(|| path.to_string())
+    })
+}
+
+/// Pids kept for roost itself (execs, its threads) when the workload's `pids.max` is left to
+/// the default: an eighth of what is available, at least 64.
+pub const PIDS_RESERVE_MIN: u64 = 64;
+
+/// The default `pids.max` of the workload's cgroup: what is available to roost (the smallest
+/// of the kernel's `pid_max` and `threads-max` and every `pids.max` above roost's own cgroup)
+/// less a reserve, so a fork bomb in the workload cannot take the pids PID 1 needs.
+pub fn default_pids_max(available: u64) -> u64 {
+    let reserve = (available / 8).max(PIDS_RESERVE_MIN);
+    available
+        .saturating_sub(reserve)
+        .max(crate::config::limits::MIN_PIDS_MAX)
+}
+
+/// The smallest `pids.max` from `dir` up to `mount` (a number, or `max` for none).
+fn ancestors_pids_max(mount: &std::path::Path, dir: &std::path::Path) -> Option<u64> {
+    let mut best: Option<u64> = None;
+    let mut current = Some(dir);
+    while let Some(d) = current {
+        if let Some(n) = std::fs::read_to_string(d.join("pids.max"))
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+        {
+            best = Some(best.map_or(n, |b| b.min(n)));
+        }
+        if d == mount {
+            break;
+        }
+        current = d.parent().filter(|p| p.starts_with(mount));
+    }
+    best
+}
+
+fn kernel_pids() -> u64 {
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+    };
+    let pid_max = read("/proc/sys/kernel/pid_max").unwrap_or(32_768);
+    let threads = read("/proc/sys/kernel/threads-max").unwrap_or(u64::MAX);
+    pid_max.min(threads)
+}
+
 /// Reads one counter from a flat keyed file (`memory.events`, `memory.oom_control`).
 pub fn parse_keyed(text: &str, key: &str) -> Option<u64> {
     text.lines().find_map(|line| {
@@ -111,6 +173,7 @@ fn own_dir(mount: &(PathBuf, String), own_path: &str) -> PathBuf {
 enum Hierarchy {
     V2,
     V1Memory,
+    V1Pids,
 }
 
 /// A cgroup leaf created for the workload.
@@ -127,21 +190,87 @@ pub struct WorkloadCgroup {
     /// The file whose `oom_kill` counter tells of OOM kills, and its value at creation.
     oom_counter: Option<PathBuf>,
     oom_base: u64,
+    pids_max: Option<u64>,
 }
 
 impl WorkloadCgroup {
     /// Creates the workload's leaf (named `name`) in cgroup v2 and, when v2 has no memory
     /// controller, in the v1 memory hierarchy. Never fails: what cannot be done is returned
     /// as warnings and the workload runs without it.
-    pub fn create(name: &str, memory_limit_mib: Option<u64>) -> (Self, Vec<String>) {
+    pub fn create(
+        name: &str,
+        memory_limit_mib: Option<u64>,
+        pids_max: Option<u64>,
+    ) -> (Self, Vec<String>) {
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-        Self::create_in(
-            &parse_mountinfo(&mountinfo),
-            &parse_proc_cgroup(&own),
-            name,
-            memory_limit_mib,
-        )
+        let mounts = parse_mountinfo(&mountinfo);
+        let (mut cg, mut warnings) =
+            Self::create_in(&mounts, &parse_proc_cgroup(&own), name, memory_limit_mib);
+        cg.limit_pids(&mounts, &own, name, pids_max, &mut warnings);
+        (cg, warnings)
+    }
+
+    /// Gives the workload a `pids.max`: in its v2 leaf when v2 has the pids controller, else
+    /// in a leaf of the v1 pids hierarchy.
+    fn limit_pids(
+        &mut self,
+        mounts: &CgroupMounts,
+        own: &str,
+        name: &str,
+        pids_max: Option<u64>,
+        warnings: &mut Vec<String>,
+    ) {
+        let v2_parent = match (&mounts.v2, parse_proc_cgroup(own).0) {
+            (Some(mount), Some(path)) => Some((mount.0.clone(), own_dir(mount, &path))),
+            _ => None,
+        };
+        let v2_has_pids = v2_parent.as_ref().is_some_and(|(_, parent)| {
+            std::fs::read_to_string(parent.join("cgroup.controllers"))
+                .map(|c| c.split_whitespace().any(|c| c == "pids"))
+                .unwrap_or(false)
+        });
+        let (mount_point, parent, hierarchy) = if v2_has_pids {
+            let Some((point, parent)) = v2_parent else {
+                return;
+            };
+            // Best effort, like +memory: the leaf's pids.max then exists.
+            let _ = std::fs::write(parent.join("cgroup.subtree_control"), "+pids");
+            (point, parent, Hierarchy::V2)
+        } else if let (Some(mount), Some(path)) =
+            (&mounts.v1_pids, parse_proc_cgroup_v1(own, "pids"))
+        {
+            (mount.0.clone(), own_dir(mount, &path), Hierarchy::V1Pids)
+        } else {
+            warnings.push("no pids controller: the workload's processes are not limited".into());
+            return;
+        };
+        let available = ancestors_pids_max(&mount_point, &parent)
+            .map_or(kernel_pids(), |n| n.min(kernel_pids()));
+        let max = pids_max.unwrap_or_else(|| default_pids_max(available));
+        let dir = parent.join(name);
+        if hierarchy == Hierarchy::V1Pids {
+            if let Err(err) = std::fs::create_dir(&dir) {
+                warnings.push(format!(
+                    "cannot create the v1 pids cgroup {}: {err}",
+                    dir.display()
+                ));
+                return;
+            }
+            self.leaves.push(Leaf {
+                dir: dir.clone(),
+                hierarchy,
+            });
+        }
+        match std::fs::write(dir.join("pids.max"), max.to_string()) {
+            Ok(()) => self.pids_max = Some(max),
+            Err(err) => warnings.push(format!("cannot set pids.max in {}: {err}", dir.display())),
+        }
+    }
+
+    /// The workload's `pids.max`, when one is set.
+    pub fn pids_max(&self) -> Option<u64> {
+        self.pids_max
     }
 
     fn create_in(
@@ -392,6 +521,26 @@ mod tests {
         assert!(cg.procs_files().is_empty());
         assert_eq!(cg.oom_kills(), 0);
         assert_eq!(warnings.len(), 2, "{warnings:?}");
+    }
+
+    #[test]
+    fn pids_defaults_keep_a_reserve_for_roost() {
+        assert_eq!(default_pids_max(32_768), 28_672);
+        assert_eq!(default_pids_max(400), 336);
+        assert_eq!(default_pids_max(100), 36);
+        assert_eq!(default_pids_max(10), crate::config::limits::MIN_PIDS_MAX);
+        let text = "12:pids:/user.slice/x\n4:memory:/m\n0::/\n";
+        assert_eq!(
+            parse_proc_cgroup_v1(text, "pids"),
+            Some("/user.slice/x".into())
+        );
+        let m = parse_mountinfo(
+            "36 30 0:33 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids\n",
+        );
+        assert_eq!(
+            m.v1_pids,
+            Some((PathBuf::from("/sys/fs/cgroup/pids"), "/".into()))
+        );
     }
 
     #[test]

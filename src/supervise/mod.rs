@@ -198,14 +198,19 @@ impl Supervisor {
         spec: &WorkloadSpec,
         policy: StopPolicy,
         memory_limit_mib: Option<u64>,
+        pids_max: Option<u64>,
         state: &ControlState,
     ) -> Outcome {
-        let (cgroup, warnings) = WorkloadCgroup::create(&cgroup::leaf_name(), memory_limit_mib);
+        let (cgroup, warnings) =
+            WorkloadCgroup::create(&cgroup::leaf_name(), memory_limit_mib, pids_max);
         for warning in warnings {
             tracing::warn!("{warning}");
         }
         if !cgroup.describe().is_empty() {
             tracing::info!("workload cgroup: {}", cgroup.describe());
+        }
+        if let Some(max) = cgroup.pids_max() {
+            tracing::info!("workload pids.max: {max}");
         }
         let (pump, output) = match OutputPump::start() {
             Ok(pair) => pair,

@@ -160,3 +160,32 @@ fn mmds_route_is_added_removed_and_blocked() {
         assert!(routes.contains("prohibit 169.254.169.254"), "{routes}");
     });
 }
+
+#[test]
+fn a_leftover_route_to_mmds_does_not_hide_a_missing_prohibit_route() {
+    in_netns(|| {
+        sh("ip link add eth0 type veth peer name peer0");
+        sh("ip link set eth0 up");
+        sh("ip addr add 169.254.0.15/16 dev eth0");
+        // The fetch's temporary route, left behind (its removal failed): the prohibit route's
+        // add meets EEXIST, and MMDS would stay reachable although "blocked" was reported.
+        sh("ip route add 169.254.169.254/32 dev eth0");
+        runtime().block_on(async {
+            let nl = Netlink::connect().expect("netlink");
+            nl.prohibit_v4("169.254.169.254".parse().expect("ip"))
+                .await
+                .expect("prohibit");
+        });
+        let out = Command::new("ip")
+            .args(["route", "get", "169.254.169.254"])
+            .output()
+            .expect("ip");
+        assert!(
+            !out.status.success(),
+            "MMDS still routable: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let routes = sh("ip route show");
+        assert!(routes.contains("prohibit 169.254.169.254"), "{routes}");
+    });
+}

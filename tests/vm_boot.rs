@@ -245,4 +245,129 @@ fn a_real_kernel_boots_roost_as_pid_1_from_mmds() {
     // The macaroon never reached the console.
     assert!(!text.contains(&token));
     eprintln!("VM booted to the workload in {boot_secs:.1} s (TCG)");
+
+    fallback_to_the_file_leaves_neither_the_file_nor_mmds_readable(&vm, &token);
+}
+
+/// A host-side MMDS that cannot be reached at first (connections are closed at once, so the
+/// fetch fails and roost falls back to the initramfs file) and answers every request after
+/// `late`: a metadata service populated late. Counts the requests from busybox's wget (the
+/// workload's), not roost's own fetch.
+fn late_mmds(late: Duration) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = answered.clone();
+    let start = Instant::now();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            if start.elapsed() < late {
+                continue; // dropped: closed at once
+            }
+            let mut buf = [0u8; 4096];
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let n = stream.read(&mut buf).unwrap_or(0);
+            let from_wget = String::from_utf8_lossy(&buf[..n]).contains("Wget");
+            let body = r#"{"Api":{"Token":"late-secret"}}"#;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            if from_wget {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    });
+    (addr, answered)
+}
+
+/// Without a root device, the workload runs from the initramfs, where the fallback config
+/// file (holding the macaroon, mode 0644 as the cpio gave it) was: roost removes it, and
+/// blocks MMDS although the config did not come from there.
+fn fallback_to_the_file_leaves_neither_the_file_nor_mmds_readable(vm: &Path, token: &str) {
+    let scratch = Scratch::new();
+    let w = scratch.dir.path();
+    let script = r#"B=/bin/busybox
+if $B cat /roost/config.json >/dev/null 2>&1; then echo "vm2: config=readable"; else echo "vm2: config=unreadable"; fi
+$B sleep 8
+if $B wget -S -T 3 -O /dev/null http://169.254.169.254/ 2>&1 | $B grep -q HTTP/; then echo "vm2: mmds=reachable"; else echo "vm2: mmds=blocked"; fi
+echo "vm2: done uid=$($B id -u)"
+exit 7"#;
+    let config = json!({
+        "ImageConfig": { "Cmd": ["/bin/busybox", "sh", "-c", script] },
+        "UserOverride": "1000:1000",
+        "MachineId": MACHINE, "AppName": APP,
+        "IPConfigs": [{ "IP": "169.254.0.15", "Mask": 16 }],
+        "Api": { "Upstream": "vsock://2:10002", "Token": token, "SocketPath": "/.fly/api" },
+        "KillTimeout": 2,
+    });
+    // The file goes into the initramfs as a second cpio archive (the kernel unpacks both).
+    let extra = w.join("extra");
+    std::fs::create_dir_all(extra.join("roost")).expect("mkdir");
+    std::fs::write(extra.join("roost/config.json"), config.to_string()).expect("config");
+    let cpio = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "cd {} && find roost | cpio -o -H newc --quiet",
+            extra.display()
+        ))
+        .output()
+        .expect("cpio");
+    assert!(cpio.status.success());
+    let mut initrd = std::fs::read(vm.join("initrd.cpio.gz")).expect("initrd");
+    initrd.extend_from_slice(&cpio.stdout);
+    let initrd_path = w.join("initrd-with-config.cpio");
+    std::fs::write(&initrd_path, initrd).expect("initrd");
+
+    let (mmds, answered) = late_mmds(Duration::from_secs(4));
+    let console = w.join("console2.log");
+    let mut qemu = Kill(
+        Command::new(which("qemu-system-x86_64"))
+            .args(["-machine", "microvm,rtc=on,pit=on,pic=on", "-accel", "tcg", "-m", "256"])
+            .args(["-smp", "1", "-nographic", "-no-reboot"])
+            .arg("-kernel")
+            .arg(vm.join("vmlinuz"))
+            .arg("-initrd")
+            .arg(&initrd_path)
+            .args(["-append", "console=ttyS0 quiet panic=-1 reboot=k tsc_early_khz=2000000 roost.shutdown=poweroff roost.mmds_wait=3"])
+            .arg("-netdev")
+            .arg(format!(
+                "user,id=n0,restrict=on,net=169.254.0.0/16,guestfwd=tcp:169.254.169.254:80-cmd:socat STDIO TCP:{mmds}"
+            ))
+            .args(["-device", "virtio-net-device,netdev=n0"])
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&console).expect("console"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("qemu"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let status = loop {
+        if let Some(status) = qemu.0.try_wait().expect("qemu") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let text = std::fs::read_to_string(&console).unwrap_or_default();
+            panic!("the second VM did not power off:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let text = std::fs::read_to_string(&console).expect("console");
+    assert!(status.success(), "qemu: {status}\n{text}");
+    assert!(text.contains("vm2: done uid=1000"), "{text}");
+    assert!(text.contains("vm2: config=unreadable"), "{text}");
+    assert!(text.contains("vm2: mmds=blocked"), "{text}");
+    assert_eq!(
+        answered.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the late MMDS was reached from the guest:\n{text}"
+    );
+    assert!(
+        text.contains(r#"roost: exit {"code":7,"oom_killed":false}"#),
+        "{text}"
+    );
+    assert!(!text.contains(token), "the token reached the console");
 }

@@ -176,16 +176,70 @@ impl Netlink {
     }
 
     /// A route that makes `dest` unreachable for every process (`ip route add prohibit`).
+    /// Makes `dest` unreachable with a prohibit route, and checks that one is in place. A
+    /// route to `dest`/32 already there (a leftover of the MMDS fetch) would make the add
+    /// fail with EEXIST while `dest` stays reachable: it is removed and the add retried.
     pub async fn prohibit_v4(&self, dest: Ipv4Addr) -> Result<(), NetError> {
-        let msg = RouteMessageBuilder::<Ipv4Addr>::new()
-            .destination_prefix(dest, 32)
-            .kind(rtnetlink::packet_route::route::RouteType::Prohibit)
-            .build();
-        match self.handle.route().add(msg).execute().await {
-            Ok(()) => Ok(()),
-            Err(e) if exists(&e) => Ok(()),
-            Err(e) => Err(nl(e)),
+        use rtnetlink::packet_route::route::RouteType;
+        let add = || {
+            let msg = RouteMessageBuilder::<Ipv4Addr>::new()
+                .destination_prefix(dest, 32)
+                .kind(RouteType::Prohibit)
+                .build();
+            self.handle.route().add(msg).execute()
+        };
+        match add().await {
+            Ok(()) => {}
+            Err(e) if exists(&e) => {
+                for route in self.routes_to_v4(dest).await? {
+                    if route.header.kind != RouteType::Prohibit {
+                        self.handle.route().del(route).execute().await.map_err(nl)?;
+                    }
+                }
+                match add().await {
+                    Ok(()) => {}
+                    Err(e) if exists(&e) => {}
+                    Err(e) => return Err(nl(e)),
+                }
+            }
+            Err(e) => return Err(nl(e)),
         }
+        let in_place = self
+            .routes_to_v4(dest)
+            .await?
+            .iter()
+            .any(|r| r.header.kind == RouteType::Prohibit);
+        if in_place {
+            Ok(())
+        } else {
+            Err(NetError::Netlink(format!(
+                "no prohibit route to {dest} after adding one"
+            )))
+        }
+    }
+
+    /// The IPv4 routes (every table) whose destination is exactly `dest`/32.
+    async fn routes_to_v4(
+        &self,
+        dest: Ipv4Addr,
+    ) -> Result<Vec<rtnetlink::packet_route::route::RouteMessage>, NetError> {
+        use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
+        let mut routes = self
+            .handle
+            .route()
+            .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+            .execute();
+        let mut found = Vec::new();
+        while let Some(route) = routes.try_next().await.map_err(nl)? {
+            let to_dest = route.header.destination_prefix_length == 32
+                && route.attributes.iter().any(|a| {
+                    matches!(a, RouteAttribute::Destination(RouteAddress::Inet(ip)) if *ip == dest)
+                });
+            if to_dest {
+                found.push(route);
+            }
+        }
+        Ok(found)
     }
 
     pub async fn del_prohibit_v4(&self, dest: Ipv4Addr) -> Result<(), NetError> {

@@ -307,16 +307,17 @@ async fn boot(
     Ok((outcome.code, config))
 }
 
-/// The config from MMDS (unless turned off), else from the file.
+/// The config from MMDS (unless turned off), else from the file. Either way the file is then
+/// removed (it may hold the macaroon, and without a root device it stays visible to the
+/// workload) and, with `Mmds.AfterBoot: block`, MMDS is made unreachable, also after a
+/// fallback to the file (a late-populated MMDS would otherwise be readable by every process).
 async fn load_config(opts: &BootOptions, state: &ControlState) -> Result<Validated, i32> {
+    let mut loaded = None;
     if opts.mmds {
         match config_from_mmds(opts).await {
             Ok(config) => {
                 state.set_config_source("mmds", true);
-                if config.config.mmds.after_boot == MmdsAfterBoot::Block {
-                    block_mmds().await;
-                }
-                return Ok(config);
+                loaded = Some(config);
             }
             Err(e) => tracing::warn!(
                 "no config from MMDS ({e}); trying {}",
@@ -324,12 +325,46 @@ async fn load_config(opts: &BootOptions, state: &ControlState) -> Result<Validat
             ),
         }
     }
-    let config = config::load_file(&opts.config_file).map_err(|e| {
-        tracing::error!("{e}");
-        EXIT_CONFIG
-    })?;
-    state.set_config_source("file", false);
+    let config = match loaded {
+        Some(config) => config,
+        None => {
+            let config = config::load_file(&opts.config_file).map_err(|e| {
+                tracing::error!("{e}");
+                EXIT_CONFIG
+            });
+            state.set_config_source("file", false);
+            config?
+        }
+    };
+    remove_config_file(&opts.config_file);
+    if config.config.mmds.after_boot == MmdsAfterBoot::Block {
+        block_mmds().await;
+    }
     Ok(config)
+}
+
+/// Removes the config file; when it cannot be removed (a read-only root), makes it root's
+/// and unreadable. Says so when neither works.
+fn remove_config_file(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::remove_file(path) {
+        Ok(()) => tracing::info!("{} removed (it may hold the token)", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            let locked = std::os::unix::fs::chown(path, Some(0), Some(0))
+                .and_then(|()| std::fs::set_permissions(path, std::fs::Permissions::from_mode(0)));
+            match locked {
+                Ok(()) => tracing::warn!(
+                    "cannot remove {} ({e}): it is now root's and mode 0000",
+                    path.display()
+                ),
+                Err(e2) => tracing::error!(
+                    "cannot remove {} ({e}) nor lock it ({e2}): other processes may read the token",
+                    path.display()
+                ),
+            }
+        }
+    }
 }
 
 /// A temporary link-local address and route to MMDS on the first interface, the fetch, and
@@ -370,7 +405,9 @@ async fn config_from_mmds(opts: &BootOptions) -> Result<Validated, String> {
 async fn block_mmds() {
     match Netlink::connect() {
         Ok(nl) => match nl.prohibit_v4(MMDS_IP).await {
-            Ok(()) => tracing::info!("MMDS is blocked for every process after bootstrap"),
+            Ok(()) => tracing::info!(
+                "MMDS is blocked for every process after bootstrap (prohibit route verified)"
+            ),
             Err(e) => tracing::error!("cannot block MMDS: {e}"),
         },
         Err(e) => tracing::error!("cannot block MMDS: {e}"),

@@ -42,6 +42,25 @@ fn which(tool: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("{tool} is missing: .ci/run installs it"))
 }
 
+/// `GET path` through Firecracker's vsock handshake on `uds`: the status, or None when the
+/// connection ends without an answer.
+fn vsock_get(uds: &Path, path: &str) -> Option<u16> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(uds).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    s.write_all(b"CONNECT 10000\n").expect("connect line");
+    let mut reader = BufReader::new(s.try_clone().expect("clone"));
+    let mut ok = String::new();
+    reader.read_line(&mut ok).expect("OK line");
+    assert!(ok.starts_with("OK "), "{ok}");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .expect("request");
+    let mut answer = String::new();
+    let _ = reader.read_to_string(&mut answer);
+    answer.split(' ').nth(1).and_then(|c| c.parse().ok())
+}
+
 fn wait_console(path: &Path, want: &str, timeout: Duration) -> String {
     let deadline = Instant::now() + timeout;
     loop {
@@ -62,6 +81,7 @@ fn a_real_kernel_boots_roost_as_pid_1_from_mmds() {
     let vm = repo().join("target/vm");
     let build = Command::new(repo().join("tests/vm/build.sh"))
         .arg(&vm)
+        .env("ROOST_FEATURES", "fault-injection")
         .status()
         .expect("tests/vm/build.sh");
     assert!(build.success(), "building the VM images failed");
@@ -131,7 +151,8 @@ fn a_real_kernel_boots_roost_as_pid_1_from_mmds() {
             .arg(vm.join("vmlinuz"))
             .arg("-initrd")
             .arg(vm.join("initrd.cpio.gz"))
-            .args(["-append", "console=ttyS0 quiet panic=-1 reboot=k tsc_early_khz=2000000 roost.shutdown=poweroff"])
+            // ROOST_FAULT reaches roost's environment through /init: GET /v1/sysinfo panics.
+            .args(["-append", "console=ttyS0 quiet panic=-1 reboot=k tsc_early_khz=2000000 roost.shutdown=poweroff ROOST_FAULT=control:/v1/sysinfo"])
             .args(["-object", "memory-backend-memfd,id=mem0,size=512M,share=on"])
             .args(["-numa", "node,memdev=mem0"])
             .arg("-chardev")
@@ -192,6 +213,15 @@ fn a_real_kernel_boots_roost_as_pid_1_from_mmds() {
     assert_eq!(status["bootstrapped"], true);
     assert_eq!(status["mode"], "vm");
     assert_eq!(status["workload"]["state"], "running");
+    // A panic while answering one request (injected) costs that request, never the VM: the
+    // panic hook used to reboot on any panic, losing the workload's real exit code.
+    assert_eq!(
+        vsock_get(&uds, "/v1/sysinfo"),
+        None,
+        "the panicking request was answered"
+    );
+    let (code, _, err) = roostctl(&["--uds", &uds_s, "status"]);
+    assert_eq!(code, 0, "the VM did not survive a task's panic: {err}");
     let (code, out, _) = roostctl(&["--uds", &uds_s, "exec", "--", "cat", "/data/hello.txt"]);
     assert_eq!((code, out.as_str()), (0, "written by the workload\n"));
     let waiter = Command::new(ROOSTCTL)
@@ -242,8 +272,15 @@ fn a_real_kernel_boots_roost_as_pid_1_from_mmds() {
         String::from_utf8_lossy(&out.stdout),
         "written by the workload\nstopped gracefully\n"
     );
-    // The macaroon never reached the console.
+    // The macaroon never reached the console; the injected panic was logged, not fatal: one
+    // boot (QEMU's microvm resets on a guest reboot, so a reboot shows as a second boot).
+    assert_eq!(text.matches("is PID 1 of the VM").count(), 1, "{text}");
+    assert!(!text.contains("reboot: Restarting"), "{text}");
     assert!(!text.contains(&token));
+    assert!(
+        text.contains("panic: ") && text.contains("fault injected at control:/v1/sysinfo"),
+        "{text}"
+    );
     eprintln!("VM booted to the workload in {boot_secs:.1} s (TCG)");
 
     fallback_to_the_file_leaves_neither_the_file_nor_mmds_readable(&vm, &token);

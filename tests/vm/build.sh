@@ -16,7 +16,9 @@ work=$(cd "$work" && pwd)
 
 # roost, static, in its own target dir (a cargo test may hold the main one).
 rustup target list --installed | grep -q x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
-CARGO_TARGET_DIR="$work/cargo" cargo build --quiet --release --target x86_64-unknown-linux-musl --bin roost
+# ROOST_FEATURES: extra cargo features (the boot test adds fault-injection, inert unless
+# ROOST_FAULT is set, to show that a panic in a task does not end the VM).
+CARGO_TARGET_DIR="$work/cargo" cargo build --quiet --release --target x86_64-unknown-linux-musl --bin roost ${ROOST_FEATURES:+--features "$ROOST_FEATURES"}
 roost="$work/cargo/x86_64-unknown-linux-musl/release/roost"
 
 # The kernel: the concrete package behind linux-image-cloud-amd64, unpacked.

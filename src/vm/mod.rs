@@ -351,8 +351,9 @@ fn remove_config_file(path: &Path) {
         Ok(()) => tracing::info!("{} removed (it may hold the token)", path.display()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => {
-            let locked = std::os::unix::fs::chown(path, Some(0), Some(0))
-                .and_then(|()| std::fs::set_permissions(path, std::fs::Permissions::from_mode(0)));
+            let locked = std::os::unix::fs::chown(path, Some(0), Some(0)).and_then(|()| {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o000))
+            });
             match locked {
                 Ok(()) => tracing::warn!(
                     "cannot remove {} ({e}): it is now root's and mode 0000",

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 secs=${1:-60}; shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(run_config mmds_document jwt_claims control_json proxy_path kernel_cmdline)
+[ ${#targets[@]} -gt 0 ] || targets=(run_config mmds_document jwt_claims control_json proxy_path kernel_cmdline redact)
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 export RUSTC_BOOTSTRAP=1
 echo "| target | seconds | runs | result |"

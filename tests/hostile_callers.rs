@@ -244,12 +244,13 @@ fn a_flood_of_refused_requests_on_a_console_nobody_reads_stalls_nothing() {
     std::thread::sleep(Duration::from_millis(200));
     let text = collected.lock().unwrap().clone();
     assert_eq!(code, Some(3), "{text}");
+    // A burst of 20 per caller and window in full, the rest summed up.
     let refused_lines = text
         .lines()
         .filter(|l| l.contains("status=403 bytes="))
         .count();
     assert!(
-        refused_lines <= 5,
+        refused_lines <= 60,
         "{refused_lines} audit lines for refusals:\n{text}"
     );
 }

@@ -75,26 +75,60 @@ fn write_mask(slot: &mut [u8]) {
     }
 }
 
-/// A body with every secret masked. Holds back the last `longest - 1` bytes of each chunk
-/// until the next one arrives, so a secret split across chunks is still found.
+/// The streaming part of the masking, without a body around it: feed chunks, get out what
+/// is certain not to be the start of a secret. Holds back the last `longest - 1` bytes until
+/// the next chunk (or the end), so a secret split across chunks is still found.
+#[derive(Debug, Clone)]
+pub struct Redactor {
+    secrets: Secrets,
+    held: BytesMut,
+    /// How many occurrences were masked.
+    pub masked: usize,
+}
+
+impl Redactor {
+    pub fn new(secrets: Secrets) -> Self {
+        Redactor {
+            secrets,
+            held: BytesMut::new(),
+            masked: 0,
+        }
+    }
+
+    /// Takes the next chunk; returns what can be passed on now (possibly nothing).
+    pub fn push(&mut self, chunk: &[u8]) -> Bytes {
+        self.held.extend_from_slice(chunk);
+        self.masked += self.secrets.mask(&mut self.held);
+        let keep = self.secrets.longest.saturating_sub(1).min(self.held.len());
+        let ready = self.held.len() - keep;
+        self.held.split_to(ready).freeze()
+    }
+
+    /// The end: what was held back, masked.
+    pub fn finish(&mut self) -> Bytes {
+        self.masked += self.secrets.mask(&mut self.held);
+        self.held.split().freeze()
+    }
+
+    fn held(&self) -> usize {
+        self.held.len()
+    }
+}
+
+/// A body with every secret masked (see [`Redactor`]).
 #[derive(Debug)]
 pub struct RedactedBody<B> {
     inner: B,
-    secrets: Secrets,
-    held: BytesMut,
+    redactor: Redactor,
     done: bool,
-    /// How many occurrences were masked (for the audit line).
-    pub masked: usize,
 }
 
 impl<B> RedactedBody<B> {
     pub fn new(inner: B, secrets: Secrets) -> Self {
         RedactedBody {
             inner,
-            secrets,
-            held: BytesMut::new(),
+            redactor: Redactor::new(secrets),
             done: false,
-            masked: 0,
         }
     }
 }
@@ -113,19 +147,15 @@ where
         let this = &mut *self;
         loop {
             if this.done {
-                if this.held.is_empty() {
+                let rest = this.redactor.finish();
+                if rest.is_empty() {
                     return Poll::Ready(None);
                 }
-                let rest = this.held.split().freeze();
                 return Poll::Ready(Some(Ok(Frame::data(rest))));
             }
             match Pin::new(&mut this.inner).poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => {
-                    this.done = true;
-                    let n = this.secrets.mask(&mut this.held);
-                    this.masked += n;
-                }
+                Poll::Ready(None) => this.done = true,
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
                 Poll::Ready(Some(Ok(frame))) => {
                     let data = match frame.into_data() {
@@ -133,13 +163,8 @@ where
                         // Trailers pass unchanged (HTTP/1.1 upstreams send none to us).
                         Err(frame) => return Poll::Ready(Some(Ok(frame))),
                     };
-                    this.held.extend_from_slice(&data);
-                    let n = this.secrets.mask(&mut this.held);
-                    this.masked += n;
-                    let keep = this.secrets.longest.saturating_sub(1).min(this.held.len());
-                    let ready = this.held.len() - keep;
-                    if ready > 0 {
-                        let out = this.held.split_to(ready).freeze();
+                    let out = this.redactor.push(&data);
+                    if !out.is_empty() {
                         return Poll::Ready(Some(Ok(Frame::data(out))));
                     }
                 }
@@ -148,14 +173,14 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        (self.done || self.inner.is_end_stream()) && self.held.is_empty()
+        (self.done || self.inner.is_end_stream()) && self.redactor.held() == 0
     }
 
     fn size_hint(&self) -> SizeHint {
         // Masking keeps every length: what is left is what the inner body has left plus
         // what is held back.
         let inner = self.inner.size_hint();
-        let held = self.held.len() as u64;
+        let held = self.redactor.held() as u64;
         let mut hint = SizeHint::new();
         hint.set_lower(inner.lower().saturating_add(held));
         if let Some(upper) = inner.upper() {

@@ -272,16 +272,31 @@ impl ProxyServer {
             }
             Err(_) => {}
         }
-        let listener = UnixListener::bind(&path).map_err(sock_err)?;
+        // Bound under a temporary name and renamed into place once its owner and mode are
+        // set: the socket never exists at its path with the umask's mode.
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "api".into());
+        let staging = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
+        let _ = std::fs::remove_file(&staging);
+        let listener = UnixListener::bind(&staging).map_err(sock_err)?;
         let allow_uids = state.allow_uids.clone();
         let (uid, gid, mode) = socket_access(&allow_uids, &config.allow_gids);
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).map_err(sock_err)?;
-        nix::unistd::chown(
-            &path,
-            Some(nix::unistd::Uid::from_raw(uid)),
-            Some(nix::unistd::Gid::from_raw(gid)),
-        )
-        .map_err(|e| sock_err(e.into()))?;
+        let placed = std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(mode))
+            .and_then(|()| {
+                nix::unistd::chown(
+                    &staging,
+                    Some(nix::unistd::Uid::from_raw(uid)),
+                    Some(nix::unistd::Gid::from_raw(gid)),
+                )
+                .map_err(std::io::Error::from)
+            })
+            .and_then(|()| std::fs::rename(&staging, &path));
+        if let Err(err) = placed {
+            let _ = std::fs::remove_file(&staging);
+            return Err(sock_err(err));
+        }
         if config.machine_id.is_none() || config.app_name.is_none() {
             tracing::warn!("AppName or MachineId is not set: /.fly/api forwards no machine paths");
         }

@@ -101,9 +101,13 @@ pub fn start(
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            let _ = std::fs::remove_file(path);
-            let listener = tokio::net::UnixListener::bind(path)?;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+            // Bound under a temporary name and renamed once it is 0600: the socket never
+            // exists at its path with the umask's mode.
+            let staging = path.with_extension(format!("{}.tmp", std::process::id()));
+            let _ = std::fs::remove_file(&staging);
+            let listener = tokio::net::UnixListener::bind(&staging)?;
+            std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o600))?;
+            std::fs::rename(&staging, path)?;
             tracing::info!("control API listening on {}", path.display());
             let in_flight = in_flight.clone();
             critical.spawn("control_api", async move {

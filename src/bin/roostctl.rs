@@ -295,8 +295,10 @@ async fn shell(cli: &Cli, cmd: Vec<String>, workload_user: bool) -> Result<i32, 
                     Ok(0) | Err(_) => { stdin_open = false; Vec::new() } // empty frame: EOF
                     Ok(n) => buf[..n].to_vec(),
                 };
+                // The session may have ended (and roost closed) while stdin was still being
+                // sent: stop sending, and read on for the Exit frame.
                 if ws.send(Message::Binary(data.into())).await.is_err() {
-                    return Err(Failure(EXIT_UNAVAILABLE, "the connection closed".into()));
+                    stdin_open = false;
                 }
             }
             _ = winch.recv() => {

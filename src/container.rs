@@ -80,7 +80,7 @@ async fn run_async(args: &ContainerArgs) -> i32 {
     lifecycle::close_control(
         control.into_iter().collect(),
         Duration::from_secs(linger),
-        supervisor.critical(),
+        &mut supervisor,
     )
     .await;
     code

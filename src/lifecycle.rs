@@ -135,21 +135,21 @@ pub async fn report_exit(
     exit
 }
 
-/// Keeps the control API up for `linger`, then lets answers in flight finish. From here on
-/// the end of a critical task is part of the shutdown.
+/// Keeps the control API up for `linger` (a stop signal ends it early), then lets answers in
+/// flight finish. From here on the end of a critical task is part of the shutdown.
 pub async fn close_control(
     servers: Vec<ControlServer>,
     linger: Duration,
-    critical: &crate::supervise::CriticalTasks,
+    supervisor: &mut Supervisor,
 ) {
     if !servers.is_empty() && !linger.is_zero() {
         tracing::info!(
             "the control API stays up {} s for the exit code",
             linger.as_secs()
         );
-        tokio::time::sleep(linger).await;
+        supervisor.linger(linger).await;
     }
-    critical.shutting_down();
+    supervisor.critical().shutting_down();
     for server in servers {
         server.shutdown(Duration::from_secs(2)).await;
     }

@@ -952,3 +952,40 @@ fn a_ws_client_that_fills_stdin_and_leaves_takes_its_command_with_it() {
     rig.stop_workload();
     rig.finish().assert_code(0);
 }
+
+#[test]
+fn a_stop_signal_ends_the_linger_after_the_exit() {
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        let scratch = Scratch::new();
+        let config = scratch.config(&json!({
+            "ImageConfig": { "Cmd": ["/bin/sh", "-c", "exit 5"] },
+            "Control": { "LingerSeconds": 60 },
+        }));
+        let ctl = scratch.path("ctl.sock");
+        let mut cmd = Command::new("unshare");
+        cmd.args(PID_NS)
+            .arg(ROOST)
+            .args(["container", "--config"])
+            .arg(&config)
+            .arg("--control")
+            .arg(format!("unix:{}", ctl.display()));
+        let roost = Running::spawn(cmd);
+        wait_for_file(&ctl, T);
+        // The exit code is there, and the API lingers for it.
+        let code = http(&ctl, "GET", "/v1/exit_code", &[], b"").json();
+        assert_eq!(code["code"], 5);
+        let asked = Instant::now();
+        roost.signal(sig);
+        let f = roost.wait(Duration::from_secs(20));
+        f.assert_code(5);
+        assert!(
+            asked.elapsed() < Duration::from_secs(20),
+            "the linger was not ended"
+        );
+        assert!(
+            f.stderr.contains("while lingering: ending the linger"),
+            "{}",
+            f.stderr
+        );
+    }
+}

@@ -14,18 +14,55 @@ use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(120);
 
-/// The test venv (boto3, moto, PyJWT), made by `.ci/run`.
+/// The test venv (boto3, moto, PyJWT): `ROOST_TEST_VENV`, else `target/test-venv`, made here
+/// on first use (under a lock, for the tests that run in parallel) from
+/// `tests/python/requirements.txt`, as the demo does.
 fn venv_python() -> PathBuf {
-    let path = std::env::var_os("ROOST_TEST_VENV")
+    let venv = std::env::var_os("ROOST_TEST_VENV")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-venv"))
-        .join("bin/python3");
-    assert!(
-        path.exists(),
-        "{} is missing: run .ci/run, or python3 -m venv target/test-venv && target/test-venv/bin/pip install -r tests/python/requirements.txt",
-        path.display()
-    );
-    path
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-venv"));
+    let python = venv.join("bin/python3");
+    static MADE: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let mut made = MADE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if *made {
+        return python;
+    }
+    let ready = || {
+        python.exists()
+            && Command::new(&python)
+                .args(["-c", "import boto3, moto, jwt"])
+                .status()
+                .is_ok_and(|s| s.success())
+    };
+    if !ready() {
+        let requirements =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/requirements.txt");
+        let created = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            created,
+            "cannot create the test venv {}: python3 with venv is needed (Debian: apt-get install python3-venv)",
+            venv.display()
+        );
+        let installed = Command::new(venv.join("bin/pip"))
+            .args(["install", "-q", "--disable-pip-version-check", "-r"])
+            .arg(&requirements)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            installed,
+            "cannot install {} into {} (PyPI must be reachable)",
+            requirements.display(),
+            venv.display()
+        );
+    }
+    *made = true;
+    python
 }
 
 fn python_script(name: &str) -> PathBuf {

@@ -103,7 +103,7 @@ fn a_real_kernel_boots_roost_as_pid_1_from_mmds() {
         "EtcResolv": { "Nameservers": ["10.0.2.3"] },
         "Mounts": [{ "DevicePath": "/dev/vdb", "MountPath": "/data" }],
         "IPConfigs": [{ "IP": "169.254.0.15", "Mask": 16, "Gateway": "169.254.0.2" }],
-        "Control": { "ExitReportPort": 10001, "LingerSeconds": 2 },
+        "Control": { "ExitReportPort": 10001, "LingerSeconds": 2, "VsockPort": 10005 },
         "Api": { "SocketPath": "/.fly/api" },
         "Oidc": { "BootWaitSeconds": 20 },
         "KillTimeout": 5,
@@ -208,6 +208,9 @@ fn a_real_kernel_boots_roost_as_pid_1_from_mmds() {
     let uds_s = uds.display().to_string();
     let (code, out, err) = roostctl(&["--uds", &uds_s, "status"]);
     assert_eq!(code, 0, "{err}");
+    // The configured port serves too (its handle used to be dropped, ending its loop).
+    let (code, _, err) = roostctl(&["--uds", &uds_s, "--port", "10005", "status"]);
+    assert_eq!(code, 0, "Control.VsockPort: {err}");
     let status: serde_json::Value = serde_json::from_str(&out).expect("status");
     assert_eq!(status["config_source"], "mmds");
     assert_eq!(status["bootstrapped"], true);

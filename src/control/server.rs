@@ -63,9 +63,25 @@ impl Drop for InFlightGuard {
 pub struct ControlServer {
     stop: watch::Sender<bool>,
     in_flight: Arc<InFlight>,
+    /// vsock CIDs answered besides the host's; read on every accept, so a listener started
+    /// before the config (the default port) learns `Control.AllowCids` too.
+    allow_cids: Arc<std::sync::RwLock<Vec<u32>>>,
+}
+
+/// Whether a vsock peer is answered: the host (CID 2) always, others only when allowed.
+pub fn vsock_peer_allowed(cid: u32, allow: &[u32]) -> bool {
+    cid == HOST_CID || allow.contains(&cid)
 }
 
 impl ControlServer {
+    /// Replaces the vsock CIDs answered besides the host's (`Control.AllowCids`).
+    pub fn set_allow_cids(&self, cids: Vec<u32>) {
+        *self
+            .allow_cids
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = cids;
+    }
+
     /// Stops accepting and waits up to `deadline` for the answers in flight.
     pub async fn shutdown(self, deadline: Duration) {
         let _ = self.stop.send(true);
@@ -96,6 +112,10 @@ pub fn start(
 ) -> std::io::Result<ControlServer> {
     let (stop, stopped) = watch::channel(false);
     let in_flight = Arc::new(InFlight::default());
+    let allow_cids = Arc::new(std::sync::RwLock::new(match &listen {
+        Listen::Vsock { allow_cids, .. } => allow_cids.clone(),
+        Listen::Unix(_) => Vec::new(),
+    }));
     match &listen {
         Listen::Unix(path) => {
             if let Some(dir) = path.parent() {
@@ -128,7 +148,7 @@ pub fn start(
                 }
             });
         }
-        Listen::Vsock { port, allow_cids } => {
+        Listen::Vsock { port, .. } => {
             let addr = tokio_vsock::VsockAddr::new(tokio_vsock::VMADDR_CID_ANY, *port);
             let listener = tokio_vsock::VsockListener::bind(addr)?;
             tracing::info!("control API listening on vsock port {port}");
@@ -142,7 +162,11 @@ pub fn start(
                         accepted = listener.accept() => match accepted {
                             Ok((stream, peer)) => {
                                 let cid = peer.cid();
-                                if cid != HOST_CID && !allow.contains(&cid) {
+                                let allowed = vsock_peer_allowed(
+                                    cid,
+                                    &allow.read().unwrap_or_else(std::sync::PoisonError::into_inner),
+                                );
+                                if !allowed {
                                     // A guest process on vsock loopback is not the host.
                                     if refused_logged.insert(cid) {
                                         tracing::warn!("control API: refusing vsock peer CID {cid}");
@@ -162,7 +186,11 @@ pub fn start(
             });
         }
     }
-    Ok(ControlServer { stop, in_flight })
+    Ok(ControlServer {
+        stop,
+        in_flight,
+        allow_cids,
+    })
 }
 
 async fn serve<S>(state: ControlState, in_flight: Arc<InFlight>, stream: S)
@@ -349,4 +377,17 @@ fn upgrade(state: ControlState, mut req: Request<Incoming>) -> Response<Body> {
         h.insert("sec-websocket-accept", v);
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vsock_peers_are_the_host_and_the_allowed_cids() {
+        assert!(vsock_peer_allowed(HOST_CID, &[]));
+        assert!(!vsock_peer_allowed(3, &[]));
+        assert!(vsock_peer_allowed(3, &[3, 7]));
+        assert!(!vsock_peer_allowed(4, &[3, 7]));
+    }
 }

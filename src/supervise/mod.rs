@@ -125,6 +125,28 @@ impl Supervisor {
         })
     }
 
+    /// Waits `linger` after the exit (so the host can still ask for the exit code), ending
+    /// early on a stop signal (SIGTERM, SIGINT): a host or operator that says stop is not
+    /// made to wait for the linger. Other signals are logged.
+    pub async fn linger(&mut self, linger: Duration) {
+        if linger.is_zero() {
+            return;
+        }
+        let until = from_now(linger);
+        loop {
+            tokio::select! {
+                _ = sleep_until(until) => return,
+                sig = self.signals.recv() => {
+                    if matches!(sig, libc::SIGTERM | libc::SIGINT) {
+                        tracing::info!("{} while lingering: ending the linger", signal_name(sig));
+                        return;
+                    }
+                    tracing::info!("{} while lingering: no workload to forward it to", signal_name(sig));
+                }
+            }
+        }
+    }
+
     /// The watched task set the critical tasks are spawned into.
     pub fn critical(&self) -> &CriticalTasks {
         &self.critical

@@ -195,7 +195,7 @@ async fn life(started: Instant, early_failure: Option<String>, opts: &BootOption
     let linger = c
         .and_then(|c| c.control.linger_seconds)
         .map_or(DEFAULT_LINGER, Duration::from_secs);
-    lifecycle::close_control(control, linger, supervisor.critical()).await;
+    lifecycle::close_control(control, linger, &mut supervisor).await;
     mounts::unmount_volumes(&volumes).await;
     mounts::remount_root_readonly();
 }
@@ -223,6 +223,10 @@ async fn boot(
     state.phase("config");
     let c = &config.config;
 
+    // The default listener started before the config: it learns Control.AllowCids now.
+    for server in control.iter() {
+        server.set_allow_cids(c.control.allow_cids.clone());
+    }
     if let Some(port) = c.control.vsock_port.filter(|p| *p != DEFAULT_VSOCK_PORT) {
         // A host that asked for another port gets it too (the default stays up).
         let listen = Listen::Vsock {

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// Descriptors kept out of the proxy's reach for everything else roost does.
 pub const RESERVED_FDS: u64 = 128;
 /// The largest total cap, however high the descriptor limit.
-pub const MAX_CONNECTIONS: usize = 1024;
+pub const MAX_CONNECTIONS: usize = 4096;
 
 /// The three caps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,15 +23,15 @@ pub struct Limits {
 
 impl Limits {
     /// Half of what the descriptor limit leaves after [`RESERVED_FDS`] (upstream connections
-    /// take the other half), at least 16 and at most [`MAX_CONNECTIONS`]; a quarter of that
-    /// per uid, an eighth for refused callers in all.
+    /// take the other half), at least 16 and at most [`MAX_CONNECTIONS`]; half of that per
+    /// uid (so no one caller takes every place), an eighth for refused callers in all.
     pub fn for_nofile(soft_limit: u64) -> Self {
         let total = usize::try_from(soft_limit.saturating_sub(RESERVED_FDS) / 2)
             .unwrap_or(MAX_CONNECTIONS)
             .clamp(16, MAX_CONNECTIONS);
         Limits {
             total,
-            per_uid: (total / 4).max(8),
+            per_uid: (total / 2).max(8),
             refused: (total / 8).max(4),
         }
     }
@@ -138,10 +138,12 @@ mod tests {
             Limits::for_nofile(1024),
             Limits {
                 total: 448,
-                per_uid: 112,
+                per_uid: 224,
                 refused: 56
             }
         );
+        // A VM's 10240 descriptors: 1,000 keep-alive clients of one uid fit.
+        assert_eq!(Limits::for_nofile(10_240).per_uid, 2048);
         assert_eq!(Limits::for_nofile(64).total, 16);
         assert_eq!(Limits::for_nofile(u64::MAX).total, MAX_CONNECTIONS);
     }

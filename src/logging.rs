@@ -98,21 +98,25 @@ impl Write for QueuedStderr {
 pub fn flush(timeout: Duration) {
     let Some(queue) = QUEUE.get() else { return };
     let (tx, rx) = sync_channel(1);
-    // A full queue: wait for room as long as the deadline allows, never longer.
     let deadline = std::time::Instant::now() + timeout;
-    let mut msg = Msg::Flush(tx);
+    if send_by(queue, Msg::Flush(tx), deadline) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let _ = rx.recv_timeout(left);
+    }
+}
+
+/// Queues `msg`, waiting for room until `deadline` at most; whether it was queued.
+fn send_by(queue: &Queue, mut msg: Msg, deadline: std::time::Instant) -> bool {
     loop {
         match queue.tx.try_send(msg) {
-            Ok(()) => break,
+            Ok(()) => return true,
             Err(TrySendError::Full(m)) if std::time::Instant::now() < deadline => {
                 msg = m;
                 std::thread::sleep(Duration::from_millis(5));
             }
-            Err(_) => return,
+            Err(_) => return false,
         }
     }
-    let left = deadline.saturating_duration_since(std::time::Instant::now());
-    let _ = rx.recv_timeout(left);
 }
 
 /// Installs the global subscriber. `ROOST_LOG` (`error`..`trace`) sets the level; default info.
@@ -156,18 +160,11 @@ pub fn console_line(line: &str) {
             let _ = std::io::stderr().write_all(&bytes);
         }
         Some(queue) => {
-            let deadline = std::time::Instant::now() + Duration::from_secs(2);
-            let mut msg = Msg::Line(bytes);
-            loop {
-                match queue.tx.try_send(msg) {
-                    Ok(()) => break,
-                    Err(TrySendError::Full(m)) if std::time::Instant::now() < deadline => {
-                        msg = m;
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                    Err(_) => break,
-                }
-            }
+            send_by(
+                queue,
+                Msg::Line(bytes),
+                std::time::Instant::now() + Duration::from_secs(2),
+            );
             flush(Duration::from_secs(2));
         }
     }

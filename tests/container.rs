@@ -10,6 +10,14 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(30);
 
+/// Shell that counts the zombies in the namespace into `$zombies` and prints `zombies=N`.
+const COUNT_ZOMBIES: &str = r#"zombies=0
+        for s in /proc/[0-9]*/stat; do
+            state=$(sed 's/.*) //' "$s" 2>/dev/null | cut -d' ' -f1)
+            [ "$state" = Z ] && zombies=$((zombies+1))
+        done
+        echo "zombies=$zombies""#;
+
 #[test]
 fn exit_codes_are_passed_through() {
     run_pid1(&sh_config("exit 0"), T).assert_code(0);
@@ -37,20 +45,17 @@ fn workload_runs_as_pid_1s_child_in_its_own_session() {
 
 #[test]
 fn five_hundred_orphans_are_reaped_while_the_workload_runs() {
-    let script = r#"
+    let script = format!(
+        r#"
         i=0
         while [ $i -lt 500 ]; do sh -c 'sleep 0.2 &'; i=$((i+1)); done
         # Every orphan has exited by now; roost must have reaped them all.
         sleep 2
-        zombies=0
-        for s in /proc/[0-9]*/stat; do
-            state=$(sed 's/.*) //' "$s" 2>/dev/null | cut -d' ' -f1)
-            [ "$state" = Z ] && zombies=$((zombies+1))
-        done
-        echo "zombies=$zombies"
+        {COUNT_ZOMBIES}
         [ $zombies -eq 0 ]
-    "#;
-    let r = run_pid1(&sh_config(script), Duration::from_secs(120));
+    "#
+    );
+    let r = run_pid1(&sh_config(&script), Duration::from_secs(120));
     r.assert_code(0);
     assert!(r.stdout.contains("zombies=0"), "{}", r.stdout);
     let reaped: u64 = r
@@ -411,20 +416,15 @@ fn real_time_signal_deaths_are_128_plus_n_for_workload_stop_and_orphans() {
 
     // Orphans killed by real-time signals are reaped, and the reap loop goes on to the rest.
     let r = run_pid1(
-        &sh_config(
+        &sh_config(&format!(
             r#"
             for sig in 34 40 50 64; do sh -c "sh -c 'kill -$sig \$\$' &"; done
             i=0; while [ $i -lt 20 ]; do sh -c 'sleep 0.1 &'; i=$((i+1)); done
             sleep 1
-            zombies=0
-            for s in /proc/[0-9]*/stat; do
-                state=$(sed 's/.*) //' "$s" 2>/dev/null | cut -d' ' -f1)
-                [ "$state" = Z ] && zombies=$((zombies+1))
-            done
-            echo "zombies=$zombies"
+            {COUNT_ZOMBIES}
             exit 5
-            "#,
-        ),
+            "#
+        )),
         T,
     );
     r.assert_code(5);

@@ -45,16 +45,7 @@ impl Rig {
         }
         let config = scratch.config(&doc);
         let ctl = scratch.path("ctl.sock");
-        let mut cmd = Command::new("unshare");
-        cmd.args(PID_NS)
-            .arg(ROOST)
-            .arg("container")
-            .arg("--config")
-            .arg(&config)
-            .arg("--control")
-            .arg(format!("unix:{}", ctl.display()));
-        let roost = Running::spawn(cmd);
-        wait_for_file(&ctl, T);
+        let roost = roost_with_control(&config, &ctl, &[]);
         let rig = Rig {
             scratch,
             ctl,
@@ -694,6 +685,21 @@ fn root_execs_get_a_root_environment_never_the_workloads() {
     rig.finish().assert_code(137);
 }
 
+/// `unshare` with roost as PID 1 of `config`, the control API on `ctl`, and `env` for roost.
+fn roost_with_control(config: &Path, ctl: &Path, env: &[(&str, &str)]) -> Running {
+    let mut cmd = Command::new("unshare");
+    cmd.args(PID_NS)
+        .arg(ROOST)
+        .args(["container", "--config"])
+        .arg(config)
+        .arg("--control")
+        .arg(format!("unix:{}", ctl.display()))
+        .envs(env.iter().copied());
+    let roost = Running::spawn(cmd);
+    wait_for_file(ctl, T);
+    roost
+}
+
 #[test]
 fn a_panic_while_answering_one_request_costs_that_request_only() {
     // The fault point panics inside the handler of GET /v1/sysinfo (a bug there would).
@@ -704,16 +710,7 @@ fn a_panic_while_answering_one_request_costs_that_request_only() {
             "while [ ! -e {} ]; do sleep 0.05; done; exit 7", stop.display())] },
     }));
     let ctl = scratch.path("ctl.sock");
-    let mut cmd = Command::new("unshare");
-    cmd.args(PID_NS)
-        .arg(ROOST)
-        .args(["container", "--config"])
-        .arg(&config)
-        .arg("--control")
-        .arg(format!("unix:{}", ctl.display()))
-        .env("ROOST_FAULT", "control:/v1/sysinfo");
-    let roost = Running::spawn(cmd);
-    wait_for_file(&ctl, T);
+    let roost = roost_with_control(&config, &ctl, &[("ROOST_FAULT", "control:/v1/sysinfo")]);
     let mut stream = UnixStream::connect(&ctl).expect("connect");
     stream
         .write_all(b"GET /v1/sysinfo HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -781,15 +778,7 @@ fn roost_waiting_for_a_token(scratch: &Scratch) -> (Running, PathBuf, PathBuf) {
         "Oidc": { "BootWaitSeconds": 60, "TokenPath": scratch.path("oidc/token") },
     }));
     let ctl = scratch.path("ctl.sock");
-    let mut cmd = Command::new("unshare");
-    cmd.args(PID_NS)
-        .arg(ROOST)
-        .args(["container", "--config"])
-        .arg(&config)
-        .arg("--control")
-        .arg(format!("unix:{}", ctl.display()));
-    let roost = Running::spawn(cmd);
-    wait_for_file(&ctl, T);
+    let roost = roost_with_control(&config, &ctl, &[]);
     // The boot is in the token wait once the proxy's socket is there.
     wait_for_file(&scratch.path("api.sock"), T);
     (roost, ctl, marker)
@@ -962,15 +951,7 @@ fn a_stop_signal_ends_the_linger_after_the_exit() {
             "Control": { "LingerSeconds": 60 },
         }));
         let ctl = scratch.path("ctl.sock");
-        let mut cmd = Command::new("unshare");
-        cmd.args(PID_NS)
-            .arg(ROOST)
-            .args(["container", "--config"])
-            .arg(&config)
-            .arg("--control")
-            .arg(format!("unix:{}", ctl.display()));
-        let roost = Running::spawn(cmd);
-        wait_for_file(&ctl, T);
+        let roost = roost_with_control(&config, &ctl, &[]);
         // The exit code is there, and the API lingers for it.
         let code = http(&ctl, "GET", "/v1/exit_code", &[], b"").json();
         assert_eq!(code["code"], 5);

@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Lines held for the console at most; beyond it lines are dropped and counted.
-pub const QUEUE_LINES: usize = 4096;
+pub const QUEUE_LINES: usize = 1024;
 /// Longest line kept (a hostile path in an audit line cannot make one huge write).
 const MAX_LINE: usize = 8 * 1024;
 
@@ -130,6 +130,8 @@ pub fn init() {
     // written directly.
     if std::thread::Builder::new()
         .name("roost-log".into())
+        // It only writes what the callers formatted: a small stack keeps PID 1's RSS small.
+        .stack_size(64 * 1024)
         .spawn(move || writer_thread(rx, &QUEUE))
         .is_ok()
     {

@@ -841,14 +841,14 @@ fn execs_are_bounded_in_number_and_in_the_output_they_hold() {
             std::thread::sleep(Duration::from_millis(20));
         }
     };
-    // 64 execs at once are the most: the 65th is told to come back.
-    let held: Vec<_> = (0..64)
+    // 256 execs at once are the most: the 257th is told to come back.
+    let held: Vec<_> = (0..256)
         .map(|_| spawn_exec(json!({"cmd": ["sh", "-c", "sleep 3; true", "exec-slot-marker"]})))
         .collect();
-    busy(64);
+    busy(256);
     let r = rig.exec(json!({"cmd": ["true"]}));
     assert_eq!(r.status, 503, "{}", r.text());
-    assert!(r.text().contains("64 execs are running"), "{}", r.text());
+    assert!(r.text().contains("256 execs are running"), "{}", r.text());
     for h in held {
         assert_eq!(h.join().expect("join").status, 200);
     }

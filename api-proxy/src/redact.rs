@@ -44,23 +44,20 @@ impl Secrets {
     pub fn occurs_in(&self, bytes: &[u8]) -> bool {
         self.needles
             .iter()
-            .any(|n| bytes.windows(n.len()).any(|w| w == n.as_slice()))
+            .any(|n| memchr::memmem::find(bytes, n).is_some())
     }
 
     /// Masks every occurrence in place; returns how many were masked.
     pub fn mask(&self, bytes: &mut [u8]) -> usize {
         let mut masked = 0;
         for needle in &self.needles {
-            let n = needle.len();
-            let mut i = 0;
-            while i + n <= bytes.len() {
-                if &bytes[i..i + n] == needle.as_slice() {
-                    write_mask(&mut bytes[i..i + n]);
-                    masked += 1;
-                    i += n;
-                } else {
-                    i += 1;
-                }
+            let finder = memchr::memmem::Finder::new(needle);
+            let mut from = 0;
+            while let Some(at) = finder.find(&bytes[from..]) {
+                let start = from + at;
+                write_mask(&mut bytes[start..start + needle.len()]);
+                masked += 1;
+                from = start + needle.len();
             }
         }
         masked

@@ -18,7 +18,7 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 pub const DEFAULT_MAX_OUTPUT: usize = 1024 * 1024;
 pub const MAX_OUTPUT: usize = 16 * 1024 * 1024;
 /// One-shot execs running at once; beyond it a request gets 503.
-pub const MAX_CONCURRENT_EXECS: usize = 64;
+pub const MAX_CONCURRENT_EXECS: usize = 256;
 /// Output held across every running exec, in bytes. An exec whose output would go beyond it
 /// keeps what fits and is marked truncated; a new exec while it is all taken gets 503.
 pub const MAX_OUTPUT_HELD: usize = 64 * 1024 * 1024;

@@ -324,6 +324,7 @@ impl Supervisor {
         let mut stop_deadline: Option<Instant> = None;
         let critical = self.critical.clone();
         let mut internal_failure = critical.failure().is_some();
+        let mut host_stop_seen = false;
         loop {
             let deadline = kill_at.unwrap_or_else(far_future);
             tokio::select! {
@@ -339,6 +340,19 @@ impl Supervisor {
                         None => tracing::error!("the workload's exit status was lost"),
                     }
                     return (exit, stop_deadline);
+                }
+                // A stop the host asked for as the boot ended, before the workload ran (later
+                // ones reach the workload's group directly).
+                changed = self.stop_requests.changed(), if !host_stop_seen => {
+                    host_stop_seen = true;
+                    if changed.is_ok() && self.stop_requests.borrow_and_update().is_some() {
+                        tracing::info!("stop requested by the host as the workload started");
+                        procs::signal_group(pid, policy.kill_signal);
+                        let deadline = *stop_deadline.get_or_insert(from_now(policy.kill_timeout));
+                        if kill_at.is_none() {
+                            kill_at = Some(deadline);
+                        }
+                    }
                 }
                 why = critical.failed(), if !internal_failure => {
                     tracing::error!("{why}: stopping the workload");

@@ -323,7 +323,8 @@ impl Supervisor {
         let mut kill_at: Option<Instant> = None;
         let mut stop_deadline: Option<Instant> = None;
         let critical = self.critical.clone();
-        let mut internal_failure = critical.failure().is_some();
+        // False even when a task failed already: its arm below then fires at once.
+        let mut internal_failure = false;
         let mut host_stop_seen = false;
         loop {
             let deadline = kill_at.unwrap_or_else(far_future);
@@ -347,21 +348,13 @@ impl Supervisor {
                     host_stop_seen = true;
                     if changed.is_ok() && self.stop_requests.borrow_and_update().is_some() {
                         tracing::info!("stop requested by the host as the workload started");
-                        procs::signal_group(pid, policy.kill_signal);
-                        let deadline = *stop_deadline.get_or_insert(from_now(policy.kill_timeout));
-                        if kill_at.is_none() {
-                            kill_at = Some(deadline);
-                        }
+                        begin_stop(pid, policy, &mut stop_deadline, &mut kill_at);
                     }
                 }
                 why = critical.failed(), if !internal_failure => {
                     tracing::error!("{why}: stopping the workload");
                     internal_failure = true;
-                    procs::signal_group(pid, policy.kill_signal);
-                    let deadline = *stop_deadline.get_or_insert(from_now(policy.kill_timeout));
-                    if kill_at.is_none() {
-                        kill_at = Some(deadline);
-                    }
+                    begin_stop(pid, policy, &mut stop_deadline, &mut kill_at);
                 }
                 sig = self.signals.recv() => match self.action_for(sig) {
                     SignalAction::GracefulStop => {
@@ -370,12 +363,7 @@ impl Supervisor {
                             signal_name(policy.kill_signal),
                             policy.kill_timeout.as_secs()
                         );
-                        procs::signal_group(pid, policy.kill_signal);
-                        let deadline =
-                            *stop_deadline.get_or_insert(from_now(policy.kill_timeout));
-                        if kill_at.is_none() && deadline > Instant::now() {
-                            kill_at = Some(deadline);
-                        }
+                        begin_stop(pid, policy, &mut stop_deadline, &mut kill_at);
                     }
                     SignalAction::Forward(sig) => {
                         tracing::info!("forwarding {} to the workload", signal_name(sig));
@@ -432,6 +420,21 @@ impl Supervisor {
             }
         }
         tracing::error!("some processes did not die after SIGKILL (uninterruptible sleep?)");
+    }
+}
+
+/// A graceful stop of the workload's group: `KillSignal` now, SIGKILL at the stop's deadline
+/// (one `KillTimeout` from the first request, however many come).
+fn begin_stop(
+    pid: i32,
+    policy: StopPolicy,
+    stop_deadline: &mut Option<Instant>,
+    kill_at: &mut Option<Instant>,
+) {
+    procs::signal_group(pid, policy.kill_signal);
+    let deadline = *stop_deadline.get_or_insert(from_now(policy.kill_timeout));
+    if kill_at.is_none() && deadline > Instant::now() {
+        *kill_at = Some(deadline);
     }
 }
 

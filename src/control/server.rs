@@ -58,8 +58,9 @@ impl Drop for InFlightGuard {
     }
 }
 
-/// A running control API.
+/// A running control API. Dropping it ends its accept loop, so it is kept until the shutdown.
 #[derive(Debug)]
+#[must_use = "dropping the ControlServer ends its accept loop"]
 pub struct ControlServer {
     stop: watch::Sender<bool>,
     in_flight: Arc<InFlight>,

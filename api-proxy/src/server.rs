@@ -49,7 +49,7 @@ impl fmt::Debug for Token {
     }
 }
 
-/// Everything the proxy needs; see DESIGN.md `Api`.
+/// Everything the proxy needs; see the README's `Api` table.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
     pub socket_path: PathBuf,

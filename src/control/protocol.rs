@@ -1,4 +1,4 @@
-//! The control API's wire types (DESIGN.md "Control API"), shared by the server and roostctl.
+//! The control API's wire types (the README's "The control API and roostctl"), shared by the server and roostctl.
 //! Field names are the contract with the existing Fly and pigeon-init host drivers.
 
 use serde::{Deserialize, Serialize};

@@ -1,5 +1,5 @@
 //! Making sure the exit code reaches the host even when no one is long-polling
-//! `/v1/exit_code` (the anchors lose it): one machine-readable console line, and a push to the
+//! `/v1/exit_code` (Fly's init and pigeon-init lose it): one machine-readable console line, and a push to the
 //! host over a guest-initiated connection, acknowledged, with a deadline.
 
 use super::protocol::ExitCode;

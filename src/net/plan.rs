@@ -1,6 +1,6 @@
 //! What the network should look like, from the run config's `IPConfigs` and `MTU`. Pure.
 //!
-//! Faults of the anchors this avoids: a gateway outside the address's subnet needs an ONLINK
+//! Faults of Fly's init and pigeon-init this avoids: a gateway outside the address's subnet needs an ONLINK
 //! route (without it the kernel refuses the route), and a second IPConfig of the same family
 //! must not add a second default route (EEXIST, fatal in Fly's init).
 

@@ -2,10 +2,11 @@
 //!
 //! cgroup v2 first: a leaf next to roost's own cgroup, `memory.max` when a limit is set, OOM
 //! kills read from `memory.events` (`oom_kill`), which counts kills by the global OOM killer
-//! too (kata reads the same file; the anchors grep /dev/kmsg and mistake pid 12 for 123).
-//! On hybrid hosts whose memory controller is bound to cgroup v1 (such as these build
-//! machines), the v1 memory hierarchy gives the same counter in `memory.oom_control`.
-//! Without either, the workload runs anyway, with a warning.
+//! too (kata reads the same file; Fly's init and pigeon-init grep /dev/kmsg and mistake pid
+//! 12 for 123). On hybrid hosts whose memory controller is bound to cgroup v1, the v1 memory
+//! hierarchy gives the same counter in `memory.oom_control`. The leaf also gets `pids.max`
+//! (v2's pids controller, or the v1 pids hierarchy). Without either, the workload runs
+//! anyway, with a warning.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;

@@ -1,7 +1,7 @@
 //! /etc/hosts and /etc/resolv.conf of the VM. Rendering is pure; writing is atomic.
 //!
 //! /etc/hosts keeps whatever the image had and replaces roost's own block between markers, so
-//! a reboot does not append the same lines again (the anchors append on every boot).
+//! a reboot does not append the same lines again (Fly's init and pigeon-init append on every boot).
 
 use crate::config::RunConfig;
 use std::path::Path;

@@ -297,7 +297,7 @@ async fn boot(
     let t0 = Instant::now();
     let iface = opts.iface.clone().unwrap_or_else(|| "eth0".into());
     if let Err(e) = crate::net::configure(&iface, c).await {
-        // A VM without its network can still run (and report); the anchors panic here.
+        // A VM without its network can still run (and report); Fly's init and pigeon-init panic here.
         tracing::error!("network: {e}");
     }
     tracing::info!("boot: network ({:.1} ms)", t0.elapsed().as_secs_f64() * 1e3);

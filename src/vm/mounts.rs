@@ -47,7 +47,7 @@ pub fn early_mounts() -> Vec<MountStep> {
 }
 
 /// After the root switch. hugetlbfs, binfmt_misc and mqueue are best-effort: a kernel without
-/// them must still boot (the anchors die on them).
+/// them must still boot (Fly's init and pigeon-init die on them).
 pub fn system_mounts() -> Vec<MountStep> {
     vec![
         MountStep {

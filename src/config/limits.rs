@@ -2,6 +2,12 @@
 //! refused at load (exit 78, naming the field), so nothing downstream can overflow a
 //! deadline, a semaphore or an allocation with a value that validation let through.
 
+/// `MTU`: the IPv4 minimum to the largest a link takes.
+pub const MIN_MTU: u64 = 68;
+pub const MAX_MTU: u64 = 65_535;
+/// `Oidc.BootWaitSeconds` and `Control.LingerSeconds`: ten minutes.
+pub const MAX_BOOT_WAIT_SECS: u64 = 600;
+pub const MAX_LINGER_SECS: u64 = 600;
 /// `MemoryLimitMiB`: 16 TiB.
 pub const MAX_MEMORY_LIMIT_MIB: u64 = 16 * 1024 * 1024;
 /// `PidsMax`: at least enough for a shell and a few children; at most the kernel's

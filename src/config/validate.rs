@@ -72,12 +72,7 @@ pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
         None => libc::SIGTERM,
     };
     let kill_timeout = config.kill_timeout.unwrap_or(DEFAULT_KILL_TIMEOUT_SECS);
-    if kill_timeout > MAX_KILL_TIMEOUT_SECS {
-        return Err(f(
-            "KillTimeout",
-            format!("{kill_timeout} s is longer than the maximum of {MAX_KILL_TIMEOUT_SECS} s"),
-        ));
-    }
+    check_range("KillTimeout", Some(kill_timeout), 0, MAX_KILL_TIMEOUT_SECS)?;
     check_range(
         "MemoryLimitMiB",
         config.memory_limit_mib,
@@ -94,11 +89,7 @@ pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
         }
     }
 
-    if let Some(mtu) = config.mtu {
-        if !(68..=65_535).contains(&mtu) {
-            return Err(f("MTU", format!("{mtu} is outside 68..=65535")));
-        }
-    }
+    check_range("MTU", config.mtu.map(u64::from), MIN_MTU, MAX_MTU)?;
     for (i, ip) in config.ip_configs.iter().enumerate() {
         let addr: IpAddr = ip.ip.parse().map_err(|_| {
             f(
@@ -231,17 +222,23 @@ pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
                 return Err(f("Oidc.TokenPath", "must name a file, not a directory"));
             }
         }
-        if oidc.boot_wait_seconds.is_some_and(|s| s > 600) {
-            return Err(f("Oidc.BootWaitSeconds", "must be at most 600"));
-        }
+        check_range(
+            "Oidc.BootWaitSeconds",
+            oidc.boot_wait_seconds,
+            0,
+            MAX_BOOT_WAIT_SECS,
+        )?;
     }
     check_list("Control.AllowCids", &config.control.allow_cids)?;
     if let Some(path) = &config.control.exit_report_socket {
         check_absolute("Control.ExitReportSocket", path)?;
     }
-    if config.control.linger_seconds.is_some_and(|s| s > 600) {
-        return Err(f("Control.LingerSeconds", "must be at most 600"));
-    }
+    check_range(
+        "Control.LingerSeconds",
+        config.control.linger_seconds,
+        0,
+        MAX_LINGER_SECS,
+    )?;
     for (field, port) in [
         ("Control.VsockPort", config.control.vsock_port),
         ("Control.ExitReportPort", config.control.exit_report_port),

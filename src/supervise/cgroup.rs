@@ -78,21 +78,11 @@ fn unescape_octal(s: &str) -> String {
 
 /// roost's own cgroup paths from /proc/self/cgroup text: (v2 path, v1 memory path).
 pub fn parse_proc_cgroup(text: &str) -> (Option<String>, Option<String>) {
-    let mut v2 = None;
-    let mut memory = None;
-    for line in text.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (Some(id), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        if id == "0" && controllers.is_empty() {
-            v2 = Some(path.to_string());
-        } else if controllers.split(',').any(|c| c == "memory") {
-            memory = Some(path.to_string());
-        }
-    }
-    (v2, memory)
+    let v2 = text
+        .lines()
+        .find_map(|line| line.strip_prefix("0::"))
+        .map(str::to_string);
+    (v2, parse_proc_cgroup_v1(text, "memory"))
 }
 
 /// roost's own path in the v1 hierarchy of `controller`, from /proc/self/cgroup text.
@@ -121,15 +111,17 @@ pub fn default_pids_max(available: u64) -> u64 {
         .max(crate::config::limits::MIN_PIDS_MAX)
 }
 
+/// A file holding one number (`max` and anything else that is not one: None).
+fn read_number(path: &std::path::Path) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
 /// The smallest `pids.max` from `dir` up to `mount` (a number, or `max` for none).
 fn ancestors_pids_max(mount: &std::path::Path, dir: &std::path::Path) -> Option<u64> {
     let mut best: Option<u64> = None;
     let mut current = Some(dir);
     while let Some(d) = current {
-        if let Some(n) = std::fs::read_to_string(d.join("pids.max"))
-            .ok()
-            .and_then(|t| t.trim().parse::<u64>().ok())
-        {
+        if let Some(n) = read_number(&d.join("pids.max")) {
             best = Some(best.map_or(n, |b| b.min(n)));
         }
         if d == mount {
@@ -141,13 +133,9 @@ fn ancestors_pids_max(mount: &std::path::Path, dir: &std::path::Path) -> Option<
 }
 
 fn kernel_pids() -> u64 {
-    let read = |p: &str| {
-        std::fs::read_to_string(p)
-            .ok()
-            .and_then(|t| t.trim().parse::<u64>().ok())
-    };
-    let pid_max = read("/proc/sys/kernel/pid_max").unwrap_or(32_768);
-    let threads = read("/proc/sys/kernel/threads-max").unwrap_or(u64::MAX);
+    let pid_max = read_number(std::path::Path::new("/proc/sys/kernel/pid_max")).unwrap_or(32_768);
+    let threads =
+        read_number(std::path::Path::new("/proc/sys/kernel/threads-max")).unwrap_or(u64::MAX);
     pid_max.min(threads)
 }
 
@@ -206,9 +194,16 @@ impl WorkloadCgroup {
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
         let mounts = parse_mountinfo(&mountinfo);
-        let (mut cg, mut warnings) =
-            Self::create_in(&mounts, &parse_proc_cgroup(&own), name, memory_limit_mib);
-        cg.limit_pids(&mounts, &own, name, pids_max, &mut warnings);
+        let own_paths = parse_proc_cgroup(&own);
+        let (mut cg, mut warnings) = Self::create_in(&mounts, &own_paths, name, memory_limit_mib);
+        let own_pids = parse_proc_cgroup_v1(&own, "pids");
+        cg.limit_pids(
+            &mounts,
+            (own_paths.0.as_deref(), own_pids.as_deref()),
+            name,
+            pids_max,
+            &mut warnings,
+        );
         (cg, warnings)
     }
 
@@ -217,13 +212,13 @@ impl WorkloadCgroup {
     fn limit_pids(
         &mut self,
         mounts: &CgroupMounts,
-        own: &str,
+        (own_v2, own_pids): (Option<&str>, Option<&str>),
         name: &str,
         pids_max: Option<u64>,
         warnings: &mut Vec<String>,
     ) {
-        let v2_parent = match (&mounts.v2, parse_proc_cgroup(own).0) {
-            (Some(mount), Some(path)) => Some((mount.0.clone(), own_dir(mount, &path))),
+        let v2_parent = match (&mounts.v2, own_v2) {
+            (Some(mount), Some(path)) => Some((mount.0.clone(), own_dir(mount, path))),
             _ => None,
         };
         let v2_has_pids = v2_parent.as_ref().is_some_and(|(_, parent)| {
@@ -238,17 +233,18 @@ impl WorkloadCgroup {
             // Best effort, like +memory: the leaf's pids.max then exists.
             let _ = std::fs::write(parent.join("cgroup.subtree_control"), "+pids");
             (point, parent, Hierarchy::V2)
-        } else if let (Some(mount), Some(path)) =
-            (&mounts.v1_pids, parse_proc_cgroup_v1(own, "pids"))
-        {
-            (mount.0.clone(), own_dir(mount, &path), Hierarchy::V1Pids)
+        } else if let (Some(mount), Some(path)) = (&mounts.v1_pids, own_pids) {
+            (mount.0.clone(), own_dir(mount, path), Hierarchy::V1Pids)
         } else {
             warnings.push("no pids controller: the workload's processes are not limited".into());
             return;
         };
-        let available = ancestors_pids_max(&mount_point, &parent)
-            .map_or(kernel_pids(), |n| n.min(kernel_pids()));
-        let max = pids_max.unwrap_or_else(|| default_pids_max(available));
+        let max = pids_max.unwrap_or_else(|| {
+            let kernel = kernel_pids();
+            let available =
+                ancestors_pids_max(&mount_point, &parent).map_or(kernel, |n| n.min(kernel));
+            default_pids_max(available)
+        });
         let dir = parent.join(name);
         if hierarchy == Hierarchy::V1Pids {
             if let Err(err) = std::fs::create_dir(&dir) {

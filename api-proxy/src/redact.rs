@@ -19,7 +19,9 @@ const MIN_PART: usize = 16;
 /// The byte strings no answer may carry.
 #[derive(Debug, Clone, Default)]
 pub struct Secrets {
-    needles: Vec<Vec<u8>>,
+    /// One substring searcher per secret, built once: masking runs on every chunk of every
+    /// response body.
+    finders: Vec<memchr::memmem::Finder<'static>>,
     longest: usize,
 }
 
@@ -37,27 +39,29 @@ impl Secrets {
         needles.sort();
         needles.dedup();
         let longest = needles.iter().map(Vec::len).max().unwrap_or(0);
-        Secrets { needles, longest }
+        let finders = needles
+            .iter()
+            .map(|n| memchr::memmem::Finder::new(n).into_owned())
+            .collect();
+        Secrets { finders, longest }
     }
 
     /// Whether any secret occurs in `bytes`.
     pub fn occurs_in(&self, bytes: &[u8]) -> bool {
-        self.needles
-            .iter()
-            .any(|n| memchr::memmem::find(bytes, n).is_some())
+        self.finders.iter().any(|f| f.find(bytes).is_some())
     }
 
     /// Masks every occurrence in place; returns how many were masked.
     pub fn mask(&self, bytes: &mut [u8]) -> usize {
         let mut masked = 0;
-        for needle in &self.needles {
-            let finder = memchr::memmem::Finder::new(needle);
+        for finder in &self.finders {
+            let len = finder.needle().len();
             let mut from = 0;
             while let Some(at) = finder.find(&bytes[from..]) {
                 let start = from + at;
-                write_mask(&mut bytes[start..start + needle.len()]);
+                write_mask(&mut bytes[start..start + len]);
                 masked += 1;
-                from = start + needle.len();
+                from = start + len;
             }
         }
         masked

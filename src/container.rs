@@ -33,17 +33,8 @@ pub fn run(args: &ContainerArgs) -> i32 {
             return EXIT_INTERNAL;
         }
     };
-    // A panic in a task is logged (and handled as that task's end); one on the main path is
-    // an internal failure with the exit line, never an abort without one.
-    std::panic::set_hook(Box::new(|info| tracing::error!("panic: {info}")));
-    let main_path = std::panic::AssertUnwindSafe(|| runtime.block_on(run_async(args)));
-    match std::panic::catch_unwind(main_path) {
-        Ok(code) => code,
-        Err(_) => {
-            lifecycle::report_exit_console_only(EXIT_INTERNAL);
-            EXIT_INTERNAL
-        }
-    }
+    lifecycle::install_panic_hook();
+    lifecycle::main_path(|| runtime.block_on(run_async(args))).unwrap_or(EXIT_INTERNAL)
 }
 
 async fn run_async(args: &ContainerArgs) -> i32 {

@@ -155,6 +155,26 @@ pub async fn close_control(
     }
 }
 
+/// The panic policy of both modes: a panic is logged where it happens and nothing else. One
+/// inside a task (a connection, an exec, a critical task) is contained by tokio and handled
+/// as that task's end (see [`crate::supervise::critical`]), so the workload runs on and its
+/// real exit code is reported.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| tracing::error!("panic: {info}")));
+}
+
+/// Runs roost's main path; a panic that ends it is an internal failure with its console exit
+/// line (70), never an end without one. `None` then.
+pub fn main_path<T>(f: impl FnOnce() -> T) -> Option<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(out) => Some(out),
+        Err(_) => {
+            report_exit_console_only(EXIT_INTERNAL);
+            None
+        }
+    }
+}
+
 /// The console line alone, for a failure before any state exists.
 pub fn report_exit_console_only(code: i32) {
     crate::logging::console_line(&report::console_line(&ExitCode {

@@ -105,7 +105,6 @@ impl ControlServer {
 
 /// Binds and serves the API. Needs a tokio runtime.
 /// The accept loop is a critical task: one that ends before the shutdown stops roost.
-#[must_use = "dropping the ControlServer ends its accept loop"]
 pub fn start(
     state: ControlState,
     listen: Listen,

@@ -48,7 +48,7 @@ pub fn main() -> i32 {
         }
     }
     attach_console();
-    install_panic_hook();
+    lifecycle::install_panic_hook();
     // Ctrl-Alt-Del becomes SIGINT to PID 1 (a graceful stop) instead of an instant reset.
     if let Err(e) = nix::sys::reboot::set_cad_enabled(false) {
         tracing::warn!("cannot disable Ctrl-Alt-Del: {e}");
@@ -64,12 +64,8 @@ pub fn main() -> i32 {
         .build()
     {
         Ok(rt) => {
-            let main_path =
-                std::panic::AssertUnwindSafe(|| rt.block_on(life(started, early_failure, &opts)));
-            if std::panic::catch_unwind(main_path).is_err() {
-                // The main path itself panicked: no exit code of the workload's can be trusted.
-                lifecycle::report_exit_console_only(EXIT_INTERNAL);
-            }
+            // A panic of the main path itself: the exit line 70, then the VM's end.
+            let _ = lifecycle::main_path(|| rt.block_on(life(started, early_failure, &opts)));
         }
         Err(e) => {
             tracing::error!("cannot start the async runtime: {e}");
@@ -104,17 +100,6 @@ impl NoCtty for std::fs::OpenOptions {
         use std::os::unix::fs::OpenOptionsExt;
         self.custom_flags(libc::O_NOCTTY)
     }
-}
-
-/// A panic is logged where it happens and nothing else: one inside a task (a connection, an
-/// exec, a critical task) is contained by tokio and handled as that task's end (see
-/// [`crate::supervise::critical`]), so the workload runs on and its real exit code is
-/// reported. Only a panic that ends roost's main path reboots, from [`main`], after the exit
-/// line.
-fn install_panic_hook() {
-    std::panic::set_hook(Box::new(|info| {
-        tracing::error!("panic: {info}");
-    }));
 }
 
 /// The VM's end: sync, then reboot (Firecracker with `reboot=k` exits on it) or power off.

@@ -149,6 +149,16 @@ async fn connect(cli: &Cli) -> Result<Stream, Failure> {
 }
 
 /// One HTTP/1.1 request; returns (status, body).
+/// Whether a request failed because the connection ended under it (closed, reset, broken pipe)
+/// rather than on an answer that could not be read.
+fn went_away(e: &hyper::Error) -> bool {
+    use std::error::Error as _;
+    e.is_incomplete_message()
+        || e.is_closed()
+        || e.is_canceled()
+        || e.source().is_some_and(|s| s.is::<std::io::Error>())
+}
+
 async fn request(
     cli: &Cli,
     method: &str,
@@ -171,7 +181,19 @@ async fn request(
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| proto(&e))?;
-    let resp = sender.send_request(req).await.map_err(|e| proto(&e))?;
+    // A connection that closes before any answer means roost went away (its control API closes
+    // when it stops): unavailable, like a socket that is not there. Only an answer that is there
+    // but unreadable is a protocol failure.
+    let resp = sender.send_request(req).await.map_err(|e| {
+        if went_away(&e) {
+            Failure(
+                EXIT_UNAVAILABLE,
+                format!("control API: {e} (is roost stopping?)"),
+            )
+        } else {
+            proto(&e)
+        }
+    })?;
     let status = resp.status().as_u16();
     let bytes = resp
         .into_body()

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-5}
 tests/vm/build.sh target/vm >/dev/null
-cargo build --quiet --release --bin roostctl --example devplatform
+cargo build --quiet --release -p roost -p roostctl --bin roostctl --example devplatform
 ctl=target/release/roostctl
 work=$(mktemp -d /tmp/roost-vmbench.XXXXXX)
 pids=()

@@ -10,7 +10,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
-cargo build --quiet --release --bin roost --bin roostctl --example devplatform || exit 1
+cargo build --quiet --release -p roost -p roostctl --bin roost --bin roostctl --example devplatform || exit 1
 venv="$repo/target/test-venv"
 if [ ! -x "$venv/bin/python3" ] || ! "$venv/bin/python3" -c 'import boto3, moto, jwt' 2>/dev/null; then
     echo "== installing boto3, moto and PyJWT into $venv (once)"

@@ -9,15 +9,17 @@
 //! - [`control`]: the host control API and the exit report;
 //! - [`net`]: the VM's network over rtnetlink;
 //! - [`vm`]: PID 1 of a Firecracker VM (MMDS, boot, shutdown);
-//! - [`lifecycle`]: what container and VM mode share (prepare, run, report);
+//! - [`boot`]: the one boot sequence both modes run, from supervision to teardown;
+//! - [`exit`]: every way roost ends, the exit report and its console line;
 //! - [`container`]: `roost container`, PID 1 of a namespace (or a subreaper).
 
 pub mod api;
+pub mod boot;
 pub mod config;
 pub mod container;
 pub mod control;
+pub mod exit;
 pub mod fault;
-pub mod lifecycle;
 pub mod logging;
 pub mod net;
 pub mod oidc;

@@ -3,9 +3,6 @@
 use roost::container::{self, ContainerArgs};
 use std::path::PathBuf;
 
-/// Bad command line (EX_USAGE).
-const EXIT_USAGE: i32 = 64;
-
 const USAGE: &str = "\
 usage:
   roost                                   PID 1 of a Firecracker VM
@@ -78,7 +75,7 @@ fn main() {
         Err(problem) => {
             tracing::error!("{problem}");
             eprintln!("{USAGE}");
-            EXIT_USAGE
+            roost::exit::USAGE
         }
     };
     // Queued log lines reach the console before the process ends (bounded).

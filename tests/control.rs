@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
 const T: Duration = Duration::from_secs(60);
-const ROOSTCTL: &str = env!("CARGO_BIN_EXE_roostctl");
 
 /// roost with `--control unix:...`, running a workload that waits for `stop` and then exits
 /// with `exit_code`.
@@ -532,7 +531,7 @@ fn roostctl_through_the_firecracker_handshake_and_its_exit_codes() {
     ]);
     assert_eq!((code, err.as_str()), (9, "e\n"));
     // shell without a terminal: stdin piped in, the shell's code out.
-    let shell = Command::new(ROOSTCTL)
+    let shell = Command::new(common::roostctl_bin())
         .args(["--unix", &ctl_s, "shell"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -554,7 +553,8 @@ fn roostctl_through_the_firecracker_handshake_and_its_exit_codes() {
     let out = Command::new("script")
         .args(["-qec"])
         .arg(format!(
-            "{ROOSTCTL} --unix {ctl_s} shell -- sh -c 'tty; exit 3'"
+            "{} --unix {ctl_s} shell -- sh -c 'tty; exit 3'",
+            common::roostctl_bin()
         ))
         .arg("/dev/null")
         .stdin(Stdio::null())
@@ -580,7 +580,7 @@ fn roostctl_through_the_firecracker_handshake_and_its_exit_codes() {
     assert_eq!(code, 2);
 
     // wait: blocks until the exit, exits with the workload's code.
-    let waiter = Command::new(ROOSTCTL)
+    let waiter = Command::new(common::roostctl_bin())
         .args(["--uds", &uds_s, "wait"])
         .stdout(Stdio::piped())
         .spawn()

@@ -13,8 +13,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const ROOSTCTL: &str = env!("CARGO_BIN_EXE_roostctl");
-
 struct Kill(Child);
 impl Drop for Kill {
     fn drop(&mut self) {
@@ -227,7 +225,7 @@ fn a_real_kernel_boots_roost_as_pid_1_from_mmds() {
     assert_eq!(code, 0, "the VM did not survive a task's panic: {err}");
     let (code, out, _) = roostctl(&["--uds", &uds_s, "exec", "--", "cat", "/data/hello.txt"]);
     assert_eq!((code, out.as_str()), (0, "written by the workload\n"));
-    let waiter = Command::new(ROOSTCTL)
+    let waiter = Command::new(common::roostctl_bin())
         .arg("--uds")
         .arg(&uds)
         .arg("wait")

@@ -10,7 +10,6 @@
 //! - [`report`]: the console line and the pushed exit report.
 
 pub mod exec;
-pub mod protocol;
 pub mod report;
 pub mod server;
 pub mod state;
@@ -18,5 +17,6 @@ pub mod sysinfo;
 pub mod ws;
 
 pub use protocol::ExitCode;
+pub use roost_control_protocol as protocol;
 pub use server::{ControlServer, Listen};
 pub use state::{ControlState, WorkloadState};

@@ -1,6 +1,7 @@
 //! Making sure the exit code reaches the host even when no one is long-polling
-//! `/v1/exit_code` (Fly's init and pigeon-init lose it): one machine-readable console line, and a push to the
-//! host over a guest-initiated connection, acknowledged, with a deadline.
+//! `/v1/exit_code` (Fly's init and pigeon-init lose it): a push to the host over a
+//! guest-initiated connection, acknowledged, with a deadline. (The console line, the other
+//! way the host learns it, is [`crate::exit::console_line`].)
 
 use super::protocol::ExitCode;
 use bytes::Bytes;
@@ -22,21 +23,22 @@ pub enum ReportTarget {
 /// Total time spent trying to deliver the report.
 pub const REPORT_DEADLINE: Duration = Duration::from_secs(5);
 
-/// The console line: `roost: exit {"code":N,"oom_killed":false}` on stderr, unformatted, so
-/// a host reading the serial console can grep it.
-pub fn console_line(exit: &ExitCode) -> String {
-    let json =
-        serde_json::to_string(exit).unwrap_or_else(|_| format!("{{\"code\":{}}}", exit.code));
-    format!("roost: exit {json}")
+/// Why one delivery attempt failed.
+#[derive(Debug, thiserror::Error)]
+enum PushError {
+    #[error("cannot connect: {0}")]
+    Connect(#[source] std::io::Error),
+    #[error("HTTP: {0}")]
+    Http(#[from] hyper::Error),
+    #[error("cannot build the request: {0}")]
+    Request(#[from] http::Error),
 }
 
-async fn post_over<S>(stream: S, body: String) -> Result<u16, String>
+async fn post_over<S>(stream: S, body: String) -> Result<u16, PushError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| e.to_string())?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -45,27 +47,26 @@ where
         .uri("/v1/exit")
         .header("host", "roost")
         .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|e| e.to_string())?;
-    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+        .body(Full::new(Bytes::from(body)))?;
+    let resp = sender.send_request(req).await?;
     let status = resp.status().as_u16();
     let _ = resp.into_body().collect().await;
     Ok(status)
 }
 
-async fn attempt(target: &ReportTarget, body: String) -> Result<u16, String> {
+async fn attempt(target: &ReportTarget, body: String) -> Result<u16, PushError> {
     match target {
         ReportTarget::Unix(path) => {
             let stream = tokio::net::UnixStream::connect(path)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(PushError::Connect)?;
             post_over(stream, body).await
         }
         ReportTarget::Vsock { port } => {
             let addr = tokio_vsock::VsockAddr::new(tokio_vsock::VMADDR_CID_HOST, *port);
             let stream = tokio_vsock::VsockStream::connect(addr)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(PushError::Connect)?;
             post_over(stream, body).await
         }
     }
@@ -88,7 +89,7 @@ pub async fn push(target: &ReportTarget, exit: &ExitCode, machine_id: Option<&st
                 return true;
             }
             Ok(Ok(status)) => last_error = format!("the host answered {status}"),
-            Ok(Err(e)) => last_error = e,
+            Ok(Err(e)) => last_error = e.to_string(),
             Err(_) => break,
         }
         if api_proxy::deadline::from_now(wait) >= deadline {
@@ -99,21 +100,4 @@ pub async fn push(target: &ReportTarget, exit: &ExitCode, machine_id: Option<&st
     }
     tracing::warn!("the exit report was not acknowledged within {REPORT_DEADLINE:?}: {last_error}");
     false
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn console_line_is_machine_readable() {
-        let line = console_line(&ExitCode {
-            code: 137,
-            oom_killed: true,
-        });
-        assert_eq!(line, r#"roost: exit {"code":137,"oom_killed":true}"#);
-        let json: ExitCode =
-            serde_json::from_str(line.trim_start_matches("roost: exit ")).expect("json");
-        assert_eq!(json.code, 137);
-    }
 }

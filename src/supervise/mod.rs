@@ -13,6 +13,7 @@ pub mod signals;
 pub mod spawn;
 
 use crate::control::{ControlState, ExitCode, WorkloadState};
+use crate::exit;
 use crate::workload::WorkloadSpec;
 use api_proxy::deadline::from_now;
 use cgroup::WorkloadCgroup;
@@ -24,8 +25,6 @@ use signals::{SignalAction, Signals};
 use std::time::Duration;
 use tokio::time::{sleep_until, Instant};
 
-/// Exit code when roost itself failed before or around the workload (EX_SOFTWARE).
-pub const EXIT_INTERNAL: i32 = 70;
 /// How long SIGKILLed processes get to disappear before roost gives up waiting for them.
 const SIGKILL_GRACE: Duration = Duration::from_secs(10);
 /// How long roost waits for the output pipe to reach end-of-file once every process is gone.
@@ -79,16 +78,6 @@ pub enum BootInterrupted {
     Stopped { signal: i32, by: &'static str },
     /// A critical task failed: exit 70.
     Failed(String),
-}
-
-impl BootInterrupted {
-    /// roost's exit code for it.
-    pub fn code(&self) -> i32 {
-        match self {
-            BootInterrupted::Stopped { signal, .. } => 128 + signal,
-            BootInterrupted::Failed(_) => EXIT_INTERNAL,
-        }
-    }
 }
 
 /// Owns the signal handlers and the reaper for the life of the workload.
@@ -239,7 +228,7 @@ impl Supervisor {
             Err(err) => {
                 tracing::error!("cannot create the workload's output pipe: {err}");
                 cgroup.remove().await;
-                return self.outcome(EXIT_INTERNAL, None, false);
+                return self.outcome(exit::INTERNAL, None, false);
             }
         };
 
@@ -270,7 +259,7 @@ impl Supervisor {
         let (exit, stop_deadline) = self.wait_workload(pid, exit_rx, policy).await;
         // The OOM counter already holds the kill that ended the workload, if there was one.
         state.set_workload(WorkloadState::Exited(ExitCode {
-            code: exit.map_or(EXIT_INTERNAL, |e| e.exit_code()),
+            code: exit.map_or(exit::INTERNAL, |e| e.exit_code()),
             oom_killed: cgroup.oom_kills() > 0,
         }));
         // A requested stop is bounded by one KillTimeout in all; a workload that exited by
@@ -289,9 +278,9 @@ impl Supervisor {
         cgroup.remove().await;
         let code = match exit {
             // A critical task's failure stopped the workload: roost's own failure is the code.
-            Some(_) if self.critical.failure().is_some() => EXIT_INTERNAL,
+            Some(_) if self.critical.failure().is_some() => exit::INTERNAL,
             Some(exit) => exit.exit_code(),
-            None => EXIT_INTERNAL,
+            None => exit::INTERNAL,
         };
         self.outcome(code, exit, oom_kills > 0)
     }

@@ -15,17 +15,12 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-/// Exit code for "command not found" (shell and Docker convention).
-pub const EXIT_NOT_FOUND: i32 = 127;
-/// Exit code for "found but cannot be executed".
-pub const EXIT_CANNOT_EXEC: i32 = 126;
-
 /// The exit code roost reports when the workload could not be started.
 pub fn spawn_failure_code(err: &std::io::Error) -> i32 {
     if err.raw_os_error() == Some(libc::ENOENT) {
-        EXIT_NOT_FOUND
+        crate::exit::NOT_FOUND
     } else {
-        EXIT_CANNOT_EXEC
+        crate::exit::CANNOT_EXECUTE
     }
 }
 

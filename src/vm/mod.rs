@@ -14,12 +14,14 @@ pub mod etc;
 pub mod mmds;
 pub mod mounts;
 
+use crate::boot::{self, Mode};
 use crate::config::{self, MmdsAfterBoot, Validated};
 use crate::control::report::ReportTarget;
-use crate::control::{self, ControlState, Listen};
-use crate::lifecycle::{self, EXIT_CONFIG};
+use crate::control::{self, ControlServer, ControlState, Listen};
+use crate::exit::{self, BootFailure};
 use crate::net::Netlink;
-use crate::supervise::{Supervisor, EXIT_INTERNAL};
+use crate::supervise::CriticalTasks;
+use crate::workload::WorkloadSpec;
 use cmdline::BootOptions;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -27,8 +29,6 @@ use std::time::{Duration, Instant};
 
 /// The control API's default vsock port.
 pub const DEFAULT_VSOCK_PORT: u32 = 10000;
-/// How long the control API stays up after the exit in a VM, unless configured.
-const DEFAULT_LINGER: Duration = Duration::from_secs(2);
 const MMDS_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
 /// The temporary address used to reach MMDS (QEMU's user network gives the guest this one;
 /// under Firecracker any link-local address works).
@@ -48,7 +48,6 @@ pub fn main() -> i32 {
         }
     }
     attach_console();
-    lifecycle::install_panic_hook();
     // Ctrl-Alt-Del becomes SIGINT to PID 1 (a graceful stop) instead of an instant reset.
     if let Err(e) = nix::sys::reboot::set_cad_enabled(false) {
         tracing::warn!("cannot disable Ctrl-Alt-Del: {e}");
@@ -59,20 +58,16 @@ pub fn main() -> i32 {
         started.elapsed().as_secs_f64() * 1e3
     );
     let opts = cmdline::parse(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default());
-    match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => {
-            // A panic of the main path itself: the exit line 70, then the VM's end.
-            let _ = lifecycle::main_path(|| rt.block_on(life(started, early_failure, &opts)));
-        }
-        Err(e) => {
-            tracing::error!("cannot start the async runtime: {e}");
-            lifecycle::report_exit_console_only(EXIT_INTERNAL);
-        }
-    }
-    end(opts.power_off)
+    let power_off = opts.power_off;
+    boot::run_to_end(
+        VmMode {
+            opts,
+            early_failure,
+            volumes: Vec::new(),
+        },
+        started,
+    );
+    end(power_off)
 }
 
 /// The console on fds 0, 1 and 2, whatever the kernel handed over.
@@ -115,7 +110,7 @@ fn end(power_off: bool) -> i32 {
         Ok(never) => match never {},
         Err(e) => {
             eprintln!("roost: reboot failed: {e}");
-            EXIT_INTERNAL
+            exit::INTERNAL
         }
     }
 }
@@ -129,178 +124,172 @@ fn step<T>(state: &ControlState, name: &'static str, f: impl FnOnce() -> T) -> T
     out
 }
 
-async fn life(started: Instant, early_failure: Option<String>, opts: &BootOptions) {
-    let (mut supervisor, state) = match lifecycle::start(started, "vm") {
-        Ok(pair) => pair,
-        Err(code) => {
-            lifecycle::report_exit_console_only(code);
-            return;
-        }
-    };
-    supervisor.stop_on_sigint();
-    // The control API first, so the host can follow the boot.
-    // Every server's handle is kept: dropping one ends its accept loop.
-    let mut control = Vec::new();
-    match control::server::start(
-        state.clone(),
-        Listen::Vsock {
-            port: DEFAULT_VSOCK_PORT,
-            allow_cids: Vec::new(),
-        },
-        supervisor.critical(),
-    ) {
-        Ok(s) => control.push(s),
-        Err(e) => tracing::error!("control API on vsock port {DEFAULT_VSOCK_PORT}: {e}"),
-    }
-    state.phase("control_api");
-
-    let mut volumes = Vec::new();
-    let (code, config) = match early_failure {
-        Some(e) => {
-            tracing::error!("boot failed: {e}");
-            (EXIT_INTERNAL, None)
-        }
-        None => match boot(opts, &state, &mut supervisor, &mut volumes, &mut control).await {
-            Ok((code, config)) => (code, Some(config)),
-            Err(code) => (code, None),
-        },
-    };
-
-    let c = config.as_ref().map(|c| &c.config);
-    let target = c
-        .and_then(|c| c.control.exit_report_port)
-        .map(|port| ReportTarget::Vsock { port });
-    lifecycle::report_exit(
-        &state,
-        code,
-        target,
-        c.and_then(|c| c.machine_id.as_deref()),
-    )
-    .await;
-    let linger = c
-        .and_then(|c| c.control.linger_seconds)
-        .map_or(DEFAULT_LINGER, Duration::from_secs);
-    lifecycle::close_control(control, linger, &mut supervisor).await;
-    mounts::unmount_volumes(&volumes).await;
-    mounts::remount_root_readonly();
+/// What VM mode adds to the one sequence.
+struct VmMode {
+    opts: BootOptions,
+    /// A fatal early mount (devtmpfs, /proc, /sys) that failed before anything could log it.
+    early_failure: Option<mounts::MountError>,
+    /// Mounted volumes, unmounted in reverse at the end.
+    volumes: Vec<PathBuf>,
 }
 
-async fn boot(
-    opts: &BootOptions,
-    state: &ControlState,
-    supervisor: &mut Supervisor,
-    volumes: &mut Vec<PathBuf>,
-    control: &mut Vec<control::ControlServer>,
-) -> Result<(i32, Validated), i32> {
-    if !opts.unknown.is_empty() {
-        tracing::warn!(
-            "unknown roost options on the kernel command line: {:?}",
-            opts.unknown
-        );
-    }
-    let t0 = Instant::now();
-    // A stop while MMDS is awaited ends the boot at once.
-    let config = match supervisor.during_boot(load_config(opts, state)).await {
-        Ok(config) => config?,
-        Err(interrupted) => return Err(lifecycle::boot_interrupted(supervisor, &interrupted).code),
-    };
-    tracing::info!("boot: config ({:.1} ms)", t0.elapsed().as_secs_f64() * 1e3);
-    state.phase("config");
-    let c = &config.config;
+impl Mode for VmMode {
+    const NAME: &'static str = "vm";
 
-    // The default listener started before the config: it learns Control.AllowCids now.
-    for server in control.iter() {
-        server.set_allow_cids(c.control.allow_cids.clone());
+    fn sigint_stops(&self) -> bool {
+        true
     }
-    if let Some(port) = c.control.vsock_port.filter(|p| *p != DEFAULT_VSOCK_PORT) {
-        // A host that asked for another port gets it too (the default stays up).
+
+    fn early_control(&self, state: &ControlState, critical: &CriticalTasks) -> Vec<ControlServer> {
         let listen = Listen::Vsock {
-            port,
-            allow_cids: c.control.allow_cids.clone(),
+            port: DEFAULT_VSOCK_PORT,
+            allow_cids: Vec::new(),
         };
-        match control::server::start(state.clone(), listen, supervisor.critical()) {
-            Ok(server) => control.push(server),
-            Err(e) => tracing::error!("control API on vsock port {port}: {e}"),
+        match control::server::start(state.clone(), listen, critical) {
+            Ok(server) => vec![server],
+            Err(e) => {
+                tracing::error!("control API on vsock port {DEFAULT_VSOCK_PORT}: {e}");
+                Vec::new()
+            }
         }
     }
 
-    let root = PathBuf::from(c.root_device.as_deref().unwrap_or("/dev/vda"));
-    step(state, "root", || {
-        if root.exists() {
-            mounts::switch_root(&root)
-                .map(|fs| tracing::info!("root: {} ({fs})", root.display()))
-                .map_err(|e| {
-                    tracing::error!("cannot switch to the root device: {e}");
-                    EXIT_INTERNAL
-                })
-        } else {
-            tracing::info!(
-                "no {}: the workload runs from the initramfs",
-                root.display()
+    async fn load_config(&mut self, state: &ControlState) -> Result<Validated, BootFailure> {
+        if let Some(e) = &self.early_failure {
+            return Err(BootFailure::Internal(format!("boot failed: {e}")));
+        }
+        if !self.opts.unknown.is_empty() {
+            tracing::warn!(
+                "unknown roost options on the kernel command line: {:?}",
+                self.opts.unknown
             );
-            Ok(())
         }
-    })?;
-    step(state, "mounts", || {
-        for m in mounts::system_mounts() {
-            if let Err(e) = mounts::perform(&m) {
-                if m.fatal {
-                    tracing::error!("{e}");
-                    return Err(EXIT_INTERNAL);
-                }
-                tracing::warn!("{e} (best effort, boot goes on)");
-            }
-        }
-        Ok(())
-    })?;
-    step(state, "rlimits", || {
-        use nix::sys::resource::{getrlimit, setrlimit, Resource};
-        let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap_or((1024, 1024));
-        let limit = hard.max(NOFILE);
-        if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, limit, limit) {
-            tracing::warn!("RLIMIT_NOFILE: {e}");
-        }
-    });
-    let hostname = c.hostname.clone().or_else(|| c.machine_id.clone());
-    step(state, "etc", || {
-        if let Some(name) = &hostname {
-            if let Err(e) = nix::unistd::sethostname(name) {
-                tracing::warn!("hostname: {e}");
-            }
-        }
-        let hosts = Path::new("/etc/hosts");
-        let old = std::fs::read_to_string(hosts).unwrap_or_default();
-        if let Err(e) = etc::write_atomic(hosts, &etc::render_hosts(&old, hostname.as_deref(), c)) {
-            tracing::warn!("/etc/hosts: {e}");
-        }
-        if let Some(resolv) = etc::render_resolv(c) {
-            if let Err(e) = etc::write_atomic(Path::new("/etc/resolv.conf"), &resolv) {
-                tracing::warn!("/etc/resolv.conf: {e}");
-            }
-        }
-    });
-    let t0 = Instant::now();
-    let iface = opts.iface.clone().unwrap_or_else(|| "eth0".into());
-    if let Err(e) = crate::net::configure(&iface, c).await {
-        // A VM without its network can still run (and report); Fly's init and pigeon-init panic here.
-        tracing::error!("network: {e}");
+        let t0 = Instant::now();
+        let config = load_config(&self.opts, state).await?;
+        tracing::info!("boot: config ({:.1} ms)", t0.elapsed().as_secs_f64() * 1e3);
+        Ok(config)
     }
-    tracing::info!("boot: network ({:.1} ms)", t0.elapsed().as_secs_f64() * 1e3);
-    state.phase("network");
 
-    let spec = lifecycle::resolve(&config, Path::new("/"))?;
-    *volumes = step(state, "volumes", || {
-        mounts::mount_volumes(&c.mounts, spec.identity.uid, spec.identity.gid)
-    });
-    let outcome = lifecycle::run(&config, spec, supervisor, state).await;
-    Ok((outcome.code, config))
+    fn configure_control(
+        &self,
+        config: &Validated,
+        state: &ControlState,
+        critical: &CriticalTasks,
+        servers: &mut Vec<ControlServer>,
+    ) {
+        let c = &config.config;
+        // The default listener started before the config: it learns Control.AllowCids now.
+        for server in servers.iter() {
+            server.set_allow_cids(c.control.allow_cids.clone());
+        }
+        if let Some(port) = c.control.vsock_port.filter(|p| *p != DEFAULT_VSOCK_PORT) {
+            // A host that asked for another port gets it too (the default stays up). Every
+            // server's handle is kept: dropping one ends its accept loop.
+            let listen = Listen::Vsock {
+                port,
+                allow_cids: c.control.allow_cids.clone(),
+            };
+            match control::server::start(state.clone(), listen, critical) {
+                Ok(server) => servers.push(server),
+                Err(e) => tracing::error!("control API on vsock port {port}: {e}"),
+            }
+        }
+    }
+
+    async fn prepare(
+        &mut self,
+        config: &Validated,
+        state: &ControlState,
+    ) -> Result<(), BootFailure> {
+        let c = &config.config;
+        let root = PathBuf::from(c.root_device.as_deref().unwrap_or("/dev/vda"));
+        step(state, "root", || {
+            if root.exists() {
+                let fs = mounts::switch_root(&root).map_err(|e| {
+                    BootFailure::Internal(format!("cannot switch to the root device: {e}"))
+                })?;
+                tracing::info!("root: {} ({fs})", root.display());
+            } else {
+                tracing::info!(
+                    "no {}: the workload runs from the initramfs",
+                    root.display()
+                );
+            }
+            Ok::<(), BootFailure>(())
+        })?;
+        step(state, "mounts", || {
+            for m in mounts::system_mounts() {
+                if let Err(e) = mounts::perform(&m) {
+                    if m.fatal {
+                        return Err(BootFailure::Internal(e.to_string()));
+                    }
+                    tracing::warn!("{e} (best effort, boot goes on)");
+                }
+            }
+            Ok(())
+        })?;
+        step(state, "rlimits", || {
+            use nix::sys::resource::{getrlimit, setrlimit, Resource};
+            let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap_or((1024, 1024));
+            let limit = hard.max(NOFILE);
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, limit, limit) {
+                tracing::warn!("RLIMIT_NOFILE: {e}");
+            }
+        });
+        let hostname = c.hostname.clone().or_else(|| c.machine_id.clone());
+        step(state, "etc", || {
+            if let Some(name) = &hostname {
+                if let Err(e) = nix::unistd::sethostname(name) {
+                    tracing::warn!("hostname: {e}");
+                }
+            }
+            let hosts = Path::new("/etc/hosts");
+            let old = std::fs::read_to_string(hosts).unwrap_or_default();
+            if let Err(e) =
+                etc::write_atomic(hosts, &etc::render_hosts(&old, hostname.as_deref(), c))
+            {
+                tracing::warn!("/etc/hosts: {e}");
+            }
+            if let Some(resolv) = etc::render_resolv(c) {
+                if let Err(e) = etc::write_atomic(Path::new("/etc/resolv.conf"), &resolv) {
+                    tracing::warn!("/etc/resolv.conf: {e}");
+                }
+            }
+        });
+        let t0 = Instant::now();
+        let iface = self.opts.iface.clone().unwrap_or_else(|| "eth0".into());
+        if let Err(e) = crate::net::configure(&iface, c).await {
+            // A VM without its network can still run (and report); Fly's init and pigeon-init
+            // panic here.
+            tracing::error!("network: {e}");
+        }
+        tracing::info!("boot: network ({:.1} ms)", t0.elapsed().as_secs_f64() * 1e3);
+        state.phase("network");
+        Ok(())
+    }
+
+    fn before_services(&mut self, config: &Validated, spec: &WorkloadSpec, state: &ControlState) {
+        self.volumes = step(state, "volumes", || {
+            mounts::mount_volumes(&config.config.mounts, spec.identity.uid, spec.identity.gid)
+        });
+    }
+
+    fn report_target(&self, config: &Validated) -> Option<ReportTarget> {
+        let port = config.config.control.exit_report_port?;
+        Some(ReportTarget::Vsock { port })
+    }
+
+    async fn teardown(self) {
+        mounts::unmount_volumes(&self.volumes).await;
+        mounts::remount_root_readonly();
+    }
 }
 
 /// The config from MMDS (unless turned off), else from the file. Either way the file is then
 /// removed (it may hold the macaroon, and without a root device it stays visible to the
 /// workload) and, with `Mmds.AfterBoot: block`, MMDS is made unreachable, also after a
 /// fallback to the file (a late-populated MMDS would otherwise be readable by every process).
-async fn load_config(opts: &BootOptions, state: &ControlState) -> Result<Validated, i32> {
+async fn load_config(opts: &BootOptions, state: &ControlState) -> Result<Validated, BootFailure> {
     let mut loaded = None;
     if opts.mmds {
         match config_from_mmds(opts).await {
@@ -317,10 +306,8 @@ async fn load_config(opts: &BootOptions, state: &ControlState) -> Result<Validat
     let config = match loaded {
         Some(config) => config,
         None => {
-            let config = config::load_file(&opts.config_file).map_err(|e| {
-                tracing::error!("{e}");
-                EXIT_CONFIG
-            });
+            let config = config::load_file(&opts.config_file)
+                .map_err(|e| BootFailure::Config(e.to_string()));
             state.set_config_source("file", false);
             config?
         }

@@ -102,9 +102,54 @@ pub fn system_mounts() -> Vec<MountStep> {
     ]
 }
 
+/// What failed in a mount step or the root switch.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    #[error("mkdir {path}: {source}")]
+    Mkdir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("mount {fstype} on {target}: {errno}")]
+    Mount {
+        fstype: &'static str,
+        target: &'static str,
+        errno: nix::errno::Errno,
+    },
+    #[error("cannot mount {device} on {target} ({tried})")]
+    Block {
+        device: PathBuf,
+        target: PathBuf,
+        /// The last filesystem tried and its error.
+        tried: String,
+    },
+    #[error("{what}: {errno}")]
+    Switch {
+        what: &'static str,
+        errno: nix::errno::Errno,
+    },
+    #[error("move {dir}: {errno}")]
+    Move {
+        dir: &'static str,
+        errno: nix::errno::Errno,
+    },
+    #[error("{what}: {source}")]
+    Chdir {
+        what: &'static str,
+        source: std::io::Error,
+    },
+}
+
+fn mkdir(path: &Path) -> Result<(), MountError> {
+    std::fs::create_dir_all(path).map_err(|source| MountError::Mkdir {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// Performs one step; a target that is already mounted (EBUSY) counts as done.
-pub fn perform(step: &MountStep) -> Result<(), String> {
-    std::fs::create_dir_all(step.target).map_err(|e| format!("mkdir {}: {e}", step.target))?;
+pub fn perform(step: &MountStep) -> Result<(), MountError> {
+    mkdir(Path::new(step.target))?;
     match mount(
         Some(step.fstype),
         step.target,
@@ -113,7 +158,11 @@ pub fn perform(step: &MountStep) -> Result<(), String> {
         step.data,
     ) {
         Ok(()) | Err(nix::errno::Errno::EBUSY) => Ok(()),
-        Err(e) => Err(format!("mount {} on {}: {e}", step.fstype, step.target)),
+        Err(errno) => Err(MountError::Mount {
+            fstype: step.fstype,
+            target: step.target,
+            errno,
+        }),
     }
 }
 
@@ -121,8 +170,8 @@ pub fn perform(step: &MountStep) -> Result<(), String> {
 const BLOCK_FSTYPES: &[&str] = &["ext4", "xfs", "btrfs", "vfat"];
 
 /// Mounts a block device, trying the common filesystems.
-pub fn mount_block(device: &Path, target: &Path) -> Result<&'static str, String> {
-    std::fs::create_dir_all(target).map_err(|e| format!("mkdir {}: {e}", target.display()))?;
+pub fn mount_block(device: &Path, target: &Path) -> Result<&'static str, MountError> {
+    mkdir(target)?;
     let mut last = String::new();
     for fstype in BLOCK_FSTYPES {
         match mount(
@@ -136,11 +185,11 @@ pub fn mount_block(device: &Path, target: &Path) -> Result<&'static str, String>
             Err(e) => last = format!("{fstype}: {e}"),
         }
     }
-    Err(format!(
-        "cannot mount {} on {} ({last})",
-        device.display(),
-        target.display()
-    ))
+    Err(MountError::Block {
+        device: device.to_path_buf(),
+        target: target.to_path_buf(),
+        tried: last,
+    })
 }
 
 /// Deletes the initramfs's files (as switch_root does) so their memory is freed: everything
@@ -190,7 +239,7 @@ fn root_is_initramfs() -> bool {
 
 /// Mounts `device` as the new root, moves /dev, /proc, /sys and /run into it, frees the
 /// initramfs and chroots (MS_MOVE then chroot: pivot_root does not work from an initramfs).
-pub fn switch_root(device: &Path) -> Result<&'static str, String> {
+pub fn switch_root(device: &Path) -> Result<&'static str, MountError> {
     let new_root = Path::new("/newroot");
     let fstype = mount_block(device, new_root)?;
     for dir in ["/dev", "/proc", "/sys", "/run"] {
@@ -205,17 +254,27 @@ pub fn switch_root(device: &Path) -> Result<&'static str, String> {
         ) {
             // EINVAL: not a mount point; ENOENT: not there at all (the initramfs has no /run).
             Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
-            Err(e) => return Err(format!("move {dir}: {e}")),
+            Err(errno) => return Err(MountError::Move { dir, errno }),
         }
     }
     if root_is_initramfs() {
         free_initramfs(new_root);
     }
-    std::env::set_current_dir(new_root).map_err(|e| format!("chdir: {e}"))?;
-    mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
-        .map_err(|e| format!("move the new root: {e}"))?;
-    nix::unistd::chroot(".").map_err(|e| format!("chroot: {e}"))?;
-    std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
+    let chdir = |what, path: &Path| {
+        std::env::set_current_dir(path).map_err(|source| MountError::Chdir { what, source })
+    };
+    chdir("chdir to the new root", new_root)?;
+    mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>).map_err(|errno| {
+        MountError::Switch {
+            what: "move the new root",
+            errno,
+        }
+    })?;
+    nix::unistd::chroot(".").map_err(|errno| MountError::Switch {
+        what: "chroot",
+        errno,
+    })?;
+    chdir("chdir /", Path::new("/"))?;
     Ok(fstype)
 }
 

@@ -10,6 +10,18 @@ use std::time::{Duration, Instant};
 
 pub const ROOST: &str = env!("CARGO_BIN_EXE_roost");
 
+/// roostctl, the host tool of its own crate: built beside roost by `cargo test --workspace`
+/// (its crate's own tests make cargo build the binary).
+pub fn roostctl_bin() -> String {
+    let path = Path::new(ROOST).with_file_name("roostctl");
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` (or `cargo build -p roostctl` first)",
+        path.display()
+    );
+    path.display().to_string()
+}
+
 /// What a finished run left behind.
 #[derive(Debug)]
 pub struct Finished {
@@ -458,10 +470,9 @@ impl Drop for DevPlatform {
     }
 }
 
-/// roostctl, built next to roost by `cargo test`: (exit code, stdout, stderr).
+/// roostctl's (exit code, stdout, stderr).
 pub fn roostctl(args: &[&str]) -> (i32, String, String) {
-    let bin = Path::new(ROOST).with_file_name("roostctl");
-    let out = Command::new(bin)
+    let out = Command::new(roostctl_bin())
         .args(args)
         .stdin(Stdio::null())
         .output()

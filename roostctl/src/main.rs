@@ -17,7 +17,7 @@ use clap::{Parser, Subcommand};
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use roost::control::protocol::{
+use roost_control_protocol::{
     ExecRequest, ExecResponse, ExitCode, WsInit, WsResize, WsServerMessage,
 };
 use std::io::Write;

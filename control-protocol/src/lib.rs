@@ -1,4 +1,4 @@
-//! The control API's wire types (the README's "The control API and roostctl"), shared by the server and roostctl.
+//! The control API's wire types (docs/control-api.md), shared by the server in PID 1 and roostctl.
 //! Field names are the contract with the existing Fly and pigeon-init host drivers.
 
 use serde::{Deserialize, Serialize};

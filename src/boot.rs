@@ -16,7 +16,7 @@
 
 use crate::config::Validated;
 use crate::control::report::{self, ReportTarget};
-use crate::control::{ControlServer, ControlState, WorkloadState};
+use crate::control::{ControlServer, ControlState};
 use crate::exit::{self, BootFailure, Report};
 use crate::supervise::procs::InitMode;
 use crate::supervise::{CriticalTasks, Outcome, StopPolicy, Supervisor};
@@ -40,8 +40,9 @@ pub trait Mode {
         false
     }
 
-    /// The control API listeners that come up before the config. A listener that cannot
-    /// start is logged; the boot goes on without it.
+    /// The control API listeners that come up before the config (a mode whose host follows
+    /// the boot records a `control_api` phase). A listener that cannot start is logged; the
+    /// boot goes on without it.
     fn early_control(&self, state: &ControlState, critical: &CriticalTasks) -> Vec<ControlServer>;
 
     /// Finds, parses and validates the config.
@@ -114,7 +115,6 @@ async fn sequence<M: Mode>(mut mode: M, started: Instant) -> i32 {
         supervisor.stop_on_sigint();
     }
     let mut control = mode.early_control(&state, supervisor.critical());
-    state.phase("control_api");
 
     let (outcome, config) =
         boot_and_supervise(&mut mode, &mut supervisor, &state, &mut control).await;
@@ -176,13 +176,16 @@ fn start_supervision(
     }
     let supervisor = Supervisor::start(mode)
         .map_err(|err| BootFailure::Internal(format!("cannot install signal handlers: {err}")))?;
+    let mut supervisor = supervisor;
     let state = ControlState::new(
         started,
         mode_name,
         mode == InitMode::Pid1,
-        supervisor.reaper().clone(),
-        supervisor.stop_handle(),
+        supervisor.handle(),
     );
+    // The control API's view of the workload is folded from the supervisor's events.
+    let projection = state.clone();
+    supervisor.listen(std::sync::Arc::new(move |event| projection.fold(event)));
     state.phase("signals");
     Ok((supervisor, state))
 }
@@ -232,7 +235,6 @@ async fn run_services(
             policy,
             config.config.memory_limit_mib,
             config.config.pids_max,
-            state,
         )
         .await;
     tracing::info!(
@@ -258,7 +260,7 @@ async fn publish(
     target: Option<ReportTarget>,
     machine_id: Option<&str>,
 ) {
-    state.set_workload(WorkloadState::Exited(*report));
+    state.record_exit(*report);
     exit::print_console(report);
     if let Some(target) = target {
         report::push(&target, report, machine_id).await;

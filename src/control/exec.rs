@@ -5,7 +5,8 @@
 
 use super::protocol::{ExecRequest, ExecResponse, Output};
 use super::state::ControlState;
-use crate::supervise::spawn::{spawn_child, ChildSpec};
+use crate::supervise::handle::ExecCommand;
+use crate::supervise::ChildExit;
 use crate::workload::Identity;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -86,23 +87,14 @@ impl Launch {
         argv: &[String],
         stdio: [Stdio; 3],
         tty: bool,
-    ) -> std::io::Result<(
-        i32,
-        tokio::sync::oneshot::Receiver<crate::supervise::reaper::ChildExit>,
-    )> {
-        let [stdin, stdout, stderr] = stdio;
-        state.reaper().spawn(|| {
-            spawn_child(ChildSpec {
-                argv,
-                env: &self.env,
-                identity: &self.identity,
-                cwd: &self.cwd,
-                stdin,
-                stdout,
-                stderr,
-                cgroup_procs: Vec::new(),
-                controlling_tty: tty,
-            })
+    ) -> std::io::Result<(i32, tokio::sync::oneshot::Receiver<ChildExit>)> {
+        state.supervisor().exec(ExecCommand {
+            argv,
+            env: &self.env,
+            identity: &self.identity,
+            cwd: &self.cwd,
+            stdio,
+            tty,
         })
     }
 }
@@ -243,7 +235,7 @@ pub async fn run(state: &ControlState, req: ExecRequest) -> Result<ExecResponse,
                     break;
                 }
                 timed_out = true;
-                crate::supervise::procs::signal_group(pid, libc::SIGKILL);
+                state.supervisor().kill_exec(pid);
             }
         }
     }

@@ -309,31 +309,13 @@ fn signal(state: &ControlState, sig: i64) -> Response<Body> {
             format!("signal {sig} is outside 1..=64"),
         );
     }
-    match state.workload() {
-        WorkloadState::Running { pid } => {
-            tracing::info!(
-                "control API: sending {} to the workload",
-                crate::supervise::signal_name(sig as i32)
-            );
-            crate::supervise::procs::signal_group(pid, sig as i32);
+    use crate::supervise::handle::SignalAnswer;
+    match state.supervisor().signal_main(sig as i32) {
+        SignalAnswer::Sent | SignalAnswer::EndsBoot => {
             json(StatusCode::OK, &serde_json::json!({ "ok": true }))
         }
-        // A stop during the boot ends the boot at once, without starting the workload.
-        WorkloadState::Starting
-            if matches!(
-                sig as i32,
-                libc::SIGTERM | libc::SIGINT | libc::SIGQUIT | libc::SIGKILL
-            ) =>
-        {
-            tracing::info!(
-                "control API: {} during the boot: ending the boot",
-                crate::supervise::signal_name(sig as i32)
-            );
-            state.request_stop(sig as i32);
-            json(StatusCode::OK, &serde_json::json!({ "ok": true }))
-        }
-        WorkloadState::Starting => error(StatusCode::CONFLICT, "the workload has not started"),
-        WorkloadState::Exited(_) => error(StatusCode::CONFLICT, "the workload is not running"),
+        SignalAnswer::NotStarted => error(StatusCode::CONFLICT, "the workload has not started"),
+        SignalAnswer::NotRunning => error(StatusCode::CONFLICT, "the workload is not running"),
     }
 }
 

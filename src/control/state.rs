@@ -1,8 +1,11 @@
 //! What the control API knows about this roost: boot phases, the workload, the broker and
-//! the proxy. Written by the boot sequence and the supervisor, read by the API.
+//! the proxy. The workload's part is a projection folded from the supervisor's events
+//! ([`ControlState::fold`]); the rest is written by the boot sequence. Commands go the other
+//! way, through the [`SupervisorHandle`] kept here.
 
 use super::protocol::ExitCode;
-use crate::supervise::reaper::Reaper;
+use crate::supervise::events::Event;
+use crate::supervise::handle::SupervisorHandle;
 use crate::workload::WorkloadSpec;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -39,8 +42,7 @@ pub struct ControlState {
     started: Instant,
     mode: &'static str,
     pid1: bool,
-    reaper: Reaper,
-    stop: crate::supervise::StopHandle,
+    supervisor: SupervisorHandle,
     workload: watch::Sender<WorkloadState>,
     inner: Arc<Mutex<Inner>>,
 }
@@ -50,15 +52,13 @@ impl ControlState {
         started: Instant,
         mode: &'static str,
         pid1: bool,
-        reaper: Reaper,
-        stop: crate::supervise::StopHandle,
+        supervisor: SupervisorHandle,
     ) -> Self {
         ControlState {
             started,
             mode,
             pid1,
-            reaper,
-            stop,
+            supervisor,
             workload: watch::Sender::new(WorkloadState::Starting),
             inner: Arc::new(Mutex::new(Inner::default())),
         }
@@ -98,17 +98,35 @@ impl ControlState {
         });
     }
 
-    /// Asks the supervisor to end the boot as if roost had received `signal`.
-    pub fn request_stop(&self, signal: i32) {
-        self.stop.request(signal);
+    /// Where the control API's commands go.
+    pub fn supervisor(&self) -> &SupervisorHandle {
+        &self.supervisor
     }
 
-    pub fn reaper(&self) -> &Reaper {
-        &self.reaper
+    /// Folds one of the supervisor's events into the projection.
+    pub fn fold(&self, event: &Event) {
+        match event {
+            Event::Started { pid, .. } => {
+                self.workload
+                    .send_replace(WorkloadState::Running { pid: *pid });
+            }
+            Event::Exited {
+                code, oom_killed, ..
+            } => {
+                self.workload.send_replace(WorkloadState::Exited(ExitCode {
+                    code: *code,
+                    oom_killed: *oom_killed,
+                }));
+            }
+            // The API shows a stopping workload as running until it exits.
+            Event::Stopping { .. } => {}
+        }
     }
 
-    pub fn set_workload(&self, state: WorkloadState) {
-        self.workload.send_replace(state);
+    /// Records roost's final exit report (which may differ from the workload's own exit: a
+    /// critical failure is 70, a boot that never started the workload has no exit).
+    pub fn record_exit(&self, report: ExitCode) {
+        self.workload.send_replace(WorkloadState::Exited(report));
     }
 
     pub fn workload(&self) -> WorkloadState {

@@ -17,8 +17,7 @@
 use super::exec::{check_command, launch_for};
 use super::protocol::{WsInit, WsResize, WsServerMessage};
 use super::state::ControlState;
-use crate::supervise::procs::signal_group;
-use crate::supervise::reaper::ChildExit;
+use crate::supervise::ChildExit;
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
@@ -237,7 +236,7 @@ async fn run_tty(
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     if ws.send(Message::Binary(buf[..n].to_vec().into())).await.is_err() {
-                        signal_group(pid, libc::SIGKILL);
+                        state.supervisor().kill_exec(pid);
                         return Err(SessionEnd::ClientGone);
                     }
                 }
@@ -253,7 +252,7 @@ async fn run_tty(
                 }
                 Some(Ok(_)) => {}
                 None | Some(Err(_)) => {
-                    signal_group(pid, libc::SIGKILL);
+                    state.supervisor().kill_exec(pid);
                     return Err(SessionEnd::ClientGone);
                 }
             },
@@ -361,7 +360,7 @@ async fn run_pipes(
             _ = tokio::time::sleep_until(drain), if drain_until.is_some() => break,
         };
         if !sent {
-            signal_group(pid, libc::SIGKILL);
+            state.supervisor().kill_exec(pid);
             return Err(SessionEnd::ClientGone);
         }
     }

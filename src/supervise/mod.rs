@@ -3,25 +3,34 @@
 //! [`Supervisor`] wires the parts (each its own module with one job) in the order that makes
 //! PID 1 correct: handlers first, an initial reap, then the spawn; a graceful stop that
 //! escalates; every leftover process stopped and reaped; the output pipe drained last.
+//!
+//! Out of it come [`events::Event`]s (started, stopping, exited); into it come commands
+//! through [`handle::SupervisorHandle`] (signal, stop, exec). It knows nothing of the control
+//! API that listens and asks.
 
 pub mod cgroup;
 pub mod critical;
+pub mod events;
+pub mod handle;
 pub mod output;
 pub mod procs;
 pub mod reaper;
 pub mod signals;
 pub mod spawn;
 
-use crate::control::{ControlState, ExitCode, WorkloadState};
 use crate::exit;
 use crate::workload::WorkloadSpec;
 use api_proxy::deadline::from_now;
 use cgroup::WorkloadCgroup;
 pub use critical::CriticalTasks;
+use events::{Event, Events, Listener};
+use handle::{MainState, SupervisorHandle};
 use output::OutputPump;
 use procs::InitMode;
-use reaper::{ChildExit, ReapState, Reaper};
+pub use reaper::ChildExit;
+use reaper::{ReapState, Reaper};
 use signals::{SignalAction, Signals};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::{sleep_until, Instant};
 
@@ -55,22 +64,6 @@ pub fn signal_name(sig: i32) -> String {
         .unwrap_or_else(|_| format!("signal {sig}"))
 }
 
-/// Asks the supervisor to stop from outside (the host's `/v1/signals` during the boot).
-/// Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct StopHandle(std::sync::Arc<tokio::sync::watch::Sender<Option<i32>>>);
-
-impl StopHandle {
-    /// Requests a stop as if roost had received `signal`.
-    pub fn request(&self, signal: i32) {
-        self.0.send_if_modified(|slot| {
-            let first = slot.is_none();
-            slot.get_or_insert(signal);
-            first
-        });
-    }
-}
-
 /// Why the boot ended before the workload started.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BootInterrupted {
@@ -90,7 +83,13 @@ pub struct Supervisor {
     sigint_stops: bool,
     critical: CriticalTasks,
     stop_requests: tokio::sync::watch::Receiver<Option<i32>>,
-    stop_handle: StopHandle,
+    /// The sending side of the stop requests, for the handles.
+    stop_sender: Arc<tokio::sync::watch::Sender<Option<i32>>>,
+    /// The main service's state, as the handles read it.
+    main: tokio::sync::watch::Sender<MainState>,
+    events: Events,
+    /// The main service's name in events.
+    service: Arc<str>,
 }
 
 impl Supervisor {
@@ -110,7 +109,10 @@ impl Supervisor {
             sigint_stops: false,
             critical,
             stop_requests,
-            stop_handle: StopHandle(std::sync::Arc::new(tx)),
+            stop_sender: Arc::new(tx),
+            main: tokio::sync::watch::Sender::new(MainState::NotStarted),
+            events: Events::default(),
+            service: Arc::from(events::MAIN_SERVICE),
         })
     }
 
@@ -141,9 +143,32 @@ impl Supervisor {
         &self.critical
     }
 
-    /// A handle through which the control API asks for a stop.
-    pub fn stop_handle(&self) -> StopHandle {
-        self.stop_handle.clone()
+    /// A handle through which the control API sends its commands.
+    pub fn handle(&self) -> SupervisorHandle {
+        SupervisorHandle::new(
+            self.reaper.clone(),
+            self.stop_sender.clone(),
+            self.main.subscribe(),
+        )
+    }
+
+    /// Adds a listener for the supervisor's events.
+    pub fn listen(&mut self, listener: Listener) {
+        self.events.listen(listener);
+    }
+
+    /// Records an event in the supervisor's own state, then tells the listeners.
+    fn emit(&self, event: Event) {
+        match &event {
+            Event::Started { pid, .. } => {
+                self.main.send_replace(MainState::Running { pid: *pid });
+            }
+            Event::Exited { .. } => {
+                self.main.send_replace(MainState::Exited);
+            }
+            Event::Stopping { .. } => {}
+        }
+        self.events.emit(event);
     }
 
     /// Runs one step of the boot (waiting for MMDS, for the first identity token...) until it
@@ -197,20 +222,15 @@ impl Supervisor {
         self.sigint_stops = true;
     }
 
-    pub fn reaper(&self) -> &Reaper {
-        &self.reaper
-    }
-
-    /// Runs the workload to its end and stops everything it left behind.
-    /// `state` learns the workload's pid when it starts and its exit code the moment it ends
-    /// (before leftovers are stopped), for the control API.
+    /// Runs the workload to its end and stops everything it left behind. Listeners learn the
+    /// workload's pid when it starts and its exit the moment it ends (before leftovers are
+    /// stopped).
     pub async fn run(
         &mut self,
         spec: &WorkloadSpec,
         policy: StopPolicy,
         memory_limit_mib: Option<u64>,
         pids_max: Option<u64>,
-        state: &ControlState,
     ) -> Outcome {
         let (cgroup, warnings) =
             WorkloadCgroup::create(&cgroup::leaf_name(), memory_limit_mib, pids_max);
@@ -248,7 +268,10 @@ impl Supervisor {
         for warning in cgroup.join(pid) {
             tracing::warn!("{warning}");
         }
-        state.set_workload(WorkloadState::Running { pid });
+        self.emit(Event::Started {
+            service: self.service.clone(),
+            pid,
+        });
         tracing::info!(
             "workload started: pid {pid}, uid {}, gid {}, argv {:?}",
             spec.identity.uid,
@@ -258,10 +281,12 @@ impl Supervisor {
 
         let (exit, stop_deadline) = self.wait_workload(pid, exit_rx, policy).await;
         // The OOM counter already holds the kill that ended the workload, if there was one.
-        state.set_workload(WorkloadState::Exited(ExitCode {
+        self.emit(Event::Exited {
+            service: self.service.clone(),
             code: exit.map_or(exit::INTERNAL, |e| e.exit_code()),
+            signal: exit.and_then(|e| e.signal),
             oom_killed: cgroup.oom_kills() > 0,
-        }));
+        });
         // A requested stop is bounded by one KillTimeout in all; a workload that exited by
         // itself leaves its leftovers a full KillTimeout to exit.
         let grace_until = stop_deadline.unwrap_or_else(|| from_now(policy.kill_timeout));
@@ -337,13 +362,13 @@ impl Supervisor {
                     host_stop_seen = true;
                     if changed.is_ok() && self.stop_requests.borrow_and_update().is_some() {
                         tracing::info!("stop requested by the host as the workload started");
-                        begin_stop(pid, policy, &mut stop_deadline, &mut kill_at);
+                        self.begin_stop(pid, policy, &mut stop_deadline, &mut kill_at);
                     }
                 }
                 why = critical.failed(), if !internal_failure => {
                     tracing::error!("{why}: stopping the workload");
                     internal_failure = true;
-                    begin_stop(pid, policy, &mut stop_deadline, &mut kill_at);
+                    self.begin_stop(pid, policy, &mut stop_deadline, &mut kill_at);
                 }
                 sig = self.signals.recv() => match self.action_for(sig) {
                     SignalAction::GracefulStop => {
@@ -352,7 +377,7 @@ impl Supervisor {
                             signal_name(policy.kill_signal),
                             policy.kill_timeout.as_secs()
                         );
-                        begin_stop(pid, policy, &mut stop_deadline, &mut kill_at);
+                        self.begin_stop(pid, policy, &mut stop_deadline, &mut kill_at);
                     }
                     SignalAction::Forward(sig) => {
                         tracing::info!("forwarding {} to the workload", signal_name(sig));
@@ -372,6 +397,29 @@ impl Supervisor {
                     kill_at = None;
                 }
             }
+        }
+    }
+
+    /// A graceful stop of the workload's group: `KillSignal` now, SIGKILL at the stop's
+    /// deadline (one `KillTimeout` from the first request, however many come).
+    fn begin_stop(
+        &self,
+        pid: i32,
+        policy: StopPolicy,
+        stop_deadline: &mut Option<Instant>,
+        kill_at: &mut Option<Instant>,
+    ) {
+        procs::signal_group(pid, policy.kill_signal);
+        let first = stop_deadline.is_none();
+        let deadline = *stop_deadline.get_or_insert(from_now(policy.kill_timeout));
+        if kill_at.is_none() && deadline > Instant::now() {
+            *kill_at = Some(deadline);
+        }
+        if first {
+            self.emit(Event::Stopping {
+                service: self.service.clone(),
+                signal: policy.kill_signal,
+            });
         }
     }
 
@@ -409,21 +457,6 @@ impl Supervisor {
             }
         }
         tracing::error!("some processes did not die after SIGKILL (uninterruptible sleep?)");
-    }
-}
-
-/// A graceful stop of the workload's group: `KillSignal` now, SIGKILL at the stop's deadline
-/// (one `KillTimeout` from the first request, however many come).
-fn begin_stop(
-    pid: i32,
-    policy: StopPolicy,
-    stop_deadline: &mut Option<Instant>,
-    kill_at: &mut Option<Instant>,
-) {
-    procs::signal_group(pid, policy.kill_signal);
-    let deadline = *stop_deadline.get_or_insert(from_now(policy.kill_timeout));
-    if kill_at.is_none() && deadline > Instant::now() {
-        *kill_at = Some(deadline);
     }
 }
 

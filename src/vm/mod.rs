@@ -145,13 +145,15 @@ impl Mode for VmMode {
             port: DEFAULT_VSOCK_PORT,
             allow_cids: Vec::new(),
         };
-        match control::server::start(state.clone(), listen, critical) {
+        let servers = match control::server::start(state.clone(), listen, critical) {
             Ok(server) => vec![server],
             Err(e) => {
                 tracing::error!("control API on vsock port {DEFAULT_VSOCK_PORT}: {e}");
                 Vec::new()
             }
-        }
+        };
+        state.phase("control_api");
+        servers
     }
 
     async fn load_config(&mut self, state: &ControlState) -> Result<Validated, BootFailure> {

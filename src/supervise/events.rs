@@ -1,0 +1,97 @@
+//! What the supervisor tells the rest of roost: events, emitted as they happen. Whoever wants
+//! to know (the control API's state) folds them into its own projection; the supervisor knows
+//! nothing of its listeners.
+//!
+//! Delivery is synchronous, in order, on the supervisor's own task, so a projection is never
+//! behind the supervisor by more than the event being handled, and an exit that a listener
+//! has seen is an exit the supervisor has recorded.
+
+use std::sync::Arc;
+
+/// The name of the implicit main service: today's single workload.
+pub const MAIN_SERVICE: &str = "main";
+
+/// One thing that happened to a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The service's process started.
+    Started { service: Arc<str>, pid: i32 },
+    /// A stop of the service began: `signal` went to its process group.
+    Stopping { service: Arc<str>, signal: i32 },
+    /// The service's process ended: `code` is the shell's (its exit code or 128 + signal).
+    Exited {
+        service: Arc<str>,
+        code: i32,
+        signal: Option<i32>,
+        /// Whether the OOM killer killed a process of the service's cgroup.
+        oom_killed: bool,
+    },
+}
+
+/// A listener: called for every event, in order. It must not block.
+pub type Listener = Arc<dyn Fn(&Event) + Send + Sync>;
+
+/// The supervisor's outgoing events and who listens to them.
+#[derive(Clone, Default)]
+pub struct Events {
+    listeners: Vec<Listener>,
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events")
+            .field("listeners", &self.listeners.len())
+            .finish()
+    }
+}
+
+impl Events {
+    /// Adds a listener for every later event.
+    pub fn listen(&mut self, listener: Listener) {
+        self.listeners.push(listener);
+    }
+
+    /// Tells every listener, and the log at debug level.
+    pub fn emit(&self, event: Event) {
+        tracing::debug!("supervisor event: {event:?}");
+        for listener in &self.listeners {
+            listener(&event);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[test]
+    fn every_listener_sees_every_event_in_order() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut events = Events::default();
+        for n in 0..2 {
+            let seen = seen.clone();
+            events.listen(Arc::new(move |e: &Event| {
+                if let Ok(mut v) = seen.lock() {
+                    v.push((n, e.clone()));
+                }
+            }));
+        }
+        let service: Arc<str> = Arc::from(MAIN_SERVICE);
+        events.emit(Event::Started {
+            service: service.clone(),
+            pid: 7,
+        });
+        events.emit(Event::Exited {
+            service,
+            code: 143,
+            signal: Some(15),
+            oom_killed: false,
+        });
+        let seen = seen.lock().map(|v| v.clone()).unwrap_or_default();
+        assert_eq!(seen.len(), 4);
+        assert!(matches!(seen[0], (0, Event::Started { pid: 7, .. })));
+        assert!(matches!(seen[1], (1, Event::Started { pid: 7, .. })));
+        assert!(matches!(seen[3], (1, Event::Exited { code: 143, .. })));
+    }
+}

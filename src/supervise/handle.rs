@@ -1,0 +1,127 @@
+//! The supervisor's command side: what the control API may ask of it (signal the main
+//! service, end the boot, start an exec, kill an exec), as commands through
+//! [`SupervisorHandle`]. The reaper, the spawn path and the process table stay behind it;
+//! execs are children of the one reaper like every other process.
+
+use super::reaper::{ChildExit, Reaper};
+use super::spawn::{spawn_child, ChildSpec};
+use super::{procs, signal_name};
+use crate::workload::Identity;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use tokio::sync::{oneshot, watch};
+
+/// Where the main service is, as the supervisor records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MainState {
+    NotStarted,
+    Running { pid: i32 },
+    Exited,
+}
+
+/// What became of a signal sent to the main service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalAnswer {
+    /// Sent to the main service's process group.
+    Sent,
+    /// The boot was still going on and the signal is a stop: the boot ends, the main service
+    /// is not started.
+    EndsBoot,
+    /// The boot is still going on; only a stop signal means anything yet.
+    NotStarted,
+    /// The main service has exited.
+    NotRunning,
+}
+
+/// A command asking for an exec: what to run, as whom, where, with which stdio.
+#[derive(Debug)]
+pub struct ExecCommand<'a> {
+    pub argv: &'a [String],
+    pub env: &'a [(String, String)],
+    pub identity: &'a Identity,
+    pub cwd: &'a Path,
+    pub stdio: [Stdio; 3],
+    /// fd 0 becomes the exec's controlling terminal.
+    pub tty: bool,
+}
+
+/// Signals that end a boot when they come before the main service has started.
+const BOOT_STOP_SIGNALS: [i32; 4] = [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGKILL];
+
+/// Commands to the supervisor. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SupervisorHandle {
+    reaper: Reaper,
+    stop_requests: Arc<watch::Sender<Option<i32>>>,
+    main: watch::Receiver<MainState>,
+}
+
+impl SupervisorHandle {
+    pub(super) fn new(
+        reaper: Reaper,
+        stop_requests: Arc<watch::Sender<Option<i32>>>,
+        main: watch::Receiver<MainState>,
+    ) -> Self {
+        SupervisorHandle {
+            reaper,
+            stop_requests,
+            main,
+        }
+    }
+
+    /// Sends `signal` (1..=64) to the main service's process group; during the boot, a stop
+    /// signal (TERM, INT, QUIT, KILL) ends the boot instead.
+    pub fn signal_main(&self, signal: i32) -> SignalAnswer {
+        match *self.main.borrow() {
+            MainState::Running { pid } => {
+                tracing::info!("sending {} to the workload", signal_name(signal));
+                procs::signal_group(pid, signal);
+                SignalAnswer::Sent
+            }
+            MainState::NotStarted if BOOT_STOP_SIGNALS.contains(&signal) => {
+                tracing::info!("{} during the boot: ending the boot", signal_name(signal));
+                self.request_stop(signal);
+                SignalAnswer::EndsBoot
+            }
+            MainState::NotStarted => SignalAnswer::NotStarted,
+            MainState::Exited => SignalAnswer::NotRunning,
+        }
+    }
+
+    /// Asks for a stop as if roost had received `signal` (only the first request counts).
+    pub fn request_stop(&self, signal: i32) {
+        self.stop_requests.send_if_modified(|slot| {
+            let first = slot.is_none();
+            slot.get_or_insert(signal);
+            first
+        });
+    }
+
+    /// Starts an exec in its own session and process group, registered with the one reaper
+    /// before it can exit. Returns its pid and where its exit will arrive.
+    pub fn exec(
+        &self,
+        command: ExecCommand<'_>,
+    ) -> std::io::Result<(i32, oneshot::Receiver<ChildExit>)> {
+        let [stdin, stdout, stderr] = command.stdio;
+        self.reaper.spawn(|| {
+            spawn_child(ChildSpec {
+                argv: command.argv,
+                env: command.env,
+                identity: command.identity,
+                cwd: command.cwd,
+                stdin,
+                stdout,
+                stderr,
+                cgroup_procs: Vec::new(),
+                controlling_tty: command.tty,
+            })
+        })
+    }
+
+    /// Kills an exec's whole process group (its session ended, or its time ran out).
+    pub fn kill_exec(&self, pid: i32) {
+        procs::signal_group(pid, libc::SIGKILL);
+    }
+}

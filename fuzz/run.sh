@@ -11,6 +11,7 @@ command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 export RUSTC_BOOTSTRAP=1
 echo "| target | seconds | runs | result |"
 echo "|---|---|---|---|"
+crashed=0
 for t in "${targets[@]}"; do
     mkdir -p "corpus/$t" "findings/$t"
     # The seed corpus stays as committed; what the run finds goes to findings/ (not committed).
@@ -19,8 +20,11 @@ for t in "${targets[@]}"; do
         result=ok
     else
         result="CRASH: see $(ls -t artifacts/$t/* 2>/dev/null | head -1)"
+        crashed=1
     fi
     runs=$(grep -oE 'Done [0-9]+ runs' "$log" | grep -oE '[0-9]+' | tail -1)
     echo "| $t | $secs | ${runs:-?} | $result |"
     rm -f "$log"
 done
+# A crash fails the run (CI's fuzz smoke included).
+exit $crashed

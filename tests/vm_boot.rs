@@ -74,7 +74,9 @@ fn wait_console(path: &Path, want: &str, timeout: Duration) -> String {
     }
 }
 
+// The slow tier: `./test.sh vm` (or `cargo test -p roost --test vm_boot -- --include-ignored`).
 #[test]
+#[ignore = "the VM tier: ./test.sh vm"]
 fn a_real_kernel_boots_roost_as_pid_1_from_mmds() {
     let vm = repo().join("target/vm");
     let build = Command::new(repo().join("tests/vm/build.sh"))

@@ -49,7 +49,7 @@ impl fmt::Debug for Token {
     }
 }
 
-/// Everything the proxy needs; see the README's `Api` table.
+/// Everything the proxy needs; see the `Api` table of docs/api-proxy.md.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
     pub socket_path: PathBuf,

@@ -1,4 +1,4 @@
-//! The run config (the README's "Run config"), parsed with serde and validated.
+//! The run config (docs/run-config.md), parsed with serde and validated.
 //!
 //! Parsing is strict about types (a wrong type names its field through `serde_path_to_error`)
 //! and lenient about presence: every field is optional, unknown keys are ignored, and `null`

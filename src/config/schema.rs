@@ -1,4 +1,4 @@
-//! The serde shape of the run config (the README's "Run config"). Field names are the wire contract.
+//! The serde shape of the run config (docs/run-config.md). Field names are the wire contract.
 
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;

@@ -1,4 +1,4 @@
-//! The host control API (the README's "The control API and roostctl"), wire-compatible with the Fly and
+//! The host control API (docs/control-api.md), wire-compatible with the Fly and
 //! pigeon-init host drivers: status, exit code, signals, exec, WebSocket exec, sysinfo; and the
 //! exit report pushed to the host.
 //!

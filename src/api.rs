@@ -1,39 +1,51 @@
-//! Wires the `/.fly/api` proxy (the `api-proxy` crate) from the run config.
+//! Wires the platform client and the `/.fly/api` proxy (the `roost-platform` and `api-proxy`
+//! crates) from the run config. One [`Platform`] per boot (the credentials, the CA file read
+//! once, one connection pool) serves both the proxy and the broker.
 
 use crate::config::Validated;
-use api_proxy::server::DEFAULT_SOCKET_PATH;
-use api_proxy::{ProxyConfig, ProxyError, ProxyServer, Token, Upstream};
+use api_proxy::server::{ProxyStats, DEFAULT_SOCKET_PATH};
+use api_proxy::{ProxyConfig, ProxyServer};
+use roost_platform::{Credentials, Endpoint, Platform, PlatformError};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-/// The proxy config for `config`, or None when `Api` is not configured.
-pub fn proxy_config(config: &Validated) -> Result<Option<ProxyConfig>, ProxyError> {
+/// How long a connection to the platform may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The platform for `config`, or None when `Api` is not configured.
+pub fn platform(config: &Validated) -> Result<Option<Platform>, PlatformError> {
     let c = &config.config;
     let Some(api) = &c.api else {
         return Ok(None);
     };
-    // Validation made sure both are there; a missing one here is a no-proxy, not a panic.
-    let (Some(upstream), Some(token)) = (&api.upstream, &api.token) else {
+    // Validation made sure both are there; a missing one here is no platform, not a panic.
+    let (Some(upstream), Some(token)) = (&config.upstream, &api.token) else {
         return Ok(None);
     };
-    let upstream = Upstream::parse(upstream)
-        .map_err(|e| ProxyError::Client(api_proxy::ClientError::Build(e.to_string())))?;
+    let endpoint = Endpoint {
+        upstream: upstream.clone(),
+        ca_file: api.upstream_ca_file.as_ref().map(PathBuf::from),
+        connect_timeout: CONNECT_TIMEOUT,
+    };
+    let credentials = Credentials::new(
+        token.clone(),
+        api.token_scheme.as_deref().unwrap_or("FlyV1"),
+        api.attenuate,
+        c.machine_id.as_deref(),
+    );
+    Platform::connect(&endpoint, credentials).map(Some)
+}
+
+/// The proxy config for `config` over `platform`, or None when `Api` is not configured.
+pub fn proxy_config(config: &Validated, platform: &Platform) -> Option<ProxyConfig> {
+    let c = &config.config;
+    let api = c.api.as_ref()?;
     let socket = PathBuf::from(api.socket_path.as_deref().unwrap_or(DEFAULT_SOCKET_PATH));
-    let mut proxy = ProxyConfig::new(socket, upstream, Token::new(token.expose()));
-    if let Some(scheme) = &api.token_scheme {
-        proxy.token_scheme = scheme.clone();
-    }
-    if let Some(path) = &api.upstream_ca_file {
-        let pem = std::fs::read(path).map_err(|source| ProxyError::CaFile {
-            path: PathBuf::from(path),
-            source,
-        })?;
-        proxy.upstream_ca_pem = Some(pem);
-    }
+    let mut proxy = ProxyConfig::new(socket, platform.clone());
     proxy.allow_uids = api.allow_uids.clone();
     proxy.allow_gids = api.allow_gids.clone();
     proxy.paths = api.paths.clone();
-    proxy.attenuate = api.attenuate;
     proxy.app_name = c.app_name.clone();
     proxy.machine_id = c.machine_id.clone();
     if let Some(max) = api.max_body_bytes {
@@ -45,7 +57,21 @@ pub fn proxy_config(config: &Validated) -> Result<Option<ProxyConfig>, ProxyErro
     if let Some(n) = api.max_concurrent {
         proxy.max_concurrent = n;
     }
-    Ok(Some(proxy))
+    Some(proxy)
+}
+
+/// The platform, logged when it cannot be built (the proxy and the broker then run without
+/// it: the workload still runs).
+pub fn platform_or_log(config: &Validated) -> Option<Platform> {
+    match platform(config) {
+        Ok(platform) => platform,
+        Err(err) => {
+            tracing::error!(
+                "the platform is not reachable: {err}; /.fly/api and the broker are off"
+            );
+            None
+        }
+    }
 }
 
 /// Binds and starts the proxy on the current runtime. A proxy that cannot start is logged and
@@ -53,16 +79,10 @@ pub fn proxy_config(config: &Validated) -> Result<Option<ProxyConfig>, ProxyErro
 /// never boots).
 pub fn start(
     config: &Validated,
+    platform: Option<&Platform>,
     critical: &crate::supervise::CriticalTasks,
-) -> Option<std::sync::Arc<api_proxy::server::ProxyStats>> {
-    let proxy = match proxy_config(config) {
-        Ok(Some(proxy)) => proxy,
-        Ok(None) => return None,
-        Err(err) => {
-            tracing::error!("/.fly/api is not available: {err}");
-            return None;
-        }
-    };
+) -> Option<Arc<ProxyStats>> {
+    let proxy = proxy_config(config, platform?)?;
     match ProxyServer::bind(proxy) {
         Ok(server) => {
             let stats = server.stats();
@@ -83,8 +103,8 @@ pub fn start(
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_largest_accepted_values_build_a_proxy() {
+    #[tokio::test]
+    async fn the_largest_accepted_values_build_a_proxy() {
         // MaxConcurrent above tokio's semaphore limit and a timeout near u64::MAX used to pass
         // validation and panic at boot or on every request; now the largest accepted values
         // build a proxy and compute their deadline.
@@ -95,14 +115,15 @@ mod tests {
                     "MaxBodyBytes": crate::config::limits::MAX_BODY_BYTES}
         });
         let config = crate::config::parse(doc.to_string().as_bytes()).expect("valid");
-        let proxy = proxy_config(&config).expect("proxy config").expect("api");
+        let platform = platform(&config).expect("platform").expect("api");
+        let proxy = proxy_config(&config, &platform).expect("api");
         ProxyServer::check(&proxy).expect("builds");
-        let _ = api_proxy::deadline::from_now(proxy.request_timeout);
+        let _ = roost_platform::deadline::from_now(proxy.request_timeout);
         // A library caller passing what validation refuses still gets no panic.
         let mut wild = proxy.clone();
         wild.max_concurrent = usize::MAX;
         wild.request_timeout = Duration::MAX;
         ProxyServer::check(&wild).expect("clamped");
-        let _ = api_proxy::deadline::from_now(wild.request_timeout);
+        let _ = roost_platform::deadline::from_now(wild.request_timeout);
     }
 }

@@ -210,12 +210,14 @@ async fn run_services(
     // The proxy listens before the workload starts, so its socket is there from the first
     // instruction on.
     let critical = supervisor.critical().clone();
-    state.set_proxy(crate::api::start(config, &critical));
+    // One platform client (credentials, one pool) for the proxy and the broker.
+    let platform = crate::api::platform_or_log(config);
+    state.set_proxy(crate::api::start(config, platform.as_ref(), &critical));
     state.phase("api_proxy");
     // Identity tokens and their SDK variables, before the workload's first instruction. A
     // stop during the wait for the first token ends the boot here.
     let broker = supervisor
-        .during_boot(crate::oidc::prepare(config, &mut spec, &critical))
+        .during_boot(crate::oidc::prepare(config, platform, &mut spec, &critical))
         .await;
     let broker = match broker {
         Ok(status) => status,

@@ -22,6 +22,7 @@ fn set_env(env: &mut Vec<(String, String)>, key: &str, value: &str) {
 /// Returns the live status when a broker runs.
 pub async fn prepare(
     config: &Validated,
+    platform: Option<roost_platform::Platform>,
     spec: &mut WorkloadSpec,
     critical: &crate::supervise::CriticalTasks,
 ) -> Option<BrokerStatus> {
@@ -65,24 +66,13 @@ pub async fn prepare(
         return None;
     }
     let clouds: Vec<&str> = plan.tokens.iter().map(|t| t.cloud.name()).collect();
-    let client = match crate::api::proxy_config(config) {
-        Ok(Some(proxy)) => api_proxy::PlatformClient::new(&proxy),
-        Ok(None) => {
-            // Exporting a token file that never comes would keep the SDK from its other
-            // credential sources: export nothing.
-            tracing::error!(
-                "the workload asks for {clouds:?} identity tokens but Api is not configured: no tokens, no variables"
-            );
-            return None;
-        }
-        Err(err) => Err(api_proxy::ClientError::Build(err.to_string())),
-    };
-    let client = match client {
-        Ok(client) => client,
-        Err(err) => {
-            tracing::error!("the OIDC broker cannot reach the platform: {err}");
-            return None;
-        }
+    let Some(client) = platform else {
+        // Exporting a token file that never comes would keep the SDK from its other
+        // credential sources: export nothing.
+        tracing::error!(
+            "the workload asks for {clouds:?} identity tokens but Api is not configured: no tokens, no variables"
+        );
+        return None;
     };
     let boot_wait = oidc
         .and_then(|o| o.boot_wait_seconds)

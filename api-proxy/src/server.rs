@@ -1,22 +1,20 @@
 //! The `/.fly/api` server: the socket, per-connection SO_PEERCRED authorisation, and the
 //! forwarding of each request with its limits and its audit line.
 
-use crate::attenuate::Attenuator;
 use crate::audit::Refusals;
-use crate::client::{BoxError, ClientError, ProxyBody, UpstreamClient};
 use crate::connections::{Admitted, Connections, Limits};
 use crate::headers;
-use crate::policy::{Decision, PatternError, Policy};
 use crate::redact::{RedactedBody, Secrets};
-use crate::upstream::Upstream;
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use roost_platform::policy::{Decision, PatternError, Policy};
+use roost_platform::pool::{BoxError, ClientError, ProxyBody, UpstreamClient};
+use roost_platform::Platform;
 use std::convert::Infallible;
-use std::fmt;
 use std::future::Future;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -24,50 +22,25 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
-
-/// The platform token. Readable through [`Token::expose`] only; `Debug` prints no part of it.
-#[derive(Clone)]
-pub struct Token(String);
-
-impl Token {
-    pub fn new(token: impl Into<String>) -> Self {
-        Token(token.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Token(<redacted>)")
-    }
-}
 
 /// Everything the proxy needs; see the `Api` table of docs/api-proxy.md.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
     pub socket_path: PathBuf,
-    pub upstream: Upstream,
-    pub token: Token,
-    pub token_scheme: String,
-    /// Extra trusted CA certificates (PEM) for an `https://` upstream.
-    pub upstream_ca_pem: Option<Vec<u8>>,
+    /// The platform's credentials and its one connection pool (shared with the broker).
+    pub platform: Platform,
     /// Callers allowed by uid; empty means root only.
     pub allow_uids: Vec<u32>,
     pub allow_gids: Vec<u32>,
     /// Allow-list patterns; empty means [`crate::policy::DEFAULT_PATTERNS`].
     pub paths: Vec<String>,
-    pub attenuate: bool,
     pub app_name: Option<String>,
     pub machine_id: Option<String>,
     pub max_body_bytes: u64,
-    pub connect_timeout: Duration,
     pub request_timeout: Duration,
     pub max_concurrent: usize,
 }
@@ -77,21 +50,16 @@ pub const DEFAULT_SOCKET_PATH: &str = "/.fly/api";
 
 impl ProxyConfig {
     /// A config with the documented defaults.
-    pub fn new(socket_path: PathBuf, upstream: Upstream, token: Token) -> Self {
+    pub fn new(socket_path: PathBuf, platform: Platform) -> Self {
         ProxyConfig {
             socket_path,
-            upstream,
-            token,
-            token_scheme: "FlyV1".to_string(),
-            upstream_ca_pem: None,
+            platform,
             allow_uids: Vec::new(),
             allow_gids: Vec::new(),
             paths: Vec::new(),
-            attenuate: false,
             app_name: None,
             machine_id: None,
             max_body_bytes: 1024 * 1024,
-            connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(60),
             max_concurrent: 64,
         }
@@ -106,12 +74,6 @@ pub enum ProxyError {
     Client(#[from] ClientError),
     #[error("socket {path}: {source}")]
     Socket {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot read the upstream CA file {path}: {source}")]
-    CaFile {
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -147,10 +109,8 @@ pub fn socket_access(allow_uids: &[u32], allow_gids: &[u32]) -> (u32, u32, u32) 
 #[derive(Debug)]
 struct State {
     client: UpstreamClient,
+    platform: Platform,
     policy: Policy,
-    token: Token,
-    scheme: String,
-    attenuator: Option<Attenuator>,
     allow_uids: Vec<u32>,
     allow_gids: Vec<u32>,
     max_body: u64,
@@ -167,22 +127,15 @@ impl State {
             config.app_name.as_deref(),
             config.machine_id.as_deref(),
         )?;
-        let client = UpstreamClient::new(
-            &config.upstream,
-            config.connect_timeout,
-            config.upstream_ca_pem.as_deref(),
-        )?;
         let allow_uids = if config.allow_uids.is_empty() {
             vec![0]
         } else {
             config.allow_uids.clone()
         };
         Ok(State {
-            client,
+            client: config.platform.upstream().clone(),
+            platform: config.platform.clone(),
             policy,
-            token: config.token.clone(),
-            scheme: config.token_scheme.clone(),
-            attenuator: crate::platform::attenuator_for(config),
             allow_uids,
             allow_gids: config.allow_gids.clone(),
             max_body: config.max_body_bytes,
@@ -585,7 +538,7 @@ async fn handle(state: Arc<State>, peer: Peer, req: Request<Incoming>) -> Respon
         parts.headers.insert("x-request-id", value);
     }
     let deadline = permit.as_ref().map(|_| {
-        Box::pin(tokio::time::sleep_until(crate::deadline::after(
+        Box::pin(tokio::time::sleep_until(roost_platform::deadline::after(
             started.into(),
             state.request_timeout,
         )))
@@ -660,7 +613,7 @@ async fn forward(
         ));
     }
 
-    let deadline = crate::deadline::after(started.into(), state.request_timeout);
+    let deadline = roost_platform::deadline::after(started.into(), state.request_timeout);
     let permit = tokio::time::timeout_at(deadline, state.permits.clone().acquire_owned())
         .await
         .map_err(|_| {
@@ -671,19 +624,11 @@ async fn forward(
         })?
         .map_err(|_| (StatusCode::SERVICE_UNAVAILABLE, "shutting down".to_string()))?;
 
-    let token = match &state.attenuator {
-        Some(att) => att
-            .token_for(&method, &path, SystemTime::now())
-            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?,
-        None => state.token.expose().to_string(),
-    };
-    let mut auth = HeaderValue::from_str(&format!("{} {}", state.scheme, token)).map_err(|_| {
-        (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "unusable token".to_string(),
-        )
-    })?;
-    auth.set_sensitive(true);
+    let auth = state
+        .platform
+        .credentials()
+        .authorization(&method, &path)
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -692,7 +637,7 @@ async fn forward(
         .client
         .uri(&path_and_query)
         .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
-    parts.headers.insert(header::AUTHORIZATION, auth);
+    parts.headers.insert(header::AUTHORIZATION, auth.header);
     if let Ok(host) = HeaderValue::from_str(state.client.host()) {
         parts.headers.insert(header::HOST, host);
     }
@@ -736,7 +681,10 @@ async fn forward(
         ));
     }
     state.stats.forwarded.fetch_add(1, Ordering::Relaxed);
-    let secrets = Secrets::new(&[state.token.expose(), &token]);
+    let secrets = Secrets::new(&[
+        state.platform.credentials().token().expose(),
+        &auth.sent_token,
+    ]);
     headers::sanitize_response(&mut parts.headers, &secrets);
     let body = RedactedBody::new(body, secrets)
         .map_err(|e| -> BoxError { Box::new(e) })
@@ -755,11 +703,5 @@ mod tests {
         assert_eq!(socket_access(&[0], &[50]), (0, 50, 0o660));
         assert_eq!(socket_access(&[0, 1000, 1001], &[]), (0, 0, 0o666));
         assert_eq!(socket_access(&[1000], &[50]), (0, 0, 0o666));
-    }
-
-    #[test]
-    fn token_debug_is_redacted() {
-        let t = Token::new("fm2_secret");
-        assert_eq!(format!("{t:?}"), "Token(<redacted>)");
     }
 }

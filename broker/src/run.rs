@@ -5,7 +5,7 @@ use crate::jwt::{token_from_answer, usable_claims, Claims};
 use crate::plan::{Plan, TokenPlan};
 use crate::schedule::{backoff, jitter, refresh_delay_for, window_kept};
 use crate::token_file::TokenFile;
-use api_proxy::PlatformClient;
+use roost_platform::Platform;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
@@ -72,11 +72,7 @@ fn unix_now() -> u64 {
 
 /// Fetches one token for `audience` and writes it. The file is only touched with a token
 /// that parses as a JWT and is still valid.
-async fn fetch_once(
-    client: &PlatformClient,
-    audience: &str,
-    file: &TokenFile,
-) -> Result<Claims, String> {
+async fn fetch_once(client: &Platform, audience: &str, file: &TokenFile) -> Result<Claims, String> {
     let answer = client
         .post_json(
             TOKEN_PATH,
@@ -106,7 +102,7 @@ async fn fetch_once(
 
 /// Keeps one token fresh forever. `first` is told of the first token written.
 async fn keep_fresh(
-    client: Arc<PlatformClient>,
+    client: Arc<Platform>,
     token: TokenPlan,
     file: TokenFile,
     status: BrokerStatus,
@@ -211,7 +207,7 @@ where
 /// the caller watches), and waits up to `boot_wait` for every first token. Returns the live
 /// status and whether every token is in place; the refreshers go on either way.
 pub async fn start(
-    client: PlatformClient,
+    client: Platform,
     plan: &Plan,
     opts: &BrokerOptions,
     spawn: &dyn Fn(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>),

@@ -2,9 +2,9 @@
 
 use crate::http_util::{self, Req, ResBody};
 use crate::{Platform, Received};
-use api_proxy::attenuate::{check_caveat, RequestContext};
 use hyper::Response;
 use libmacaroon::{Format, Macaroon, MacaroonKey, Verifier};
+use roost_platform::attenuate::{check_caveat, RequestContext};
 use std::time::SystemTime;
 
 /// Mints the VM's macaroon: bound to one app and one machine.

@@ -1,6 +1,6 @@
 //! The proxy's allow-list and self-scoping: a forwarded path must be this machine's own.
 #![no_main]
-use api_proxy::policy::{Decision, Policy};
+use roost_platform::policy::{Decision, Policy};
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let (method, path) = text.split_once(' ').unwrap_or(("GET", text));

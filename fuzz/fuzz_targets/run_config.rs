@@ -1,6 +1,6 @@
 //! The run config parser and validator, on any bytes; then everything built from an accepted
-//! config: the workload, the network plan, the /etc files, the proxy (policy, upstream
-//! client, attenuator, limits) and every deadline computed from a configured duration.
+//! config: the workload, the network plan, the /etc files, the platform client and the
+//! proxy (credentials, policy, upstream pool, limits) and every deadline computed from a configured duration.
 #![no_main]
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if let Ok(config) = roost::config::parse(data) {
@@ -9,10 +9,12 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         let _ = roost::net::plan(&config.config.ip_configs, config.config.mtu);
         let _ = roost::vm::etc::render_hosts("", config.config.hostname.as_deref(), &config.config);
         let _ = roost::vm::etc::render_resolv(&config.config);
-        let _ = api_proxy::deadline::after_std(std::time::Instant::now(), config.kill_timeout);
-        if let Ok(Some(proxy)) = roost::api::proxy_config(&config) {
-            let _ = api_proxy::ProxyServer::check(&proxy);
-            let _ = api_proxy::deadline::after_std(std::time::Instant::now(), proxy.request_timeout);
+        let _ = roost_platform::deadline::after_std(std::time::Instant::now(), config.kill_timeout);
+        if let Ok(Some(platform)) = roost::api::platform(&config) {
+            if let Some(proxy) = roost::api::proxy_config(&config, &platform) {
+                let _ = api_proxy::ProxyServer::check(&proxy);
+                let _ = roost_platform::deadline::after_std(std::time::Instant::now(), proxy.request_timeout);
+            }
         }
     }
 });

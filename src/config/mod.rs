@@ -10,7 +10,7 @@ mod validate;
 
 pub use schema::{
     ApiConfig, ControlConfig, EtcHost, EtcResolv, ImageConfig, IpConfig, MmdsAfterBoot, MmdsConfig,
-    MountSpec, OidcConfig, RunConfig, Secret, SignalSpec,
+    MountSpec, OidcConfig, RunConfig, SignalSpec,
 };
 pub use validate::{parse_signal, Validated};
 

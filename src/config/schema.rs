@@ -1,8 +1,8 @@
 //! The serde shape of the run config (docs/run-config.md). Field names are the wire contract.
 
+use roost_platform::Token;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
-use std::fmt;
 
 /// `null` means "absent" for every collection: Go host drivers marshal empty slices as `null`.
 fn nullable<'de, D, T>(de: D) -> Result<T, D::Error>
@@ -116,7 +116,7 @@ pub enum SignalSpec {
 #[serde(rename_all = "PascalCase", default)]
 pub struct ApiConfig {
     pub upstream: Option<String>,
-    pub token: Option<Secret>,
+    pub token: Option<Token>,
     pub token_scheme: Option<String>,
     /// roost extension: PEM file of extra CA certificates for an `https://` upstream.
     pub upstream_ca_file: Option<String>,
@@ -172,21 +172,4 @@ pub enum MmdsAfterBoot {
     #[default]
     Block,
     Keep,
-}
-
-/// A secret string: readable through [`Secret::expose`] only, never printed by `Debug`.
-#[derive(Clone, Default, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
 }

@@ -50,7 +50,10 @@ fn full_schema_parses() {
     let api = c.api.as_ref().expect("api");
     assert_eq!(api.allow_uids, [0, 1000]);
     assert!(api.attenuate);
-    assert_eq!(api.token.as_ref().map(Secret::expose), Some("fm2_secret"));
+    assert_eq!(
+        api.token.as_ref().map(roost_platform::Token::expose),
+        Some("fm2_secret")
+    );
 }
 
 #[test]

@@ -14,6 +14,8 @@ pub struct Validated {
     /// Signal number sent to the workload's process group to stop it.
     pub kill_signal: i32,
     pub kill_timeout: Duration,
+    /// `Api.Upstream`, parsed (once, here).
+    pub upstream: Option<roost_platform::Upstream>,
 }
 
 /// Highest signal number on Linux (SIGRTMAX).
@@ -149,6 +151,7 @@ pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
         check_hostname(&host.host).map_err(|problem| f(format!("EtcHosts[{i}].Host"), problem))?;
     }
 
+    let mut parsed_upstream = None;
     if let Some(api) = &config.api {
         if api.upstream.is_none() {
             return Err(f("Api.Upstream", "is required when Api is set"));
@@ -186,8 +189,10 @@ pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
                     "contains a control character or white space",
                 ));
             }
-            api_proxy::Upstream::parse(upstream)
-                .map_err(|err| f("Api.Upstream", err.to_string()))?;
+            parsed_upstream = Some(
+                roost_platform::Upstream::parse(upstream)
+                    .map_err(|err| f("Api.Upstream", err.to_string()))?,
+            );
         }
         if let Some(scheme) = &api.token_scheme {
             if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric()) {
@@ -212,7 +217,7 @@ pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
         if let Some(path) = &api.upstream_ca_file {
             check_absolute("Api.UpstreamCaFile", path)?;
         }
-        api_proxy::policy::Policy::new(&api.paths, None, None)
+        roost_platform::policy::Policy::new(&api.paths, None, None)
             .map_err(|e| f("Api.Paths", e.to_string()))?;
     }
     if let Some(oidc) = &config.oidc {
@@ -252,6 +257,7 @@ pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
         config,
         kill_signal,
         kill_timeout: Duration::from_secs(kill_timeout),
+        upstream: parsed_upstream,
     })
 }
 

@@ -207,12 +207,12 @@ pub async fn run(state: &ControlState, req: ExecRequest) -> Result<ExecResponse,
     let (mut out_open, mut err_open) = (true, true);
     let mut exit = None;
     let mut timed_out = false;
-    let deadline = api_proxy::deadline::from_now(timeout);
+    let deadline = roost_platform::deadline::from_now(timeout);
     let mut buf_out = vec![0u8; 16 * 1024];
     let mut buf_err = vec![0u8; 16 * 1024];
     while out_open || err_open || exit.is_none() {
         let stop_at = if timed_out {
-            api_proxy::deadline::after(deadline, AFTER_KILL)
+            roost_platform::deadline::after(deadline, AFTER_KILL)
         } else {
             deadline
         };

@@ -79,7 +79,7 @@ pub async fn push(target: &ReportTarget, exit: &ExitCode, machine_id: Option<&st
         "code": exit.code, "oom_killed": exit.oom_killed, "machine_id": machine_id,
     })
     .to_string();
-    let deadline = api_proxy::deadline::from_now(REPORT_DEADLINE);
+    let deadline = roost_platform::deadline::from_now(REPORT_DEADLINE);
     let mut wait = Duration::from_millis(100);
     let mut last_error = String::new();
     loop {
@@ -92,7 +92,7 @@ pub async fn push(target: &ReportTarget, exit: &ExitCode, machine_id: Option<&st
             Ok(Err(e)) => last_error = e.to_string(),
             Err(_) => break,
         }
-        if api_proxy::deadline::from_now(wait) >= deadline {
+        if roost_platform::deadline::from_now(wait) >= deadline {
             break;
         }
         tokio::time::sleep(wait).await;

@@ -230,7 +230,7 @@ async fn run_tty(
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         let drain = drain_until
-            .unwrap_or_else(|| api_proxy::deadline::from_now(Duration::from_secs(86_400)));
+            .unwrap_or_else(|| roost_platform::deadline::from_now(Duration::from_secs(86_400)));
         tokio::select! {
             n = read_fd(&master, &mut buf) => match n {
                 Ok(0) | Err(_) => break,
@@ -259,7 +259,7 @@ async fn run_tty(
             e = exit_of(&mut exit_rx), if exit.is_none() => {
                 exit = Some(e);
                 exit_rx = None;
-                drain_until = Some(api_proxy::deadline::from_now(DRAIN_AFTER_EXIT));
+                drain_until = Some(roost_platform::deadline::from_now(DRAIN_AFTER_EXIT));
             }
             _ = tokio::time::sleep_until(drain), if drain_until.is_some() => break,
         }
@@ -307,7 +307,7 @@ async fn run_pipes(
     let mut stdin_eof = false;
     while out_open || err_open {
         let drain = drain_until
-            .unwrap_or_else(|| api_proxy::deadline::from_now(Duration::from_secs(86_400)));
+            .unwrap_or_else(|| roost_platform::deadline::from_now(Duration::from_secs(86_400)));
         let sent = tokio::select! {
             n = out.read(&mut buf_out), if out_open => match n {
                 Ok(0) | Err(_) => { out_open = false; true }
@@ -354,7 +354,7 @@ async fn run_pipes(
             e = exit_of(&mut exit_rx), if exit.is_none() => {
                 exit = Some(e);
                 exit_rx = None;
-                drain_until = Some(api_proxy::deadline::from_now(DRAIN_AFTER_EXIT));
+                drain_until = Some(roost_platform::deadline::from_now(DRAIN_AFTER_EXIT));
                 true
             }
             _ = tokio::time::sleep_until(drain), if drain_until.is_some() => break,

@@ -20,7 +20,6 @@ pub mod spawn;
 
 use crate::exit;
 use crate::workload::WorkloadSpec;
-use api_proxy::deadline::from_now;
 use cgroup::WorkloadCgroup;
 pub use critical::CriticalTasks;
 use events::{Event, Events, Listener};
@@ -29,6 +28,7 @@ use output::OutputPump;
 use procs::InitMode;
 pub use reaper::ChildExit;
 use reaper::{ReapState, Reaper};
+use roost_platform::deadline::from_now;
 use signals::{SignalAction, Signals};
 use std::sync::Arc;
 use std::time::Duration;
@@ -461,5 +461,5 @@ impl Supervisor {
 }
 
 fn far_future() -> Instant {
-    from_now(api_proxy::deadline::FAR)
+    from_now(roost_platform::deadline::FAR)
 }

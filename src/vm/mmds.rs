@@ -164,7 +164,7 @@ impl MmdsClient {
             if logged.insert(kind) {
                 tracing::info!("MMDS: {last}; retrying until the deadline");
             }
-            if api_proxy::deadline::after(Instant::now(), wait) >= deadline {
+            if roost_platform::deadline::after(Instant::now(), wait) >= deadline {
                 return Err(MmdsError::Deadline(last));
             }
             tokio::time::sleep(wait).await;

@@ -365,7 +365,7 @@ async fn config_from_mmds(opts: &BootOptions) -> Result<Validated, String> {
         .map_err(|e| e.to_string())?;
     let addr = std::net::SocketAddr::new(IpAddr::V4(MMDS_IP), 80);
     let fetched = mmds::MmdsClient::new(addr)
-        .fetch(api_proxy::deadline::from_now(opts.mmds_wait))
+        .fetch(roost_platform::deadline::from_now(opts.mmds_wait))
         .await;
     if let Err(e) = nl.del_route_v4(index, MMDS_IP, 32).await {
         tracing::warn!("removing the MMDS route: {e}");

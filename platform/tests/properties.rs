@@ -2,8 +2,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use api_proxy::policy::{Decision, Policy};
 use proptest::prelude::*;
+use roost_platform::policy::{Decision, Policy};
 
 const APP: &str = "app1";
 const MACHINE: &str = "m1";

@@ -3,8 +3,7 @@
 //! once, one connection pool) serves both the proxy and the broker.
 
 use crate::config::Validated;
-use api_proxy::server::{ProxyStats, DEFAULT_SOCKET_PATH};
-use api_proxy::{ProxyConfig, ProxyServer};
+use api_proxy::{ProxyConfig, ProxyServer, ProxyStats, DEFAULT_SOCKET_PATH};
 use roost_platform::{Credentials, Endpoint, Platform, PlatformError};
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -7,12 +7,25 @@
 //! - [`redact`]: no answer carries the token, in its headers or its body;
 //! - [`connections`]: caps on connections, in all and per caller;
 //! - [`audit`]: one line per refusal, aggregated per caller;
-//! - [`server`]: the socket, SO_PEERCRED authorisation, streaming, limits and audit log.
+//! - [`config`], [`error`], [`stats`]: what it is built from, why it cannot start, its counters;
+//! - [`socket`]: the socket's directory, owner, mode and in-place bind;
+//! - [`server`]: the accept loop, connection caps, SO_PEERCRED authorisation;
+//! - [`forward`]: one request, from the policy to the redacted answer;
+//! - [`audited_body`]: the answer's body, which writes the request's audit line.
 
 pub mod audit;
+pub mod audited_body;
+pub mod config;
 pub mod connections;
+pub mod error;
+pub mod forward;
 pub mod headers;
 pub mod redact;
 pub mod server;
+pub mod socket;
+pub mod stats;
 
-pub use server::{ProxyConfig, ProxyError, ProxyServer};
+pub use config::{ProxyConfig, DEFAULT_SOCKET_PATH};
+pub use error::ProxyError;
+pub use server::ProxyServer;
+pub use stats::ProxyStats;

@@ -10,7 +10,6 @@ use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -121,13 +120,13 @@ pub fn start(
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            // Bound under a temporary name and renamed once it is 0600: the socket never
-            // exists at its path with the umask's mode.
-            let staging = path.with_extension(format!("{}.tmp", std::process::id()));
-            let _ = std::fs::remove_file(&staging);
-            let listener = tokio::net::UnixListener::bind(&staging)?;
-            std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o600))?;
-            std::fs::rename(&staging, path)?;
+            // roost's own and 0600, never at its path with the umask's mode.
+            let listener = api_proxy::socket::bind_in_place(
+                path,
+                nix::unistd::geteuid().as_raw(),
+                nix::unistd::getegid().as_raw(),
+                0o600,
+            )?;
             tracing::info!("control API listening on {}", path.display());
             let in_flight = in_flight.clone();
             critical.spawn("control_api", async move {

@@ -31,7 +31,7 @@ struct Inner {
     phases: Vec<Phase>,
     spec: Option<WorkloadSpec>,
     broker: Option<broker::BrokerStatus>,
-    proxy: Option<Arc<api_proxy::server::ProxyStats>>,
+    proxy: Option<Arc<api_proxy::ProxyStats>>,
     bootstrapped: bool,
     config_source: &'static str,
 }
@@ -87,7 +87,7 @@ impl ControlState {
         self.with(|i| i.broker = status);
     }
 
-    pub fn set_proxy(&self, stats: Option<Arc<api_proxy::server::ProxyStats>>) {
+    pub fn set_proxy(&self, stats: Option<Arc<api_proxy::ProxyStats>>) {
         self.with(|i| i.proxy = stats);
     }
 

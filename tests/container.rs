@@ -461,3 +461,61 @@ fn an_image_passwd_that_is_a_fifo_or_a_device_is_refused_never_waited_on() {
         assert!(!r.stdout.contains("should-not-run"), "{name}");
     }
 }
+
+#[test]
+fn the_workload_is_born_in_every_leaf_with_a_fresh_signal_state() {
+    // A bare program name (found on PATH, as execvp would), the cgroups the workload is in
+    // from its first instruction, and its ignored signals (none: roost's SIGPIPE is not
+    // inherited).
+    let r = run_pid1(
+        &json!({ "ImageConfig": { "Cmd": ["sh", "-c", "cat /proc/self/cgroup; grep SigIgn /proc/self/status"] } }),
+        T,
+    );
+    r.assert_code(0);
+    assert!(
+        r.stdout.contains("SigIgn:\t0000000000000000"),
+        "{}",
+        r.stdout
+    );
+    let leaves = r
+        .stderr
+        .split("workload cgroup: ")
+        .nth(1)
+        .and_then(|s| s.lines().next())
+        .expect("cgroup path in the log");
+    for leaf in leaves.split(", ") {
+        let name = leaf.rsplit('/').next().expect("leaf name");
+        let hierarchy = if leaf.contains("/memory/") {
+            "memory"
+        } else if leaf.contains("/pids/") {
+            "pids"
+        } else {
+            ""
+        };
+        let line = r
+            .stdout
+            .lines()
+            .find(|l| {
+                let controllers = l.split(':').nth(1).unwrap_or("");
+                if hierarchy.is_empty() {
+                    l.starts_with("0::")
+                } else {
+                    controllers.split(',').any(|c| c == hierarchy)
+                }
+            })
+            .unwrap_or_else(|| panic!("no {hierarchy:?} line in\n{}", r.stdout));
+        assert!(line.ends_with(name), "{line} is not in {leaf}");
+    }
+    // Where the kernel clones into a cgroup v2 leaf (5.7 and later), no migration happened.
+    if leaves
+        .split(", ")
+        .any(|l| !l.contains("/memory/") && !l.contains("/pids/"))
+    {
+        assert!(
+            r.stderr
+                .contains("workload born in its cgroup (clone3 CLONE_INTO_CGROUP)"),
+            "{}",
+            r.stderr
+        );
+    }
+}

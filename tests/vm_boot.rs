@@ -203,6 +203,15 @@ fn a_real_kernel_boots_roost_as_pid_1_from_mmds() {
     );
     // MMDS is blocked for the workload after bootstrap.
     assert!(text.contains("vm-workload: mmds=blocked"), "{text}");
+    // Pure cgroup v2 with favordynmods, and the workload born in its leaf (clone3).
+    assert!(
+        text.contains("vm-workload: cgroup2=1 in=/roost-workload-"),
+        "{text}"
+    );
+    assert!(
+        text.contains("workload born in its cgroup (clone3 CLONE_INTO_CGROUP)"),
+        "{text}"
+    );
 
     // The control API over vsock, through the Firecracker-style handshake.
     let uds_s = uds.display().to_string();

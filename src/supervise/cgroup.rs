@@ -357,6 +357,32 @@ impl WorkloadCgroup {
         (cg, warnings)
     }
 
+    /// Where a new child is born: the v2 leaf's directory (opened for `CLONE_INTO_CGROUP`),
+    /// the v1 leaves' `cgroup.procs` files, and every leaf's, for the std path.
+    pub fn placement(&self) -> super::spawn::Placement {
+        let v2_dir = self
+            .leaves
+            .iter()
+            .find(|leaf| leaf.hierarchy == Hierarchy::V2)
+            .and_then(|leaf| {
+                std::fs::File::open(&leaf.dir)
+                    .ok()
+                    .map(std::os::fd::OwnedFd::from)
+            });
+        let procs_of =
+            |leaf: &Leaf| CString::new(leaf.dir.join("cgroup.procs").as_os_str().as_bytes()).ok();
+        super::spawn::Placement {
+            v2_dir,
+            v1_procs: self
+                .leaves
+                .iter()
+                .filter(|leaf| leaf.hierarchy != Hierarchy::V2)
+                .filter_map(procs_of)
+                .collect(),
+            all_procs: self.procs_files(),
+        }
+    }
+
     /// The `cgroup.procs` files a new child writes `0` to, to join every leaf before exec.
     pub fn procs_files(&self) -> Vec<CString> {
         self.leaves

@@ -9,6 +9,7 @@
 //! API that listens and asks.
 
 pub mod cgroup;
+pub mod clone_into;
 pub mod critical;
 pub mod events;
 pub mod handle;
@@ -252,10 +253,13 @@ impl Supervisor {
             }
         };
 
-        let procs = cgroup.procs_files();
-        let spawned = self
-            .reaper
-            .spawn(|| spawn::spawn_workload(spec, output, procs));
+        let placement = cgroup.placement();
+        let mut born = spawn::Born::Forked;
+        let spawned = self.reaper.spawn(|| {
+            let (pid, how) = spawn::spawn_workload(spec, output, &placement)?;
+            born = how;
+            Ok(pid)
+        });
         let (pid, exit_rx) = match spawned {
             Ok(started) => started,
             Err(err) => {
@@ -265,8 +269,15 @@ impl Supervisor {
                 return self.outcome(spawn::spawn_failure_code(&err), None, false);
             }
         };
-        for warning in cgroup.join(pid) {
-            tracing::warn!("{warning}");
+        // Born in its leaves (or joined them before exec): a parent-side move would only take
+        // the cgroup lock again. It runs when a join may have failed.
+        if let spawn::Born::InCgroup { .. } = born {
+            tracing::info!("workload born in its cgroup (clone3 CLONE_INTO_CGROUP)");
+        }
+        if born.parent_must_join() {
+            for warning in cgroup.join(pid) {
+                tracing::warn!("{warning}");
+            }
         }
         self.emit(Event::Started {
             service: self.service.clone(),

@@ -44,6 +44,71 @@ pub struct ChildSpec<'a> {
     pub controlling_tty: bool,
 }
 
+/// The kernel's `struct sigaction` on x86_64 and aarch64 (not libc's: the raw syscall takes
+/// the kernel's layout).
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// In a new child before exec: every signal's disposition to its default and an empty mask,
+/// as a fresh process has them. Handled signals reset on exec by themselves; ignored ones do
+/// not (roost's SIGPIPE, or anything roost inherited ignored, the C library's reserved
+/// real-time signals included: its own `signal()` refuses those, hence the raw syscall).
+///
+/// # Safety
+/// Only in a child between fork (or clone) and exec: it changes the whole process's signal
+/// state. It makes raw, async-signal-safe syscalls only.
+pub(super) unsafe fn reset_signals() {
+    let default = KernelSigaction {
+        handler: 0, // SIG_DFL
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    let empty: u64 = 0;
+    // SAFETY: rt_sigprocmask and rt_sigaction with pointers to live stack values and the
+    // kernel's sigset size (8 bytes); KILL and STOP are skipped (the kernel refuses them).
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &empty as *const u64,
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        );
+        for sig in 1..=64 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    &default as *const KernelSigaction,
+                    std::ptr::null_mut::<KernelSigaction>(),
+                    8usize,
+                );
+            }
+        }
+    }
+}
+
+/// Whether the child switches to `identity`. Only root can switch identity. An unprivileged
+/// roost (a subreaper on a laptop) runs the child as itself; asking it for another identity is
+/// an error, not a silent downgrade.
+fn switches_identity(identity: &Identity) -> std::io::Result<bool> {
+    let (uid, gid) = (identity.uid, identity.gid);
+    let root = nix::unistd::geteuid().is_root();
+    if !root && (uid != nix::unistd::geteuid().as_raw() || gid != nix::unistd::getegid().as_raw()) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("roost is not root and cannot run a child as {uid}:{gid}"),
+        ));
+    }
+    Ok(root)
+}
+
 /// Forks and execs a child in a new session and process group of its own (pgid == pid).
 /// Returns its pid.
 pub fn spawn_child(spec: ChildSpec<'_>) -> std::io::Result<i32> {
@@ -57,17 +122,7 @@ pub fn spawn_child(spec: ChildSpec<'_>) -> std::io::Result<i32> {
     let gid = spec.identity.gid;
     let groups: Vec<libc::gid_t> = spec.identity.groups.clone();
     let cwd = cstring(spec.cwd.as_os_str().as_bytes())?;
-    // Only root can switch identity. An unprivileged roost (a subreaper on a laptop) runs the
-    // child as itself; asking it for another identity is an error, not a silent downgrade.
-    let switch_identity = nix::unistd::geteuid().is_root();
-    if !switch_identity
-        && (uid != nix::unistd::geteuid().as_raw() || gid != nix::unistd::getegid().as_raw())
-    {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::PermissionDenied,
-            format!("roost is not root and cannot run a child as {uid}:{gid}"),
-        ));
-    }
+    let switch_identity = switches_identity(spec.identity)?;
     let cgroup_procs = spec.cgroup_procs;
     let controlling_tty = spec.controlling_tty;
 
@@ -80,6 +135,8 @@ pub fn spawn_child(spec: ChildSpec<'_>) -> std::io::Result<i32> {
         .stderr(spec.stderr);
 
     let child_setup = move || -> std::io::Result<()> {
+        // SAFETY: in the forked child before exec, which is what reset_signals is for.
+        unsafe { reset_signals() };
         // SAFETY: setsid(2) takes no arguments; the forked child is not a group leader, so it
         // becomes the leader of a new session and process group (pgid == pid).
         if unsafe { libc::setsid() } < 0 {
@@ -129,14 +186,58 @@ pub fn spawn_child(spec: ChildSpec<'_>) -> std::io::Result<i32> {
     Ok(child.id() as i32)
 }
 
+/// Where the workload is born: the cgroup v2 leaf it is cloned into (when there is one) and
+/// the `cgroup.procs` files of every leaf, for the v1 joins and the fallback.
+#[derive(Debug)]
+pub struct Placement {
+    pub v2_dir: Option<OwnedFd>,
+    pub v1_procs: Vec<CString>,
+    pub all_procs: Vec<CString>,
+}
+
 /// Forks and execs the workload. Its stdout and stderr both go to `output`; stdin is
-/// inherited.
+/// inherited. Born in its cgroup v2 leaf by `clone3(CLONE_INTO_CGROUP)` where the kernel has
+/// it ([`super::clone_into`]), else started by the std path that joins every leaf before exec.
+/// How the workload got into its cgroup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Born {
+    /// Cloned into its v2 leaf; `v1_joined`: every v1 leaf joined before exec too.
+    InCgroup { v1_joined: bool },
+    /// Forked, then joined its leaves before exec (best effort: the parent joins it again).
+    Forked,
+}
+
+impl Born {
+    /// Whether the parent must (re)join the child to its leaves: only when a join may have
+    /// failed.
+    pub fn parent_must_join(self) -> bool {
+        !matches!(self, Born::InCgroup { v1_joined: true })
+    }
+}
+
+/// Returns the pid and how it got into its cgroup.
 pub fn spawn_workload(
     spec: &WorkloadSpec,
     output: OwnedFd,
-    cgroup_procs: Vec<CString>,
-) -> std::io::Result<i32> {
-    spawn_child(ChildSpec {
+    placement: &Placement,
+) -> std::io::Result<(i32, Born)> {
+    if let Some(dir) = &placement.v2_dir {
+        let prepared = prepare_clone(spec, dir, &output, &placement.v1_procs)?;
+        match super::clone_into::spawn(&prepared)? {
+            super::clone_into::Cloned::Started { pid, v1_failed } => {
+                return Ok((
+                    pid,
+                    Born::InCgroup {
+                        v1_joined: v1_failed == 0,
+                    },
+                ))
+            }
+            super::clone_into::Cloned::Unsupported => {
+                tracing::debug!("clone3(CLONE_INTO_CGROUP) is not available: the workload joins its cgroup after fork");
+            }
+        }
+    }
+    let pid = spawn_child(ChildSpec {
         argv: &spec.argv,
         env: &spec.env,
         identity: &spec.identity,
@@ -144,8 +245,50 @@ pub fn spawn_workload(
         stdin: Stdio::inherit(),
         stdout: Stdio::from(output.try_clone()?),
         stderr: Stdio::from(output),
-        cgroup_procs,
+        cgroup_procs: placement.all_procs.clone(),
         controlling_tty: false,
+    })?;
+    Ok((pid, Born::Forked))
+}
+
+/// The strings and descriptors the cloned child uses, built before the clone.
+fn prepare_clone<'a>(
+    spec: &WorkloadSpec,
+    cgroup_dir: &'a OwnedFd,
+    output: &'a OwnedFd,
+    v1_procs: &[CString],
+) -> std::io::Result<super::clone_into::Prepared<'a>> {
+    use std::os::fd::AsFd;
+    let Some(program) = spec.argv.first() else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "empty argv",
+        ));
+    };
+    let path_env = spec
+        .env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_str());
+    let strings = |items: Vec<String>| -> std::io::Result<Vec<CString>> {
+        items.into_iter().map(|s| cstring(s.as_bytes())).collect()
+    };
+    let identity = switches_identity(&spec.identity)?.then(|| {
+        (
+            spec.identity.uid,
+            spec.identity.gid,
+            spec.identity.groups.clone(),
+        )
+    });
+    Ok(super::clone_into::Prepared {
+        candidates: strings(super::clone_into::candidates(program, path_env))?,
+        argv: strings(spec.argv.clone())?,
+        envp: strings(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect())?,
+        cwd: cstring(spec.working_dir.as_os_str().as_bytes())?,
+        cgroup_dir: cgroup_dir.as_fd(),
+        v1_procs: v1_procs.to_vec(),
+        output: output.as_fd(),
+        identity,
     })
 }
 

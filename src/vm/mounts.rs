@@ -78,10 +78,13 @@ pub fn system_mounts() -> Vec<MountStep> {
             flags: libc::MS_NOSUID | libc::MS_NODEV,
             fatal: false,
         },
+        // favordynmods (Linux 6.0): the cgroup threadgroup lock stays in its slow-reader mode,
+        // so moving a process between cgroups (an exec's, a restart's) waits for no RCU grace
+        // period. An older kernel refuses the option; `perform` mounts without it then.
         MountStep {
             fstype: "cgroup2",
             target: "/sys/fs/cgroup",
-            data: None,
+            data: Some(CGROUP2_FAVOR_DYNMODS),
             flags: NOSUID_NODEV_NOEXEC,
             fatal: false,
         },
@@ -147,16 +150,28 @@ fn mkdir(path: &Path) -> Result<(), MountError> {
     })
 }
 
-/// Performs one step; a target that is already mounted (EBUSY) counts as done.
+/// The cgroup2 mount option that makes cgroup migrations cheap (see `system_mounts`).
+pub const CGROUP2_FAVOR_DYNMODS: &str = "favordynmods";
+
+/// Performs one step; a target that is already mounted (EBUSY) counts as done. A cgroup2
+/// mount whose kernel does not know `favordynmods` (EINVAL) is retried without it.
 pub fn perform(step: &MountStep) -> Result<(), MountError> {
     mkdir(Path::new(step.target))?;
-    match mount(
-        Some(step.fstype),
-        step.target,
-        Some(step.fstype),
-        MsFlags::from_bits_truncate(step.flags),
-        step.data,
-    ) {
+    let attempt = |data: Option<&str>| {
+        mount(
+            Some(step.fstype),
+            step.target,
+            Some(step.fstype),
+            MsFlags::from_bits_truncate(step.flags),
+            data,
+        )
+    };
+    let mut result = attempt(step.data);
+    if result == Err(nix::errno::Errno::EINVAL) && step.data == Some(CGROUP2_FAVOR_DYNMODS) {
+        tracing::info!("cgroup2 without favordynmods (this kernel does not have it)");
+        result = attempt(None);
+    }
+    match result {
         Ok(()) | Err(nix::errno::Errno::EBUSY) => Ok(()),
         Err(errno) => Err(MountError::Mount {
             fstype: step.fstype,

@@ -13,6 +13,7 @@ if wget -q -T 2 -O - http://169.254.169.254/ >/dev/null 2>&1; then
 else
     echo "vm-workload: mmds=blocked"
 fi
+echo "vm-workload: cgroup2=$(grep -c ' /sys/fs/cgroup cgroup2 .*favordynmods' /proc/mounts) in=$(cut -d: -f3 /proc/self/cgroup)"
 echo "written by the workload" > /data/hello.txt
 trap 'echo "stopped gracefully" >> /data/hello.txt; sync; echo vm-workload: got-term; exit 42' TERM
 echo "vm-workload: ready"

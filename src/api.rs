@@ -3,9 +3,8 @@
 //! once, one connection pool) serves both the proxy and the broker.
 
 use crate::config::Validated;
-use api_proxy::{ProxyConfig, ProxyServer, ProxyStats, DEFAULT_SOCKET_PATH};
+use api_proxy::{ProxyConfig, ProxyServer, ProxyStats};
 use roost_platform::{Credentials, Endpoint, Platform, PlatformError};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,48 +13,38 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The platform for `config`, or None when `Api` is not configured.
 pub fn platform(config: &Validated) -> Result<Option<Platform>, PlatformError> {
-    let c = &config.config;
-    let Some(api) = &c.api else {
-        return Ok(None);
-    };
-    // Validation made sure both are there; a missing one here is no platform, not a panic.
-    let (Some(upstream), Some(token)) = (&config.upstream, &api.token) else {
+    let Some(api) = &config.api else {
         return Ok(None);
     };
     let endpoint = Endpoint {
-        upstream: upstream.clone(),
-        ca_file: api.upstream_ca_file.as_ref().map(PathBuf::from),
+        upstream: api.upstream.clone(),
+        ca_file: api.ca_file.clone(),
         connect_timeout: CONNECT_TIMEOUT,
     };
     let credentials = Credentials::new(
-        token.clone(),
-        api.token_scheme.as_deref().unwrap_or("FlyV1"),
+        api.token.clone(),
+        &api.scheme,
         api.attenuate,
-        c.machine_id.as_deref(),
+        config.config.machine_id.as_deref(),
     );
     Platform::connect(&endpoint, credentials).map(Some)
 }
 
 /// The proxy config for `config` over `platform`, or None when `Api` is not configured.
 pub fn proxy_config(config: &Validated, platform: &Platform) -> Option<ProxyConfig> {
-    let c = &config.config;
-    let api = c.api.as_ref()?;
-    let socket = PathBuf::from(api.socket_path.as_deref().unwrap_or(DEFAULT_SOCKET_PATH));
-    let mut proxy = ProxyConfig::new(socket, platform.clone());
+    let api = config.api.as_ref()?;
+    let mut proxy = ProxyConfig::new(
+        api.socket_path.clone(),
+        platform.clone(),
+        api.policy.clone(),
+    );
     proxy.allow_uids = api.allow_uids.clone();
     proxy.allow_gids = api.allow_gids.clone();
-    proxy.paths = api.paths.clone();
-    proxy.app_name = c.app_name.clone();
-    proxy.machine_id = c.machine_id.clone();
-    if let Some(max) = api.max_body_bytes {
-        proxy.max_body_bytes = max;
-    }
-    if let Some(secs) = api.request_timeout_seconds {
-        proxy.request_timeout = Duration::from_secs(secs);
-    }
-    if let Some(n) = api.max_concurrent {
-        proxy.max_concurrent = n;
-    }
+    proxy.app_name = config.config.app_name.clone();
+    proxy.machine_id = config.config.machine_id.clone();
+    proxy.max_body_bytes = api.max_body_bytes;
+    proxy.request_timeout = api.request_timeout;
+    proxy.max_concurrent = api.max_concurrent;
     Some(proxy)
 }
 

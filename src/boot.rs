@@ -14,20 +14,16 @@
 //! [`Mode`]. Every step that fails becomes a [`BootFailure`], logged once, reported with its
 //! code; nothing ends roost without the report.
 
+use crate::config::typed::Service;
 use crate::config::Validated;
 use crate::control::report::{self, ReportTarget};
 use crate::control::{ControlServer, ControlState};
 use crate::exit::{self, BootFailure, Report};
 use crate::supervise::procs::InitMode;
-use crate::supervise::{CriticalTasks, Outcome, StopPolicy, Supervisor};
+use crate::supervise::{CriticalTasks, Outcome, Supervisor};
 use crate::workload::WorkloadSpec;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// How long the control API stays up after the exit, so a host can still ask for the exit
-/// code, unless `Control.LingerSeconds` says otherwise. The same in both modes; a stop signal
-/// ends it early.
-pub const DEFAULT_LINGER: Duration = Duration::from_secs(2);
 
 /// What a mode supplies to the one sequence.
 #[allow(async_fn_in_trait)] // Used with concrete types only, inside this crate.
@@ -125,8 +121,7 @@ async fn sequence<M: Mode>(mut mode: M, started: Instant) -> i32 {
 
     let linger = config
         .as_ref()
-        .and_then(|c| c.config.control.linger_seconds)
-        .map_or(DEFAULT_LINGER, Duration::from_secs);
+        .map_or(crate::config::typed::defaults::LINGER, |c| c.control.linger);
     close_control(control, linger, &mut supervisor).await;
     mode.teardown().await;
     report.code
@@ -150,12 +145,16 @@ async fn boot_and_supervise<M: Mode>(
     if let Err(failure) = mode.prepare(&config, state).await {
         return (ended_boot(supervisor, &failure), Some(config));
     }
-    let spec = match resolve(&config, Path::new("/")) {
+    let Some(main) = config.main_service().cloned() else {
+        let failure = BootFailure::Config("the config has no main service".into());
+        return (ended_boot(supervisor, &failure), Some(config));
+    };
+    let spec = match resolve(&main, Path::new("/")) {
         Ok(spec) => spec,
         Err(failure) => return (ended_boot(supervisor, &failure), Some(config)),
     };
     mode.before_services(&config, &spec, state);
-    let outcome = run_services(&config, spec, supervisor, state).await;
+    let outcome = run_services(&config, &main, spec, supervisor, state).await;
     (outcome, Some(config))
 }
 
@@ -190,9 +189,9 @@ fn start_supervision(
     Ok((supervisor, state))
 }
 
-/// Resolves the workload against the root at `root`.
-fn resolve(config: &Validated, root: &Path) -> Result<WorkloadSpec, BootFailure> {
-    let spec = WorkloadSpec::resolve(config, root)
+/// Resolves what `service` runs against the root at `root`.
+fn resolve(service: &Service, root: &Path) -> Result<WorkloadSpec, BootFailure> {
+    let spec = WorkloadSpec::resolve(service, root)
         .map_err(|err| BootFailure::Config(format!("cannot resolve the workload: {err}")))?;
     for warning in &spec.warnings {
         tracing::warn!("{warning}");
@@ -203,6 +202,7 @@ fn resolve(config: &Validated, root: &Path) -> Result<WorkloadSpec, BootFailure>
 /// Step 5: the proxy and the broker, then the workload to its end.
 async fn run_services(
     config: &Validated,
+    main: &Service,
     mut spec: WorkloadSpec,
     supervisor: &mut Supervisor,
     state: &ControlState,
@@ -226,19 +226,8 @@ async fn run_services(
     state.set_broker(broker);
     state.phase("oidc");
     state.set_spec(&spec);
-    let policy = StopPolicy {
-        kill_signal: config.kill_signal,
-        kill_timeout: config.kill_timeout,
-    };
     state.phase("workload_start");
-    let outcome = supervisor
-        .run(
-            &spec,
-            policy,
-            config.config.memory_limit_mib,
-            config.config.pids_max,
-        )
-        .await;
+    let outcome = supervisor.run(&spec, main).await;
     tracing::info!(
         "workload done: code {} (oom_killed: {}, orphans reaped: {})",
         outcome.code,

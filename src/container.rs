@@ -71,8 +71,8 @@ impl Mode for ContainerMode<'_> {
     }
 
     fn report_target(&self, config: &Validated) -> Option<ReportTarget> {
-        let path = config.config.control.exit_report_socket.as_ref()?;
-        Some(ReportTarget::Unix(PathBuf::from(path)))
+        let path = config.control.exit_report_socket.clone()?;
+        Some(ReportTarget::Unix(path))
     }
 
     async fn teardown(self) {}

@@ -4,12 +4,8 @@
 
 use crate::config::Validated;
 use crate::workload::WorkloadSpec;
-use broker::{BrokerOptions, BrokerStatus, PlanInput, DEFAULT_TOKEN_PATH};
+use broker::{BrokerOptions, BrokerStatus, PlanInput};
 use std::path::PathBuf;
-use std::time::Duration;
-
-/// Default wait for the first token at boot.
-pub const DEFAULT_BOOT_WAIT: Duration = Duration::from_secs(10);
 
 fn set_env(env: &mut Vec<(String, String)>, key: &str, value: &str) {
     match env.iter_mut().find(|(k, _)| k == key) {
@@ -27,11 +23,8 @@ pub async fn prepare(
     critical: &crate::supervise::CriticalTasks,
 ) -> Option<BrokerStatus> {
     let c = &config.config;
-    let oidc = c.oidc.as_ref();
-    let token_path = PathBuf::from(
-        oidc.and_then(|o| o.token_path.as_deref())
-            .unwrap_or(DEFAULT_TOKEN_PATH),
-    );
+    let oidc = &config.oidc;
+    let token_path = &oidc.token_path;
     let hostname = c.hostname.clone().or_else(|| {
         nix::unistd::gethostname()
             .ok()
@@ -53,7 +46,7 @@ pub async fn prepare(
     let plan = broker::plan(
         &spec.env,
         &PlanInput {
-            token_path: &token_path,
+            token_path,
             machine_id: c.machine_id.as_deref(),
             hostname: hostname.as_deref(),
             aws_files: &aws_files,
@@ -74,14 +67,12 @@ pub async fn prepare(
         );
         return None;
     };
-    let boot_wait = oidc
-        .and_then(|o| o.boot_wait_seconds)
-        .map_or(DEFAULT_BOOT_WAIT, Duration::from_secs);
+    let boot_wait = oidc.boot_wait;
     let opts = BrokerOptions {
         boot_wait,
         uid: spec.identity.uid,
         gid: spec.identity.gid,
-        group_readable: oidc.is_some_and(|o| o.group_readable),
+        group_readable: oidc.group_readable,
     };
     let spawn = |refresher| critical.spawn("broker", refresher);
     let (status, ready) = broker::start(client, &plan, &opts, &spawn).await;

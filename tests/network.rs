@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use roost::config::IpConfig;
+use roost::config::typed::Address;
 use roost::net::{plan, Netlink};
 use std::process::Command;
 
@@ -32,11 +32,11 @@ fn json(cmd: &str) -> serde_json::Value {
     serde_json::from_str(&sh(cmd)).expect("ip -j output")
 }
 
-fn cfg(ip: &str, mask: u8, gw: Option<&str>) -> IpConfig {
-    IpConfig {
-        ip: ip.into(),
-        mask,
-        gateway: gw.map(str::to_string),
+fn cfg(ip: &str, mask: u8, gw: Option<&str>) -> Address {
+    Address {
+        ip: ip.parse().expect("ip"),
+        prefix: mask,
+        gateway: gw.map(|g| g.parse().expect("gateway")),
     }
 }
 

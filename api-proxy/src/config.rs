@@ -1,5 +1,6 @@
 //! What the proxy is built from.
 
+use roost_platform::policy::Policy;
 use roost_platform::Platform;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,8 +14,8 @@ pub struct ProxyConfig {
     /// Callers allowed by uid; empty means root only.
     pub allow_uids: Vec<u32>,
     pub allow_gids: Vec<u32>,
-    /// Allow-list patterns; empty means [`crate::policy::DEFAULT_PATTERNS`].
-    pub paths: Vec<String>,
+    /// The allow-list, bound to this app and machine.
+    pub policy: Policy,
     pub app_name: Option<String>,
     pub machine_id: Option<String>,
     pub max_body_bytes: u64,
@@ -22,18 +23,15 @@ pub struct ProxyConfig {
     pub max_concurrent: usize,
 }
 
-/// Default socket path inside the VM.
-pub const DEFAULT_SOCKET_PATH: &str = "/.fly/api";
-
 impl ProxyConfig {
     /// A config with the documented defaults.
-    pub fn new(socket_path: PathBuf, platform: Platform) -> Self {
+    pub fn new(socket_path: PathBuf, platform: Platform, policy: Policy) -> Self {
         ProxyConfig {
             socket_path,
             platform,
+            policy,
             allow_uids: Vec::new(),
             allow_gids: Vec::new(),
-            paths: Vec::new(),
             app_name: None,
             machine_id: None,
             max_body_bytes: 1024 * 1024,

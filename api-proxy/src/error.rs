@@ -1,13 +1,10 @@
 //! Why the proxy cannot start.
 
-use roost_platform::policy::PatternError;
 use roost_platform::pool::ClientError;
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
-    #[error(transparent)]
-    Pattern(#[from] PatternError),
     #[error(transparent)]
     Client(#[from] ClientError),
     #[error("socket {path}: {source}")]

@@ -25,7 +25,7 @@ pub mod server;
 pub mod socket;
 pub mod stats;
 
-pub use config::{ProxyConfig, DEFAULT_SOCKET_PATH};
+pub use config::ProxyConfig;
 pub use error::ProxyError;
 pub use server::ProxyServer;
 pub use stats::ProxyStats;

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 
-pub use crate::config::{ProxyConfig, DEFAULT_SOCKET_PATH};
+pub use crate::config::ProxyConfig;
 pub use crate::error::ProxyError;
 pub use crate::stats::ProxyStats;
 
@@ -37,11 +37,7 @@ pub(crate) struct State {
 
 impl State {
     fn build(config: &ProxyConfig) -> Result<Self, ProxyError> {
-        let policy = Policy::new(
-            &config.paths,
-            config.app_name.as_deref(),
-            config.machine_id.as_deref(),
-        )?;
+        let policy = config.policy.clone();
         let allow_uids = if config.allow_uids.is_empty() {
             vec![0]
         } else {

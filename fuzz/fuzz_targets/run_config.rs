@@ -5,11 +5,17 @@
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if let Ok(config) = roost::config::parse(data) {
         // A config that passed validation resolves without panicking, against no /etc.
-        let _ = roost::workload::WorkloadSpec::resolve(&config, std::path::Path::new("/nonexistent"));
-        let _ = roost::net::plan(&config.config.ip_configs, config.config.mtu);
-        let _ = roost::vm::etc::render_hosts("", config.config.hostname.as_deref(), &config.config);
-        let _ = roost::vm::etc::render_resolv(&config.config);
-        let _ = roost_platform::deadline::after_std(std::time::Instant::now(), config.kill_timeout);
+        for service in &config.services {
+            let _ = roost::workload::WorkloadSpec::resolve(service, std::path::Path::new("/nonexistent"));
+        }
+        let _ = roost::net::plan(&config.network.addresses, config.network.mtu);
+        let _ = roost::vm::etc::render_hosts("", config.config.hostname.as_deref(), &config.network);
+        let _ = roost::vm::etc::render_resolv(&config.network);
+        for service in &config.services {
+            let _ = roost_platform::deadline::after_std(std::time::Instant::now(), service.stop.timeout);
+        }
+        let _ = roost_platform::deadline::after_std(std::time::Instant::now(), config.control.linger);
+        let _ = roost_platform::deadline::after_std(std::time::Instant::now(), config.oidc.boot_wait);
         if let Ok(Some(platform)) = roost::api::platform(&config) {
             if let Some(proxy) = roost::api::proxy_config(&config, &platform) {
                 let _ = api_proxy::ProxyServer::check(&proxy);

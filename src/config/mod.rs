@@ -6,6 +6,7 @@
 
 pub mod limits;
 mod schema;
+pub mod typed;
 mod validate;
 
 pub use schema::{

@@ -57,7 +57,7 @@ pub struct RunConfig {
 }
 
 /// The subset of the OCI image config that decides how the workload runs.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ImageConfig {
     #[serde(deserialize_with = "nullable")]

@@ -35,8 +35,25 @@ fn full_schema_parses() {
         "SomethingNew": {"ignored": true}
     }"#;
     let v = parse_str(doc).expect("valid config");
-    assert_eq!(v.kill_signal, libc::SIGINT);
-    assert_eq!(v.kill_timeout, std::time::Duration::from_secs(30));
+    let main = v.main_service().expect("main service");
+    assert_eq!(main.name, "main");
+    assert_eq!(main.stop.signal.number(), libc::SIGINT);
+    assert_eq!(main.stop.timeout, std::time::Duration::from_secs(30));
+    assert_eq!(v.services.len(), 1);
+    // Typed once, here: addresses, the upstream, durations and defaults.
+    assert_eq!(v.network.addresses.len(), 2);
+    assert_eq!(v.network.addresses[0].prefix, 30);
+    assert_eq!(v.network.mtu, Some(1500));
+    assert_eq!(v.network.hosts[0].ip.to_string(), "10.0.0.9");
+    let typed_api = v.api.as_ref().expect("typed api");
+    assert_eq!(typed_api.scheme, "FlyV1");
+    assert_eq!(typed_api.socket_path, std::path::Path::new("/.fly/api"));
+    assert_eq!(
+        typed_api.request_timeout,
+        std::time::Duration::from_secs(60)
+    );
+    assert_eq!(v.oidc.boot_wait, std::time::Duration::from_secs(3));
+    assert_eq!(v.control.linger, std::time::Duration::from_secs(2));
     let c = &v.config;
     assert_eq!(c.image_config.entrypoint, ["/bin/app"]);
     assert_eq!(c.cmd_override.as_deref(), Some("run"));
@@ -59,11 +76,14 @@ fn full_schema_parses() {
 #[test]
 fn empty_document_gets_defaults() {
     let v = parse_str("{}").expect("valid");
-    assert_eq!(v.kill_signal, libc::SIGTERM);
+    let main = v.main_service().expect("main service");
+    assert_eq!(main.stop.signal.number(), libc::SIGTERM);
     assert_eq!(
-        v.kill_timeout,
+        main.stop.timeout,
         std::time::Duration::from_secs(DEFAULT_KILL_TIMEOUT_SECS)
     );
+    assert!(v.api.is_none());
+    assert_eq!(v.oidc.token_path, std::path::Path::new("/.fly/oidc_token"));
     assert_eq!(v.config.mmds.after_boot, MmdsAfterBoot::Block);
 }
 
@@ -157,12 +177,16 @@ fn invalid_values_name_the_field() {
 
 #[test]
 fn signal_names_and_numbers() {
-    let name = |s: &str| parse_signal(&SignalSpec::Name(s.into()));
+    let name = |s: &str| parse_signal(&SignalSpec::Name(s.into())).map(|s| s.number());
     assert_eq!(name("SIGTERM"), Ok(libc::SIGTERM));
     assert_eq!(name("term"), Ok(libc::SIGTERM));
     assert_eq!(name("USR1"), Ok(libc::SIGUSR1));
     assert!(name("").is_err());
-    assert_eq!(parse_signal(&SignalSpec::Number(34)), Ok(34));
+    assert_eq!(
+        parse_signal(&SignalSpec::Number(34)).map(|s| s.number()),
+        Ok(34)
+    );
+    assert!(parse_signal(&SignalSpec::Number(65)).is_err());
 }
 
 #[test]

@@ -11,6 +11,9 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The name of the implicit main service: today's single workload.
+pub const MAIN_SERVICE: &str = "main";
+
 /// A signal number in 1..=64 (SIGRTMAX). Built by validation only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Signal(i32);
@@ -35,11 +38,23 @@ pub struct Stop {
     pub timeout: Duration,
 }
 
+/// What a service runs: an image config and its overrides, resolved against the image's own
+/// `/etc/passwd` and `/etc/group` by [`crate::workload`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Process {
+    pub image_config: super::ImageConfig,
+    pub exec_override: Option<Vec<String>>,
+    pub cmd_override: Option<String>,
+    pub user_override: Option<String>,
+    pub extra_env: std::collections::BTreeMap<String, String>,
+}
+
 /// One supervised service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {
     /// `main` for the implicit service of the image config.
     pub name: String,
+    pub process: Process,
     pub stop: Stop,
     /// Its cgroup's `memory.max`, in MiB.
     pub memory_limit_mib: Option<u64>,
@@ -125,4 +140,8 @@ pub mod defaults {
     pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
     pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
     pub const MAX_CONCURRENT: usize = 64;
+    /// Where the `/.fly/api` socket is.
+    pub const API_SOCKET: &str = "/.fly/api";
+    /// Where the identity token is written.
+    pub const TOKEN_PATH: &str = broker::DEFAULT_TOKEN_PATH;
 }

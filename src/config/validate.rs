@@ -2,30 +2,43 @@
 
 use super::limits::*;
 use super::schema::{RunConfig, SignalSpec};
+use super::typed::{self, defaults, Address, HostEntry, Network, Service, Signal, Stop};
 use super::{ConfigError, DEFAULT_KILL_TIMEOUT_SECS, MAX_KILL_TIMEOUT_SECS};
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// A run config that passed validation, with its derived values resolved.
+/// A run config that passed validation: the typed values roost runs on, and the document's
+/// workload fields (the image config and its overrides, resolved against the image's files by
+/// [`crate::workload`]).
 #[derive(Debug)]
 pub struct Validated {
     pub config: RunConfig,
-    /// Signal number sent to the workload's process group to stop it.
-    pub kill_signal: i32,
-    pub kill_timeout: Duration,
-    /// `Api.Upstream`, parsed (once, here).
-    pub upstream: Option<roost_platform::Upstream>,
+    /// The services, in start order; today the one implicit main service.
+    pub services: Vec<Service>,
+    pub network: Network,
+    pub api: Option<typed::Api>,
+    pub control: typed::Control,
+    pub oidc: typed::Oidc,
+}
+
+impl Validated {
+    /// The main service: the image config's workload. Validation always puts it first.
+    pub fn main_service(&self) -> Option<&Service> {
+        self.services.first()
+    }
 }
 
 /// Highest signal number on Linux (SIGRTMAX).
 const MAX_SIGNAL: i64 = 64;
 
 /// Parses a signal given by number or by name (`SIGTERM`, `TERM`, case-insensitive).
-pub fn parse_signal(spec: &SignalSpec) -> Result<i32, String> {
+pub fn parse_signal(spec: &SignalSpec) -> Result<Signal, String> {
     match spec {
-        SignalSpec::Number(n) if (1..=MAX_SIGNAL).contains(n) => Ok(*n as i32),
-        SignalSpec::Number(n) => Err(format!("signal {n} is outside 1..={MAX_SIGNAL}")),
+        SignalSpec::Number(n) => {
+            Signal::new(*n).ok_or_else(|| format!("signal {n} is outside 1..={MAX_SIGNAL}"))
+        }
         SignalSpec::Name(name) => {
             let upper = name.trim().to_ascii_uppercase();
             let full = if upper.starts_with("SIG") {
@@ -34,8 +47,9 @@ pub fn parse_signal(spec: &SignalSpec) -> Result<i32, String> {
                 format!("SIG{upper}")
             };
             nix::sys::signal::Signal::from_str(&full)
-                .map(|sig| sig as i32)
-                .map_err(|_| format!("unknown signal name {name:?}"))
+                .ok()
+                .and_then(|sig| Signal::new(sig as i64))
+                .ok_or_else(|| format!("unknown signal name {name:?}"))
         }
     }
 }
@@ -71,7 +85,7 @@ pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
 
     let kill_signal = match &config.kill_signal {
         Some(spec) => parse_signal(spec).map_err(|problem| f("KillSignal", problem))?,
-        None => libc::SIGTERM,
+        None => Signal::TERM,
     };
     let kill_timeout = config.kill_timeout.unwrap_or(DEFAULT_KILL_TIMEOUT_SECS);
     check_range("KillTimeout", Some(kill_timeout), 0, MAX_KILL_TIMEOUT_SECS)?;
@@ -92,6 +106,10 @@ pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
     }
 
     check_range("MTU", config.mtu.map(u64::from), MIN_MTU, MAX_MTU)?;
+    let mut network = Network {
+        mtu: config.mtu,
+        ..Network::default()
+    };
     for (i, ip) in config.ip_configs.iter().enumerate() {
         let addr: IpAddr = ip.ip.parse().map_err(|_| {
             f(
@@ -106,6 +124,7 @@ pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
                 format!("prefix length {} is longer than {max}", ip.mask),
             ));
         }
+        let mut gateway = None;
         if let Some(gw) = &ip.gateway {
             let gw_addr: IpAddr = gw.parse().map_err(|_| {
                 f(
@@ -119,7 +138,13 @@ pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
                     "is not of the same address family as IP",
                 ));
             }
+            gateway = Some(gw_addr);
         }
+        network.addresses.push(Address {
+            ip: addr,
+            prefix: ip.mask,
+            gateway,
+        });
     }
     if let Some(name) = &config.hostname {
         check_hostname(name).map_err(|problem| f("Hostname", problem))?;
@@ -132,26 +157,33 @@ pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
         check_absolute("RootDevice", dev)?;
     }
     if let Some(resolv) = &config.etc_resolv {
+        let mut nameservers = Vec::new();
         for (i, ns) in resolv.nameservers.iter().enumerate() {
-            ns.parse::<IpAddr>().map_err(|_| {
+            nameservers.push(ns.parse::<IpAddr>().map_err(|_| {
                 f(
                     format!("EtcResolv.Nameservers[{i}]"),
                     format!("{ns:?} is not an IP address"),
                 )
-            })?;
+            })?);
         }
+        network.nameservers = Some(nameservers);
     }
     for (i, host) in config.etc_hosts.iter().enumerate() {
-        host.ip.parse::<IpAddr>().map_err(|_| {
+        let ip = host.ip.parse::<IpAddr>().map_err(|_| {
             f(
                 format!("EtcHosts[{i}].IP"),
                 format!("{:?} is not an IP address", host.ip),
             )
         })?;
         check_hostname(&host.host).map_err(|problem| f(format!("EtcHosts[{i}].Host"), problem))?;
+        network.hosts.push(HostEntry {
+            ip,
+            host: host.host.clone(),
+            desc: host.desc.clone(),
+        });
     }
 
-    let mut parsed_upstream = None;
+    let mut typed_api = None;
     if let Some(api) = &config.api {
         if api.upstream.is_none() {
             return Err(f("Api.Upstream", "is required when Api is set"));
@@ -177,6 +209,7 @@ pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
         if api.paths.len() > MAX_LIST {
             return Err(f("Api.Paths", format!("has more than {MAX_LIST} entries")));
         }
+        let mut upstream_parsed = None;
         if let Some(upstream) = &api.upstream {
             // Parsed by hand below and used in a URI and a Host header: nothing that could
             // cut or split it.
@@ -189,7 +222,7 @@ pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
                     "contains a control character or white space",
                 ));
             }
-            parsed_upstream = Some(
+            upstream_parsed = Some(
                 roost_platform::Upstream::parse(upstream)
                     .map_err(|err| f("Api.Upstream", err.to_string()))?,
             );
@@ -217,8 +250,36 @@ pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
         if let Some(path) = &api.upstream_ca_file {
             check_absolute("Api.UpstreamCaFile", path)?;
         }
-        roost_platform::policy::Policy::new(&api.paths, None, None)
-            .map_err(|e| f("Api.Paths", e.to_string()))?;
+        let policy = roost_platform::policy::Policy::new(
+            &api.paths,
+            config.app_name.as_deref(),
+            config.machine_id.as_deref(),
+        )
+        .map_err(|e| f("Api.Paths", e.to_string()))?;
+        // Both are required above; this is where they become the typed values.
+        if let (Some(upstream), Some(token)) = (upstream_parsed, api.token.clone()) {
+            typed_api = Some(typed::Api {
+                upstream,
+                token,
+                scheme: api
+                    .token_scheme
+                    .clone()
+                    .unwrap_or_else(|| defaults::TOKEN_SCHEME.to_string()),
+                ca_file: api.upstream_ca_file.as_ref().map(PathBuf::from),
+                socket_path: PathBuf::from(
+                    api.socket_path.as_deref().unwrap_or(defaults::API_SOCKET),
+                ),
+                allow_uids: api.allow_uids.clone(),
+                allow_gids: api.allow_gids.clone(),
+                policy,
+                attenuate: api.attenuate,
+                max_body_bytes: api.max_body_bytes.unwrap_or(defaults::MAX_BODY_BYTES),
+                request_timeout: api
+                    .request_timeout_seconds
+                    .map_or(defaults::REQUEST_TIMEOUT, Duration::from_secs),
+                max_concurrent: api.max_concurrent.unwrap_or(defaults::MAX_CONCURRENT),
+            });
+        }
     }
     if let Some(oidc) = &config.oidc {
         if let Some(path) = &oidc.token_path {
@@ -253,11 +314,55 @@ pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
         }
     }
 
+    let main = Service {
+        name: typed::MAIN_SERVICE.to_string(),
+        process: typed::Process {
+            image_config: config.image_config.clone(),
+            exec_override: config.exec_override.clone(),
+            cmd_override: config.cmd_override.clone(),
+            user_override: config.user_override.clone(),
+            extra_env: config.extra_env.clone(),
+        },
+        stop: Stop {
+            signal: kill_signal,
+            timeout: Duration::from_secs(kill_timeout),
+        },
+        memory_limit_mib: config.memory_limit_mib,
+        pids_max: config.pids_max,
+    };
+    let control = typed::Control {
+        vsock_port: config.control.vsock_port,
+        exit_report_port: config.control.exit_report_port,
+        exit_report_socket: config
+            .control
+            .exit_report_socket
+            .as_ref()
+            .map(PathBuf::from),
+        linger: config
+            .control
+            .linger_seconds
+            .map_or(defaults::LINGER, Duration::from_secs),
+        allow_cids: config.control.allow_cids.clone(),
+    };
+    let oidc_config = config.oidc.as_ref();
+    let oidc = typed::Oidc {
+        token_path: PathBuf::from(
+            oidc_config
+                .and_then(|o| o.token_path.as_deref())
+                .unwrap_or(defaults::TOKEN_PATH),
+        ),
+        boot_wait: oidc_config
+            .and_then(|o| o.boot_wait_seconds)
+            .map_or(defaults::BOOT_WAIT, Duration::from_secs),
+        group_readable: oidc_config.is_some_and(|o| o.group_readable),
+    };
     Ok(Validated {
         config,
-        kill_signal,
-        kill_timeout: Duration::from_secs(kill_timeout),
-        upstream: parsed_upstream,
+        services: vec![main],
+        network,
+        api: typed_api,
+        control,
+        oidc,
     })
 }
 

@@ -11,9 +11,9 @@ pub use plan::{plan, NetPlan};
 /// (ONLINK where needed), TX checksum offload off (best effort).
 pub async fn configure(
     iface: &str,
-    config: &crate::config::RunConfig,
+    network: &crate::config::typed::Network,
 ) -> Result<NetPlan, NetError> {
-    let p = plan(&config.ip_configs, config.mtu);
+    let p = plan(&network.addresses, network.mtu);
     for w in &p.warnings {
         tracing::warn!("{w}");
     }

@@ -4,7 +4,7 @@
 //! route (without it the kernel refuses the route), and a second IPConfig of the same family
 //! must not add a second default route (EEXIST, fatal in Fly's init).
 
-use crate::config::IpConfig;
+use crate::config::typed::Address;
 use std::net::IpAddr;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,27 +48,20 @@ pub fn in_subnet(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
     }
 }
 
-/// Plans addresses and routes. Config validation has already checked the addresses parse.
-pub fn plan(configs: &[IpConfig], mtu: Option<u32>) -> NetPlan {
+/// Plans addresses and routes from the typed addresses validation parsed.
+pub fn plan(configs: &[Address], mtu: Option<u32>) -> NetPlan {
     let mut p = NetPlan {
         mtu,
         ..NetPlan::default()
     };
-    for (i, c) in configs.iter().enumerate() {
-        let Ok(addr) = c.ip.parse::<IpAddr>() else {
-            p.warnings.push(format!(
-                "IPConfigs[{i}].IP {:?} skipped: not an address",
-                c.ip
-            ));
-            continue;
-        };
+    for c in configs {
         p.addrs.push(AddrPlan {
-            addr,
-            prefix: c.mask,
+            addr: c.ip,
+            prefix: c.prefix,
         });
     }
     for (i, c) in configs.iter().enumerate() {
-        let Some(gateway) = c.gateway.as_deref().and_then(|g| g.parse::<IpAddr>().ok()) else {
+        let Some(gateway) = c.gateway else {
             continue;
         };
         if p.default_routes
@@ -90,11 +83,11 @@ pub fn plan(configs: &[IpConfig], mtu: Option<u32>) -> NetPlan {
 mod tests {
     use super::*;
 
-    fn cfg(ip: &str, mask: u8, gw: Option<&str>) -> IpConfig {
-        IpConfig {
-            ip: ip.into(),
-            mask,
-            gateway: gw.map(str::to_string),
+    fn cfg(ip: &str, mask: u8, gw: Option<&str>) -> Address {
+        Address {
+            ip: ip.parse().expect("ip"),
+            prefix: mask,
+            gateway: gw.map(|g| g.parse().expect("gateway")),
         }
     }
 

@@ -8,8 +8,7 @@
 
 use std::sync::Arc;
 
-/// The name of the implicit main service: today's single workload.
-pub const MAIN_SERVICE: &str = "main";
+pub use crate::config::typed::MAIN_SERVICE;
 
 /// One thing that happened to a service.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,6 +19,7 @@ pub mod reaper;
 pub mod signals;
 pub mod spawn;
 
+use crate::config::typed::Service;
 use crate::exit;
 use crate::workload::WorkloadSpec;
 use cgroup::WorkloadCgroup;
@@ -40,9 +41,9 @@ const SIGKILL_GRACE: Duration = Duration::from_secs(10);
 /// How long roost waits for the output pipe to reach end-of-file once every process is gone.
 const OUTPUT_DRAIN: Duration = Duration::from_secs(5);
 
-/// How the workload is stopped.
+/// How the workload is stopped, as the supervisor uses it.
 #[derive(Debug, Clone, Copy)]
-pub struct StopPolicy {
+struct StopPolicy {
     pub kill_signal: i32,
     pub kill_timeout: Duration,
 }
@@ -226,13 +227,13 @@ impl Supervisor {
     /// Runs the workload to its end and stops everything it left behind. Listeners learn the
     /// workload's pid when it starts and its exit the moment it ends (before leftovers are
     /// stopped).
-    pub async fn run(
-        &mut self,
-        spec: &WorkloadSpec,
-        policy: StopPolicy,
-        memory_limit_mib: Option<u64>,
-        pids_max: Option<u64>,
-    ) -> Outcome {
+    pub async fn run(&mut self, spec: &WorkloadSpec, service: &Service) -> Outcome {
+        let policy = StopPolicy {
+            kill_signal: service.stop.signal.number(),
+            kill_timeout: service.stop.timeout,
+        };
+        let (memory_limit_mib, pids_max) = (service.memory_limit_mib, service.pids_max);
+        self.service = Arc::from(service.name.as_str());
         let (cgroup, warnings) =
             WorkloadCgroup::create(&cgroup::leaf_name(), memory_limit_mib, pids_max);
         for warning in warnings {

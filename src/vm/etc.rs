@@ -3,14 +3,14 @@
 //! /etc/hosts keeps whatever the image had and replaces roost's own block between markers, so
 //! a reboot does not append the same lines again (Fly's init and pigeon-init append on every boot).
 
-use crate::config::RunConfig;
+use crate::config::typed::Network;
 use std::path::Path;
 
 const BEGIN: &str = "# roost: begin (managed, rewritten at boot)";
 const END: &str = "# roost: end";
 
 /// The new /etc/hosts from the old content and the config.
-pub fn render_hosts(old: &str, hostname: Option<&str>, config: &RunConfig) -> String {
+pub fn render_hosts(old: &str, hostname: Option<&str>, network: &Network) -> String {
     let mut kept = String::new();
     let mut inside = false;
     for line in old.lines() {
@@ -32,14 +32,13 @@ pub fn render_hosts(old: &str, hostname: Option<&str>, config: &RunConfig) -> St
         block.push("::1\tlocalhost ip6-localhost ip6-loopback".into());
     }
     if let Some(name) = hostname {
-        let own = config
-            .ip_configs
+        let own = network
+            .addresses
             .first()
-            .map(|c| c.ip.as_str())
-            .unwrap_or("127.0.1.1");
+            .map_or_else(|| "127.0.1.1".to_string(), |a| a.ip.to_string());
         block.push(format!("{own}\t{name}"));
     }
-    for h in &config.etc_hosts {
+    for h in &network.hosts {
         match &h.desc {
             Some(desc) if !desc.contains('\n') => {
                 block.push(format!("{}\t{}\t# {desc}", h.ip, h.host))
@@ -52,13 +51,13 @@ pub fn render_hosts(old: &str, hostname: Option<&str>, config: &RunConfig) -> St
 }
 
 /// /etc/resolv.conf from `EtcResolv.Nameservers`, or None to leave the image's file alone.
-pub fn render_resolv(config: &RunConfig) -> Option<String> {
-    let resolv = config.etc_resolv.as_ref()?;
-    if resolv.nameservers.is_empty() {
+pub fn render_resolv(network: &Network) -> Option<String> {
+    let nameservers = network.nameservers.as_ref()?;
+    if nameservers.is_empty() {
         return None;
     }
     let mut out = String::from("# written by roost from the run config\n");
-    for ns in &resolv.nameservers {
+    for ns in nameservers {
         out.push_str(&format!("nameserver {ns}\n"));
     }
     Some(out)
@@ -80,14 +79,14 @@ pub fn write_atomic(path: &Path, content: &str) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
-    fn config() -> RunConfig {
+    fn config() -> Network {
         crate::config::parse(
             br#"{"IPConfigs": [{"IP": "172.16.0.2", "Mask": 30}],
                  "EtcHosts": [{"Host": "db", "IP": "10.0.0.9", "Desc": "database"}],
                  "EtcResolv": {"Nameservers": ["10.0.0.3", "fdaa::3"]}}"#,
         )
         .expect("config")
-        .config
+        .network
     }
 
     #[test]
@@ -110,6 +109,6 @@ mod tests {
             render_resolv(&config()).expect("resolv"),
             "# written by roost from the run config\nnameserver 10.0.0.3\nnameserver fdaa::3\n"
         );
-        assert_eq!(render_resolv(&RunConfig::default()), None);
+        assert_eq!(render_resolv(&Network::default()), None);
     }
 }

@@ -179,17 +179,17 @@ impl Mode for VmMode {
         critical: &CriticalTasks,
         servers: &mut Vec<ControlServer>,
     ) {
-        let c = &config.config;
+        let control = &config.control;
         // The default listener started before the config: it learns Control.AllowCids now.
         for server in servers.iter() {
-            server.set_allow_cids(c.control.allow_cids.clone());
+            server.set_allow_cids(control.allow_cids.clone());
         }
-        if let Some(port) = c.control.vsock_port.filter(|p| *p != DEFAULT_VSOCK_PORT) {
+        if let Some(port) = control.vsock_port.filter(|p| *p != DEFAULT_VSOCK_PORT) {
             // A host that asked for another port gets it too (the default stays up). Every
             // server's handle is kept: dropping one ends its accept loop.
             let listen = Listen::Vsock {
                 port,
-                allow_cids: c.control.allow_cids.clone(),
+                allow_cids: control.allow_cids.clone(),
             };
             match control::server::start(state.clone(), listen, critical) {
                 Ok(server) => servers.push(server),
@@ -247,12 +247,13 @@ impl Mode for VmMode {
             }
             let hosts = Path::new("/etc/hosts");
             let old = std::fs::read_to_string(hosts).unwrap_or_default();
-            if let Err(e) =
-                etc::write_atomic(hosts, &etc::render_hosts(&old, hostname.as_deref(), c))
-            {
+            if let Err(e) = etc::write_atomic(
+                hosts,
+                &etc::render_hosts(&old, hostname.as_deref(), &config.network),
+            ) {
                 tracing::warn!("/etc/hosts: {e}");
             }
-            if let Some(resolv) = etc::render_resolv(c) {
+            if let Some(resolv) = etc::render_resolv(&config.network) {
                 if let Err(e) = etc::write_atomic(Path::new("/etc/resolv.conf"), &resolv) {
                     tracing::warn!("/etc/resolv.conf: {e}");
                 }
@@ -260,7 +261,7 @@ impl Mode for VmMode {
         });
         let t0 = Instant::now();
         let iface = self.opts.iface.clone().unwrap_or_else(|| "eth0".into());
-        if let Err(e) = crate::net::configure(&iface, c).await {
+        if let Err(e) = crate::net::configure(&iface, &config.network).await {
             // A VM without its network can still run (and report); Fly's init and pigeon-init
             // panic here.
             tracing::error!("network: {e}");
@@ -277,7 +278,7 @@ impl Mode for VmMode {
     }
 
     fn report_target(&self, config: &Validated) -> Option<ReportTarget> {
-        let port = config.config.control.exit_report_port?;
+        let port = config.control.exit_report_port?;
         Some(ReportTarget::Vsock { port })
     }
 

@@ -7,7 +7,7 @@ pub mod env;
 pub mod image_file;
 pub mod user;
 
-use crate::config::Validated;
+use crate::config::typed::Service;
 use std::path::{Path, PathBuf};
 
 pub use argv::ArgvError;
@@ -54,9 +54,9 @@ fn read_etc(root: &Path, name: &str) -> Result<String, WorkloadError> {
 }
 
 impl WorkloadSpec {
-    /// Resolves the workload from a validated config, reading passwd and group under `root`.
-    pub fn resolve(config: &Validated, root: &Path) -> Result<Self, WorkloadError> {
-        let c = &config.config;
+    /// Resolves what `service` runs, reading passwd and group under `root`.
+    pub fn resolve(service: &Service, root: &Path) -> Result<Self, WorkloadError> {
+        let c = &service.process;
         let argv = argv::resolve_argv(
             &c.image_config,
             c.exec_override.as_deref(),
@@ -105,7 +105,7 @@ mod tests {
 
     fn spec(doc: &str, root: &Path) -> Result<WorkloadSpec, WorkloadError> {
         let config = crate::config::parse(doc.as_bytes()).expect("valid config");
-        WorkloadSpec::resolve(&config, root)
+        WorkloadSpec::resolve(config.main_service().expect("main service"), root)
     }
 
     #[test]

@@ -102,7 +102,7 @@ fn gives_up_at_the_deadline_with_the_reason() {
         })
         .expect_err("no data");
     assert!(
-        matches!(&err, MmdsError::Deadline(why) if why.contains("404")),
+        matches!(&err, MmdsError::Deadline(why) if why.to_string().contains("404")),
         "{err}"
     );
     // Nothing listening: a connect error, also bounded.

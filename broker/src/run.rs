@@ -70,33 +70,49 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Why one token fetch failed (the refresher keeps the last token and retries).
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error(transparent)]
+    Platform(#[from] roost_platform::ClientError),
+    #[error("the platform answered {status}: {snippet}")]
+    Refused { status: u16, snippet: String },
+    #[error(transparent)]
+    Token(#[from] crate::jwt::JwtError),
+    #[error(transparent)]
+    Write(#[from] crate::token_file::WriteError),
+}
+
 /// Fetches one token for `audience` and writes it. The file is only touched with a token
 /// that parses as a JWT and is still valid.
-async fn fetch_once(client: &Platform, audience: &str, file: &TokenFile) -> Result<Claims, String> {
+async fn fetch_once(
+    client: &Platform,
+    audience: &str,
+    file: &TokenFile,
+) -> Result<Claims, FetchError> {
     let answer = client
         .post_json(
             TOKEN_PATH,
             &serde_json::json!({ "aud": audience }),
             MAX_ANSWER,
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     if answer.status != 200 {
         let snippet: String = String::from_utf8_lossy(&answer.body)
             .chars()
             .take(200)
             .collect();
-        return Err(format!(
-            "the platform answered {}: {snippet}",
-            answer.status
-        ));
+        return Err(FetchError::Refused {
+            status: answer.status,
+            snippet,
+        });
     }
-    let token = token_from_answer(&answer.body).map_err(|e| e.to_string())?;
-    let claims = usable_claims(&token, unix_now()).map_err(|e| e.to_string())?;
+    let token = token_from_answer(&answer.body)?;
+    let claims = usable_claims(&token, unix_now())?;
     // Written on the event loop, not in tokio's blocking pool: a pool that needs a new
     // thread when a hostile workload holds every pid panics instead of failing. The write
     // is a few KiB and one fsync.
-    file.write(token.as_bytes()).map_err(|e| e.to_string())?;
+    file.write(token.as_bytes())?;
     Ok(claims)
 }
 
@@ -159,7 +175,7 @@ async fn keep_fresh(
             Err(err) => {
                 failures = failures.saturating_add(1);
                 status.update(index, |s| {
-                    s.last_error = Some(err.clone());
+                    s.last_error = Some(err.to_string());
                     s.failures += 1;
                 });
                 // One warning per streak of failures, not one per retry.

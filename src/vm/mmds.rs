@@ -24,9 +24,34 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Debug, thiserror::Error)]
 pub enum MmdsError {
     #[error("MMDS gave no config before the deadline (last: {0})")]
-    Deadline(String),
+    Deadline(Attempt),
     #[error("the MMDS document is not JSON: {0}")]
-    NotJson(String),
+    NotJson(#[source] serde_json::Error),
+}
+
+/// Why one attempt gave no document; retried until the deadline.
+#[derive(Debug, thiserror::Error)]
+pub enum Attempt {
+    #[error("connect: {0}")]
+    Connect(#[source] std::io::Error),
+    #[error("HTTP: {0}")]
+    Http(#[from] hyper::Error),
+    #[error("cannot build the request: {0}")]
+    Request(#[from] http::Error),
+    #[error("reading the answer: {0}")]
+    Read(String),
+    #[error("the {0} request timed out")]
+    Timeout(&'static str),
+    #[error("token request answered {0}")]
+    TokenStatus(u16),
+    #[error("unusable MMDS token")]
+    UnusableToken,
+    #[error("404: not populated yet")]
+    NotPopulated,
+    #[error("401 even with a fresh token")]
+    Unauthorized,
+    #[error("status {0}")]
+    Status(u16),
 }
 
 /// What to do after an answer to the config GET.
@@ -56,22 +81,20 @@ pub struct MmdsClient {
 async fn exchange(
     addr: SocketAddr,
     req: http::Request<Empty<Bytes>>,
-) -> Result<(u16, Bytes), String> {
+) -> Result<(u16, Bytes), Attempt> {
     let stream = tokio::net::TcpStream::connect(addr)
         .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| e.to_string())?;
+        .map_err(Attempt::Connect)?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
-    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let resp = sender.send_request(req).await?;
     let status = resp.status().as_u16();
     let body = Limited::new(resp.into_body(), MAX_DOCUMENT)
         .collect()
         .await
-        .map_err(|e| format!("reading the answer: {e}"))?
+        .map_err(|e| Attempt::Read(e.to_string()))?
         .to_bytes();
     Ok((status, body))
 }
@@ -85,40 +108,38 @@ impl MmdsClient {
         self.addr.ip().to_string()
     }
 
-    async fn put_token(&mut self) -> Result<(), String> {
+    async fn put_token(&mut self) -> Result<(), Attempt> {
         let req = http::Request::builder()
             .method("PUT")
             .uri("/latest/api/token")
             .header("host", self.host())
             .header("x-metadata-token-ttl-seconds", TOKEN_TTL.to_string())
-            .body(Empty::new())
-            .map_err(|e| e.to_string())?;
+            .body(Empty::new())?;
         let (status, body) = tokio::time::timeout(ATTEMPT_TIMEOUT, exchange(self.addr, req))
             .await
-            .map_err(|_| "token request timed out".to_string())??;
+            .map_err(|_| Attempt::Timeout("token"))??;
         if status != 200 {
-            return Err(format!("token request answered {status}"));
+            return Err(Attempt::TokenStatus(status));
         }
         let token = String::from_utf8_lossy(&body).trim().to_string();
         if token.is_empty() || token.len() > 512 {
-            return Err("unusable MMDS token".into());
+            return Err(Attempt::UnusableToken);
         }
         self.token = Some(token);
         Ok(())
     }
 
-    async fn get_root(&self, token: &str) -> Result<(u16, Bytes), String> {
+    async fn get_root(&self, token: &str) -> Result<(u16, Bytes), Attempt> {
         let req = http::Request::builder()
             .method("GET")
             .uri("/")
             .header("host", self.host())
             .header("x-metadata-token", token)
             .header("accept", "application/json")
-            .body(Empty::new())
-            .map_err(|e| e.to_string())?;
+            .body(Empty::new())?;
         tokio::time::timeout(ATTEMPT_TIMEOUT, exchange(self.addr, req))
             .await
-            .map_err(|_| "config request timed out".to_string())?
+            .map_err(|_| Attempt::Timeout("config"))?
     }
 
     /// Fetches the whole MMDS document, retrying until `deadline`.
@@ -137,10 +158,7 @@ impl MmdsClient {
             };
             let last = match attempt.await {
                 Ok((status, body)) => match next_after(status) {
-                    Next::Done => {
-                        return serde_json::from_slice(&body)
-                            .map_err(|e| MmdsError::NotJson(e.to_string()))
-                    }
+                    Next::Done => return serde_json::from_slice(&body).map_err(MmdsError::NotJson),
                     Next::Reauthenticate if !just_reauthenticated => {
                         self.token = None;
                         just_reauthenticated = true;
@@ -151,17 +169,16 @@ impl MmdsClient {
                     }
                     Next::Reauthenticate => {
                         self.token = None;
-                        "401 even with a fresh token".to_string()
+                        Attempt::Unauthorized
                     }
-                    Next::Retry if status == 404 => "404: not populated yet".to_string(),
-                    Next::Retry => format!("status {status}"),
+                    Next::Retry if status == 404 => Attempt::NotPopulated,
+                    Next::Retry => Attempt::Status(status),
                 },
                 Err(e) => e,
             };
             just_reauthenticated = false;
             // One line per kind of failure, not one per retry.
-            let kind: String = last.chars().take(24).collect();
-            if logged.insert(kind) {
+            if logged.insert(std::mem::discriminant(&last)) {
                 tracing::info!("MMDS: {last}; retrying until the deadline");
             }
             if roost_platform::deadline::after(Instant::now(), wait) >= deadline {

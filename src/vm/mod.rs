@@ -347,23 +347,33 @@ fn remove_config_file(path: &Path) {
     }
 }
 
+/// Why no config came from MMDS (the boot then tries the file).
+#[derive(Debug, thiserror::Error)]
+enum FromMmds {
+    #[error("network: {0}")]
+    Network(#[from] crate::net::NetError),
+    #[error(transparent)]
+    Mmds(#[from] mmds::MmdsError),
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("the document: {0}")]
+    Document(#[from] serde_json::Error),
+}
+
 /// A temporary link-local address and route to MMDS on the first interface, the fetch, and
 /// the temporary address and route removed again.
-async fn config_from_mmds(opts: &BootOptions) -> Result<Validated, String> {
-    let nl = Netlink::connect().map_err(|e| e.to_string())?;
+async fn config_from_mmds(opts: &BootOptions) -> Result<Validated, FromMmds> {
+    let nl = Netlink::connect()?;
     let iface = match &opts.iface {
         Some(i) => i.clone(),
-        None => nl.first_ethernet().await.map_err(|e| e.to_string())?,
+        None => nl.first_ethernet().await?,
     };
-    let index = nl.index(&iface).await.map_err(|e| e.to_string())?;
-    nl.up(index, None).await.map_err(|e| e.to_string())?;
+    let index = nl.index(&iface).await?;
+    nl.up(index, None).await?;
     let tmp = IpAddr::V4(MMDS_CLIENT_IP);
-    nl.add_address(index, tmp, 16)
-        .await
-        .map_err(|e| e.to_string())?;
+    nl.add_address(index, tmp, 16).await?;
     nl.add_route(index, IpAddr::V4(MMDS_IP), 32, None, false)
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     let addr = std::net::SocketAddr::new(IpAddr::V4(MMDS_IP), 80);
     let fetched = mmds::MmdsClient::new(addr)
         .fetch(roost_platform::deadline::from_now(opts.mmds_wait))
@@ -374,9 +384,8 @@ async fn config_from_mmds(opts: &BootOptions) -> Result<Validated, String> {
     if let Err(e) = nl.del_address(index, tmp, 16).await {
         tracing::warn!("removing the temporary MMDS address: {e}");
     }
-    let doc = fetched.map_err(|e| e.to_string())?;
-    let bytes = serde_json::to_vec(&doc).map_err(|e| e.to_string())?;
-    config::parse(&bytes).map_err(|e| e.to_string())
+    let bytes = serde_json::to_vec(&fetched?)?;
+    Ok(config::parse(&bytes)?)
 }
 
 /// After bootstrap nothing in the guest may read MMDS (it holds the macaroon): a prohibit

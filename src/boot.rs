@@ -114,7 +114,7 @@ async fn sequence<M: Mode>(mut mode: M, started: Instant) -> i32 {
 
     let (outcome, config) =
         boot_and_supervise(&mut mode, &mut supervisor, &state, &mut control).await;
-    let report = exit::report_of(&outcome);
+    let report = outcome.report();
     let target = config.as_ref().and_then(|c| mode.report_target(c));
     let machine_id = config.as_ref().and_then(|c| c.config.machine_id.as_deref());
     publish(&state, &report, target, machine_id).await;

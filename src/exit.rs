@@ -1,10 +1,9 @@
 //! Every way roost ends, in one place: the exit codes, the typed boot failures and their one
 //! map to a code, the exit report, and the one console line.
 //!
-//! The report flows one way: the supervisor's [`Outcome`] (or a [`BootFailure`]) becomes a
+//! The report flows one way: the supervisor's outcome (or a [`BootFailure`]) becomes a
 //! [`Report`], which the boot sequence hands to the control state, the console and the host.
-
-use crate::supervise::{BootInterrupted, Outcome};
+//! This module depends on nothing of roost's but the log; the supervisor builds on it.
 
 /// A bad command line (EX_USAGE).
 pub const USAGE: i32 = 64;
@@ -34,12 +33,11 @@ pub fn report_of_code(code: i32) -> Report {
     }
 }
 
-/// The report of what the supervisor saw.
-pub fn report_of(outcome: &Outcome) -> Report {
-    Report {
-        code: outcome.code,
-        oom_killed: outcome.oom_killed,
-    }
+/// A signal number as its name, for logs and messages (`SIGTERM`, or `signal 40`).
+pub fn signal_name(sig: i32) -> String {
+    nix::sys::signal::Signal::try_from(sig)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| format!("signal {sig}"))
 }
 
 /// Why a boot ended before the workload ran. Each is logged once, where the sequence ends.
@@ -52,7 +50,7 @@ pub enum BootFailure {
     #[error("{0}")]
     Internal(String),
     /// A stop signal to roost, or a stop the host asked for (128 + the signal).
-    #[error("stop requested during the boot by {by} ({}): the workload is not started", crate::supervise::signal_name(*signal))]
+    #[error("stop requested during the boot by {by} ({}): the workload is not started", signal_name(*signal))]
     Stopped { signal: i32, by: &'static str },
     /// A critical task ended (70).
     #[error("{0} during the boot: the workload is not started")]
@@ -74,15 +72,6 @@ impl BootFailure {
         match self {
             BootFailure::Stopped { .. } => tracing::warn!("{self}"),
             _ => tracing::error!("{self}"),
-        }
-    }
-}
-
-impl From<BootInterrupted> for BootFailure {
-    fn from(why: BootInterrupted) -> Self {
-        match why {
-            BootInterrupted::Stopped { signal, by } => BootFailure::Stopped { signal, by },
-            BootInterrupted::Failed(failure) => BootFailure::CriticalTask(failure),
         }
     }
 }

@@ -3,7 +3,7 @@
 //! concurrency permit, and logs exactly once when it is dropped, whatever happens.
 
 use crate::audit::Refusals;
-use crate::server::Peer;
+use crate::state::Peer;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use roost_platform::pool::{BoxError, ProxyBody};

@@ -5,7 +5,7 @@
 use crate::audited_body::{Audit, AuditedBody};
 use crate::headers;
 use crate::redact::{RedactedBody, Secrets};
-use crate::server::{Peer, State};
+use crate::state::{Peer, State};
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};

@@ -9,7 +9,8 @@
 //! - [`audit`]: one line per refusal, aggregated per caller;
 //! - [`config`], [`error`], [`stats`]: what it is built from, why it cannot start, its counters;
 //! - [`socket`]: the socket's directory, owner, mode and in-place bind;
-//! - [`server`]: the accept loop, connection caps, SO_PEERCRED authorisation;
+//! - [`state`]: what every connection shares, and a connection's peer (SO_PEERCRED);
+//! - [`server`]: the accept loop, connection caps, one connection;
 //! - [`forward`]: one request, from the policy to the redacted answer;
 //! - [`audited_body`]: the answer's body, which writes the request's audit line.
 
@@ -23,6 +24,7 @@ pub mod headers;
 pub mod redact;
 pub mod server;
 pub mod socket;
+pub mod state;
 pub mod stats;
 
 pub use config::ProxyConfig;

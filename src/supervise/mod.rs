@@ -59,11 +59,25 @@ pub struct Outcome {
     pub orphans_reaped: u64,
 }
 
-/// A signal number as its name, for logs.
-pub fn signal_name(sig: i32) -> String {
-    nix::sys::signal::Signal::try_from(sig)
-        .map(|s| s.as_str().to_string())
-        .unwrap_or_else(|_| format!("signal {sig}"))
+pub use crate::exit::signal_name;
+
+impl Outcome {
+    /// The exit report of this outcome.
+    pub fn report(&self) -> exit::Report {
+        exit::Report {
+            code: self.code,
+            oom_killed: self.oom_killed,
+        }
+    }
+}
+
+impl From<BootInterrupted> for exit::BootFailure {
+    fn from(why: BootInterrupted) -> Self {
+        match why {
+            BootInterrupted::Stopped { signal, by } => exit::BootFailure::Stopped { signal, by },
+            BootInterrupted::Failed(failure) => exit::BootFailure::CriticalTask(failure),
+        }
+    }
 }
 
 /// Why the boot ended before the workload started.

@@ -25,7 +25,7 @@ impl ChildExit {
     pub fn exit_code(&self) -> i32 {
         match (self.code, self.signal) {
             (Some(code), _) => code,
-            (None, Some(sig)) => 128 + sig,
+            (None, Some(sig)) => crate::exit::of_signal(sig),
             (None, None) => 1,
         }
     }

@@ -1,0 +1,189 @@
+//! The import graph, checked from the sources: inside each crate of the workspace no two
+//! top-level modules import each other, directly or around a circle, and the supervisor never
+//! imports the control API (it emits events and takes commands; the control API listens and
+//! asks).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+const CRATES: &[&str] = &[
+    "src",
+    "api-proxy/src",
+    "broker/src",
+    "platform/src",
+    "control-protocol/src",
+    "roostctl/src",
+];
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("read_dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            // Binaries are crates of their own (they import the library by name).
+            if path.file_name().is_some_and(|n| n != "bin") {
+                rust_files(&path, out);
+            }
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The top-level module a file belongs to (`supervise` for `supervise/reaper.rs`), or None for
+/// the crate root.
+fn module_of(root: &Path, file: &Path) -> Option<String> {
+    let rel = file.strip_prefix(root).expect("under the root");
+    let first = rel
+        .components()
+        .next()?
+        .as_os_str()
+        .to_string_lossy()
+        .into_owned();
+    let name = first.trim_end_matches(".rs").to_string();
+    (!matches!(name.as_str(), "lib" | "main")).then_some(name)
+}
+
+/// The top-level modules a source text names through `crate::` (comments skipped).
+fn referenced(text: &str, modules: &BTreeSet<String>) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for line in text.lines() {
+        let code = line.trim_start();
+        if code.starts_with("//") {
+            continue;
+        }
+        let mut rest = code;
+        while let Some(at) = rest.find("crate::") {
+            rest = &rest[at + "crate::".len()..];
+            let names: Vec<&str> = if let Some(group) = rest.strip_prefix('{') {
+                group
+                    .split('}')
+                    .next()
+                    .unwrap_or("")
+                    .split(',')
+                    .map(|n| n.trim().split("::").next().unwrap_or("").trim())
+                    .collect()
+            } else {
+                vec![rest
+                    .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .next()
+                    .unwrap_or("")]
+            };
+            for name in names {
+                if modules.contains(name) {
+                    found.insert(name.to_string());
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Module → the modules it imports, for one crate.
+fn graph(root: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let mut files = Vec::new();
+    rust_files(root, &mut files);
+    let modules: BTreeSet<String> = files.iter().filter_map(|f| module_of(root, f)).collect();
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in &files {
+        let Some(from) = module_of(root, file) else {
+            continue;
+        };
+        let text = std::fs::read_to_string(file).expect("read");
+        let to = edges.entry(from.clone()).or_default();
+        for target in referenced(&text, &modules) {
+            if target != from {
+                to.insert(target);
+            }
+        }
+    }
+    edges
+}
+
+/// A circle through the graph, if there is one.
+fn find_cycle(edges: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        node: &str,
+        edges: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|n| n == node) {
+            let mut cycle = path[at..].to_vec();
+            cycle.push(node.to_string());
+            return Some(cycle);
+        }
+        if done.contains(node) {
+            return None;
+        }
+        path.push(node.to_string());
+        for next in edges.get(node).into_iter().flatten() {
+            if let Some(cycle) = visit(next, edges, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.insert(node.to_string());
+        None
+    }
+    let mut done = BTreeSet::new();
+    for node in edges.keys() {
+        if let Some(cycle) = visit(node, edges, &mut Vec::new(), &mut done) {
+            return Some(cycle);
+        }
+    }
+    None
+}
+
+#[test]
+fn no_module_circle_inside_any_crate() {
+    for krate in CRATES {
+        let edges = graph(&repo().join(krate));
+        if let Some(cycle) = find_cycle(&edges) {
+            panic!("{krate}: modules import each other: {}", cycle.join(" -> "));
+        }
+    }
+}
+
+#[test]
+fn the_supervisor_never_imports_the_control_api() {
+    let edges = graph(&repo().join("src"));
+    let supervise = edges.get("supervise").expect("a supervise module");
+    assert!(!supervise.contains("control"), "supervise imports control");
+    // And the control API does not reach past the supervisor's handle.
+    let mut files = Vec::new();
+    rust_files(&repo().join("src/control"), &mut files);
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("read");
+        for forbidden in [
+            "supervise::reaper",
+            "supervise::spawn",
+            "supervise::procs",
+            "supervise::clone_into",
+        ] {
+            assert!(
+                !text.contains(forbidden),
+                "{} uses {forbidden}",
+                file.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn the_checker_finds_a_circle() {
+    let mut edges = BTreeMap::new();
+    edges.insert("a".to_string(), BTreeSet::from(["b".to_string()]));
+    edges.insert("b".to_string(), BTreeSet::from(["a".to_string()]));
+    assert!(find_cycle(&edges).is_some());
+    let modules = BTreeSet::from(["a".to_string(), "b".to_string()]);
+    assert_eq!(
+        referenced("use crate::{a::X, b};\n// crate::c\n", &modules).len(),
+        2
+    );
+}

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Boots the VM of the boot test N times (QEMU TCG here; KVM where it works) and prints roost's
 # boot phases (ms since roost started, from /v1/status), the time to the workload's first
-# output as QEMU sees it, and roost's RSS inside the VM.
+# output as QEMU sees it, roost's RSS inside the VM, and (in the first boot) roost against tini
+# inside the VM, where cgroups are pure v2 and mounted with favordynmods.
 #   bench/vm.sh [N]     default 5
+# Needs tini (apt-get install tini) for the in-VM comparison.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-5}
-tests/vm/build.sh target/vm >/dev/null
+command -v tini-static >/dev/null || { echo "tini is not installed: apt-get install -y tini" >&2; exit 1; }
+ROOST_VM_BENCH=1 tests/vm/build.sh target/vm >/dev/null
 cargo build --quiet --release -p roost -p roostctl --bin roostctl --example devplatform
 ctl=target/release/roostctl
 work=$(mktemp -d /tmp/roost-vmbench.XXXXXX)
@@ -51,6 +54,11 @@ for i in $(seq "$n"); do
     echo "$t0 $t1" > "$run/wall"
     $ctl --uds "$run/v.sock" status > "$run/status.json"
     $ctl --uds "$run/v.sock" exec -- cat /proc/1/status > "$run/pid1.status"
+    if [ "$i" = 1 ]; then
+        $ctl --uds "$run/v.sock" exec --timeout 900 -- /bench/roost-bench compare \
+            --roost /bench/roost --tini /bench/tini-static --runs "${VM_COMPARE_RUNS:-50}" --orphans 1000 \
+            > "$work/compare.md"
+    fi
     $ctl --uds "$run/v.sock" signal TERM
     wait "$qemu" || true
 done
@@ -78,3 +86,7 @@ print(f"\n| figure, median of {n} boots | value |\n|---|---|")
 print(f"| QEMU start to the workload's first line (kernel + initramfs + roost), TCG | {statistics.median(walls):.2f} s |")
 print(f"| roost's RSS in the VM, workload running (anonymous) | {statistics.median(rss)} KiB ({statistics.median(anon)} KiB) |")
 PY
+echo
+echo "roost vs tini inside the VM (roost-bench compare in the first boot, TCG, pure cgroup v2):"
+echo
+cat "$work/compare.md"

@@ -74,12 +74,13 @@ fn startup_sample(init: &Init, me: &Path) -> f64 {
     (stamp - t0) as f64 / 1e6
 }
 
-/// One run to the end: milliseconds from before `unshare --pid --fork` starts the init, as
+/// One run to the end: milliseconds from before `unshare -p -f` starts the init, as
 /// PID 1 of a fresh PID namespace, to its exit after the workload `/bin/true` exited.
 fn exit_sample(init: &Init) -> f64 {
     let inner = init.command(&["/bin/true".to_string()]);
     let mut cmd = Command::new("unshare");
-    cmd.args(["--pid", "--fork", "--"])
+    // Short options: util-linux's and busybox's unshare (the VM's) both take them.
+    cmd.args(["-p", "-f", "--"])
         .arg(inner.get_program())
         .args(inner.get_args())
         .stdout(Stdio::null())

@@ -129,8 +129,6 @@ pub struct Oidc {
 pub mod defaults {
     use std::time::Duration;
 
-    /// Fly's grace period between KillSignal and SIGKILL.
-    pub const KILL_TIMEOUT: Duration = Duration::from_secs(super::super::DEFAULT_KILL_TIMEOUT_SECS);
     /// The control API stays up this long after the exit, in both modes, so a host can still
     /// ask for the exit code (a stop signal ends it early).
     pub const LINGER: Duration = Duration::from_secs(2);

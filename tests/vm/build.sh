@@ -6,7 +6,8 @@
 #   rootfs.img        ext4 root device (/dev/vda): busybox, /etc/passwd with user "app",
 #                     the workload script
 #   volume.img        ext4 volume (/dev/vdb), empty
-# Needs: apt-get (qemu-system-x86 busybox-static kmod cpio e2fsprogs), rustup's musl target.
+# Needs: apt-get (qemu-system-x86 busybox-static kmod cpio e2fsprogs), rustup's musl target;
+# with ROOST_VM_BENCH=1 also tini (for /usr/bin/tini-static).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$(pwd)
@@ -79,6 +80,15 @@ nogroup:x:65534:
 GR
 printf '127.0.0.1 localhost\n' > "$root/etc/hosts"
 cp "$repo/tests/vm/workload.sh" "$root/app/workload.sh"
+# ROOST_VM_BENCH=1 (bench/vm.sh): roost, tini-static and the static roost-bench in /bench, for
+# the side-by-side spawn comparison on the VM's pure cgroup v2.
+if [ -n "${ROOST_VM_BENCH:-}" ]; then
+    CARGO_TARGET_DIR="$work/cargo" cargo build --quiet --release --target x86_64-unknown-linux-musl --example roost-bench
+    mkdir -p "$root/bench"
+    cp "$roost" "$root/bench/roost"
+    cp "$work/cargo/x86_64-unknown-linux-musl/release/examples/roost-bench" "$root/bench/roost-bench"
+    cp /usr/bin/tini-static "$root/bench/tini-static"
+fi
 chmod 755 "$root/app/workload.sh"
 chown 1000:1000 "$root/home/app"
 rm -f "$work/rootfs.img" "$work/volume.img"

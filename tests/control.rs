@@ -338,6 +338,19 @@ async fn read_until(
     assert!(found.is_ok(), "no {want:?} in {seen:?}");
 }
 
+/// Reads to the end of the session after its Exit frame: the close frame's status code.
+async fn close_code(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::UnixStream>,
+) -> Option<u16> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), ws.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)),
+            Ok(Some(Ok(_))) => {}
+            other => panic!("no close frame: {other:?}"),
+        }
+    }
+}
+
 async fn exit_frame(
     ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::UnixStream>,
 ) -> (serde_json::Value, Vec<serde_json::Value>) {
@@ -407,24 +420,39 @@ fn websocket_exec_without_a_tty_keeps_stderr_apart_and_drains_before_exit() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         let mut ws = ws_connect(&rig.ctl).await;
-        let init = json!({"command": ["sh", "-c", "cat; echo to-stderr >&2; seq 1 20000; exit 2"], "tty": false});
-        ws.send(Message::Text(init.to_string().into())).await.expect("init");
-        ws.send(Message::Binary(b"hello stdin\n".to_vec().into())).await.expect("send");
-        ws.send(Message::Binary(Vec::new().into())).await.expect("eof");
+        // roost's extensions, asked for as roostctl asks: stdin and stderr apart.
+        let init = json!({"command": ["sh", "-c", "cat; echo to-stderr >&2; seq 1 20000; exit 2"],
+                          "tty": false, "stdin": true, "separate_stderr": true});
+        ws.send(Message::Text(init.to_string().into()))
+            .await
+            .expect("init");
+        ws.send(Message::Binary(b"hello stdin\n".to_vec().into()))
+            .await
+            .expect("send");
+        ws.send(Message::Binary(Vec::new().into()))
+            .await
+            .expect("eof");
         let (exit, frames) = exit_frame(&mut ws).await;
         assert_eq!(exit, json!({"Exit": {"code": 2, "signal": null}}));
         let stdout: String = frames.iter().filter_map(|f| f["binary"].as_str()).collect();
         let stderr: String = frames.iter().filter_map(|f| f["Stderr"].as_str()).collect();
-        assert!(stdout.starts_with("hello stdin\n1\n2\n"), "{}", &stdout[..40.min(stdout.len())]);
+        assert!(
+            stdout.starts_with("hello stdin\n1\n2\n"),
+            "{}",
+            &stdout[..40.min(stdout.len())]
+        );
         assert!(stdout.ends_with("19999\n20000\n"), "all output before Exit");
         assert_eq!(stderr, "to-stderr\n");
 
         // Bad first frames get an Error frame.
         for bad in [json!("not an object"), json!({"command": [], "tty": false})] {
             let mut ws = ws_connect(&rig.ctl).await;
-            ws.send(Message::Text(bad.to_string().into())).await.expect("init");
+            ws.send(Message::Text(bad.to_string().into()))
+                .await
+                .expect("init");
             let msg = ws.next().await.expect("frame").expect("frame");
-            let v: serde_json::Value = serde_json::from_str(msg.to_text().expect("text")).expect("json");
+            let v: serde_json::Value =
+                serde_json::from_str(msg.to_text().expect("text")).expect("json");
             assert!(v["Error"]["message"].is_string(), "{v}");
         }
     });
@@ -892,7 +920,7 @@ fn a_ws_client_that_fills_stdin_and_leaves_takes_its_command_with_it() {
         let mut ws = ws_connect(&rig.ctl).await;
         // A command that never reads its stdin.
         let init =
-            json!({"command": ["sh", "-c", "sleep 600; true", "stdin-fill-marker"], "tty": false});
+            json!({"command": ["sh", "-c", "sleep 600; true", "stdin-fill-marker"], "tty": false, "stdin": true});
         ws.send(Message::Text(init.to_string().into()))
             .await
             .expect("init");
@@ -921,7 +949,8 @@ fn a_ws_client_that_fills_stdin_and_leaves_takes_its_command_with_it() {
     // Stdin that is read still arrives whole, and in order.
     rt.block_on(async {
         let mut ws = ws_connect(&rig.ctl).await;
-        let init = json!({"command": ["sh", "-c", "sleep 0.5; wc -c"], "tty": false});
+        let init =
+            json!({"command": ["sh", "-c", "sleep 0.5; wc -c"], "tty": false, "stdin": true});
         ws.send(Message::Text(init.to_string().into()))
             .await
             .expect("init");
@@ -969,4 +998,46 @@ fn a_stop_signal_ends_the_linger_after_the_exit() {
             f.stderr
         );
     }
+}
+
+#[test]
+fn websocket_exec_answers_the_fly_and_pigeon_clients_as_their_servers_do() {
+    // Their clients send only {"command", "tty"}, decode only Exit and Error text frames,
+    // expect a non-tty command to get /dev/null as stdin and a 1000 close.
+    let rig = Rig::start(json!({}), 0);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let mut ws = ws_connect(&rig.ctl).await;
+        // `cat` would wait forever on a stdin pipe nobody closes; /dev/null ends it.
+        let init = json!({"command": ["sh", "-c", "cat; echo one; echo two >&2; echo three"], "tty": false});
+        ws.send(Message::Text(init.to_string().into())).await.expect("init");
+        let (exit, frames) = exit_frame(&mut ws).await;
+        assert_eq!(exit, json!({"Exit": {"code": 0, "signal": null}}));
+        // Only binary frames before Exit: stderr is in them, in the order written.
+        assert!(frames.iter().all(|f| f.get("binary").is_some()), "{frames:?}");
+        let output: String = frames.iter().filter_map(|f| f["binary"].as_str()).collect();
+        assert_eq!(output, "one\ntwo\nthree\n");
+        assert_eq!(close_code(&mut ws).await, Some(1000));
+
+        // A terminal session gets TERM when the command's env has none.
+        let mut ws = ws_connect(&rig.ctl).await;
+        let init = json!({"command": ["sh", "-c", "echo term=$TERM"], "tty": true});
+        ws.send(Message::Text(init.to_string().into())).await.expect("init");
+        let (exit, frames) = exit_frame(&mut ws).await;
+        assert_eq!(exit["Exit"]["code"], 0);
+        let output: String = frames.iter().filter_map(|f| f["binary"].as_str()).collect();
+        assert!(output.contains("term=xterm-256color"), "{output:?}");
+        assert_eq!(close_code(&mut ws).await, Some(1000));
+
+        // An error is an Error frame, then a close with 1011.
+        let mut ws = ws_connect(&rig.ctl).await;
+        let init = json!({"command": ["/nonexistent/program"], "tty": false});
+        ws.send(Message::Text(init.to_string().into())).await.expect("init");
+        let msg = ws.next().await.expect("frame").expect("frame");
+        let v: serde_json::Value = serde_json::from_str(msg.to_text().expect("text")).expect("json");
+        assert!(v["Error"]["message"].is_string(), "{v}");
+        assert_eq!(close_code(&mut ws).await, Some(1011));
+    });
+    rig.stop_workload();
+    rig.finish().assert_code(0);
 }

@@ -88,6 +88,14 @@ pub struct WsInit {
     pub cols: Option<u16>,
     pub rows: Option<u16>,
     pub workload_user: bool,
+    /// roost extension: binary frames from the client are the command's stdin (an empty one
+    /// closes it). Without it a command without a tty gets `/dev/null` as stdin, as the Fly
+    /// and pigeon-init servers give it, so `cat` or `sh` end instead of waiting.
+    pub stdin: bool,
+    /// roost extension: stderr comes apart in `{"Stderr": "..."}` text frames. Without it
+    /// stderr goes into the binary frames with stdout, and the only text frames are `Exit`
+    /// and `Error` (the frame set the anchors' clients decode).
+    pub separate_stderr: bool,
 }
 
 /// A text frame from the client after the first: a terminal resize.

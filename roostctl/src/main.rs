@@ -297,6 +297,9 @@ async fn shell(cli: &Cli, cmd: Vec<String>, workload_user: bool) -> Result<i32, 
         cols: size.map(|s| s.0),
         rows: size.map(|s| s.1),
         workload_user,
+        // roostctl forwards its stdin and shows stderr on its own stderr.
+        stdin: true,
+        separate_stderr: true,
     };
     let init = serde_json::to_string(&init).map_err(|e| Failure(EXIT_PROTOCOL, e.to_string()))?;
     ws.send(Message::Text(init.into()))

@@ -1,18 +1,21 @@
 //! `GET /v1/ws/exec`: an interactive command over a WebSocket.
 //!
-//! The first text frame is `{"command": [...], "tty": bool, "cols", "rows", "workload_user"}`.
-//! Then binary frames from the client are the command's stdin, and text frames
-//! `{"cols": N, "rows": N}` resize the terminal.
-//! - With `tty: true` the command runs on a PTY (its controlling terminal) and binary frames
-//!   from roost carry the terminal's output.
-//! - Without a tty, binary frames from roost carry stdout only, stderr comes apart in text
-//!   frames `{"Stderr": "..."}` (lossy UTF-8), and an empty binary frame from the client closes
-//!   the command's stdin.
+//! The first text frame is `{"command": [...], "tty": bool}` as the Fly and pigeon-init
+//! clients send it, with roost's optional `cols`, `rows`, `workload_user`, `stdin` and
+//! `separate_stderr`. Text frames `{"cols": N, "rows": N}` resize the terminal.
+//! - With `tty: true` the command runs on a PTY (its controlling terminal, `TERM` set to
+//!   `xterm-256color` when its env has none, as both anchors do); binary frames from the
+//!   client are its input and binary frames from roost carry the terminal's output.
+//! - Without a tty the command's stdin is `/dev/null` (as both anchors give it) unless the
+//!   client asked for `stdin: true`: then binary frames are its stdin and an empty one closes
+//!   it. stdout and stderr go into roost's binary frames through one pipe, in the order they
+//!   were written, unless the client asked for `separate_stderr: true`: then stderr comes
+//!   apart in text frames `{"Stderr": "..."}` (lossy UTF-8).
 //!
 //! roost sends `{"Exit": {"code": N|null, "signal": N|null}}` once all output has been sent
-//! (at most 2 s after the exit if something else still holds the output open), or
-//! `{"Error": {"message": "..."}}`, and closes. A client that goes away takes the session's
-//! whole process group with it (SIGKILL).
+//! (at most 2 s after the exit if something else still holds the output open) and closes with
+//! 1000 (normal closure), or sends `{"Error": {"message": "..."}}` and closes with 1011. A
+//! client that goes away takes the session's whole process group with it (SIGKILL).
 
 use super::exec::{check_command, launch_for};
 use super::protocol::{WsInit, WsResize, WsServerMessage};
@@ -27,6 +30,8 @@ use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::io::AsyncReadExt;
 use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
@@ -44,10 +49,23 @@ async fn send_json(ws: &mut Ws, msg: &WsServerMessage) -> bool {
     }
 }
 
+/// Closes with a status code: clients that test for 1000 read a close without one as 1005.
+async fn close(ws: &mut Ws, code: CloseCode) {
+    let _ = ws
+        .close(Some(CloseFrame {
+            code,
+            reason: "".into(),
+        }))
+        .await;
+}
+
 async fn fail(ws: &mut Ws, message: String) {
     let _ = send_json(ws, &WsServerMessage::Error { message }).await;
-    let _ = ws.close(None).await;
+    close(ws, CloseCode::Error).await;
 }
+
+/// `TERM` for a terminal session whose env has none (both anchors set this one).
+const DEFAULT_TERM: &str = "xterm-256color";
 
 /// Runs one session on an upgraded connection.
 pub async fn session(state: ControlState, mut ws: Ws) {
@@ -63,10 +81,13 @@ pub async fn session(state: ControlState, mut ws: Ws) {
     if let Err(e) = check_command(&init.command) {
         return fail(&mut ws, e.to_string()).await;
     }
-    let launch = match launch_for(&state, init.workload_user) {
+    let mut launch = match launch_for(&state, init.workload_user) {
         Ok(l) => l,
         Err(e) => return fail(&mut ws, e.to_string()).await,
     };
+    if init.tty && !launch.env.iter().any(|(k, _)| k == "TERM") {
+        launch.env.push(("TERM".into(), DEFAULT_TERM.into()));
+    }
     let result = if init.tty {
         run_tty(&state, &mut ws, &init, launch).await
     } else {
@@ -82,7 +103,7 @@ pub async fn session(state: ControlState, mut ws: Ws) {
                 },
             )
             .await;
-            let _ = ws.close(None).await;
+            close(&mut ws, CloseCode::Normal).await;
         }
         Err(SessionEnd::ClientGone) => {}
         Err(SessionEnd::Failed(message)) => fail(&mut ws, message).await,
@@ -177,6 +198,17 @@ fn write_pending(
                 return;
             }
         }
+    }
+}
+
+/// Reads the separate stderr pipe, when there is one (else never ready: its arm is off).
+async fn read_opt(
+    pipe: &mut Option<tokio::net::unix::pipe::Receiver>,
+    buf: &mut [u8],
+) -> std::io::Result<usize> {
+    match pipe {
+        Some(p) => p.read(buf).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -280,21 +312,40 @@ async fn run_pipes(
 ) -> Result<Option<ChildExit>, SessionEnd> {
     let failed = |what: &str, e: &dyn std::fmt::Display| SessionEnd::Failed(format!("{what}: {e}"));
     let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC);
-    let (in_r, in_w) = pipe().map_err(|e| failed("pipe", &e))?;
     let (out_r, out_w) = pipe().map_err(|e| failed("pipe", &e))?;
-    let (err_r, err_w) = pipe().map_err(|e| failed("pipe", &e))?;
-    let stdio = [Stdio::from(in_r), Stdio::from(out_w), Stdio::from(err_w)];
+    // stdin: a pipe the client writes to, or /dev/null.
+    let (stdin_child, stdin_ours) = if init.stdin {
+        let (r, w) = pipe().map_err(|e| failed("pipe", &e))?;
+        (Stdio::from(r), Some(w))
+    } else {
+        (Stdio::null(), None)
+    };
+    // stderr: its own pipe, or the stdout pipe (one stream, in the order written).
+    let (stderr_child, err_r) = if init.separate_stderr {
+        let (r, w) = pipe().map_err(|e| failed("pipe", &e))?;
+        (Stdio::from(w), Some(r))
+    } else {
+        let w = out_w.try_clone().map_err(|e| failed("pipe", &e))?;
+        (Stdio::from(w), None)
+    };
+    let stdio = [stdin_child, Stdio::from(out_w), stderr_child];
     let (pid, exit_rx) = launch
         .spawn(state, &init.command, stdio, false)
         .map_err(|e| failed(&format!("cannot start {:?}", init.command[0]), &e))?;
     use tokio::net::unix::pipe;
-    let mut stdin = Some(pipe::Sender::from_owned_fd(in_w).map_err(|e| failed("pipe", &e))?);
+    let mut stdin = match stdin_ours {
+        Some(w) => Some(pipe::Sender::from_owned_fd(w).map_err(|e| failed("pipe", &e))?),
+        None => None,
+    };
     let mut out = pipe::Receiver::from_owned_fd(out_r).map_err(|e| failed("pipe", &e))?;
-    let mut err = pipe::Receiver::from_owned_fd(err_r).map_err(|e| failed("pipe", &e))?;
+    let mut err = match err_r {
+        Some(r) => Some(pipe::Receiver::from_owned_fd(r).map_err(|e| failed("pipe", &e))?),
+        None => None,
+    };
 
     let mut exit_rx = Some(exit_rx);
     let mut exit: Option<Option<ChildExit>> = None;
-    let (mut out_open, mut err_open) = (true, true);
+    let (mut out_open, mut err_open) = (true, err.is_some());
     let mut drain_until = None;
     let mut buf_out = vec![0u8; 32 * 1024];
     let mut buf_err = vec![0u8; 32 * 1024];
@@ -313,7 +364,7 @@ async fn run_pipes(
                 Ok(0) | Err(_) => { out_open = false; true }
                 Ok(n) => ws.send(Message::Binary(buf_out[..n].to_vec().into())).await.is_ok(),
             },
-            n = err.read(&mut buf_err), if err_open => match n {
+            n = read_opt(&mut err, &mut buf_err), if err_open => match n {
                 Ok(0) | Err(_) => { err_open = false; true }
                 Ok(n) => {
                     let text = String::from_utf8_lossy(&buf_err[..n]).into_owned();

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Boots the VM of the boot test N times (QEMU TCG here; KVM where it works) and prints roost's
-# boot phases (ms since roost started, from /v1/status), the time to the workload's first
+# boot phases (ms since roost started, from /v2/status), the time to the workload's first
 # output as QEMU sees it, roost's RSS inside the VM, and (in the first boot) roost against tini
 # inside the VM, where cgroups are pure v2 and mounted with favordynmods.
 #   bench/vm.sh [N]     default 5

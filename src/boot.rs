@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 /// What a mode supplies to the one sequence.
 #[allow(async_fn_in_trait)] // Used with concrete types only, inside this crate.
 pub trait Mode {
-    /// `vm` or `container`: in `/v1/status` and the logs.
+    /// `vm` or `container`: in `/v2/status` and the logs.
     const NAME: &'static str;
 
     /// Whether SIGINT is a graceful stop (a VM's Ctrl-Alt-Del) rather than a signal to forward.

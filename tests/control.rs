@@ -59,8 +59,9 @@ impl Rig {
         rig
     }
 
+    /// roost's own status (`/v2/status`; `/v1/status` is the anchors' `{"ok": true}`).
     fn status(&self) -> serde_json::Value {
-        let r = http(&self.ctl, "GET", "/v1/status", &[], b"");
+        let r = http(&self.ctl, "GET", "/v2/status", &[], b"");
         assert_eq!(r.status, 200);
         r.json()
     }
@@ -817,7 +818,7 @@ fn a_stop_during_the_boot_ends_it_at_once_without_starting_the_workload() {
     // SIGTERM to roost.
     let scratch = Scratch::new();
     let (roost, ctl, marker) = roost_waiting_for_a_token(&scratch);
-    let status = http(&ctl, "GET", "/v1/status", &[], b"").json();
+    let status = http(&ctl, "GET", "/v2/status", &[], b"").json();
     assert_eq!(status["workload"]["state"], "starting");
     roost.signal(libc::SIGTERM);
     let f = roost.wait(Duration::from_secs(20));
@@ -1038,6 +1039,56 @@ fn websocket_exec_answers_the_fly_and_pigeon_clients_as_their_servers_do() {
         assert!(v["Error"]["message"].is_string(), "{v}");
         assert_eq!(close_code(&mut ws).await, Some(1011));
     });
+    rig.stop_workload();
+    rig.finish().assert_code(0);
+}
+
+#[test]
+fn v1_is_the_anchors_contract_and_v2_is_roosts_own() {
+    let rig = Rig::start(json!({}), 0);
+    // pigeon's handler test decodes /v1/status into a map of booleans: exactly {"ok": true}.
+    let r = http(&rig.ctl, "GET", "/v1/status", &[], b"");
+    assert_eq!(r.status, 200);
+    let body: std::collections::HashMap<String, bool> =
+        serde_json::from_slice(&r.body).expect("a map of booleans");
+    assert_eq!(
+        body,
+        std::collections::HashMap::from([("ok".to_string(), true)])
+    );
+    // roost's richer answer is versioned.
+    let v2 = rig.status();
+    assert_eq!(v2["ok"], true);
+    assert!(
+        v2["phases"].as_array().is_some_and(|p| !p.is_empty()),
+        "{v2}"
+    );
+    assert_eq!(v2["workload"]["state"], "running");
+    // HEAD on every GET route answers like the GET, without a body.
+    for path in ["/v1/status", "/v2/status", "/v1/sysinfo"] {
+        let get = http(&rig.ctl, "GET", path, &[], b"");
+        let head = http(&rig.ctl, "HEAD", path, &[], b"");
+        assert_eq!(head.status, get.status, "{path}");
+        assert!(head.body.is_empty(), "{path}: {:?}", head.body);
+        let ctype = |r: &HttpResponse| {
+            r.headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(ctype(&head), ctype(&get), "{path}");
+    }
+    // Error bodies carry both anchors' keys: pigeon's `error` and Fly's `message`.
+    for (method, path, status) in [
+        ("POST", "/v1/status", 405),
+        ("GET", "/v1/nothing", 404),
+        ("POST", "/v1/signals", 400),
+    ] {
+        let r = http(&rig.ctl, method, path, &[], b"");
+        assert_eq!(r.status, status, "{method} {path}");
+        let v = r.json();
+        assert!(v["error"].is_string(), "{v}");
+        assert_eq!(v["error"], v["message"], "{v}");
+    }
     rig.stop_workload();
     rig.finish().assert_code(0);
 }

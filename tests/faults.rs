@@ -174,7 +174,7 @@ impl Rig {
     }
 
     fn status_ok(&self) {
-        let r = http(&self.ctl, "GET", "/v1/status", &[], b"");
+        let r = http(&self.ctl, "GET", "/v2/status", &[], b"");
         assert_eq!(r.status, 200);
         assert_eq!(r.json()["workload"]["state"], "running");
     }
@@ -262,7 +262,7 @@ fn a_platform_answering_non_jwts_never_gets_a_file_written() {
     std::thread::sleep(Duration::from_secs(3));
     assert!(!rig.scratch.path("fly/oidc_token").exists());
     rig.status_ok();
-    let status = http(&rig.ctl, "GET", "/v1/status", &[], b"").json();
+    let status = http(&rig.ctl, "GET", "/v2/status", &[], b"").json();
     let err = status["broker"][0]["last_error"]
         .as_str()
         .unwrap_or_default()

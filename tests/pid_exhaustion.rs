@@ -94,7 +94,7 @@ fn a_fork_bomb_in_the_workload_leaves_pid_1_its_pids_and_its_broker() {
     let roost = Running::spawn(cmd);
     wait_for_file(&ctl, T);
     // The bomb has gone off once the workload's cgroup is full.
-    let status = || http(&ctl, "GET", "/v1/status", &[], b"").json();
+    let status = || http(&ctl, "GET", "/v2/status", &[], b"").json();
     let deadline = Instant::now() + T;
     loop {
         let current = std::fs::read_to_string(cg.0.join("pids.current")).unwrap_or_default();

@@ -120,8 +120,10 @@ pub enum WsServerMessage {
     Stderr(String),
 }
 
-/// A JSON error body.
+/// A JSON error body: the same text under `error` (pigeon-init's key) and `message` (Fly's).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct ErrorBody {
     pub error: String,
+    #[serde(default)]
+    pub message: String,
 }

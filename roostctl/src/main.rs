@@ -357,7 +357,7 @@ async fn shell(cli: &Cli, cmd: Vec<String>, workload_user: bool) -> Result<i32, 
 async fn run(cli: Cli) -> Result<i32, Failure> {
     match &cli.command {
         Cmd::Status => {
-            let (status, body) = request(&cli, "GET", "/v1/status", None).await?;
+            let (status, body) = request(&cli, "GET", "/v2/status", None).await?;
             if status != 200 {
                 return Err(refused(status, &body));
             }

@@ -227,10 +227,12 @@ fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response<Body> {
+    let message = message.into();
     json(
         status,
         &ErrorBody {
-            error: message.into(),
+            error: message.clone(),
+            message,
         },
     )
 }
@@ -258,8 +260,18 @@ async fn route(state: ControlState, req: Request<Incoming>) -> Response<Body> {
     // A bug in one request's handling must cost that request only (tests inject one here).
     #[cfg(feature = "fault-injection")]
     crate::fault::point(&format!("control:{path}"));
-    match (req.method(), path.as_str()) {
-        (&Method::GET, "/v1/status") => json(StatusCode::OK, &state.status_json()),
+    // HEAD is answered as GET is; hyper sends no body for it.
+    let method = if req.method() == Method::HEAD {
+        Method::GET
+    } else {
+        req.method().clone()
+    };
+    match (&method, path.as_str()) {
+        // The anchors' contract: exactly `{"ok": true}` (pigeon's own handler test decodes
+        // it into a map of booleans).
+        (&Method::GET, "/v1/status") => json(StatusCode::OK, &serde_json::json!({ "ok": true })),
+        // roost's own, versioned: phases, the workload, broker, proxy.
+        (&Method::GET, "/v2/status") => json(StatusCode::OK, &state.status_json()),
         (&Method::GET, "/v1/exit_code") => exit_code(&state).await,
         (&Method::POST, "/v1/signals") => match json_body::<SignalRequest>(req).await {
             Ok(r) => signal(&state, r.signal),
@@ -277,12 +289,12 @@ async fn route(state: ControlState, req: Request<Incoming>) -> Response<Body> {
             },
             Err(resp) => resp,
         },
-        (&Method::GET, "/v1/ws/exec") => upgrade(state, req),
+        (&Method::GET, "/v1/ws/exec") if req.method() == Method::GET => upgrade(state, req),
         (&Method::GET, "/v1/sysinfo") => json(StatusCode::OK, &sysinfo::collect()),
         (
             _,
-            "/v1/status" | "/v1/exit_code" | "/v1/signals" | "/v1/exec" | "/v1/ws/exec"
-            | "/v1/sysinfo",
+            "/v1/status" | "/v2/status" | "/v1/exit_code" | "/v1/signals" | "/v1/exec"
+            | "/v1/ws/exec" | "/v1/sysinfo",
         ) => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         _ => error(StatusCode::NOT_FOUND, "not found"),
     }

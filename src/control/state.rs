@@ -137,7 +137,7 @@ impl ControlState {
         self.workload.subscribe()
     }
 
-    /// `GET /v1/status`: `{"ok": true}` and roost's additions.
+    /// `GET /v2/status`: `{"ok": true}` and roost's additions.
     pub fn status_json(&self) -> serde_json::Value {
         let workload = match self.workload() {
             WorkloadState::Starting => serde_json::json!({ "state": "starting" }),

@@ -141,6 +141,7 @@ async fn boot_and_supervise<M: Mode>(
         Err(interrupted) => return (ended_boot(supervisor, &interrupted.into()), None),
     };
     state.phase("config");
+    state.set_dialect(config.control.dialect);
     mode.configure_control(&config, state, supervisor.critical(), control);
     if let Err(failure) = mode.prepare(&config, state).await {
         return (ended_boot(supervisor, &failure), Some(config));

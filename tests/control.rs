@@ -120,10 +120,12 @@ fn status_exec_signals_sysinfo_and_their_errors() {
     assert_eq!(j["stdout"], "yes\n");
     assert_eq!(j["stderr"], "oops\n");
     assert_eq!(j["exit_code"], 3);
+    // A signal death in the default (pigeon) dialect: exit_code -1, as pigeon's server says
+    // it (a Go client decoding null into an int would read 0, success).
     let j = rig.exec(json!({"cmd": ["sh", "-c", "kill -9 $$"]})).json();
     assert_eq!(
-        (j["exit_code"].is_null(), j["exit_signal"].as_i64()),
-        (true, Some(9))
+        (j["exit_code"].as_i64(), j["exit_signal"].as_i64()),
+        (Some(-1), Some(9))
     );
     // Output caps and Fly's byte arrays.
     let j = rig
@@ -162,8 +164,17 @@ fn status_exec_signals_sysinfo_and_their_errors() {
     assert_eq!(http(&rig.ctl, "GET", "/v1/ws/exec", &[], b"").status, 400);
 
     let sys = http(&rig.ctl, "GET", "/v1/sysinfo", &[], b"").json();
+    // Fly's fields and shapes, and roost's own figures under names of their own.
+    assert!(sys["memory"]["mem_total"].as_u64() > Some(0));
     assert!(sys["memory"]["total"].as_u64() > Some(0));
-    assert!(sys["cpus"].as_u64() >= Some(1));
+    assert!(sys["cpus"]["0"]["idle"].is_number(), "{sys}");
+    assert!(sys["disks"].is_array() && sys["net"].is_array(), "{sys}");
+    assert!(sys["filefd"]["maximum"].as_u64() > Some(0), "{sys}");
+    assert!(sys["cpu_count"].as_u64() >= Some(1));
+    assert!(
+        sys["filesystems"].as_array().is_some_and(|f| !f.is_empty()),
+        "{sys}"
+    );
     assert!(sys["load_average"].as_array().is_some_and(|a| a.len() == 3));
 
     // A signal reaches the workload; after its exit, signals are refused with 409.
@@ -631,8 +642,8 @@ fn real_time_signal_deaths_of_execs_and_the_workload_are_reported() {
     // A one-shot exec killed by SIGRTMIN+6.
     let j = rig.exec(json!({"cmd": ["sh", "-c", "kill -40 $$"]})).json();
     assert_eq!(
-        (j["exit_code"].is_null(), j["exit_signal"].as_i64()),
-        (true, Some(40)),
+        (j["exit_code"].as_i64(), j["exit_signal"].as_i64()),
+        (Some(-1), Some(40)),
         "{j}"
     );
     // A ws exec killed by SIGRTMAX.
@@ -1089,6 +1100,42 @@ fn v1_is_the_anchors_contract_and_v2_is_roosts_own() {
         assert!(v["error"].is_string(), "{v}");
         assert_eq!(v["error"], v["message"], "{v}");
     }
+    rig.stop_workload();
+    rig.finish().assert_code(0);
+}
+
+#[test]
+fn a_fly_host_gets_flys_exec_answers() {
+    // Control.Dialect "fly": output as arrays of bytes and a null exit_code for a signal
+    // death, as Fly's init answers; a request may still ask for strings.
+    let rig = Rig::start(json!({"Control": {"Dialect": "fly"}}), 0);
+    let j = rig
+        .exec(json!({"cmd": ["sh", "-c", "printf hi; kill -9 $$"]}))
+        .json();
+    assert_eq!(j["stdout"], json!([104, 105]), "{j}");
+    assert_eq!(
+        (j["exit_code"].is_null(), j["exit_signal"].as_i64()),
+        (true, Some(9)),
+        "{j}"
+    );
+    let j = rig
+        .exec(json!({"cmd": ["sh", "-c", "printf hi"], "output": "string"}))
+        .json();
+    assert_eq!(
+        (j["stdout"].as_str(), j["exit_code"].as_i64()),
+        (Some("hi"), Some(0))
+    );
+    // roostctl reads either dialect: a signal death is 128 + N.
+    let (code, out, _) = roostctl(&[
+        "--unix",
+        rig.ctl.to_str().expect("utf-8"),
+        "exec",
+        "--",
+        "sh",
+        "-c",
+        "printf x; kill -15 $$",
+    ]);
+    assert_eq!((code, out.as_str()), (143, "x"));
     rig.stop_workload();
     rig.finish().assert_code(0);
 }

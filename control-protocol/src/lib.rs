@@ -16,6 +16,19 @@ pub struct SignalRequest {
     pub signal: i64,
 }
 
+/// Which host driver's forms `/v1` answers in, where the Fly and pigeon-init servers
+/// disagree (`Control.Dialect` in the run config).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dialect {
+    /// pigeon-init's (the one with a public client): exec output as strings, `exit_code`
+    /// -1 for a signal death (a Go client decoding `null` into an `int` would read 0).
+    #[default]
+    Pigeon,
+    /// Fly's init's: exec output as arrays of bytes, `exit_code` null for a signal death.
+    Fly,
+}
+
 /// How exec output is encoded: strings (pigeon; lossy UTF-8) or byte arrays (Fly).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -37,7 +50,8 @@ pub struct ExecRequest {
     pub workload_user: bool,
     /// Bytes kept of each of stdout and stderr (default 1 MiB, at most 16 MiB).
     pub max_output: Option<usize>,
-    pub output: OutputEncoding,
+    /// roost extension: the encoding of this answer; without it, the dialect's.
+    pub output: Option<OutputEncoding>,
 }
 
 /// Output as a string or a byte array, per [`OutputEncoding`].

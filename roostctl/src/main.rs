@@ -218,7 +218,8 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Failure> {
 }
 
 fn code_of(code: Option<i32>, signal: Option<i32>) -> i32 {
-    code.or(signal.map(|s| 128 + s)).unwrap_or(EXIT_PROTOCOL)
+    // A signal first: the pigeon dialect says -1 as the code of a signal death.
+    signal.map(|s| 128 + s).or(code).unwrap_or(EXIT_PROTOCOL)
 }
 
 fn parse_signal(text: &str) -> Result<i64, Failure> {

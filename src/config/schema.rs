@@ -157,6 +157,8 @@ pub struct ControlConfig {
     pub linger_seconds: Option<u64>,
     #[serde(deserialize_with = "nullable")]
     pub allow_cids: Vec<u32>,
+    /// roost extension: which host driver's forms `/v1` answers in (`pigeon`, `fly`).
+    pub dialect: roost_control_protocol::Dialect,
 }
 
 /// What happens to MMDS reachability after bootstrap.

@@ -115,6 +115,8 @@ pub struct Control {
     /// How long the API stays up after the exit.
     pub linger: Duration,
     pub allow_cids: Vec<u32>,
+    /// Which host driver's forms `/v1` answers in.
+    pub dialect: roost_control_protocol::Dialect,
 }
 
 /// The OIDC broker (it runs when a workload's env asks for a cloud's token).

@@ -343,6 +343,7 @@ pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
             .linger_seconds
             .map_or(defaults::LINGER, Duration::from_secs),
         allow_cids: config.control.allow_cids.clone(),
+        dialect: config.control.dialect,
     };
     let oidc_config = config.oidc.as_ref();
     let oidc = typed::Oidc {

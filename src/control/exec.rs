@@ -3,7 +3,7 @@
 //! holding its pipes) cannot block reaping, signals or shutdown: at its timeout its whole
 //! process group is killed, and it answers with what it has.
 
-use super::protocol::{ExecRequest, ExecResponse, Output};
+use super::protocol::{Dialect, ExecRequest, ExecResponse, Output, OutputEncoding};
 use super::state::ControlState;
 use crate::supervise::handle::ExecCommand;
 use crate::supervise::ChildExit;
@@ -241,11 +241,22 @@ pub async fn run(state: &ControlState, req: ExecRequest) -> Result<ExecResponse,
     }
     let exit = exit.flatten();
     let (stdout_truncated, stderr_truncated) = (stdout.truncated, stderr.truncated);
+    // Where the anchors disagree, the host's dialect decides.
+    let dialect = state.dialect();
+    let encoding = req.output.unwrap_or(match dialect {
+        Dialect::Pigeon => OutputEncoding::String,
+        Dialect::Fly => OutputEncoding::Bytes,
+    });
+    let exit_code = match (exit.and_then(|e| e.code), exit.and_then(|e| e.signal)) {
+        (Some(code), _) => Some(code),
+        (None, Some(_)) if dialect == Dialect::Pigeon => Some(-1),
+        _ => None,
+    };
     Ok(ExecResponse {
-        exit_code: exit.and_then(|e| e.code),
+        exit_code,
         exit_signal: exit.and_then(|e| e.signal),
-        stdout: Output::encode(stdout.take(), req.output),
-        stderr: Output::encode(stderr.take(), req.output),
+        stdout: Output::encode(stdout.take(), encoding),
+        stderr: Output::encode(stderr.take(), encoding),
         stdout_truncated,
         stderr_truncated,
         timed_out,

@@ -34,6 +34,7 @@ struct Inner {
     proxy: Option<Arc<api_proxy::ProxyStats>>,
     bootstrapped: bool,
     config_source: &'static str,
+    dialect: roost_control_protocol::Dialect,
 }
 
 /// Shared state. Cheap to clone.
@@ -96,6 +97,15 @@ impl ControlState {
             i.config_source = source;
             i.bootstrapped = bootstrapped;
         });
+    }
+
+    /// The host driver's dialect, once the config is known (pigeon's until then).
+    pub fn set_dialect(&self, dialect: roost_control_protocol::Dialect) {
+        self.with(|i| i.dialect = dialect);
+    }
+
+    pub fn dialect(&self) -> roost_control_protocol::Dialect {
+        self.with(|i| i.dialect)
     }
 
     /// Where the control API's commands go.

@@ -1,45 +1,150 @@
-//! `GET /v1/sysinfo`, as Fly's init answers it: memory, load, cpus, disks, network, file
-//! descriptors, read from /proc and statvfs.
+//! `GET /v1/sysinfo` with Fly's init's field names and shapes (memory, load, per-CPU times,
+//! disk stats, network counters, file descriptors), and roost's own figures beside them under
+//! names of their own, read from /proc and statvfs.
 
-/// Parses `/proc/meminfo` into (key, kB) pairs of interest.
+/// Parses `/proc/meminfo`: Fly's `mem_*` fields (bytes) and roost's own short names.
 pub fn parse_meminfo(text: &str) -> serde_json::Value {
     let get = |key: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
             .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-            .map(|kb| kb * 1024)
+            .map(|kb| kb.saturating_mul(1024))
     };
+    // Fly's init has a number for every field; a kernel without one reads 0 there.
+    let fly = |key: &str| get(key).unwrap_or(0);
     serde_json::json!({
+        "mem_total": fly("MemTotal"), "mem_free": fly("MemFree"),
+        "mem_available": get("MemAvailable"), "buffers": fly("Buffers"), "cached": fly("Cached"),
+        "swap_cached": fly("SwapCached"), "active": fly("Active"), "inactive": fly("Inactive"),
+        "swap_total": fly("SwapTotal"), "swap_free": fly("SwapFree"), "dirty": fly("Dirty"),
+        "writeback": fly("Writeback"), "slab": fly("Slab"), "shmem": get("Shmem"),
+        "vmalloc_total": fly("VmallocTotal"), "vmalloc_used": fly("VmallocUsed"),
+        "vmalloc_chunk": fly("VmallocChunk"),
+        // roost's own names.
         "total": get("MemTotal"), "free": get("MemFree"), "available": get("MemAvailable"),
-        "buffers": get("Buffers"), "cached": get("Cached"),
-        "swap_total": get("SwapTotal"), "swap_free": get("SwapFree"),
     })
 }
 
-/// Parses `/proc/net/dev` into per-interface counters.
+/// Parses `/proc/stat` into Fly's `cpus`: per-CPU times in seconds, keyed by CPU number.
+pub fn parse_cpu_times(text: &str, ticks_per_second: f64) -> serde_json::Value {
+    let mut cpus = serde_json::Map::new();
+    for line in text.lines() {
+        let mut fields = line.split_whitespace();
+        let Some(n) = fields
+            .next()
+            .and_then(|name| name.strip_prefix("cpu"))
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        let t: Vec<f64> = fields
+            .filter_map(|v| v.parse::<f64>().ok())
+            .map(|ticks| ticks / ticks_per_second)
+            .collect();
+        let at = |i: usize| t.get(i).copied();
+        cpus.insert(
+            n.to_string(),
+            serde_json::json!({
+                "user": at(0).unwrap_or(0.0), "nice": at(1).unwrap_or(0.0),
+                "system": at(2).unwrap_or(0.0), "idle": at(3).unwrap_or(0.0),
+                "iowait": at(4), "irq": at(5), "softirq": at(6), "steal": at(7),
+                "guest": at(8), "guest_nice": at(9),
+            }),
+        );
+    }
+    serde_json::Value::Object(cpus)
+}
+
+/// Parses `/proc/diskstats` into Fly's `disks`: the virtio disks (`vd*`) and their counters.
+pub fn parse_diskstats(text: &str) -> serde_json::Value {
+    const FIELDS: [&str; 11] = [
+        "reads_completed",
+        "reads_merged",
+        "sectors_read",
+        "time_reading",
+        "writes_completed",
+        "writes_merged",
+        "sectors_written",
+        "time_writing",
+        "io_in_progress",
+        "time_io",
+        "time_io_weighted",
+    ];
+    let disks: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|line| {
+            let mut f = line.split_whitespace().skip(2);
+            let name = f.next()?;
+            if !name.starts_with("vd") {
+                return None;
+            }
+            let values: Vec<u64> = f
+                .take(FIELDS.len())
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            if values.len() < FIELDS.len() {
+                return None;
+            }
+            let mut disk = serde_json::Map::new();
+            disk.insert("name".into(), name.into());
+            for (key, value) in FIELDS.iter().zip(values) {
+                disk.insert((*key).into(), value.into());
+            }
+            Some(serde_json::Value::Object(disk))
+        })
+        .collect();
+    serde_json::Value::Array(disks)
+}
+
+/// Parses `/proc/net/dev` into Fly's `net`: every counter of every interface but `lo`.
 pub fn parse_net_dev(text: &str) -> serde_json::Value {
+    const FIELDS: [&str; 16] = [
+        "recv_bytes",
+        "recv_packets",
+        "recv_errs",
+        "recv_drop",
+        "recv_fifo",
+        "recv_frame",
+        "recv_compressed",
+        "recv_multicast",
+        "sent_bytes",
+        "sent_packets",
+        "sent_errs",
+        "sent_drop",
+        "sent_fifo",
+        "sent_colls",
+        "sent_carrier",
+        "sent_compressed",
+    ];
     let ifaces: Vec<serde_json::Value> = text
         .lines()
         .skip(2)
         .filter_map(|line| {
             let (name, rest) = line.split_once(':')?;
-            let f: Vec<u64> = rest
+            let name = name.trim();
+            if name == "lo" {
+                return None;
+            }
+            let values: Vec<u64> = rest
                 .split_whitespace()
                 .filter_map(|v| v.parse().ok())
                 .collect();
-            (f.len() >= 16).then(|| {
-                serde_json::json!({
-                    "name": name.trim(), "recv_bytes": f[0], "recv_packets": f[1],
-                    "recv_errs": f[2], "recv_drop": f[3], "sent_bytes": f[8],
-                    "sent_packets": f[9], "sent_errs": f[10], "sent_drop": f[11],
-                })
-            })
+            if values.len() < FIELDS.len() {
+                return None;
+            }
+            let mut iface = serde_json::Map::new();
+            iface.insert("name".into(), name.into());
+            for (key, value) in FIELDS.iter().zip(values) {
+                iface.insert((*key).into(), value.into());
+            }
+            Some(serde_json::Value::Object(iface))
         })
         .collect();
     serde_json::Value::Array(ifaces)
 }
 
-fn disks() -> serde_json::Value {
+/// roost's own: the mounted filesystems with their space and inodes (statvfs).
+fn filesystems() -> serde_json::Value {
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
     let mut seen = std::collections::HashSet::new();
     let list: Vec<serde_json::Value> = mounts
@@ -65,7 +170,9 @@ fn disks() -> serde_json::Value {
     serde_json::Value::Array(list)
 }
 
-/// The whole answer.
+/// The whole answer: Fly's fields (`memory`, `load_average`, `cpus`, `disks`, `net`,
+/// `filefd`), and roost's own under names of their own (`cpu_count`, `filesystems`,
+/// `file_descriptors`, and the short names inside `memory`).
 pub fn collect() -> serde_json::Value {
     let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
     let load: Vec<f64> = read("/proc/loadavg")
@@ -77,13 +184,22 @@ pub fn collect() -> serde_json::Value {
         .split_whitespace()
         .filter_map(|v| v.parse().ok())
         .collect();
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpu_count = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // USER_HZ: what /proc/stat counts in.
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .filter(|t| *t > 0)
+        .map_or(100.0, |t| t as f64);
     serde_json::json!({
         "memory": parse_meminfo(&read("/proc/meminfo")),
         "load_average": load,
-        "cpus": cpus,
-        "disks": disks(),
+        "cpus": parse_cpu_times(&read("/proc/stat"), ticks),
+        "disks": parse_diskstats(&read("/proc/diskstats")),
         "net": parse_net_dev(&read("/proc/net/dev")),
+        "filefd": { "allocated": fds.first().copied().unwrap_or(0), "maximum": fds.get(2).copied().unwrap_or(0) },
+        "cpu_count": cpu_count,
+        "filesystems": filesystems(),
         "file_descriptors": { "allocated": fds.first(), "max": fds.get(2) },
     })
 }
@@ -93,24 +209,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn meminfo_and_net_dev() {
+    fn meminfo_has_flys_fields_and_roosts() {
         let m =
             parse_meminfo("MemTotal:        2048 kB\nMemFree:  1024 kB\nMemAvailable: 1500 kB\n");
+        assert_eq!(m["mem_total"], 2048 * 1024);
+        assert_eq!(m["mem_available"], 1500 * 1024);
+        assert_eq!(m["swap_cached"], 0);
         assert_eq!(m["total"], 2048 * 1024);
         assert_eq!(m["available"], 1500 * 1024);
-        assert!(m["swap_total"].is_null());
-        let net = parse_net_dev(
-            "Inter-|   Receive |  Transmit\n face |bytes packets|bytes\n  eth0: 100 2 0 0 0 0 0 0 300 4 0 0 0 0 0 0\n",
+    }
+
+    #[test]
+    fn cpus_disks_and_net_in_flys_shape() {
+        let cpus = parse_cpu_times(
+            "cpu  10 0 20 300 4 0 1 0 0 0\ncpu0 100 1 200 3000 40 0 10 0 0 0\ncpu1 50 0 50 100\nintr 1\n",
+            100.0,
         );
+        assert_eq!(cpus["0"]["user"], 1.0);
+        assert_eq!(cpus["0"]["idle"], 30.0);
+        assert!(cpus["1"]["iowait"].is_null());
+        assert!(cpus.get("").is_none() && cpus.as_object().map(|m| m.len()) == Some(2));
+        let disks = parse_diskstats(
+            " 254       0 vda 100 0 800 50 10 0 80 5 0 60 55 0 0 0 0\n   7       0 loop0 1 2 3 4 5 6 7 8 9 10 11\n",
+        );
+        assert_eq!(disks.as_array().map(Vec::len), Some(1));
+        assert_eq!(disks[0]["name"], "vda");
+        assert_eq!(disks[0]["sectors_read"], 800);
+        assert_eq!(disks[0]["time_io_weighted"], 55);
+        let net = parse_net_dev(
+            "Inter-|   Receive |  Transmit\n face |bytes packets|bytes\n    lo: 1 1 0 0 0 0 0 0 1 1 0 0 0 0 0 0\n  eth0: 100 2 0 0 0 0 0 7 300 4 0 0 0 0 0 0\n",
+        );
+        assert_eq!(net.as_array().map(Vec::len), Some(1));
         assert_eq!(net[0]["name"], "eth0");
-        assert_eq!(net[0]["recv_bytes"], 100);
+        assert_eq!(net[0]["recv_multicast"], 7);
         assert_eq!(net[0]["sent_bytes"], 300);
     }
 
     #[test]
     fn collects_something_real() {
         let all = collect();
-        assert!(all["memory"]["total"].as_u64() > Some(0));
-        assert!(all["cpus"].as_u64() >= Some(1));
+        assert!(all["memory"]["mem_total"].as_u64() > Some(0));
+        assert!(all["cpu_count"].as_u64() >= Some(1));
+        assert!(all["cpus"]["0"]["user"].is_number());
+        assert!(all["filefd"]["maximum"].as_u64() > Some(0));
     }
 }

@@ -253,6 +253,12 @@ async fn publish(
     machine_id: Option<&str>,
 ) {
     state.record_exit(*report);
+    tracing::info!(
+        exit_code = report.code,
+        oom_killed = report.oom_killed,
+        "roost exits with {}",
+        report.code
+    );
     exit::print_console(report);
     if let Some(target) = target {
         report::push(&target, report, machine_id).await;

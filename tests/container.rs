@@ -388,6 +388,7 @@ fn oom_kill_is_detected_from_the_workload_cgroup() {
         .split("workload cgroup: ")
         .nth(1)
         .and_then(|s| s.lines().next())
+        .map(|s| s.trim_end_matches('"'))
         .expect("cgroup path in the log");
     for dir in leaf.split(", ") {
         assert!(!std::path::Path::new(dir).exists(), "{dir} left behind");
@@ -482,6 +483,7 @@ fn the_workload_is_born_in_every_leaf_with_a_fresh_signal_state() {
         .split("workload cgroup: ")
         .nth(1)
         .and_then(|s| s.lines().next())
+        .map(|s| s.trim_end_matches('"'))
         .expect("cgroup path in the log");
     for leaf in leaves.split(", ") {
         let name = leaf.rsplit('/').next().expect("leaf name");
@@ -518,4 +520,77 @@ fn the_workload_is_born_in_every_leaf_with_a_fresh_signal_state() {
             r.stderr
         );
     }
+}
+
+#[test]
+fn console_lines_are_logfmt_with_stable_keys_or_json() {
+    // What a driver greps (pigeon's end-to-end suite looks for exit_code=0 and uid=65534):
+    // the exit code, the workload's uid and pid, each phase with its duration, the level.
+    let doc = json!({ "ImageConfig": { "Cmd": ["/bin/sh", "-c", "exit 3"], "User": "65534" } });
+    let r = run_pid1(&doc, T);
+    r.assert_code(3);
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    let started = lines
+        .iter()
+        .find(|l| l.contains("msg=\"workload started"))
+        .unwrap_or_else(|| panic!("{}", r.stderr));
+    assert!(started.starts_with("t="), "{started}");
+    for key in ["level=info", " pid=", " uid=65534 ", " gid=65534 "] {
+        assert!(started.contains(key), "{key} in {started}");
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(" exit_code=3 ") && l.contains(" oom_killed=false ")),
+        "{}",
+        r.stderr
+    );
+    let phase = lines
+        .iter()
+        .find(|l| l.contains(" phase=config "))
+        .unwrap_or_else(|| panic!("{}", r.stderr));
+    assert!(
+        phase.contains(" at_ms=") && phase.contains(" duration_ms="),
+        "{phase}"
+    );
+    // The machine-readable exit line stays as it was.
+    assert!(r
+        .stderr
+        .contains("roost: exit {\"code\":3,\"oom_killed\":false}"));
+
+    // ROOST_LOG_FORMAT=json: one JSON object per line, the same keys.
+    let scratch = Scratch::new();
+    let config = scratch.config(&doc);
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(PID_NS)
+        .arg("env")
+        .arg("ROOST_LOG_FORMAT=json")
+        .arg(ROOST)
+        .arg("container")
+        .arg("--config")
+        .arg(&config);
+    let r = Running::spawn(cmd).wait(T);
+    r.assert_code(3);
+    let events: Vec<serde_json::Value> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let started = events
+        .iter()
+        .find(|e| {
+            e["msg"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("workload started"))
+        })
+        .unwrap_or_else(|| panic!("{}", r.stderr));
+    assert_eq!(
+        (started["uid"].as_u64(), started["level"].as_str()),
+        (Some(65534), Some("info"))
+    );
+    assert!(events.iter().any(|e| e["exit_code"] == 3), "{}", r.stderr);
+    assert!(r
+        .stderr
+        .contains("roost: exit {\"code\":3,\"oom_killed\":false}"));
 }

@@ -69,11 +69,22 @@ impl ControlState {
         f(&mut self.inner.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Records the end of a boot phase.
+    /// Records the end of a boot phase, and logs it with its duration (`phase=`, `at_ms=`,
+    /// `duration_ms=`).
     pub fn phase(&self, name: &'static str) {
         let at_ms = self.started.elapsed().as_secs_f64() * 1e3;
-        tracing::debug!("boot phase {name} done at {at_ms:.1} ms");
-        self.with(|i| i.phases.push(Phase { name, at_ms }));
+        let since = self.with(|i| {
+            let previous = i.phases.last().map_or(0.0, |p| p.at_ms);
+            i.phases.push(Phase { name, at_ms });
+            previous
+        });
+        let round = |ms: f64| (ms * 10.0).round() / 10.0;
+        tracing::info!(
+            phase = name,
+            at_ms = round(at_ms),
+            duration_ms = round(at_ms - since),
+            "boot phase {name} done"
+        );
     }
 
     pub fn set_spec(&self, spec: &WorkloadSpec) {

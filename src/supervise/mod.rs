@@ -299,6 +299,9 @@ impl Supervisor {
             pid,
         });
         tracing::info!(
+            pid,
+            uid = spec.identity.uid,
+            gid = spec.identity.gid,
             "workload started: pid {pid}, uid {}, gid {}, argv {:?}",
             spec.identity.uid,
             spec.identity.gid,

@@ -115,11 +115,10 @@ fn end(power_off: bool) -> i32 {
     }
 }
 
-/// Runs `f`, logging its duration; returns its result.
+/// Runs `f` as the boot phase `name` (logged with its duration by the state); returns its
+/// result.
 fn step<T>(state: &ControlState, name: &'static str, f: impl FnOnce() -> T) -> T {
-    let t0 = Instant::now();
     let out = f();
-    tracing::info!("boot: {name} ({:.1} ms)", t0.elapsed().as_secs_f64() * 1e3);
     state.phase(name);
     out
 }
@@ -166,10 +165,7 @@ impl Mode for VmMode {
                 self.opts.unknown
             );
         }
-        let t0 = Instant::now();
-        let config = load_config(&self.opts, state).await?;
-        tracing::info!("boot: config ({:.1} ms)", t0.elapsed().as_secs_f64() * 1e3);
-        Ok(config)
+        load_config(&self.opts, state).await
     }
 
     fn configure_control(
@@ -259,14 +255,12 @@ impl Mode for VmMode {
                 }
             }
         });
-        let t0 = Instant::now();
         let iface = self.opts.iface.clone().unwrap_or_else(|| "eth0".into());
         if let Err(e) = crate::net::configure(&iface, &config.network).await {
             // A VM without its network can still run (and report); Fly's init and pigeon-init
             // panic here.
             tracing::error!("network: {e}");
         }
-        tracing::info!("boot: network ({:.1} ms)", t0.elapsed().as_secs_f64() * 1e3);
         state.phase("network");
         Ok(())
     }

@@ -8,82 +8,14 @@ mod common;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::io::Write;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
 const T: Duration = Duration::from_secs(60);
-
-/// roost with `--control unix:...`, running a workload that waits for `stop` and then exits
-/// with `exit_code`.
-struct Rig {
-    scratch: Scratch,
-    ctl: PathBuf,
-    roost: Option<Running>,
-}
-
-impl Rig {
-    fn start(extra: serde_json::Value, exit_code: i32) -> Self {
-        let scratch = Scratch::new();
-        let stop = scratch.path("stop");
-        let mut doc = json!({
-            "ImageConfig": { "Cmd": ["/bin/sh", "-c", format!(
-                "trap 'echo workload-got-term; exit 143' TERM; while [ ! -e {} ]; do sleep 0.05; done; exit {exit_code}",
-                stop.display()
-            )] },
-            "ExtraEnv": { "FROM_CONFIG": "yes" },
-            "KillTimeout": 2,
-        });
-        if let (Some(doc), Some(extra)) = (doc.as_object_mut(), extra.as_object()) {
-            for (k, v) in extra {
-                doc.insert(k.clone(), v.clone());
-            }
-        }
-        let config = scratch.config(&doc);
-        let ctl = scratch.path("ctl.sock");
-        let roost = roost_with_control(&config, &ctl, &[]);
-        let rig = Rig {
-            scratch,
-            ctl,
-            roost: Some(roost),
-        };
-        // Running means the workload has a pid.
-        let deadline = Instant::now() + T;
-        while rig.status()["workload"]["state"] != "running" {
-            assert!(Instant::now() < deadline, "workload never ran");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        rig
-    }
-
-    /// roost's own status (`/v2/status`; `/v1/status` is the anchors' `{"ok": true}`).
-    fn status(&self) -> serde_json::Value {
-        let r = http(&self.ctl, "GET", "/v2/status", &[], b"");
-        assert_eq!(r.status, 200);
-        r.json()
-    }
-
-    fn exec(&self, body: serde_json::Value) -> HttpResponse {
-        http(
-            &self.ctl,
-            "POST",
-            "/v1/exec",
-            &[],
-            body.to_string().as_bytes(),
-        )
-    }
-
-    fn stop_workload(&self) {
-        std::fs::write(self.scratch.path("stop"), b"").expect("stop");
-    }
-
-    fn finish(mut self) -> Finished {
-        self.roost.take().expect("running").wait(T)
-    }
-}
 
 #[test]
 fn status_exec_signals_sysinfo_and_their_errors() {
@@ -512,39 +444,6 @@ fn closing_the_websocket_kills_the_sessions_process_group() {
     rig.finish().assert_code(0);
 }
 
-/// Firecracker's host side of vsock: a Unix socket that reads `CONNECT <port>\n`, answers
-/// `OK <port>\n` and splices the stream to the guest's listener (here roost's control socket).
-/// A port nobody listens on gets the connection closed, as Firecracker does.
-fn firecracker_vsock_shim(path: &Path, guest: PathBuf) {
-    let listener = UnixListener::bind(path).expect("bind shim");
-    std::thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            let guest = guest.clone();
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(conn.try_clone().expect("clone"));
-                let mut line = String::new();
-                if reader.read_line(&mut line).is_err() || line.trim() != "CONNECT 10000" {
-                    return;
-                }
-                let Ok(upstream) = UnixStream::connect(&guest) else {
-                    return;
-                };
-                let mut conn_w = conn.try_clone().expect("clone");
-                conn_w.write_all(b"OK 1073741824\n").expect("ok line");
-                let mut up_r = upstream.try_clone().expect("clone");
-                let mut up_w = upstream;
-                let t = std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut reader, &mut up_w);
-                    let _ = up_w.shutdown(std::net::Shutdown::Write);
-                });
-                let _ = std::io::copy(&mut up_r, &mut conn_w);
-                let _ = conn_w.shutdown(std::net::Shutdown::Write);
-                let _ = t.join();
-            });
-        }
-    });
-}
-
 #[test]
 fn roostctl_through_the_firecracker_handshake_and_its_exit_codes() {
     let rig = Rig::start(json!({}), 6);
@@ -723,21 +622,6 @@ fn root_execs_get_a_root_environment_never_the_workloads() {
     let r = http(&rig.ctl, "POST", "/v1/signals", &[], br#"{"signal": 9}"#);
     assert_eq!(r.status, 200);
     rig.finish().assert_code(137);
-}
-
-/// `unshare` with roost as PID 1 of `config`, the control API on `ctl`, and `env` for roost.
-fn roost_with_control(config: &Path, ctl: &Path, env: &[(&str, &str)]) -> Running {
-    let mut cmd = Command::new("unshare");
-    cmd.args(PID_NS)
-        .arg(ROOST)
-        .args(["container", "--config"])
-        .arg(config)
-        .arg("--control")
-        .arg(format!("unix:{}", ctl.display()))
-        .envs(env.iter().copied());
-    let roost = Running::spawn(cmd);
-    wait_for_file(ctl, T);
-    roost
 }
 
 #[test]

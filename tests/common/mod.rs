@@ -512,3 +512,124 @@ pub fn exit_report_listener(path: &Path) -> JoinHandle<(String, String)> {
         (head, String::from_utf8_lossy(&body).into_owned())
     })
 }
+
+/// How long the control rig waits for roost.
+const RIG_T: Duration = Duration::from_secs(60);
+
+/// roost with `--control unix:...`, running a workload that waits for `stop` and then exits
+/// with `exit_code`.
+pub struct Rig {
+    pub scratch: Scratch,
+    pub ctl: PathBuf,
+    roost: Option<Running>,
+}
+
+impl Rig {
+    pub fn start(extra: serde_json::Value, exit_code: i32) -> Self {
+        let scratch = Scratch::new();
+        let stop = scratch.path("stop");
+        let mut doc = serde_json::json!({
+            "ImageConfig": { "Cmd": ["/bin/sh", "-c", format!(
+                "trap 'echo workload-got-term; exit 143' TERM; while [ ! -e {} ]; do sleep 0.05; done; exit {exit_code}",
+                stop.display()
+            )] },
+            "ExtraEnv": { "FROM_CONFIG": "yes" },
+            "KillTimeout": 2,
+        });
+        if let (Some(doc), Some(extra)) = (doc.as_object_mut(), extra.as_object()) {
+            for (k, v) in extra {
+                doc.insert(k.clone(), v.clone());
+            }
+        }
+        let config = scratch.config(&doc);
+        let ctl = scratch.path("ctl.sock");
+        let roost = roost_with_control(&config, &ctl, &[]);
+        let rig = Rig {
+            scratch,
+            ctl,
+            roost: Some(roost),
+        };
+        // Running means the workload has a pid.
+        let deadline = Instant::now() + RIG_T;
+        while rig.status()["workload"]["state"] != "running" {
+            assert!(Instant::now() < deadline, "workload never ran");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        rig
+    }
+
+    /// roost's own status (`/v2/status`; `/v1/status` is the anchors' `{"ok": true}`).
+    pub fn status(&self) -> serde_json::Value {
+        let r = http(&self.ctl, "GET", "/v2/status", &[], b"");
+        assert_eq!(r.status, 200);
+        r.json()
+    }
+
+    pub fn exec(&self, body: serde_json::Value) -> HttpResponse {
+        http(
+            &self.ctl,
+            "POST",
+            "/v1/exec",
+            &[],
+            body.to_string().as_bytes(),
+        )
+    }
+
+    pub fn stop_workload(&self) {
+        std::fs::write(self.scratch.path("stop"), b"").expect("stop");
+    }
+
+    pub fn finish(mut self) -> Finished {
+        self.roost.take().expect("running").wait(RIG_T)
+    }
+}
+
+/// `unshare` with roost as PID 1 of `config`, the control API on `ctl`, and `env` for roost.
+pub fn roost_with_control(config: &Path, ctl: &Path, env: &[(&str, &str)]) -> Running {
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(PID_NS)
+        .arg(ROOST)
+        .args(["container", "--config"])
+        .arg(config)
+        .arg("--control")
+        .arg(format!("unix:{}", ctl.display()))
+        .envs(env.iter().copied());
+    let roost = Running::spawn(cmd);
+    wait_for_file(ctl, RIG_T);
+    roost
+}
+
+/// Firecracker's host side of vsock: a Unix socket that reads `CONNECT <port>\n`, answers
+/// `OK <port>\n` and splices the stream to the guest's listener (here roost's control socket).
+/// A port nobody listens on gets the connection closed, as Firecracker does.
+pub fn firecracker_vsock_shim(path: &Path, guest: PathBuf) {
+    let listener = std::os::unix::net::UnixListener::bind(path).expect("bind shim");
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let guest = guest.clone();
+            std::thread::spawn(move || {
+                let mut reader = std::io::BufReader::new(conn.try_clone().expect("clone"));
+                let mut line = String::new();
+                if std::io::BufRead::read_line(&mut reader, &mut line).is_err()
+                    || line.trim() != "CONNECT 10000"
+                {
+                    return;
+                }
+                let Ok(upstream) = std::os::unix::net::UnixStream::connect(&guest) else {
+                    return;
+                };
+                let mut conn_w = conn.try_clone().expect("clone");
+                std::io::Write::write_all(&mut conn_w, b"OK 1073741824\n").expect("ok line");
+                let mut up_r = upstream.try_clone().expect("clone");
+                let mut up_w = upstream;
+                let t = std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut reader, &mut up_w);
+                    let _ = up_w.shutdown(std::net::Shutdown::Write);
+                });
+                let _ = std::io::copy(&mut up_r, &mut conn_w);
+                let _ = conn_w.shutdown(std::net::Shutdown::Write);
+                let _ = t.join();
+            });
+        }
+    });
+}

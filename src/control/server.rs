@@ -215,6 +215,9 @@ where
     }
 }
 
+/// The control API's OpenAPI 3.1 document, served at `/v2/openapi.json`.
+const OPENAPI: &str = include_str!("../../docs/control-api.openapi.json");
+
 fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
     let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
     let mut resp = Response::new(Full::new(Bytes::from(body)).boxed());
@@ -272,6 +275,15 @@ async fn route(state: ControlState, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET, "/v1/status") => json(StatusCode::OK, &serde_json::json!({ "ok": true })),
         // roost's own, versioned: phases, the workload, broker, proxy.
         (&Method::GET, "/v2/status") => json(StatusCode::OK, &state.status_json()),
+        // The contract itself (docs/control-api.openapi.json, compiled in).
+        (&Method::GET, "/v2/openapi.json") => {
+            let mut resp = Response::new(Full::new(Bytes::from_static(OPENAPI.as_bytes())).boxed());
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+            resp
+        }
         (&Method::GET, "/v1/exit_code") => exit_code(&state).await,
         (&Method::POST, "/v1/signals") => match json_body::<SignalRequest>(req).await {
             Ok(r) => signal(&state, r.signal),
@@ -293,8 +305,8 @@ async fn route(state: ControlState, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET, "/v1/sysinfo") => json(StatusCode::OK, &sysinfo::collect()),
         (
             _,
-            "/v1/status" | "/v2/status" | "/v1/exit_code" | "/v1/signals" | "/v1/exec"
-            | "/v1/ws/exec" | "/v1/sysinfo",
+            "/v1/status" | "/v2/status" | "/v2/openapi.json" | "/v1/exit_code" | "/v1/signals"
+            | "/v1/exec" | "/v1/ws/exec" | "/v1/sysinfo",
         ) => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         _ => error(StatusCode::NOT_FOUND, "not found"),
     }

@@ -168,3 +168,20 @@ pub(crate) fn arg_value(args: &[String], name: &str) -> Option<String> {
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1).cloned())
 }
+
+/// Stops an init the way a host would: SIGTERM (its graceful stop ends the workload, removes
+/// its cgroup leaves and exits), SIGKILL only after 15 s. A bare SIGKILL would leave the
+/// workload and its cgroup behind on the machine.
+pub(crate) fn stop_init(init: &mut std::process::Child) {
+    let pid = nix::unistd::Pid::from_raw(init.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = init.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = init.kill();
+    let _ = init.wait();
+}

@@ -102,6 +102,5 @@ pub fn run(args: &[String]) {
     .unwrap();
     writeln!(out, "| pipes (`tty: false`) | {pipes:.0} MiB/s |").unwrap();
     writeln!(out, "| PTY (`tty: true`) | {pty:.0} MiB/s |").unwrap();
-    let _ = init.kill();
-    let _ = init.wait();
+    stop_init(&mut init);
 }

@@ -140,8 +140,7 @@ pub fn run(args: &[String]) {
         percentile(&exec_lat, 0.5),
         percentile(&exec_lat, 0.99),
     ).unwrap();
-    let _ = init.kill();
-    let _ = init.wait();
+    stop_init(&mut init);
     let _ = platform.kill();
     let _ = platform.wait();
 }

@@ -70,8 +70,7 @@ pub fn run(args: &[String]) {
         percentile(&t_proxy, 0.99) - percentile(&t_direct, 0.99)
     )
     .unwrap();
-    let _ = init.kill();
-    let _ = init.wait();
+    stop_init(&mut init);
     let _ = platform.kill();
     let _ = platform.wait();
 }

@@ -383,15 +383,8 @@ fn oom_kill_is_detected_from_the_workload_cgroup() {
     assert!(!r.stdout.contains("survived"));
     assert!(r.stderr.contains("oom_killed: true"), "{}", r.stderr);
     // The leaf cgroup is removed again.
-    let leaf = r
-        .stderr
-        .split("workload cgroup: ")
-        .nth(1)
-        .and_then(|s| s.lines().next())
-        .map(|s| s.trim_end_matches('"'))
-        .expect("cgroup path in the log");
-    for dir in leaf.split(", ") {
-        assert!(!std::path::Path::new(dir).exists(), "{dir} left behind");
+    for dir in leaf_dirs(&r.stderr) {
+        assert!(!std::path::Path::new(&dir).exists(), "{dir} left behind");
     }
 }
 
@@ -478,14 +471,8 @@ fn the_workload_is_born_in_every_leaf_with_a_fresh_signal_state() {
         "{}",
         r.stdout
     );
-    let leaves = r
-        .stderr
-        .split("workload cgroup: ")
-        .nth(1)
-        .and_then(|s| s.lines().next())
-        .map(|s| s.trim_end_matches('"'))
-        .expect("cgroup path in the log");
-    for leaf in leaves.split(", ") {
+    let leaves = leaf_dirs(&r.stderr);
+    for leaf in &leaves {
         let name = leaf.rsplit('/').next().expect("leaf name");
         let hierarchy = if leaf.contains("/memory/") {
             "memory"
@@ -510,7 +497,7 @@ fn the_workload_is_born_in_every_leaf_with_a_fresh_signal_state() {
     }
     // Where the kernel clones into a cgroup v2 leaf (5.7 and later), no migration happened.
     if leaves
-        .split(", ")
+        .iter()
         .any(|l| !l.contains("/memory/") && !l.contains("/pids/"))
     {
         assert!(
@@ -593,4 +580,17 @@ fn console_lines_are_logfmt_with_stable_keys_or_json() {
     assert!(r
         .stderr
         .contains("roost: exit {\"code\":3,\"oom_killed\":false}"));
+}
+
+/// The workload's cgroup leaf directories, from roost's `workload cgroup: A, B, C` log line.
+fn leaf_dirs(stderr: &str) -> Vec<String> {
+    stderr
+        .split("workload cgroup: ")
+        .nth(1)
+        .and_then(|s| s.lines().next())
+        .map(|s| s.trim_end_matches('"'))
+        .expect("cgroup path in the log")
+        .split(", ")
+        .map(str::to_string)
+        .collect()
 }

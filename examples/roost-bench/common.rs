@@ -98,16 +98,7 @@ pub(crate) fn start_platform_and_roost(
         std::thread::sleep(Duration::from_millis(20));
     }
     let ctl = d.join("ctl.sock");
-    let init = Command::new(roost)
-        .arg("container")
-        .arg("--config")
-        .arg(d.join("config.json"))
-        .arg("--control")
-        .arg(format!("unix:{}", ctl.display()))
-        .env("ROOST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("roost");
+    let init = start_roost(roost, &d.join("config.json"), &ctl);
     while !d.join("api.sock").exists() || !ctl.exists() {
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -167,6 +158,20 @@ pub(crate) fn arg_value(args: &[String], name: &str) -> Option<String> {
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1).cloned())
+}
+
+/// `roost container --config CONFIG --control unix:CTL`, quiet but for warnings.
+pub(crate) fn start_roost(roost: &Path, config: &Path, ctl: &Path) -> std::process::Child {
+    Command::new(roost)
+        .arg("container")
+        .arg("--config")
+        .arg(config)
+        .arg("--control")
+        .arg(format!("unix:{}", ctl.display()))
+        .env("ROOST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("roost")
 }
 
 /// Stops an init the way a host would: SIGTERM (its graceful stop ends the workload, removes

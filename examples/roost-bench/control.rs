@@ -14,16 +14,7 @@ pub fn run(args: &[String]) {
     )
     .unwrap();
     let ctl = d.join("ctl.sock");
-    let mut init = Command::new(&roost)
-        .arg("container")
-        .arg("--config")
-        .arg(d.join("c.json"))
-        .arg("--control")
-        .arg(format!("unix:{}", ctl.display()))
-        .env("ROOST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("roost");
+    let mut init = start_roost(&roost, &d.join("c.json"), &ctl);
     while !ctl.exists() {
         std::thread::sleep(Duration::from_millis(20));
     }

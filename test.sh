@@ -8,9 +8,9 @@
 #   ./test.sh setup    only install or make what the tests need
 #
 # Setup installs the Debian packages it can (apt, as root) and names any it cannot with a
-# one-line hint; it makes target/test-venv (boto3, moto, PyJWT from PyPI), adds the musl
-# target and installs vhost-device-vsock as needed (fuzz/run.sh installs cargo-fuzz). Each
-# tier sets up what it needs first.
+# one-line hint; it makes target/test-venv (boto3, moto, PyJWT, schemathesis from PyPI), adds
+# the musl target and installs vhost-device-vsock as needed (fuzz/run.sh installs cargo-fuzz).
+# Each tier sets up what it needs first.
 set -euo pipefail
 cd "$(dirname "$0")"
 export DEBIAN_FRONTEND=noninteractive
@@ -45,7 +45,8 @@ setup_fast() {
     # /.fly/api, run as another uid), ip and ethtool (the network tests), python3 (the SDKs).
     apt_need fast unshare:util-linux setpriv:util-linux setsid:util-linux script:bsdutils \
         mount:mount id:coreutils sed:sed curl:curl ip:iproute2 ethtool:ethtool python3:python3
-    # The broker tests' real AWS SDK (boto3) and AWS stand-in (moto, PyJWT), from PyPI.
+    # The broker tests' real AWS SDK (boto3) and AWS stand-in (moto, PyJWT), and the
+    # control API's schemathesis, from PyPI.
     local venv="${ROOST_TEST_VENV:-target/test-venv}"
     if [ ! -x "$venv/bin/python3" ]; then
         mkdir -p "$(dirname "$venv")"

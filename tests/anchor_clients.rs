@@ -138,6 +138,110 @@ enum ServerMessage {
     },
 }
 
+/// The exit answer both anchors' servers define (pigeon's `process.Result`, Fly's
+/// `ExitCode`): `code` is the exit status or 128 + the signal.
+#[derive(Debug, Deserialize, PartialEq)]
+struct AnchorExitCode {
+    code: i32,
+    oom_killed: bool,
+}
+
+/// Fly's `/v1/sysinfo` (init-snapshot `src/api/sys.rs`), as a client decodes it; roost's own
+/// fields beside these are ignored, as serde and Go both do by default.
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct FlySysInfo {
+    memory: FlyMemory,
+    load_average: [f32; 3],
+    cpus: std::collections::HashMap<usize, FlyCpu>,
+    disks: Vec<FlyDiskStat>,
+    net: Vec<FlyNetworkDevice>,
+    filefd: FlyFileFd,
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct FlyMemory {
+    mem_total: u64,
+    mem_free: u64,
+    mem_available: Option<u64>,
+    buffers: u64,
+    cached: u64,
+    swap_cached: u64,
+    active: u64,
+    inactive: u64,
+    swap_total: u64,
+    swap_free: u64,
+    dirty: u64,
+    writeback: u64,
+    slab: u64,
+    shmem: Option<u64>,
+    vmalloc_total: u64,
+    vmalloc_used: u64,
+    vmalloc_chunk: u64,
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct FlyCpu {
+    user: f32,
+    nice: f32,
+    system: f32,
+    idle: f32,
+    iowait: Option<f32>,
+    irq: Option<f32>,
+    softirq: Option<f32>,
+    steal: Option<f32>,
+    guest: Option<f32>,
+    guest_nice: Option<f32>,
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct FlyDiskStat {
+    name: String,
+    reads_completed: u64,
+    reads_merged: u64,
+    sectors_read: u64,
+    time_reading: u64,
+    writes_completed: u64,
+    writes_merged: u64,
+    sectors_written: u64,
+    time_writing: u64,
+    io_in_progress: u64,
+    time_io: u64,
+    time_io_weighted: u64,
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct FlyNetworkDevice {
+    name: String,
+    recv_bytes: u64,
+    recv_packets: u64,
+    recv_errs: u64,
+    recv_drop: u64,
+    recv_fifo: u64,
+    recv_frame: u64,
+    recv_compressed: u64,
+    recv_multicast: u64,
+    sent_bytes: u64,
+    sent_packets: u64,
+    sent_errs: u64,
+    sent_drop: u64,
+    sent_fifo: u64,
+    sent_colls: u64,
+    sent_carrier: u64,
+    sent_compressed: u64,
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct FlyFileFd {
+    allocated: usize,
+    maximum: usize,
+}
+
 fn rig_with_shim(extra: serde_json::Value) -> (Rig, std::path::PathBuf) {
     let rig = Rig::start(extra, 0);
     let uds = rig.scratch.path("v.sock");
@@ -278,4 +382,113 @@ fn ws_exec_frames_both_anchors_clients_decode() {
     }
     rig.stop_workload();
     rig.finish().assert_code(0);
+}
+
+/// `GET /v1/exit_code` as both anchors serve it: a long-poll that answers when the workload
+/// exits, then at once on every later request; a signal death is 128 + N.
+#[test]
+fn the_exit_code_long_poll_both_anchors_clients_decode() {
+    let (rig, uds) = rig_with_shim(json!({"Control": {"LingerSeconds": 30}}));
+    let rig = std::sync::Arc::new(rig);
+    // Asked before the exit, through each dial: both wait.
+    let waiting: Vec<_> = [Dial::FirecrackerConnect, Dial::Unix]
+        .into_iter()
+        .map(|dial| {
+            let (rig, uds) = (rig.clone(), uds.clone());
+            std::thread::spawn(move || {
+                exchange(&rig, &uds, dial, &go_request("GET", "/v1/exit_code", None))
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        waiting.iter().all(|t| !t.is_finished()),
+        "answered before the exit"
+    );
+    // The workload traps TERM and exits 143.
+    let (status, _) = exchange(
+        &rig,
+        &uds,
+        Dial::FirecrackerConnect,
+        &go_request("POST", "/v1/signals", Some(r#"{"signal":15}"#)),
+    );
+    assert_eq!(status, 200);
+    for t in waiting {
+        let (status, body) = t.join().expect("long-poll");
+        assert_eq!(status, 200);
+        let exit: AnchorExitCode = serde_json::from_slice(&body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&body)));
+        assert_eq!(
+            exit,
+            AnchorExitCode {
+                code: 143,
+                oom_killed: false
+            }
+        );
+    }
+    // Later requests answer at once, with the same exit.
+    for dial in [Dial::FirecrackerConnect, Dial::Unix] {
+        let (status, body) = exchange(&rig, &uds, dial, &go_request("GET", "/v1/exit_code", None));
+        assert_eq!(status, 200, "{dial:?}");
+        let exit: AnchorExitCode = serde_json::from_slice(&body).expect("exit answer");
+        assert_eq!(exit.code, 143, "{dial:?}");
+    }
+    let rig = std::sync::Arc::into_inner(rig).expect("threads joined");
+    rig.signal_roost(15);
+    rig.finish().assert_code(143);
+}
+
+/// A real-time signal death is 128 + N in the anchors' `code` too (not lost, not -1).
+#[test]
+fn the_exit_code_of_a_real_time_signal_death_is_128_plus_n() {
+    let (rig, uds) = rig_with_shim(json!({"Control": {"LingerSeconds": 30}}));
+    let (status, _) = exchange(
+        &rig,
+        &uds,
+        Dial::Unix,
+        &go_request("POST", "/v1/signals", Some(r#"{"signal":40}"#)),
+    );
+    assert_eq!(status, 200);
+    let (status, body) = exchange(
+        &rig,
+        &uds,
+        Dial::FirecrackerConnect,
+        &go_request("GET", "/v1/exit_code", None),
+    );
+    assert_eq!(status, 200);
+    let exit: AnchorExitCode = serde_json::from_slice(&body).expect("exit answer");
+    assert_eq!(
+        exit,
+        AnchorExitCode {
+            code: 168,
+            oom_killed: false
+        }
+    );
+    rig.signal_roost(15);
+    rig.finish().assert_code(168);
+}
+
+/// `/v1/sysinfo` decodes into Fly's own types, through each dial, in either dialect.
+#[test]
+fn sysinfo_decodes_into_flys_types() {
+    for dialect in ["pigeon", "fly"] {
+        let (rig, uds) = rig_with_shim(json!({"Control": {"Dialect": dialect}}));
+        for dial in [Dial::FirecrackerConnect, Dial::Unix] {
+            let (status, body) =
+                exchange(&rig, &uds, dial, &go_request("GET", "/v1/sysinfo", None));
+            assert_eq!(status, 200, "{dialect} {dial:?}");
+            let info: FlySysInfo = serde_json::from_slice(&body)
+                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&body)));
+            assert!(info.memory.mem_total > 0, "{dialect} {dial:?}");
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+            assert!(info.cpus.len() >= cpus.min(1), "{dialect} {dial:?}");
+            assert!(info.cpus.contains_key(&0), "{dialect} {dial:?}");
+            assert!(info.filefd.maximum > 0, "{dialect} {dial:?}");
+            // Fly's filters: only virtio disks, no loopback.
+            assert!(info.disks.iter().all(|d| d.name.starts_with("vd")));
+            assert!(info.net.iter().all(|n| n.name != "lo"));
+        }
+        rig.stop_workload();
+        rig.finish().assert_code(0);
+    }
 }

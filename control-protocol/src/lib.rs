@@ -13,6 +13,7 @@ pub struct ExitCode {
 /// `POST /v1/signals`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct SignalRequest {
+    #[serde(deserialize_with = "integral::i64")]
     pub signal: i64,
 }
 
@@ -49,6 +50,7 @@ pub struct ExecRequest {
     /// Run as the workload's user and in its directory (default: root, `/`).
     pub workload_user: bool,
     /// Bytes kept of each of stdout and stderr (default 1 MiB, at most 16 MiB).
+    #[serde(deserialize_with = "integral::opt_usize")]
     pub max_output: Option<usize>,
     /// roost extension: the encoding of this answer; without it, the dialect's.
     pub output: Option<OutputEncoding>,
@@ -140,4 +142,90 @@ pub struct ErrorBody {
     pub error: String,
     #[serde(default)]
     pub message: String,
+}
+
+/// JSON has one kind of number: `15.0` is the integer 15, as JSON Schema (and the OpenAPI
+/// document) reads it, so an integer field takes an integral float too. A fraction, or a
+/// value outside the field's type, is refused.
+mod integral {
+    use serde::de::{self, Deserialize, Deserializer, Unexpected, Visitor};
+    use std::fmt;
+
+    struct Integer;
+
+    impl Visitor<'_> for Integer {
+        type Value = i64;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an integer")
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
+            Ok(v)
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
+            i64::try_from(v).map_err(|_| E::invalid_value(Unexpected::Unsigned(v), &self))
+        }
+
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<i64, E> {
+            // 2^63 is exact in f64; every integral f64 in [-2^63, 2^63) converts exactly.
+            const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+            if v.fract() == 0.0 && (-LIMIT..LIMIT).contains(&v) {
+                Ok(v as i64)
+            } else {
+                Err(E::invalid_value(Unexpected::Float(v), &self))
+            }
+        }
+    }
+
+    pub fn i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        d.deserialize_any(Integer)
+    }
+
+    struct Wrapped(i64);
+
+    impl<'de> Deserialize<'de> for Wrapped {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            i64(d).map(Wrapped)
+        }
+    }
+
+    pub fn opt_usize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+        match Option::<Wrapped>::deserialize(d)? {
+            None => Ok(None),
+            Some(Wrapped(v)) => usize::try_from(v).map(Some).map_err(|_| {
+                de::Error::invalid_value(Unexpected::Signed(v), &"a non-negative integer")
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod integral_tests {
+    use super::*;
+
+    #[test]
+    fn integer_fields_take_integral_floats_and_refuse_fractions() {
+        let signal = |body: &str| serde_json::from_str::<SignalRequest>(body).map(|r| r.signal);
+        assert_eq!(signal(r#"{"signal": 15}"#).ok(), Some(15));
+        assert_eq!(signal(r#"{"signal": 15.0}"#).ok(), Some(15));
+        assert_eq!(signal(r#"{"signal": -3}"#).ok(), Some(-3));
+        assert!(signal(r#"{"signal": 15.5}"#).is_err());
+        assert!(signal(r#"{"signal": 1e300}"#).is_err());
+        assert!(signal(r#"{"signal": 18446744073709551615}"#).is_err());
+        assert!(signal(r#"{"signal": "15"}"#).is_err());
+        let max = |body: &str| serde_json::from_str::<ExecRequest>(body).map(|r| r.max_output);
+        assert_eq!(
+            max(r#"{"cmd": ["x"], "max_output": 18727.0}"#).ok(),
+            Some(Some(18727))
+        );
+        assert_eq!(
+            max(r#"{"cmd": ["x"], "max_output": null}"#).ok(),
+            Some(None)
+        );
+        assert_eq!(max(r#"{"cmd": ["x"]}"#).ok(), Some(None));
+        assert!(max(r#"{"cmd": ["x"], "max_output": -1}"#).is_err());
+        assert!(max(r#"{"cmd": ["x"], "max_output": 0.5}"#).is_err());
+    }
 }

@@ -6,10 +6,12 @@
 //! - [`state`]: what the API reports, written by boot and the supervisor;
 //! - [`server`]: transports (vsock, Unix), routes, limits, shutdown;
 //! - [`exec`], [`ws`]: one-shot and interactive commands through the one reaper;
+//! - [`handshake`]: the WebSocket opening handshake, checked before an upgrade;
 //! - [`sysinfo`]: /proc and statvfs figures;
 //! - [`report`]: the console line and the pushed exit report.
 
 pub mod exec;
+pub mod handshake;
 pub mod report;
 pub mod server;
 pub mod state;

@@ -303,12 +303,28 @@ async fn route(state: ControlState, req: Request<Incoming>) -> Response<Body> {
         },
         (&Method::GET, "/v1/ws/exec") if req.method() == Method::GET => upgrade(state, req),
         (&Method::GET, "/v1/sysinfo") => json(StatusCode::OK, &sysinfo::collect()),
-        (
-            _,
-            "/v1/status" | "/v2/status" | "/v2/openapi.json" | "/v1/exit_code" | "/v1/signals"
-            | "/v1/exec" | "/v1/ws/exec" | "/v1/sysinfo",
-        ) => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
-        _ => error(StatusCode::NOT_FOUND, "not found"),
+        _ => match allowed_methods(&path) {
+            // RFC 9110 15.5.6: a 405 lists what the route does take.
+            Some(allow) => {
+                let mut resp = error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+                resp.headers_mut()
+                    .insert(header::ALLOW, http::HeaderValue::from_static(allow));
+                resp
+            }
+            None => error(StatusCode::NOT_FOUND, "not found"),
+        },
+    }
+}
+
+/// The methods each route answers (the `Allow` of its 405), `None` for no route.
+fn allowed_methods(path: &str) -> Option<&'static str> {
+    match path {
+        "/v1/status" | "/v2/status" | "/v2/openapi.json" | "/v1/exit_code" | "/v1/sysinfo" => {
+            Some("GET, HEAD")
+        }
+        "/v1/ws/exec" => Some("GET"),
+        "/v1/signals" | "/v1/exec" => Some("POST"),
+        _ => None,
     }
 }
 
@@ -343,18 +359,19 @@ fn signal(state: &ControlState, sig: i64) -> Response<Body> {
 }
 
 fn upgrade(state: ControlState, mut req: Request<Incoming>) -> Response<Body> {
-    let is_ws = req
-        .headers()
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    let Some(key) = req.headers().get("sec-websocket-key").cloned() else {
-        return error(StatusCode::BAD_REQUEST, "a WebSocket upgrade is required");
+    let accept = match super::handshake::accept(req.headers()) {
+        Ok(accept) => accept,
+        Err(refusal) => {
+            let mut resp = error(StatusCode::BAD_REQUEST, refusal.message);
+            if refusal.wrong_version {
+                resp.headers_mut().insert(
+                    header::SEC_WEBSOCKET_VERSION,
+                    http::HeaderValue::from_static(super::handshake::VERSION),
+                );
+            }
+            return resp;
+        }
     };
-    if !is_ws {
-        return error(StatusCode::BAD_REQUEST, "a WebSocket upgrade is required");
-    }
-    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         match on_upgrade.await {

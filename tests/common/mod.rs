@@ -579,6 +579,13 @@ impl Rig {
         std::fs::write(self.scratch.path("stop"), b"").expect("stop");
     }
 
+    /// A signal to roost itself (a SIGTERM ends a linger at once).
+    pub fn signal_roost(&self, sig: i32) {
+        if let Some(roost) = &self.roost {
+            roost.signal(sig);
+        }
+    }
+
     pub fn finish(mut self) -> Finished {
         self.roost.take().expect("running").wait(RIG_T)
     }

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 /// The platform token (the macaroon). Readable through [`Token::expose`] only; `Debug` prints
 /// no part of it. The run config deserialises `Api.Token` straight into it.
-#[derive(Clone, Default, serde::Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(transparent)]
 pub struct Token(String);
 

@@ -4,8 +4,11 @@
 //! and lenient about presence: every field is optional, unknown keys are ignored, and `null`
 //! (which the Go host drivers send for empty slices and maps) means "absent".
 
+pub mod containers;
+pub mod graph;
 pub mod limits;
 mod schema;
+pub mod services;
 pub mod typed;
 mod validate;
 

@@ -54,6 +54,18 @@ pub struct RunConfig {
     pub control: ControlConfig,
     #[serde(deserialize_with = "nullable")]
     pub mmds: MmdsConfig,
+
+    /// Several services (docs/services.md): Fly's machine-config `containers`, snake_case.
+    #[serde(deserialize_with = "nullable")]
+    pub containers: Vec<super::containers::ContainerConfig>,
+    #[serde(deserialize_with = "nullable")]
+    pub volumes: Vec<super::containers::VolumeConfig>,
+    /// The machine's secrets by name, for the services' `secrets` and `files`.
+    #[serde(deserialize_with = "nullable")]
+    pub secrets: BTreeMap<String, Token>,
+    /// roost extension: where signals to PID 1 go with several services: `main` (the first
+    /// service, the default) or `all`.
+    pub forward_signals: Option<String>,
 }
 
 /// The subset of the OCI image config that decides how the workload runs.

@@ -303,3 +303,243 @@ fn strings_that_reach_headers_host_names_and_etc_files_are_checked() {
     }
     assert!(parse_str(r#"{"MachineId": "148e272b626e89", "AppName": "my_app-1"}"#).is_ok());
 }
+
+mod containers {
+    use crate::config::parse;
+    use crate::config::typed::{CheckKind, Condition, OnExit, Probe, RestartPolicy};
+    use std::time::Duration;
+
+    fn field_error(doc: &str) -> (String, String) {
+        match parse(doc.as_bytes()) {
+            Err(crate::config::ConfigError::Field { field, problem }) => (field, problem),
+            other => panic!("expected a field error, got {other:?}"),
+        }
+    }
+
+    /// The multi-container docs' examples, as Fly publishes them, with the image config the
+    /// host resolves for each image added (a process service needs something to run).
+    #[test]
+    fn flys_documented_examples_parse_and_validate() {
+        let examples = [
+            r#"{"containers": [
+                {"name": "my-app", "image": "registry.fly.io/my-app:latest", "env": {"PORT": "8080"},
+                 "healthchecks": [{"http": {"port": 8080, "method": "GET", "path": "/health", "scheme": "http"},
+                   "interval": 10, "timeout": 5, "grace_period": 5, "success_threshold": 2, "failure_threshold": 3}]},
+                {"name": "log-shipper", "image": "registry.fly.io/log-shipper:latest", "env": {"LOG_LEVEL": "info"},
+                 "depends_on": [{"name": "my-app", "condition": "healthy"}]}]}"#,
+            r#"{"containers": [
+                {"name": "nginx", "image": "nginx:latest", "files": [{"guest_path": "/etc/nginx/conf.d/default.conf",
+                  "raw_value": "bGltaXRfcmVxX3pvbmUgJGJpbmFyeV9yZW1vdGVfYWRkciB6b25lPW15X3pvbmU6MTBtIHJhdGU9MXIvczsKCnNlcnZlciB7CiAgbGlzdGVuIDgwODA7CgogIGxvY2F0aW9uIC8gewogICAgbGltaXRfcmVxIHpvbmU9bXlfem9uZTsKICAgIHByb3h5X3Bhc3MgaHR0cDovL2xvY2FsaG9zdDo4MDsKICB9Cn0="}]},
+                {"name": "echo", "image": "ealen/echo-server"}]}"#,
+            r#"{"containers": [
+                {"name": "litefs", "image": "flyio/litefs:latest",
+                 "env": {"LITEFS_DIR": "/data", "LITEFS_CONFIG": "/etc/litefs.yml"},
+                 "healthchecks": [{"http": {"port": 8080, "method": "GET", "path": "/info", "scheme": "http"},
+                   "grace_period": 500, "interval": 1000, "timeout": 1000, "success_threshold": 1, "failure_threshold": 5}]}]}"#,
+            r#"{"containers": [
+                {"name": "nginx", "image": "nginx:latest", "depends_on": [{"name": "echo", "condition": "healthy"}]},
+                {"name": "echo", "image": "ealen/echo-server",
+                 "healthchecks": [{"exec": {"command": ["wget", "-q", "--spider", "http://localhost"]}}]}]}"#,
+        ];
+        for example in examples {
+            let mut doc: serde_json::Value = serde_json::from_str(example).expect("json");
+            let containers = doc["containers"].take();
+            let mut containers = containers.as_array().cloned().unwrap_or_default();
+            // Without the image's config there is nothing to run: a clear refusal.
+            let bare = serde_json::json!({ "Containers": containers }).to_string();
+            let (field, problem) = field_error(&bare);
+            assert_eq!(field, "Containers[0]", "{problem}");
+            assert!(problem.contains("image_config"), "{problem}");
+            for c in &mut containers {
+                c["image_config"] = serde_json::json!({"Cmd": ["/bin/true"]});
+            }
+            let doc = serde_json::json!({ "Containers": containers }).to_string();
+            let v = parse(doc.as_bytes()).unwrap_or_else(|e| panic!("{e}: {doc}"));
+            assert!(v.several);
+            assert_eq!(v.services.len(), containers.len());
+        }
+        let v = parse(
+            br#"{"Containers": [
+                {"name": "my-app", "image_config": {"Cmd": ["x"]},
+                 "healthchecks": [{"http": {"port": 8080, "path": "/health"}, "interval": 10, "timeout": 5,
+                   "grace_period": 5, "success_threshold": 2, "failure_threshold": 3}]},
+                {"name": "log-shipper", "image_config": {"Cmd": ["y"]},
+                 "depends_on": [{"name": "my-app", "condition": "healthy"}]}]}"#,
+        )
+        .expect("valid");
+        let check = &v.services[0].healthchecks[0];
+        assert_eq!(check.kind, CheckKind::Readiness);
+        assert!(!check.stop_when_unhealthy);
+        assert_eq!(
+            (check.interval, check.timeout, check.grace_period),
+            (
+                Duration::from_secs(10),
+                Duration::from_secs(5),
+                Duration::from_secs(5)
+            )
+        );
+        assert_eq!((check.success_threshold, check.failure_threshold), (2, 3));
+        assert!(
+            matches!(&check.probe, Probe::Http { port: 8080, path, method, .. } if path == "/health" && method == "GET")
+        );
+        assert_eq!(v.services[1].depends_on[0].on, 0);
+        assert_eq!(v.services[1].depends_on[0].condition, Condition::Healthy);
+        assert_eq!(v.services[0].restart.policy, RestartPolicy::OnFailure);
+        assert_eq!(v.services[0].restart.max_retries, 10);
+    }
+
+    #[test]
+    fn flyctls_local_path_is_refused_with_what_to_send_instead() {
+        let (field, problem) = field_error(
+            r#"{"Containers": [{"name": "nginx", "exec": ["nginx"],
+                "files": [{"guest_path": "/etc/nginx/conf.d/default.conf", "local_path": "nginx.conf"}]}]}"#,
+        );
+        assert_eq!(field, "Containers[0].files[0].local_path");
+        assert!(problem.contains("raw_value"), "{problem}");
+    }
+
+    #[test]
+    fn the_graph_is_checked_before_anything_starts() {
+        let cases = [
+            (
+                r#"[{"name": "a", "exec": ["x"], "depends_on": [{"name": "b"}]},
+                 {"name": "b", "exec": ["x"], "depends_on": [{"name": "c"}]},
+                 {"name": "c", "exec": ["x"], "depends_on": [{"name": "a"}]}]"#,
+                "Containers[0].depends_on",
+                "dependency cycle: a -> b -> c -> a",
+            ),
+            (
+                r#"[{"name": "a", "exec": ["x"], "depends_on": [{"name": "ghost"}]}]"#,
+                "Containers[0].depends_on[0].name",
+                "no service named \"ghost\"",
+            ),
+            (
+                r#"[{"name": "a", "exec": ["x"], "depends_on": [{"name": "a"}]}]"#,
+                "Containers[0].depends_on[0].name",
+                "itself",
+            ),
+            (
+                r#"[{"name": "a", "exec": ["x"]}, {"name": "a", "exec": ["x"]}]"#,
+                "Containers[1].name",
+                "defined twice",
+            ),
+            (
+                r#"[{"name": "Web_1", "exec": ["x"]}]"#,
+                "Containers[0].name",
+                "DNS label",
+            ),
+            (
+                r#"[{"name": "a", "exec": ["x"]}, {"name": "b", "exec": ["x"], "depends_on": [{"name": "a", "condition": "healthy"}]}]"#,
+                "Containers[1].depends_on[0].condition",
+                "needs a health check",
+            ),
+            (
+                r#"[{"name": "a", "exec": ["x"]}, {"name": "b", "exec": ["x"], "depends_on": [{"name": "a", "condition": "log_ready"}]}]"#,
+                "Containers[1].depends_on[0].condition",
+                "ready_log_line",
+            ),
+            (
+                r#"[{"name": "a", "exec": ["x"], "restart": {"policy": "always"}}, {"name": "b", "exec": ["x"], "depends_on": [{"name": "a", "condition": "exited_successfully"}]}]"#,
+                "Containers[1].depends_on[0].condition",
+                "restarts always",
+            ),
+            (
+                r#"[{"name": "a", "exec": ["x"], "mounts": [{"name": "scratch", "path": "/scratch"}]}]"#,
+                "Containers[0].mounts[0].name",
+                "no volume named \"scratch\"",
+            ),
+            (
+                r#"[{"name": "b", "exec": ["x"]}, {"name": "a", "exec": ["x"], "depends_on": [{"name": "b", "condition": "sometimes"}]}]"#,
+                "Containers[1].depends_on[0].condition",
+                "not started",
+            ),
+            (
+                r#"[{"name": "a", "exec": ["x"], "healthchecks": [{"tcp": {"port": 1}, "http": {"port": 2}}]}]"#,
+                "Containers[0].healthchecks[0]",
+                "exactly one",
+            ),
+            (
+                r#"[{"name": "a", "exec": ["x"], "healthchecks": [{"tcp": {"port": 1}, "interval": 0}]}]"#,
+                "Containers[0].healthchecks[0].interval",
+                "outside",
+            ),
+            (
+                r#"[{"name": "a", "exec": ["x"], "stop": {"timeout": "forever"}}]"#,
+                "Containers[0].stop.timeout",
+                "not a duration",
+            ),
+            (
+                r#"[{"name": "a", "exec": ["x"], "secrets": [{"env_var": "K", "name": "missing"}]}]"#,
+                "Containers[0].secrets[0].name",
+                "no secret named",
+            ),
+            (
+                r#"[{"name": "a", "exec": ["x"], "kind": "container"}]"#,
+                "Containers[0].kind",
+                "not supported yet",
+            ),
+            (
+                r#"[{"name": "a", "exec": ["x"], "cgroup": {"cpu_weight": 0}}]"#,
+                "Containers[0].cgroup.cpu_weight",
+                "outside 1..=10000",
+            ),
+        ];
+        for (containers, want_field, want_problem) in cases {
+            let doc = format!(r#"{{"Containers": {containers}}}"#);
+            let (field, problem) = field_error(&doc);
+            assert_eq!(field, want_field, "{problem}");
+            assert!(problem.contains(want_problem), "{field}: {problem}");
+        }
+    }
+
+    #[test]
+    fn defaults_where_fly_is_silent() {
+        let v = parse(
+            br#"{"KillSignal": "SIGINT", "ExtraEnv": {"FROM_MACHINE": "1", "PORT": "1"},
+                 "Secrets": {"DB_PASSWORD": "s3cret"}, "MachineId": "m1",
+                 "Volumes": [{"name": "scratch", "temp_dir": {"storage_type": "memory", "size_mb": 8}}],
+                 "Containers": [
+                   {"name": "setup", "exec": ["mkdir", "-p", "/srv"]},
+                   {"name": "web", "entrypoint": ["nginx"], "image_config": {"Entrypoint": ["x"], "Cmd": ["-g", "daemon off;"]},
+                    "env": {"PORT": "8080"}, "env_from": [{"env_var": "ID", "field_ref": "id"}],
+                    "stop": {"signal": "SIGQUIT", "timeout": 3000000000},
+                    "mounts": [{"name": "scratch", "path": "/scratch"}],
+                    "depends_on": [{"name": "setup", "condition": "exited_successfully"}],
+                    "healthchecks": [{"kind": "liveness", "tcp": {"port": 80}}]}]}"#,
+        )
+        .expect("valid");
+        let (setup, web) = (&v.services[0], &v.services[1]);
+        // A one-shot others wait on stops the machine only when it fails; the rest always.
+        assert_eq!(setup.on_exit, OnExit::StopMachineOnFailure);
+        assert_eq!(web.on_exit, OnExit::StopMachine);
+        assert_eq!(setup.stop.signal.number(), libc::SIGINT);
+        assert_eq!(web.stop.signal.number(), libc::SIGQUIT);
+        assert_eq!(web.stop.timeout, Duration::from_secs(3));
+        // entrypoint replaces the image's and drops its cmd, as Docker does.
+        assert_eq!(web.process.image_config.entrypoint, ["nginx"]);
+        assert!(web.process.image_config.cmd.is_empty());
+        let env = &web.process.extra_env;
+        assert_eq!(env.get("PORT").map(String::as_str), Some("8080"));
+        assert_eq!(env.get("FROM_MACHINE").map(String::as_str), Some("1"));
+        assert_eq!(
+            web.process
+                .secret_env
+                .get("DB_PASSWORD")
+                .map(|t| t.expose()),
+            Some("s3cret")
+        );
+        assert_eq!(env.get("ID").map(String::as_str), Some("m1"));
+        let check = &web.healthchecks[0];
+        assert!(check.stop_when_unhealthy, "liveness stops by default");
+        assert_eq!(
+            (check.interval, check.timeout, check.failure_threshold),
+            (Duration::from_secs(10), Duration::from_secs(1), 3)
+        );
+        assert!(v.volumes[0].memory);
+        assert_eq!(web.mounts[0].volume, 0);
+        assert!(
+            !format!("{v:?}").contains("s3cret"),
+            "a secret in the config's Debug"
+        );
+    }
+}

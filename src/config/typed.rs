@@ -47,6 +47,9 @@ pub struct Process {
     pub cmd_override: Option<String>,
     pub user_override: Option<String>,
     pub extra_env: std::collections::BTreeMap<String, String>,
+    /// Variables from the machine's secrets, after `extra_env` (kept apart so no Debug of
+    /// the config shows a value).
+    pub secret_env: std::collections::BTreeMap<String, Token>,
 }
 
 /// One supervised service.
@@ -60,6 +63,208 @@ pub struct Service {
     pub memory_limit_mib: Option<u64>,
     /// Its cgroup's `pids.max`; None: the default reserve rule.
     pub pids_max: Option<u64>,
+    /// Its cgroup's `cpu.weight` (1..=10000).
+    pub cpu_weight: Option<u64>,
+    /// What must hold before it starts (indices into the service list).
+    pub depends_on: Vec<Dependency>,
+    pub restart: Restart,
+    pub healthchecks: Vec<HealthCheck>,
+    pub on_exit: OnExit,
+    /// Exit codes that count as success.
+    pub success_exit_codes: Vec<i32>,
+    /// The line `log_ready` dependents wait for.
+    pub ready_log_line: Option<String>,
+    /// Whether it gets a `NOTIFY_SOCKET` (systemd's protocol; `READY=1` makes it ready).
+    pub notify: bool,
+    /// Written before it starts.
+    pub files: Vec<ServiceFile>,
+    /// Volumes mounted before it starts.
+    pub mounts: Vec<ServiceMount>,
+}
+
+impl Service {
+    /// The implicit main service: today's single workload, which neither restarts nor waits.
+    pub fn single(name: &str, process: Process, stop: Stop) -> Self {
+        Service {
+            name: name.to_string(),
+            process,
+            stop,
+            memory_limit_mib: None,
+            pids_max: None,
+            cpu_weight: None,
+            depends_on: Vec::new(),
+            restart: Restart::never(),
+            healthchecks: Vec::new(),
+            on_exit: OnExit::StopMachine,
+            success_exit_codes: vec![0],
+            ready_log_line: None,
+            notify: false,
+            files: Vec::new(),
+            mounts: Vec::new(),
+        }
+    }
+
+    /// Whether `code` (an exit code, or 128 + a signal) counts as success.
+    pub fn succeeded(&self, code: i32) -> bool {
+        self.success_exit_codes.contains(&code)
+    }
+}
+
+/// What a dependent waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Condition {
+    /// The target's exec succeeded.
+    Started,
+    /// The target passed its readiness checks `success_threshold` times in a row.
+    Healthy,
+    /// The target exited with a success code.
+    ExitedSuccessfully,
+    /// roost's extension: the target exited, with any code.
+    Completed,
+    /// roost's extension: the target printed its `ready_log_line`.
+    LogReady,
+}
+
+impl Condition {
+    pub fn name(self) -> &'static str {
+        match self {
+            Condition::Started => "started",
+            Condition::Healthy => "healthy",
+            Condition::ExitedSuccessfully => "exited_successfully",
+            Condition::Completed => "completed",
+            Condition::LogReady => "log_ready",
+        }
+    }
+}
+
+/// One edge of the dependency graph.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dependency {
+    /// The target's index in the service list.
+    pub on: usize,
+    pub condition: Condition,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartPolicy {
+    No,
+    Always,
+    OnFailure,
+}
+
+/// When a service is started again after it exits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Restart {
+    pub policy: RestartPolicy,
+    /// Restarts allowed within `window`; one more exit is final.
+    pub max_retries: u32,
+    /// The first delay; each restart in a row doubles it, up to `max_backoff`.
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    pub window: Duration,
+}
+
+impl Restart {
+    pub fn never() -> Self {
+        Restart {
+            policy: RestartPolicy::No,
+            max_retries: 0,
+            backoff: defaults::RESTART_BACKOFF,
+            max_backoff: defaults::RESTART_MAX_BACKOFF,
+            window: defaults::RESTART_WINDOW,
+        }
+    }
+}
+
+/// What a service's final exit does to the VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnExit {
+    StopMachine,
+    StopMachineOnFailure,
+    Ignore,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckKind {
+    Readiness,
+    Liveness,
+}
+
+/// How a check probes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// Runs as the service's user, with its env and directory; success is exit 0.
+    Exec { command: Vec<String> },
+    /// A connect to 127.0.0.1:port.
+    Tcp { port: u16 },
+    /// A request to 127.0.0.1:port; 2xx and 3xx pass.
+    Http {
+        port: u16,
+        method: String,
+        path: String,
+        headers: Vec<(String, String)>,
+        https: bool,
+        tls_skip_verify: bool,
+        tls_server_name: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub name: String,
+    pub kind: CheckKind,
+    /// Stop the service (then its restart policy applies) after `failure_threshold` failures.
+    pub stop_when_unhealthy: bool,
+    pub grace_period: Duration,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub success_threshold: u32,
+    pub failure_threshold: u32,
+    pub probe: Probe,
+}
+
+/// A file written before the service starts, owned by the service's user.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServiceFile {
+    pub path: PathBuf,
+    pub contents: Vec<u8>,
+    pub mode: u32,
+    /// From a secret: never in a log.
+    pub secret: bool,
+}
+
+impl std::fmt::Debug for ServiceFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceFile")
+            .field("path", &self.path)
+            .field("bytes", &self.contents.len())
+            .field("mode", &format_args!("{:o}", self.mode))
+            .finish()
+    }
+}
+
+/// A volume mounted at `path` for a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceMount {
+    pub volume: usize,
+    pub path: PathBuf,
+}
+
+/// One entry of `Volumes`: an ephemeral directory, on disk or in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    pub name: String,
+    pub memory: bool,
+    pub size_mb: Option<u64>,
+}
+
+/// Where signals sent to PID 1 go when several services run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SignalTarget {
+    /// The first service of `Containers`.
+    #[default]
+    Main,
+    All,
 }
 
 /// One address of the interface, with its prefix length and gateway.
@@ -144,4 +349,19 @@ pub mod defaults {
     pub const API_SOCKET: &str = "/.fly/api";
     /// Where the identity token is written.
     pub const TOKEN_PATH: &str = broker::DEFAULT_TOKEN_PATH;
+    /// Restarts (Fly's machine restart default: on-failure, 10 in 5 minutes; s6's 1 s floor,
+    /// doubling as Kubernetes and systemd's RestartSteps do, to a 30 s cap).
+    pub const RESTART_MAX_RETRIES: u32 = 10;
+    pub const RESTART_BACKOFF: Duration = Duration::from_secs(1);
+    pub const RESTART_MAX_BACKOFF: Duration = Duration::from_secs(30);
+    pub const RESTART_WINDOW: Duration = Duration::from_secs(300);
+    /// A run this long resets the backoff to its first delay.
+    pub const RESTART_RESET_AFTER: Duration = Duration::from_secs(60);
+    /// Health checks (Kubernetes' defaults: Fly publishes none).
+    pub const CHECK_INTERVAL: Duration = Duration::from_secs(10);
+    pub const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+    pub const CHECK_SUCCESS_THRESHOLD: u32 = 1;
+    pub const CHECK_FAILURE_THRESHOLD: u32 = 3;
+    /// A service's stop timeout (supervisord's and process-compose's 10 s).
+    pub const SERVICE_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 }

@@ -15,8 +15,16 @@ use std::time::Duration;
 #[derive(Debug)]
 pub struct Validated {
     pub config: RunConfig,
-    /// The services, in start order; today the one implicit main service.
+    /// The services: the one implicit main service, or those of `Containers` in their
+    /// order (the first is the main one signals go to).
     pub services: Vec<Service>,
+    /// Whether the services come from `Containers` (supervised as a graph) rather than the
+    /// single workload of the image config.
+    pub several: bool,
+    pub volumes: Vec<typed::Volume>,
+    pub signal_target: typed::SignalTarget,
+    /// What validation noticed and accepted, for the log.
+    pub warnings: Vec<String>,
     pub network: Network,
     pub api: Option<typed::Api>,
     pub control: typed::Control,
@@ -314,22 +322,23 @@ pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
         }
     }
 
-    let main = Service {
-        name: typed::MAIN_SERVICE.to_string(),
-        process: typed::Process {
+    let mut main = Service::single(
+        typed::MAIN_SERVICE,
+        typed::Process {
             image_config: config.image_config.clone(),
             exec_override: config.exec_override.clone(),
             cmd_override: config.cmd_override.clone(),
             user_override: config.user_override.clone(),
             extra_env: config.extra_env.clone(),
+            secret_env: Default::default(),
         },
-        stop: Stop {
+        Stop {
             signal: kill_signal,
             timeout: Duration::from_secs(kill_timeout),
         },
-        memory_limit_mib: config.memory_limit_mib,
-        pids_max: config.pids_max,
-    };
+    );
+    main.memory_limit_mib = config.memory_limit_mib;
+    main.pids_max = config.pids_max;
     let control = typed::Control {
         vsock_port: config.control.vsock_port,
         exit_report_port: config.control.exit_report_port,
@@ -357,9 +366,70 @@ pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
             .map_or(defaults::BOOT_WAIT, Duration::from_secs),
         group_readable: oidc_config.is_some_and(|o| o.group_readable),
     };
+    let signal_target = match config.forward_signals.as_deref() {
+        None | Some("main") => typed::SignalTarget::Main,
+        Some("all") => typed::SignalTarget::All,
+        Some(other) => return Err(f("ForwardSignals", format!("{other:?} is not main or all"))),
+    };
+    let mut warnings = Vec::new();
+    let several = !config.containers.is_empty();
+    let (services, volumes) = if several {
+        let ignored: Vec<&str> = [
+            ("ImageConfig", config.image_config != Default::default()),
+            ("ExecOverride", config.exec_override.is_some()),
+            ("CmdOverride", config.cmd_override.is_some()),
+            ("UserOverride", config.user_override.is_some()),
+            ("MemoryLimitMiB", config.memory_limit_mib.is_some()),
+            ("PidsMax", config.pids_max.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, given)| given.then_some(name))
+        .collect();
+        if !ignored.is_empty() {
+            warnings.push(format!(
+                "Containers is given: the top-level {} describe no service and are not used",
+                ignored.join(", ")
+            ));
+        }
+        let mut machine_fields = std::collections::BTreeMap::new();
+        for (key, value) in [
+            ("id", config.machine_id.clone()),
+            ("app_name", config.app_name.clone()),
+            (
+                "private_ip",
+                config.ip_configs.first().map(|c| c.ip.clone()),
+            ),
+            ("region", config.extra_env.get("FLY_REGION").cloned()),
+            (
+                "version",
+                config.extra_env.get("FLY_MACHINE_VERSION").cloned(),
+            ),
+        ] {
+            if let Some(value) = value {
+                machine_fields.insert(key, value);
+            }
+        }
+        let cx = super::services::Context {
+            kill_signal,
+            kill_timeout: Duration::from_secs(kill_timeout),
+            machine_env: &config.extra_env,
+            secrets: &config.secrets,
+            machine_fields,
+        };
+        super::services::validate(&config.containers, &config.volumes, &cx)?
+    } else {
+        if !config.volumes.is_empty() {
+            warnings.push("Volumes is given without Containers: nothing mounts them".into());
+        }
+        (vec![main], Vec::new())
+    };
     Ok(Validated {
         config,
-        services: vec![main],
+        services,
+        several,
+        volumes,
+        signal_target,
+        warnings,
         network,
         api: typed_api,
         control,

@@ -71,7 +71,11 @@ impl WorkloadSpec {
         let groups = user::parse_group(&read_etc(root, "group")?);
         let identity = user::resolve_user(user_spec, &passwd, &groups)
             .map_err(|source| WorkloadError::User { field, source })?;
-        let merged = env::merge_env(&c.image_config.env, &c.extra_env, &identity.home);
+        let mut extra_env = c.extra_env.clone();
+        for (k, v) in &c.secret_env {
+            extra_env.insert(k.clone(), v.expose().to_string());
+        }
+        let merged = env::merge_env(&c.image_config.env, &extra_env, &identity.home);
         // OCI: WorkingDir is absolute; a relative one is taken from `/`, an empty one is `/`.
         let working_dir = match c.image_config.working_dir.as_deref() {
             Some(dir) if !dir.is_empty() => Path::new("/").join(dir),

@@ -23,6 +23,7 @@ pub mod fault;
 pub mod logging;
 pub mod net;
 pub mod oidc;
+pub mod services;
 pub mod supervise;
 pub mod vm;
 pub mod workload;

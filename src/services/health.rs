@@ -1,0 +1,1 @@
+//! Health checks: the thresholds (pure) and the probes.

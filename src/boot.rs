@@ -146,6 +146,13 @@ async fn boot_and_supervise<M: Mode>(
     if let Err(failure) = mode.prepare(&config, state).await {
         return (ended_boot(supervisor, &failure), Some(config));
     }
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    if config.several {
+        let outcome = run_several(&config, supervisor, state).await;
+        return (outcome, Some(config));
+    }
     let Some(main) = config.main_service().cloned() else {
         let failure = BootFailure::Config("the config has no main service".into());
         return (ended_boot(supervisor, &failure), Some(config));
@@ -235,6 +242,92 @@ async fn run_services(
         outcome.oom_killed,
         outcome.orphans_reaped
     );
+    outcome
+}
+
+/// Step 5 with `Containers`: the proxy, the broker (for the first service whose env asks for
+/// a cloud role), then the services to the machine's end.
+async fn run_several(
+    config: &Validated,
+    supervisor: &mut Supervisor,
+    state: &ControlState,
+) -> Outcome {
+    let mut specs = Vec::with_capacity(config.services.len());
+    for service in &config.services {
+        match resolve(service, Path::new("/")) {
+            Ok(spec) => specs.push(spec),
+            Err(failure) => {
+                let failure = BootFailure::Config(format!("service {:?}: {failure}", service.name));
+                return ended_boot(supervisor, &failure);
+            }
+        }
+    }
+    let critical = supervisor.critical().clone();
+    let platform = crate::api::platform_or_log(config);
+    state.set_proxy(crate::api::start(config, platform.as_ref(), &critical));
+    state.phase("api_proxy");
+    let asks = |spec: &WorkloadSpec| {
+        spec.env.iter().any(|(k, v)| {
+            !v.is_empty()
+                && matches!(
+                    k.as_str(),
+                    "AWS_ROLE_ARN" | "GOOGLE_WORKLOAD_IDENTITY_PROVIDER" | "AZURE_CLIENT_ID"
+                )
+        })
+    };
+    let mut asking = specs.iter_mut().enumerate().filter(|(_, s)| asks(s));
+    if let Some((i, spec)) = asking.next() {
+        let broker = supervisor
+            .during_boot(crate::oidc::prepare(config, platform, spec, &critical))
+            .await;
+        match broker {
+            Ok(status) => state.set_broker(status),
+            Err(interrupted) => return ended_boot(supervisor, &interrupted.into()),
+        }
+        for (j, _) in asking {
+            tracing::warn!(
+                "service {:?} asks for a cloud role too: only {:?} gets identity tokens",
+                config.services[j].name,
+                config.services[i].name
+            );
+        }
+    }
+    state.phase("oidc");
+    if let Some(first) = specs.first() {
+        state.set_spec(first);
+    }
+    state.phase("workload_start");
+    let run = crate::supervise::services::ServicesRun {
+        services: &config.services,
+        specs,
+        volumes: &config.volumes,
+        // Container mode on a shared host can move it (ROOST_VOLUME_DIR).
+        volume_dir: std::env::var_os("ROOST_VOLUME_DIR").map_or_else(
+            || std::path::PathBuf::from("/run/roost/volumes"),
+            Into::into,
+        ),
+        signal_target: config.signal_target,
+        kill_timeout: Duration::from_secs(
+            config
+                .config
+                .kill_timeout
+                .unwrap_or(crate::config::DEFAULT_KILL_TIMEOUT_SECS),
+        ),
+    };
+    let outcome = supervisor.run_services(run).await;
+    match &outcome.decided_by {
+        Some((service, why)) => tracing::info!(
+            exit_code = outcome.code,
+            service = service.as_str(),
+            "services done: code {} from {service} ({why})",
+            outcome.code
+        ),
+        None => tracing::info!(
+            exit_code = outcome.code,
+            "services done: code {}",
+            outcome.code
+        ),
+    }
     outcome
 }
 

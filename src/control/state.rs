@@ -4,8 +4,10 @@
 //! way, through the [`SupervisorHandle`] kept here.
 
 use super::protocol::ExitCode;
+use crate::services::logs::LogBuffer;
 use crate::supervise::events::Event;
 use crate::supervise::handle::SupervisorHandle;
+use crate::supervise::services::ServiceView;
 use crate::workload::WorkloadSpec;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -35,6 +37,9 @@ struct Inner {
     bootstrapped: bool,
     config_source: &'static str,
     dialect: roost_control_protocol::Dialect,
+    /// With several services: their states and their log buffers.
+    services: Option<Arc<Vec<ServiceView>>>,
+    logs: Arc<Vec<(String, Arc<LogBuffer>)>>,
 }
 
 /// Shared state. Cheap to clone.
@@ -126,11 +131,22 @@ impl ControlState {
 
     /// Folds one of the supervisor's events into the projection.
     pub fn fold(&self, event: &Event) {
+        let several = self.with(|i| i.services.is_some());
         match event {
+            // With several services the workload is the machine: running from the first
+            // start, exited only with roost's own report.
             Event::Started { pid, .. } => {
-                self.workload
-                    .send_replace(WorkloadState::Running { pid: *pid });
+                if !several || self.workload() == WorkloadState::Starting {
+                    self.workload
+                        .send_replace(WorkloadState::Running { pid: *pid });
+                }
             }
+            Event::Services(views) => self.with(|i| i.services = Some(views.clone())),
+            Event::Logs(logs) => self.with(|i| {
+                i.logs = logs.clone();
+                i.services.get_or_insert_with(Default::default);
+            }),
+            Event::Exited { .. } if several => {}
             Event::Exited {
                 code, oom_killed, ..
             } => {
@@ -156,6 +172,21 @@ impl ControlState {
 
     pub fn watch_workload(&self) -> watch::Receiver<WorkloadState> {
         self.workload.subscribe()
+    }
+
+    /// With several services: each one's state (`None` for the single workload).
+    pub fn services(&self) -> Option<Arc<Vec<ServiceView>>> {
+        self.with(|i| i.services.clone())
+    }
+
+    /// The log buffer of the service `name`.
+    pub fn service_log(&self, name: &str) -> Option<Arc<LogBuffer>> {
+        self.with(|i| {
+            i.logs
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, b)| b.clone())
+        })
     }
 
     /// `GET /v2/status`: `{"ok": true}` and roost's additions.
@@ -189,6 +220,7 @@ impl ControlState {
                 "broker": i.broker.as_ref().map(|b| b.snapshot()),
                 "proxy": proxy,
                 "log_lines_dropped": crate::logging::dropped_lines(),
+                "services": i.services.as_deref(),
             })
         })
     }

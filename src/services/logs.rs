@@ -1,1 +1,237 @@
-//! Service logs.
+//! Each service's output: one pipe per service for its whole life (every restart writes to
+//! the same one), read by an async task that prefixes each line with the service's name for
+//! the console, keeps the last lines in a bounded buffer for the control API, and watches for
+//! the service's ready line. One thread writes the console, so a blocked console stalls only
+//! the services' pipes (their own writes block, as they would on a full terminal), never PID
+//! 1's loop.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// Bytes of output kept per service.
+pub const BUFFER_BYTES: usize = 64 * 1024;
+/// A line longer than this is cut into pieces of this size.
+pub const MAX_LINE: usize = 8 * 1024;
+
+/// The last lines of one service.
+#[derive(Debug, Default)]
+pub struct LogBuffer {
+    inner: Mutex<Ring>,
+}
+
+#[derive(Debug, Default)]
+struct Ring {
+    lines: VecDeque<String>,
+    bytes: usize,
+    /// Lines ever written (the number of the next one).
+    total: u64,
+}
+
+/// Buffers are compared by identity (events carry them).
+impl PartialEq for LogBuffer {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
+impl Eq for LogBuffer {}
+
+impl LogBuffer {
+    fn push(&self, line: String) {
+        let mut ring = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        ring.bytes += line.len();
+        ring.lines.push_back(line);
+        ring.total += 1;
+        while ring.bytes > BUFFER_BYTES {
+            match ring.lines.pop_front() {
+                Some(old) => ring.bytes -= old.len(),
+                None => break,
+            }
+        }
+    }
+
+    /// The lines kept, oldest first, with the number of the first (lines before it were
+    /// dropped).
+    pub fn snapshot(&self) -> (u64, Vec<String>) {
+        let ring = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let first = ring.total - ring.lines.len() as u64;
+        (first, ring.lines.iter().cloned().collect())
+    }
+}
+
+/// The console writer: one thread, fed line by line.
+#[derive(Debug, Clone)]
+pub struct Console {
+    tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+}
+
+impl Console {
+    pub fn start() -> std::io::Result<Self> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(256);
+        std::thread::Builder::new()
+            .name("service-console".into())
+            .spawn(move || {
+                let mut out = std::io::stdout();
+                let mut writable = true;
+                while let Some(line) = rx.blocking_recv() {
+                    if writable && (out.write_all(&line).is_err() || out.flush().is_err()) {
+                        writable = false;
+                    }
+                }
+            })?;
+        Ok(Console { tx })
+    }
+}
+
+/// The read side of one service's output. The write end goes to each of its starts.
+#[derive(Debug)]
+pub struct ServiceLog {
+    pub buffer: Arc<LogBuffer>,
+    pub write_end: OwnedFd,
+    pub reader: tokio::task::JoinHandle<()>,
+}
+
+/// Starts the reader of `name`'s pipe; `ready` is called once, when a line holding
+/// `ready_line` is read.
+pub fn start(
+    name: &str,
+    console: &Console,
+    ready_line: Option<String>,
+    ready: impl FnOnce() + Send + 'static,
+) -> std::io::Result<ServiceLog> {
+    let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let receiver = tokio::net::unix::pipe::Receiver::from_owned_fd(read_end)?;
+    let buffer = Arc::new(LogBuffer::default());
+    let reader = tokio::spawn(read_lines(
+        receiver,
+        format!("[{name}] "),
+        console.tx.clone(),
+        buffer.clone(),
+        ready_line,
+        ready,
+    ));
+    Ok(ServiceLog {
+        buffer,
+        write_end,
+        reader,
+    })
+}
+
+async fn read_lines(
+    mut pipe: tokio::net::unix::pipe::Receiver,
+    prefix: String,
+    console: tokio::sync::mpsc::Sender<Vec<u8>>,
+    buffer: Arc<LogBuffer>,
+    ready_line: Option<String>,
+    ready: impl FnOnce() + Send + 'static,
+) {
+    use tokio::io::AsyncReadExt;
+    let mut ready = Some(ready);
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        pending.extend_from_slice(&buf[..n]);
+        loop {
+            let cut = match pending.iter().position(|&b| b == b'\n') {
+                Some(i) => i + 1,
+                None if pending.len() >= MAX_LINE => MAX_LINE,
+                None => break,
+            };
+            let piece: Vec<u8> = pending.drain(..cut).collect();
+            emit(&piece, &prefix, &console, &buffer, &ready_line, &mut ready).await;
+        }
+    }
+    if !pending.is_empty() {
+        pending.push(b'\n');
+        emit(
+            &pending,
+            &prefix,
+            &console,
+            &buffer,
+            &ready_line,
+            &mut ready,
+        )
+        .await;
+    }
+}
+
+async fn emit(
+    piece: &[u8],
+    prefix: &str,
+    console: &tokio::sync::mpsc::Sender<Vec<u8>>,
+    buffer: &LogBuffer,
+    ready_line: &Option<String>,
+    ready: &mut Option<impl FnOnce()>,
+) {
+    let text = String::from_utf8_lossy(piece);
+    let line = text.trim_end_matches('\n');
+    if let (Some(want), true) = (ready_line, ready.is_some()) {
+        if line.contains(want.as_str()) {
+            if let Some(ready) = ready.take() {
+                ready();
+            }
+        }
+    }
+    buffer.push(line.to_string());
+    let mut out = Vec::with_capacity(prefix.len() + piece.len() + 1);
+    out.extend_from_slice(prefix.as_bytes());
+    out.extend_from_slice(piece);
+    if !piece.ends_with(b"\n") {
+        out.push(b'\n');
+    }
+    // Backpressure: a full console queue waits here, and so the service's pipe fills.
+    let _ = console.send(out).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_buffer_keeps_the_last_bytes_and_counts_what_it_dropped() {
+        let b = LogBuffer::default();
+        for i in 0..10_000 {
+            b.push(format!("line {i:05} {}", "x".repeat(90)));
+        }
+        let (first, lines) = b.snapshot();
+        let bytes: usize = lines.iter().map(String::len).sum();
+        assert!(bytes <= BUFFER_BYTES);
+        assert_eq!(first + lines.len() as u64, 10_000);
+        assert!(lines.last().is_some_and(|l| l.starts_with("line 09999")));
+    }
+
+    #[tokio::test]
+    async fn lines_are_prefixed_kept_and_the_ready_line_is_seen_once() {
+        let console = Console::start().expect("console");
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let log = start("web", &console, Some("listening".into()), move || {
+            let _ = tx.send(());
+        })
+        .expect("log");
+        let mut w = std::fs::File::from(log.write_end);
+        w.write_all(b"booting\nlistening on :80\nlistening again\nno newline")
+            .expect("write");
+        drop(w);
+        tokio::time::timeout(std::time::Duration::from_secs(5), rx)
+            .await
+            .expect("ready in time")
+            .expect("ready");
+        log.reader.await.expect("reader");
+        let (_, lines) = log.buffer.snapshot();
+        assert_eq!(
+            lines,
+            [
+                "booting",
+                "listening on :80",
+                "listening again",
+                "no newline"
+            ]
+        );
+    }
+}

@@ -439,6 +439,27 @@ impl WorkloadCgroup {
             .unwrap_or(0)
     }
 
+    /// Sets `cpu.weight` (1..=10000) in the v2 leaf, enabling the cpu controller below the
+    /// parent first. Best effort: what fails is a warning.
+    pub fn set_cpu_weight(&self, weight: u64) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for leaf in self.leaves.iter().filter(|l| l.hierarchy == Hierarchy::V2) {
+            if let Some(parent) = leaf.dir.parent() {
+                let _ = std::fs::write(parent.join("cgroup.subtree_control"), "+cpu");
+            }
+            if let Err(err) = std::fs::write(leaf.dir.join("cpu.weight"), weight.to_string()) {
+                warnings.push(format!(
+                    "cannot set cpu.weight in {}: {err}",
+                    leaf.dir.display()
+                ));
+            }
+        }
+        if self.leaves.iter().all(|l| l.hierarchy != Hierarchy::V2) {
+            warnings.push("no cgroup v2 leaf: cpu.weight is not set".into());
+        }
+        warnings
+    }
+
     /// Kills everything in the v2 leaf at once (`cgroup.kill`, Linux 5.14+), which also
     /// catches processes that left the workload's process group.
     pub fn kill_all(&self) {

@@ -25,6 +25,10 @@ pub enum Event {
         /// Whether the OOM killer killed a process of the service's cgroup.
         oom_killed: bool,
     },
+    /// With several services: every service's state, after each change.
+    Services(Arc<Vec<super::services::ServiceView>>),
+    /// With several services: each service's log buffer, once at the start.
+    Logs(Arc<Vec<(String, Arc<crate::services::logs::LogBuffer>)>>),
 }
 
 /// A listener: called for every event, in order. It must not block.

@@ -16,6 +16,7 @@ pub mod handle;
 pub mod output;
 pub mod procs;
 pub mod reaper;
+pub mod services;
 pub mod signals;
 pub mod spawn;
 
@@ -57,6 +58,8 @@ pub struct Outcome {
     /// Whether the OOM killer killed a process of the workload's cgroup.
     pub oom_killed: bool,
     pub orphans_reaped: u64,
+    /// With several services: the one whose exit decided the code, and why.
+    pub decided_by: Option<(String, &'static str)>,
 }
 
 pub use crate::exit::signal_name;
@@ -176,13 +179,15 @@ impl Supervisor {
     /// Records an event in the supervisor's own state, then tells the listeners.
     fn emit(&self, event: Event) {
         match &event {
-            Event::Started { pid, .. } => {
+            // The handles signal the main service: with several, only its events count.
+            Event::Started { pid, service } if *service == self.service => {
                 self.main.send_replace(MainState::Running { pid: *pid });
             }
-            Event::Exited { .. } => {
+            Event::Exited { service, .. } if *service == self.service => {
                 self.main.send_replace(MainState::Exited);
             }
-            Event::Stopping { .. } => {}
+            Event::Started { .. } | Event::Exited { .. } => {}
+            Event::Stopping { .. } | Event::Services(_) | Event::Logs(_) => {}
         }
         self.events.emit(event);
     }
@@ -350,6 +355,7 @@ impl Supervisor {
             exit,
             oom_killed,
             orphans_reaped: self.reaper.orphans_reaped(),
+            decided_by: None,
         }
     }
 

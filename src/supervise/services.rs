@@ -1,0 +1,711 @@
+//! Several services (docs/services.md): the supervisor carrying out the plan of
+//! [`crate::services::plan`]. Each service is started as the single workload is (its own
+//! session and process group, cgroup leaf, identity, env, directory) through the one reaper;
+//! its exits, health results, ready line and restart times come back as messages to one
+//! loop, which also takes PID 1's signals, the host's stop and a critical task's failure.
+//! The loop makes the syscalls; the plan makes the decisions.
+
+use super::cgroup::{self, WorkloadCgroup};
+use super::events::Event;
+use super::handle::{ExecCommand, SupervisorHandle};
+use super::reaper::ChildExit;
+use super::signals::SignalAction;
+use super::{procs, signal_name, spawn, Outcome, Supervisor};
+use crate::config::typed::{CheckKind, Probe, Service, SignalTarget, Volume};
+use crate::exit;
+use crate::services::health::{self, Change, Tracker};
+use crate::services::logs::{self, Console, LogBuffer, ServiceLog};
+use crate::services::plan::{Action, Plan, Status};
+use crate::workload::WorkloadSpec;
+use roost_platform::deadline::from_now;
+use std::collections::VecDeque;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant};
+
+/// What the services need beyond their config.
+#[derive(Debug)]
+pub struct ServicesRun<'a> {
+    pub services: &'a [Service],
+    /// Each service resolved (argv, env, identity, directory), in the same order.
+    pub specs: Vec<WorkloadSpec>,
+    pub volumes: &'a [Volume],
+    /// Where volumes live: `<dir>/<name>`.
+    pub volume_dir: PathBuf,
+    pub signal_target: SignalTarget,
+    /// The bound of the whole stop (`KillTimeout`).
+    pub kill_timeout: Duration,
+}
+
+/// One service's state as the control API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ServiceView {
+    pub name: String,
+    pub state: &'static str,
+    pub ready: bool,
+    pub restarts: u32,
+    pub last_exit_code: Option<i32>,
+    pub pid: Option<i32>,
+    /// Milliseconds since roost started, of the current (or last) start.
+    pub started_at_ms: Option<u64>,
+}
+
+/// What comes back to the loop.
+#[derive(Debug)]
+enum Msg {
+    Exited {
+        i: usize,
+        generation: u64,
+        exit: Option<ChildExit>,
+    },
+    Check {
+        i: usize,
+        generation: u64,
+        check: usize,
+        ok: bool,
+    },
+    RestartDue {
+        i: usize,
+    },
+    LogReady {
+        i: usize,
+    },
+}
+
+/// A running start of a service.
+#[derive(Debug)]
+struct Live {
+    pid: i32,
+    generation: u64,
+    cgroup: WorkloadCgroup,
+    checks: Vec<tokio::task::AbortHandle>,
+    trackers: Vec<Tracker>,
+    /// When its stop escalates to SIGKILL.
+    kill_at: Option<Instant>,
+    started_at_ms: u64,
+}
+
+impl Supervisor {
+    /// Runs the services to the machine's end and stops everything left. The outcome's code
+    /// is that of the service whose exit decided it (its `on_exit`), or, for a stop asked
+    /// for, the main service's (the first).
+    pub async fn run_services(&mut self, run: ServicesRun<'_>) -> Outcome {
+        let n = run.services.len();
+        if let Some(main) = run.services.first() {
+            self.service = Arc::from(main.name.as_str());
+        }
+        let console = match Console::start() {
+            Ok(c) => c,
+            Err(err) => {
+                tracing::error!("cannot start the services' console writer: {err}");
+                return self.outcome(exit::INTERNAL, None, false);
+            }
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+        let mut logs: Vec<ServiceLog> = Vec::with_capacity(n);
+        for (i, service) in run.services.iter().enumerate() {
+            let ready_tx = tx.clone();
+            match logs::start(
+                &service.name,
+                &console,
+                service.ready_log_line.clone(),
+                move || {
+                    let _ = ready_tx.send(Msg::LogReady { i });
+                },
+            ) {
+                Ok(log) => logs.push(log),
+                Err(err) => {
+                    tracing::error!("cannot create {}'s output pipe: {err}", service.name);
+                    return self.outcome(exit::INTERNAL, None, false);
+                }
+            }
+        }
+        self.publish_logs(&run, &logs);
+        let mounted = match mount_volumes(&run) {
+            Ok(m) => m,
+            Err(err) => {
+                tracing::error!("{err}");
+                return self.outcome(exit::INTERNAL, None, false);
+            }
+        };
+
+        let leaf_base = cgroup::leaf_name();
+        let started = Instant::now();
+        let now_ms = move || started.elapsed().as_millis() as u64;
+        let mut plan = Plan::new(run.services);
+        let mut live: Vec<Option<Live>> = (0..n).map(|_| None).collect();
+        let mut generation = 0u64;
+        let mut decided: Option<(i32, Option<usize>, &'static str)> = None;
+        let mut oom_of: Vec<bool> = vec![false; n];
+        let mut machine_deadline: Option<Instant> = None;
+        let mut internal_failure = false;
+        let mut host_stop_seen = false;
+        let critical = self.critical.clone();
+        let mut queue: VecDeque<Action> = plan.begin().into();
+
+        loop {
+            while let Some(action) = queue.pop_front() {
+                match action {
+                    Action::Start(i) => {
+                        generation += 1;
+                        match self.start_service(&run, i, &logs[i], &leaf_base, generation, &tx) {
+                            Ok(mut started) => {
+                                started.started_at_ms = now_ms();
+                                let pid = started.pid;
+                                live[i] = Some(started);
+                                self.emit(Event::Started {
+                                    service: Arc::from(run.services[i].name.as_str()),
+                                    pid,
+                                });
+                                queue.extend(plan.started(i, now_ms()));
+                            }
+                            Err(code) => queue.extend(plan.start_failed(i, code)),
+                        }
+                    }
+                    Action::RestartIn(i, delay) => {
+                        tracing::info!(
+                            service = run.services[i].name.as_str(),
+                            "{} restarts in {:.1} s",
+                            run.services[i].name,
+                            delay.as_secs_f64()
+                        );
+                        let tx = tx.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(delay).await;
+                            let _ = tx.send(Msg::RestartDue { i });
+                        });
+                    }
+                    Action::Stop(i) => {
+                        if let Some(l) = live[i].as_mut() {
+                            stop_one(&run.services[i], l, machine_deadline);
+                            self.emit(Event::Stopping {
+                                service: Arc::from(run.services[i].name.as_str()),
+                                signal: run.services[i].stop.signal.number(),
+                            });
+                        }
+                    }
+                    Action::EndMachine {
+                        code,
+                        service,
+                        reason,
+                    } => {
+                        if decided.is_none() {
+                            let who =
+                                service.map_or("no service", |i| run.services[i].name.as_str());
+                            tracing::info!(
+                                exit_code = code,
+                                service = who,
+                                "the machine stops with {code}: {who} decided ({reason})"
+                            );
+                            decided = Some((code, service, reason));
+                            machine_deadline = Some(from_now(run.kill_timeout));
+                        }
+                    }
+                }
+            }
+            self.publish_views(&run, &plan, &live);
+            if plan.is_stopping() && live.iter().all(Option::is_none) {
+                break;
+            }
+            let next_kill = live
+                .iter()
+                .flatten()
+                .filter_map(|l| l.kill_at)
+                .chain(machine_deadline)
+                .min();
+            tokio::select! {
+                biased;
+                msg = rx.recv() => {
+                    let Some(msg) = msg else { break };
+                    match msg {
+                        Msg::Exited { i, generation, exit } => {
+                            if live[i].as_ref().is_none_or(|l| l.generation != generation) {
+                                continue;
+                            }
+                            let Some(ended) = live[i].take() else { continue };
+                            for check in &ended.checks {
+                                check.abort();
+                            }
+                            // Whatever the service left in its leaf goes with it.
+                            ended.cgroup.kill_all();
+                            oom_of[i] = ended.cgroup.oom_kills() > 0;
+                            tokio::spawn(ended.cgroup.remove());
+                            let code = exit.map_or(exit::INTERNAL, |e| e.exit_code());
+                            let name = run.services[i].name.as_str();
+                            tracing::info!(
+                                service = name,
+                                exit_code = code,
+                                oom_killed = oom_of[i],
+                                "{name} exited: code {code}"
+                            );
+                            self.emit(Event::Exited {
+                                service: Arc::from(name),
+                                code,
+                                signal: exit.and_then(|e| e.signal),
+                                oom_killed: oom_of[i],
+                            });
+                            queue.extend(plan.exited(i, code, now_ms()));
+                        }
+                        Msg::Check { i, generation, check, ok } => {
+                            let service = &run.services[i];
+                            let Some(l) = live[i].as_mut().filter(|l| l.generation == generation) else {
+                                continue;
+                            };
+                            let before = is_ready(service, &l.trackers);
+                            let change = l.trackers.get_mut(check).map(|t| t.record(ok));
+                            let after = is_ready(service, &l.trackers);
+                            if before != after {
+                                tracing::info!(
+                                    service = service.name.as_str(),
+                                    "{} is {}",
+                                    service.name,
+                                    if after { "ready" } else { "not ready" }
+                                );
+                                queue.extend(plan.ready_changed(i, after));
+                            }
+                            let stop = service.healthchecks.get(check).is_some_and(|c| c.stop_when_unhealthy);
+                            let running = plan.state(i).is_some_and(|s| s.status == Status::Running);
+                            if change == Some(Change::NowFailing) && stop && running {
+                                tracing::warn!(
+                                    service = service.name.as_str(),
+                                    "{}'s check {:?} failed {} times in a row: stopping it",
+                                    service.name,
+                                    service.healthchecks[check].name,
+                                    service.healthchecks[check].failure_threshold
+                                );
+                                plan.stop_sent(i, false);
+                                stop_one(service, l, machine_deadline);
+                            }
+                        }
+                        Msg::RestartDue { i } => queue.extend(plan.restart_due(i)),
+                        Msg::LogReady { i } => queue.extend(plan.log_ready(i)),
+                    }
+                }
+                changed = self.stop_requests.changed(), if !host_stop_seen => {
+                    host_stop_seen = true;
+                    if changed.is_ok() && self.stop_requests.borrow_and_update().is_some() {
+                        tracing::info!("stop requested by the host: stopping the services");
+                        machine_deadline.get_or_insert_with(|| from_now(run.kill_timeout));
+                        queue.extend(plan.stop_machine());
+                    }
+                }
+                why = critical.failed(), if !internal_failure => {
+                    tracing::error!("{why}: stopping the services");
+                    internal_failure = true;
+                    decided.get_or_insert((exit::INTERNAL, None, "a critical task failed"));
+                    machine_deadline.get_or_insert_with(|| from_now(run.kill_timeout));
+                    queue.extend(plan.stop_machine());
+                }
+                sig = self.signals.recv() => match self.action_for(sig) {
+                    SignalAction::GracefulStop => {
+                        tracing::info!(
+                            "{}: stopping the services in reverse dependency order, all within {} s",
+                            signal_name(sig),
+                            run.kill_timeout.as_secs()
+                        );
+                        machine_deadline.get_or_insert_with(|| from_now(run.kill_timeout));
+                        queue.extend(plan.stop_machine());
+                    }
+                    SignalAction::Forward(sig) => {
+                        for (i, l) in live.iter().enumerate() {
+                            let Some(l) = l else { continue };
+                            if i == 0 || run.signal_target == SignalTarget::All {
+                                tracing::info!("forwarding {} to {}", signal_name(sig), run.services[i].name);
+                                procs::signal_group(l.pid, sig);
+                            }
+                        }
+                    }
+                },
+                // The reaper task may be what failed: reap here until the services are gone.
+                _ = tokio::time::sleep(Duration::from_millis(100)), if internal_failure => {
+                    self.reaper.reap();
+                }
+                _ = sleep_until(next_kill.unwrap_or_else(far_future)), if next_kill.is_some() => {
+                    let now = Instant::now();
+                    let all = machine_deadline.is_some_and(|d| d <= now);
+                    for (i, l) in live.iter_mut().enumerate() {
+                        let Some(l) = l else { continue };
+                        if all || l.kill_at.is_some_and(|t| t <= now) {
+                            tracing::warn!(
+                                service = run.services[i].name.as_str(),
+                                "{} did not stop in time: SIGKILL",
+                                run.services[i].name
+                            );
+                            procs::signal_group(l.pid, libc::SIGKILL);
+                            l.cgroup.kill_all();
+                            l.kill_at = None;
+                        }
+                    }
+                    if all {
+                        machine_deadline = None;
+                    }
+                }
+            }
+        }
+
+        // Everything outside the services' groups and leaves (daemons that left both).
+        let kill_signal = run
+            .services
+            .first()
+            .map_or(libc::SIGTERM, |s| s.stop.signal.number());
+        let grace = from_now(Duration::from_secs(2).min(run.kill_timeout));
+        self.stop_leftovers(kill_signal, grace, &WorkloadCgroup::default())
+            .await;
+        for log in logs {
+            drop(log.write_end);
+            if tokio::time::timeout(Duration::from_secs(5), log.reader)
+                .await
+                .is_err()
+            {
+                tracing::warn!("a service's output pipe is still open; some output may be lost");
+            }
+        }
+        unmount_volumes(mounted);
+        let main_code = plan
+            .state(0)
+            .and_then(|s| s.last_exit)
+            .unwrap_or(exit::INTERNAL);
+        let (code, by, reason) = match decided {
+            Some((code, Some(i), reason)) => (code, Some(i), reason),
+            Some((code, None, reason)) => (code, None, reason),
+            // A stop asked for: the main service's code, as with the single workload.
+            None => (
+                main_code,
+                Some(0),
+                "a stop was asked for; the main service's code",
+            ),
+        };
+        let oom = by.is_some_and(|i| oom_of[i]);
+        let mut outcome = self.outcome(code, None, oom);
+        outcome.decided_by = by.map(|i| (run.services[i].name.clone(), reason));
+        outcome
+    }
+
+    /// Starts service `i`: its files, its cgroup leaf, the process, its checks.
+    fn start_service(
+        &self,
+        run: &ServicesRun<'_>,
+        i: usize,
+        log: &ServiceLog,
+        leaf_base: &str,
+        generation: u64,
+        tx: &mpsc::UnboundedSender<Msg>,
+    ) -> Result<Live, i32> {
+        let service = &run.services[i];
+        let spec = &run.specs[i];
+        let name = service.name.as_str();
+        if let Err(err) = write_files(service, spec) {
+            tracing::error!(service = name, "cannot start {name}: {err}");
+            return Err(exit::CANNOT_EXECUTE);
+        }
+        let (cg, warnings) = WorkloadCgroup::create(
+            &format!("{leaf_base}-{name}"),
+            service.memory_limit_mib,
+            service.pids_max,
+        );
+        let mut warnings = warnings;
+        if let Some(weight) = service.cpu_weight {
+            warnings.extend(cg.set_cpu_weight(weight));
+        }
+        for warning in warnings {
+            tracing::warn!(service = name, "{name}: {warning}");
+        }
+        let output = match log.write_end.try_clone() {
+            Ok(fd) => fd,
+            Err(err) => {
+                tracing::error!(service = name, "cannot start {name}: {err}");
+                return Err(exit::INTERNAL);
+            }
+        };
+        let placement = cg.placement();
+        let mut born = spawn::Born::Forked;
+        let spawned = self.reaper.spawn(|| {
+            let (pid, how) = spawn::spawn_workload(spec, output, &placement)?;
+            born = how;
+            Ok(pid)
+        });
+        let (pid, exit_rx) = match spawned {
+            Ok(started) => started,
+            Err(err) => {
+                tracing::error!(service = name, "cannot start {name} {:?}: {err}", spec.argv);
+                tokio::spawn(cg.remove());
+                return Err(spawn::spawn_failure_code(&err));
+            }
+        };
+        if born.parent_must_join() {
+            for warning in cg.join(pid) {
+                tracing::warn!(service = name, "{name}: {warning}");
+            }
+        }
+        tracing::info!(
+            service = name,
+            pid,
+            uid = spec.identity.uid,
+            gid = spec.identity.gid,
+            "{name} started: pid {pid}, uid {}, gid {}, argv {:?}",
+            spec.identity.uid,
+            spec.identity.gid,
+            spec.argv
+        );
+        let exit_tx = tx.clone();
+        tokio::spawn(async move {
+            let exit = exit_rx.await.ok();
+            let _ = exit_tx.send(Msg::Exited {
+                i,
+                generation,
+                exit,
+            });
+        });
+        let handle = self.handle();
+        let checks = service
+            .healthchecks
+            .iter()
+            .enumerate()
+            .map(|(k, check)| {
+                let (tx, check, spec, handle) =
+                    (tx.clone(), check.clone(), spec.clone(), handle.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(check.grace_period).await;
+                    loop {
+                        let ok = probe(&check.probe, check.timeout, &spec, &handle).await;
+                        if tx
+                            .send(Msg::Check {
+                                i,
+                                generation,
+                                check: k,
+                                ok,
+                            })
+                            .is_err()
+                        {
+                            return;
+                        }
+                        tokio::time::sleep(check.interval).await;
+                    }
+                })
+                .abort_handle()
+            })
+            .collect();
+        let trackers = service
+            .healthchecks
+            .iter()
+            .map(|c| Tracker::new(c.success_threshold, c.failure_threshold))
+            .collect();
+        Ok(Live {
+            pid,
+            generation,
+            cgroup: cg,
+            checks,
+            trackers,
+            kill_at: None,
+            started_at_ms: 0,
+        })
+    }
+
+    /// Each service's state, for the control API.
+    fn publish_views(&self, run: &ServicesRun<'_>, plan: &Plan, live: &[Option<Live>]) {
+        let views: Vec<ServiceView> = run
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let state = plan.state(i);
+                let l = live.get(i).and_then(Option::as_ref);
+                ServiceView {
+                    name: s.name.clone(),
+                    state: state.map_or("pending", |st| st.status.name()),
+                    ready: state.is_some_and(|st| st.ready)
+                        || (s.healthchecks.is_empty()
+                            && state.is_some_and(|st| st.status == Status::Running)),
+                    restarts: state.map_or(0, |st| st.restarts),
+                    last_exit_code: state.and_then(|st| st.last_exit),
+                    pid: l.map(|l| l.pid),
+                    started_at_ms: l.map(|l| l.started_at_ms),
+                }
+            })
+            .collect();
+        self.events.emit(Event::Services(Arc::new(views)));
+    }
+
+    fn publish_logs(&self, run: &ServicesRun<'_>, logs: &[ServiceLog]) {
+        let buffers: Vec<(String, Arc<LogBuffer>)> = run
+            .services
+            .iter()
+            .zip(logs)
+            .map(|(s, l)| (s.name.clone(), l.buffer.clone()))
+            .collect();
+        self.events.emit(Event::Logs(Arc::new(buffers)));
+    }
+}
+
+/// Whether a service is ready: its readiness checks all pass (all its checks, when none is
+/// a readiness check).
+fn is_ready(service: &Service, trackers: &[Tracker]) -> bool {
+    let readiness: Vec<&Tracker> = service
+        .healthchecks
+        .iter()
+        .zip(trackers)
+        .filter(|(c, _)| c.kind == CheckKind::Readiness)
+        .map(|(_, t)| t)
+        .collect();
+    if readiness.is_empty() {
+        !trackers.is_empty() && trackers.iter().all(Tracker::passing)
+    } else {
+        readiness.iter().all(|t| t.passing())
+    }
+}
+
+/// A stop of one service: its signal to its group, SIGKILL after its timeout (sooner if the
+/// machine's stop bound comes first).
+fn stop_one(service: &Service, l: &mut Live, machine_deadline: Option<Instant>) {
+    procs::signal_group(l.pid, service.stop.signal.number());
+    let own = from_now(service.stop.timeout);
+    let at = machine_deadline.map_or(own, |d| d.min(own));
+    l.kill_at = Some(l.kill_at.map_or(at, |k| k.min(at)));
+}
+
+async fn probe(
+    probe: &Probe,
+    timeout: Duration,
+    spec: &WorkloadSpec,
+    handle: &SupervisorHandle,
+) -> bool {
+    match probe {
+        Probe::Tcp { port } => health::tcp(*port, timeout).await,
+        Probe::Http {
+            port,
+            method,
+            path,
+            headers,
+            ..
+        } => health::http(*port, method, path, headers, timeout).await,
+        Probe::Exec { command } => exec_probe(command, timeout, spec, handle).await,
+    }
+}
+
+/// An exec check: the service's user, env and directory, its own process group, no stdio;
+/// exit 0 passes; killed (the whole group) at its timeout.
+async fn exec_probe(
+    command: &[String],
+    timeout: Duration,
+    spec: &WorkloadSpec,
+    handle: &SupervisorHandle,
+) -> bool {
+    use std::process::Stdio;
+    let started = handle.exec(ExecCommand {
+        argv: command,
+        env: &spec.env,
+        identity: &spec.identity,
+        cwd: &spec.working_dir,
+        stdio: [Stdio::null(), Stdio::null(), Stdio::null()],
+        tty: false,
+    });
+    let Ok((pid, mut exit)) = started else {
+        return false;
+    };
+    match tokio::time::timeout(timeout, &mut exit).await {
+        Ok(Ok(e)) => e.exit_code() == 0,
+        _ => {
+            handle.kill_exec(pid);
+            let _ = tokio::time::timeout(Duration::from_secs(5), exit).await;
+            false
+        }
+    }
+}
+
+/// Writes the service's files, owned by its user (parents created, root-owned, 0755).
+fn write_files(service: &Service, spec: &WorkloadSpec) -> std::io::Result<()> {
+    for file in &service.files {
+        if let Some(parent) = file.path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        // Replace, never write through: a link a workload left at the path is not followed.
+        let tmp = file.path.with_extension("roost-tmp");
+        let _ = std::fs::remove_file(&tmp);
+        {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)?;
+            f.write_all(&file.contents)?;
+            f.sync_all()?;
+        }
+        std::os::unix::fs::chown(&tmp, Some(spec.identity.uid), Some(spec.identity.gid))?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(file.mode))?;
+        std::fs::rename(&tmp, &file.path)?;
+        if !file.secret {
+            tracing::debug!(
+                "wrote {} ({} bytes)",
+                file.path.display(),
+                file.contents.len()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The volumes: a directory each under `volume_dir` (a tmpfs for `memory`), bind-mounted at
+/// every service's mount path. Returns what to unmount, innermost first.
+fn mount_volumes(run: &ServicesRun<'_>) -> Result<Vec<PathBuf>, String> {
+    use nix::mount::{mount, MsFlags};
+    let mut mounted = Vec::new();
+    let mut dirs = Vec::new();
+    for volume in run.volumes {
+        let dir = run.volume_dir.join(&volume.name);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create volume {}: {e}", dir.display()))?;
+        if volume.memory {
+            let size = volume
+                .size_mb
+                .map(|mb| format!("size={mb}m,"))
+                .unwrap_or_default();
+            mount(
+                Some("tmpfs"),
+                &dir,
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some(format!("{size}mode=1777").as_str()),
+            )
+            .map_err(|e| format!("cannot mount volume {} in memory: {e}", volume.name))?;
+            mounted.push(dir.clone());
+        } else {
+            let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777));
+        }
+        dirs.push(dir);
+    }
+    for service in run.services {
+        for m in &service.mounts {
+            let Some(source) = dirs.get(m.volume) else {
+                continue;
+            };
+            std::fs::create_dir_all(&m.path)
+                .map_err(|e| format!("cannot create mount point {}: {e}", m.path.display()))?;
+            mount(
+                Some(source.as_path()),
+                &m.path,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(|e| format!("cannot mount volume at {}: {e}", m.path.display()))?;
+            mounted.push(m.path.clone());
+        }
+    }
+    Ok(mounted)
+}
+
+fn unmount_volumes(mut mounted: Vec<PathBuf>) {
+    mounted.reverse();
+    for path in mounted {
+        if let Err(err) = nix::mount::umount2(Path::new(&path), nix::mount::MntFlags::MNT_DETACH) {
+            tracing::warn!("cannot unmount {}: {err}", path.display());
+        }
+    }
+}
+
+fn far_future() -> Instant {
+    from_now(roost_platform::deadline::FAR)
+}

@@ -1,0 +1,258 @@
+//! Several services under the real roost as PID 1 of a fresh PID namespace (container mode):
+//! dependency conditions, skipping, restarts, health checks, the ordered stop with SIGKILL
+//! escalation, the logs, a refused graph, and a realistic sidecar set with real programs
+//! (python3's HTTP server as its own user, curl), as docs/services.md describes them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(60);
+
+fn run(doc: serde_json::Value) -> (Scratch, Finished) {
+    let scratch = Scratch::new();
+    let config = scratch.config(&doc);
+    let finished = Running::start(PID_NS, &config).wait(T);
+    (scratch, finished)
+}
+
+fn sh(script: String) -> serde_json::Value {
+    json!(["/bin/sh", "-c", script])
+}
+
+/// The lines of `text` holding `needle`, in order, as indices.
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{text}"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+#[test]
+fn a_sidecar_set_starts_in_dependency_order_and_stops_cleanly() {
+    let scratch = Scratch::new();
+    let www = scratch.path("www");
+    let result = scratch.path("result");
+    let port = free_port();
+    let doc = json!({
+        "KillTimeout": 10,
+        "Containers": [
+            // A one-shot that makes the web root (as root), then exits.
+            {"name": "setup", "exec": sh(format!(
+                "mkdir -p {w} && echo hello from roost > {w}/index.html && chmod -R a+rX {w} && echo setup done", w = www.display()))},
+            // The web server: its own user, only once setup succeeded; ready on its HTTP check.
+            {"name": "web", "user": "65534:65534",
+             "exec": ["python3", "-m", "http.server", port.to_string(), "--bind", "127.0.0.1", "--directory", www.display().to_string()],
+             "depends_on": [{"name": "setup", "condition": "exited_successfully"}],
+             "healthchecks": [{"http": {"port": port, "path": "/index.html"}, "interval": 0.1, "timeout": 1}],
+             "stop": {"signal": "SIGINT", "timeout": "2s"},
+             "on_exit": "ignore"},
+            // The client: only once the server is healthy; its exit ends the machine.
+            {"name": "client", "exec": sh(format!(
+                "curl -sf http://127.0.0.1:{port}/index.html > {r} && echo fetched", r = result.display())),
+             "depends_on": [{"name": "web", "condition": "healthy"}]},
+        ]
+    });
+    let config = scratch.config(&doc);
+    let done = Running::start(PID_NS, &config).wait(T);
+    done.assert_code(0);
+    assert_eq!(
+        std::fs::read_to_string(&result).expect("result"),
+        "hello from roost\n"
+    );
+    let out = &done.stdout;
+    let err = &done.stderr;
+    // Each service's output on the console, prefixed with its name.
+    assert!(out.contains("[setup] setup done"), "{out}");
+    assert!(out.contains("[client] fetched"), "{out}");
+    assert!(
+        out.contains("[web] ") && out.contains("GET /index.html"),
+        "{out}"
+    );
+    // The order: setup exited, then web started; web ready, then client started; the client's
+    // exit decided; web was stopped (SIGINT) after.
+    assert!(
+        line_of(err, "setup exited: code 0") < line_of(err, "web started"),
+        "{err}"
+    );
+    assert!(
+        line_of(err, "web is ready") < line_of(err, "client started"),
+        "{err}"
+    );
+    assert!(
+        line_of(err, "client decided") < line_of(err, "web exited"),
+        "{err}"
+    );
+    assert!(err.contains("uid=65534"), "web ran as its own user: {err}");
+    assert!(!err.contains("SIGKILL"), "nothing needed SIGKILL: {err}");
+}
+
+#[test]
+fn a_failed_one_shot_skips_its_dependents_and_ends_the_machine_with_its_code() {
+    let (scratch, done) = run(json!({"Containers": [
+        {"name": "setup", "exec": ["sh", "-c", "echo failing; exit 3"], "restart": {"policy": "no"}},
+        {"name": "app", "exec": ["sh", "-c", "echo app ran"], "depends_on": [{"name": "setup", "condition": "exited_successfully"}]},
+        {"name": "watcher", "exec": ["sh", "-c", "echo watcher ran"], "depends_on": [{"name": "app"}]},
+    ]}));
+    drop(scratch);
+    done.assert_code(3);
+    assert!(
+        !done.stdout.contains("app ran") && !done.stdout.contains("watcher ran"),
+        "{}",
+        done.stdout
+    );
+    assert!(done.stderr.contains("setup decided"), "{}", done.stderr);
+}
+
+#[test]
+fn restarts_back_off_and_give_up_after_max_retries() {
+    let scratch = Scratch::new();
+    let count = scratch.path("count");
+    let doc = json!({"Containers": [
+        {"name": "flaky", "exec": sh(format!("echo run >> {c}; exit 7", c = count.display())),
+         "restart": {"policy": "on-failure", "max_retries": 3, "backoff_seconds": 0.1, "max_backoff_seconds": 0.4}},
+    ]});
+    let config = scratch.config(&doc);
+    let started = Instant::now();
+    let done = Running::start(PID_NS, &config).wait(T);
+    done.assert_code(7);
+    let runs = std::fs::read_to_string(&count)
+        .expect("count")
+        .lines()
+        .count();
+    assert_eq!(runs, 4, "one start and 3 restarts");
+    // Backoff 0.1, 0.2, 0.4: at least 0.7 s in all.
+    assert!(started.elapsed() >= Duration::from_millis(700));
+    assert!(
+        done.stderr.contains("flaky restarts in 0.4 s"),
+        "{}",
+        done.stderr
+    );
+}
+
+#[test]
+fn a_failing_liveness_check_stops_the_service_and_its_restart_policy_applies() {
+    let scratch = Scratch::new();
+    let alive = scratch.path("alive");
+    let count = scratch.path("count");
+    // First run: healthy for a moment, then its liveness file goes; it is stopped and
+    // restarted. Second run: exits 0 by itself (on-failure does not restart a success).
+    let doc = json!({"Containers": [
+        {"name": "svc", "exec": sh(format!(
+            "echo run >> {c}; n=$(wc -l < {c}); if [ $n -ge 2 ]; then exit 0; fi; touch {a}; sleep 0.5; rm -f {a}; trap 'exit 143' TERM; while :; do sleep 0.05; done",
+            c = count.display(), a = alive.display())),
+         "restart": {"policy": "on-failure", "backoff_seconds": 0.1},
+         "healthchecks": [{"kind": "liveness", "exec": {"command": ["test", "-e", alive.display().to_string()]},
+                           "interval": 0.1, "failure_threshold": 2, "grace_period": 0.2}]},
+    ]});
+    let config = scratch.config(&doc);
+    let done = Running::start(PID_NS, &config).wait(T);
+    done.assert_code(0);
+    assert_eq!(
+        std::fs::read_to_string(&count)
+            .expect("count")
+            .lines()
+            .count(),
+        2
+    );
+    assert!(
+        done.stderr.contains("failed 2 times in a row: stopping it"),
+        "{}",
+        done.stderr
+    );
+}
+
+#[test]
+fn a_stop_goes_in_reverse_dependency_order_with_each_timeout_and_sigkill() {
+    let scratch = Scratch::new();
+    let order = scratch.path("order");
+    let o = order.display().to_string();
+    let polite = |name: &str| {
+        sh(format!(
+            "trap 'echo {name} >> {o}; exit 0' TERM; while :; do sleep 0.05; done"
+        ))
+    };
+    let doc = json!({"KillTimeout": 20, "Containers": [
+        {"name": "db", "exec": polite("db")},
+        {"name": "api", "exec": polite("api"), "depends_on": [{"name": "db"}]},
+        // Ignores its stop signal: SIGKILLed after its own 1 s.
+        {"name": "web", "exec": sh(format!("trap 'echo web >> {o}' TERM; while :; do sleep 0.05; done")),
+         "depends_on": [{"name": "api"}], "stop": {"timeout": "1s"}},
+    ]});
+    let config = scratch.config(&doc);
+    let roost = Running::start(PID_NS, &config);
+    // All three running (each has had time to install its trap).
+    std::thread::sleep(Duration::from_millis(1000));
+    let asked = Instant::now();
+    roost.signal(libc::SIGTERM);
+    let done = roost.wait(T);
+    let took = asked.elapsed();
+    // The main service (db, the first) handled TERM: 0.
+    done.assert_code(0);
+    assert_eq!(
+        std::fs::read_to_string(&order).expect("order"),
+        "web\napi\ndb\n"
+    );
+    assert!(
+        done.stderr.contains("web did not stop in time: SIGKILL"),
+        "{}",
+        done.stderr
+    );
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(15),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn a_dependency_cycle_is_refused_with_its_names_before_anything_starts() {
+    let (_scratch, done) = run(json!({"Containers": [
+        {"name": "a", "exec": ["sh", "-c", "echo a ran"], "depends_on": [{"name": "b"}]},
+        {"name": "b", "exec": ["sh", "-c", "echo b ran"], "depends_on": [{"name": "a"}]},
+    ]}));
+    done.assert_code(78);
+    assert!(
+        done.stderr.contains("dependency cycle: a -> b -> a"),
+        "{}",
+        done.stderr
+    );
+    assert!(!done.stdout.contains("ran"), "{}", done.stdout);
+    assert!(
+        done.stderr.contains(r#"roost: exit {"code":78"#),
+        "{}",
+        done.stderr
+    );
+}
+
+#[test]
+fn log_ready_and_completed_gate_their_dependents() {
+    let (_scratch, done) = run(json!({"Containers": [
+        {"name": "server", "exec": ["sh", "-c", "sleep 0.3; echo now accepting; trap 'exit 0' TERM; while :; do sleep 0.05; done"],
+         "ready_log_line": "accepting", "on_exit": "ignore"},
+        {"name": "migrate", "exec": ["sh", "-c", "echo migrated; exit 4"],
+         "depends_on": [{"name": "server", "condition": "log_ready"}], "restart": {"policy": "no"}, "on_exit": "ignore"},
+        {"name": "report", "exec": ["sh", "-c", "echo reported"],
+         "depends_on": [{"name": "migrate", "condition": "completed"}], "restart": {"policy": "no"}},
+    ]}));
+    done.assert_code(0);
+    let out = &done.stdout;
+    assert!(
+        line_of(out, "[server] now accepting") < line_of(out, "[migrate] migrated"),
+        "{out}"
+    );
+    assert!(
+        line_of(out, "[migrate] migrated") < line_of(out, "[report] reported"),
+        "{out}"
+    );
+}

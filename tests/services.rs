@@ -256,3 +256,53 @@ fn log_ready_and_completed_gate_their_dependents() {
         "{out}"
     );
 }
+
+#[test]
+fn v2_status_shows_each_service_and_v1_exit_code_means_the_machine() {
+    let scratch = Scratch::new();
+    let stop = scratch.path("stop");
+    let doc = json!({"Control": {"LingerSeconds": 30}, "Containers": [
+        {"name": "app", "exec": sh(format!("while [ ! -e {s} ]; do sleep 0.05; done; exit 5", s = stop.display())),
+         "restart": {"policy": "no"}},
+        {"name": "once", "exec": ["true"], "restart": {"policy": "no"}, "on_exit": "ignore"},
+        {"name": "later", "exec": ["true"], "depends_on": [{"name": "app", "condition": "exited_successfully"}]},
+    ]});
+    let config = scratch.config(&doc);
+    let ctl = scratch.path("ctl.sock");
+    let roost = roost_with_control(&config, &ctl, &[]);
+    let deadline = Instant::now() + T;
+    let services = loop {
+        let r = http(&ctl, "GET", "/v2/status", &[], b"");
+        let v = r.json();
+        let s = v["services"].clone();
+        if s[1]["state"] == "exited" && s[0]["state"] == "running" {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "{v}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(services[0]["name"], "app");
+    assert!(
+        services[0]["pid"].as_i64().is_some_and(|p| p > 1),
+        "{services}"
+    );
+    assert_eq!(services[0]["ready"], true, "no checks: ready while running");
+    assert_eq!(services[1]["last_exit_code"], 0);
+    assert_eq!(services[2]["state"], "pending");
+    // One service's exit is not the machine's: the exit code still waits.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let ctl2 = ctl.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(http(&ctl2, "GET", "/v1/exit_code", &[], b"").json());
+    });
+    assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
+    std::fs::write(&stop, b"").expect("stop");
+    let exit = rx.recv_timeout(T).expect("exit code");
+    assert_eq!(exit["code"], 5, "{exit}");
+    let v = http(&ctl, "GET", "/v2/status", &[], b"").json();
+    assert_eq!(v["services"][2]["state"], "skipped", "{v}");
+    roost.signal(libc::SIGTERM);
+    let done = roost.wait(T);
+    done.assert_code(5);
+    assert!(done.stderr.contains("code 5 from app"), "{}", done.stderr);
+}

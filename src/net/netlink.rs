@@ -1,11 +1,16 @@
-//! Applying network settings over rtnetlink. The only module that knows the rtnetlink API
-//! (pre-1.0, with breaking minors every few months).
+//! Applying network settings over rtnetlink, with the few messages roost sends written out
+//! here: links (index, up, MTU), addresses (add with NODAD, delete), routes (add, delete,
+//! prohibit, list to one /32). A blocking `NETLINK_ROUTE` socket with a receive timeout: the
+//! kernel answers these at once, and a bounded wait keeps PID 1 from hanging on one. (The
+//! rtnetlink crate did this before; its packet parsers for every netlink family cost PID 1
+//! about 440 KB of its 4 MiB budget, for five message types.)
 
 use super::plan::NetPlan;
-use futures_util::TryStreamExt;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
-use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
@@ -15,57 +20,306 @@ pub enum NetError {
     NoInterface(String),
 }
 
-fn nl(e: impl std::fmt::Display) -> NetError {
-    NetError::Netlink(e.to_string())
+/// How long one request may wait for the kernel's answer.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+
+// From linux/netlink.h and linux/rtnetlink.h (libc has the message types and flags).
+const NLMSG_HDRLEN: usize = 16;
+const IFLA_IFNAME: u16 = 3;
+const IFLA_MTU: u16 = 4;
+const IFA_ADDRESS: u16 = 1;
+const IFA_LOCAL: u16 = 2;
+const IFA_FLAGS: u16 = 8;
+const IFA_F_NODAD: u32 = 0x02;
+const RTA_DST: u16 = 1;
+const RTA_OIF: u16 = 4;
+const RTA_GATEWAY: u16 = 5;
+const RT_TABLE_MAIN: u8 = 254;
+const RTPROT_STATIC: u8 = 4;
+const RTN_UNICAST: u8 = 1;
+const RTN_PROHIBIT: u8 = 8;
+const RTNH_F_ONLINK: u32 = 4;
+
+/// A request's outcome from the kernel: its errno, if it refused.
+#[derive(Debug)]
+enum Refused {
+    Errno(i32),
+    Other(NetError),
 }
 
-/// EEXIST from the kernel: the address or route is there already (a second boot, a retry).
-fn exists(e: &rtnetlink::Error) -> bool {
-    matches!(e, rtnetlink::Error::NetlinkError(m) if m.raw_code() == -libc::EEXIST)
+impl From<Refused> for NetError {
+    fn from(r: Refused) -> Self {
+        match r {
+            Refused::Errno(e) => {
+                NetError::Netlink(std::io::Error::from_raw_os_error(e).to_string())
+            }
+            Refused::Other(e) => e,
+        }
+    }
 }
 
-/// A netlink connection on the current runtime.
+fn io(e: std::io::Error) -> Refused {
+    Refused::Other(NetError::Netlink(e.to_string()))
+}
+
+/// One message as the kernel sent it: its type and its payload after the netlink header.
+#[derive(Debug, Clone)]
+struct Message {
+    kind: u16,
+    payload: Vec<u8>,
+}
+
+/// A message being built: a fixed header, then attributes.
+struct Request {
+    buf: Vec<u8>,
+}
+
+impl Request {
+    fn new(kind: u16, flags: u16, header: &[u8]) -> Self {
+        let mut buf = vec![0u8; NLMSG_HDRLEN];
+        buf[4..6].copy_from_slice(&kind.to_ne_bytes());
+        buf[6..8].copy_from_slice(&flags.to_ne_bytes());
+        buf.extend_from_slice(header);
+        Request { buf }
+    }
+
+    fn attr(mut self, kind: u16, data: &[u8]) -> Self {
+        let len = 4 + data.len();
+        self.buf.extend_from_slice(&(len as u16).to_ne_bytes());
+        self.buf.extend_from_slice(&kind.to_ne_bytes());
+        self.buf.extend_from_slice(data);
+        while self.buf.len() % 4 != 0 {
+            self.buf.push(0);
+        }
+        self
+    }
+
+    fn ip(self, kind: u16, ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(v4) => self.attr(kind, &v4.octets()),
+            IpAddr::V6(v6) => self.attr(kind, &v6.octets()),
+        }
+    }
+}
+
+fn family(ip: IpAddr) -> u8 {
+    match ip {
+        IpAddr::V4(_) => libc::AF_INET as u8,
+        IpAddr::V6(_) => libc::AF_INET6 as u8,
+    }
+}
+
+/// `struct ifaddrmsg`.
+fn ifaddrmsg(ip: IpAddr, prefix: u8, index: u32) -> Vec<u8> {
+    let mut h = vec![family(ip), prefix, IFA_F_NODAD as u8, 0];
+    h.extend_from_slice(&index.to_ne_bytes());
+    h
+}
+
+/// `struct rtmsg`.
+fn rtmsg(family: u8, dst_len: u8, kind: u8, flags: u32) -> Vec<u8> {
+    let mut h = vec![family, dst_len, 0, 0, RT_TABLE_MAIN, RTPROT_STATIC, 0, kind];
+    h.extend_from_slice(&flags.to_ne_bytes());
+    h
+}
+
+/// The attributes after a fixed header of `skip` bytes: (type, data).
+fn attributes(payload: &[u8], skip: usize) -> Vec<(u16, &[u8])> {
+    let mut out = Vec::new();
+    let mut at = skip;
+    while at + 4 <= payload.len() {
+        let len = u16::from_ne_bytes([payload[at], payload[at + 1]]) as usize;
+        let kind = u16::from_ne_bytes([payload[at + 2], payload[at + 3]]) & 0x3fff;
+        if len < 4 || at + len > payload.len() {
+            break;
+        }
+        out.push((kind, &payload[at + 4..at + len]));
+        at += (len + 3) & !3;
+    }
+    out
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
+    let b = bytes.get(at..at + 4)?;
+    Some(u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// A netlink route socket. Cheap to clone; requests are serialised.
 #[derive(Debug, Clone)]
 pub struct Netlink {
-    handle: Handle,
+    socket: Arc<Mutex<OwnedFd>>,
+    seq: Arc<AtomicU32>,
 }
 
 impl Netlink {
     pub fn connect() -> Result<Self, NetError> {
-        let (conn, handle, _) = rtnetlink::new_connection().map_err(nl)?;
-        tokio::spawn(conn);
-        Ok(Netlink { handle })
+        // SAFETY: socket(2) with constant arguments; the result is checked.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                libc::NETLINK_ROUTE,
+            )
+        };
+        if fd < 0 {
+            return Err(NetError::Netlink(
+                std::io::Error::last_os_error().to_string(),
+            ));
+        }
+        // SAFETY: fd is a fresh descriptor that nothing else owns.
+        let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+        let timeout = libc::timeval {
+            tv_sec: REPLY_TIMEOUT.as_secs() as libc::time_t,
+            tv_usec: 0,
+        };
+        // SAFETY: setsockopt with a live timeval of the size passed.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&timeout as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(NetError::Netlink(
+                std::io::Error::last_os_error().to_string(),
+            ));
+        }
+        Ok(Netlink {
+            socket: Arc::new(Mutex::new(socket)),
+            seq: Arc::new(AtomicU32::new(1)),
+        })
+    }
+
+    /// Sends `req` and reads the answer: with `dump`, every message to NLMSG_DONE; else the
+    /// acknowledgement.
+    fn exchange(&self, req: Request, dump: bool) -> Result<Vec<Message>, Refused> {
+        let mut buf = req.buf;
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let len = buf.len() as u32;
+        buf[0..4].copy_from_slice(&len.to_ne_bytes());
+        buf[8..12].copy_from_slice(&seq.to_ne_bytes());
+        let socket = self.socket.lock().unwrap_or_else(PoisonError::into_inner);
+        let fd = socket.as_raw_fd();
+        // SAFETY: sockaddr_nl zeroed is the kernel as the peer.
+        let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        // SAFETY: sendto with a live buffer and address of the sizes passed.
+        let sent = unsafe {
+            libc::sendto(
+                fd,
+                buf.as_ptr().cast(),
+                buf.len(),
+                0,
+                (&kernel as *const libc::sockaddr_nl).cast(),
+                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            )
+        };
+        if sent < 0 {
+            return Err(io(std::io::Error::last_os_error()));
+        }
+        let mut out = Vec::new();
+        let mut rx = vec![0u8; 64 * 1024];
+        loop {
+            // SAFETY: recv into a live buffer of the size passed.
+            let n = unsafe { libc::recv(fd, rx.as_mut_ptr().cast(), rx.len(), 0) };
+            if n < 0 {
+                let err = std::io::Error::last_os_error();
+                if err.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(io(err));
+            }
+            let data = &rx[..n as usize];
+            let mut at = 0;
+            while at + NLMSG_HDRLEN <= data.len() {
+                let len = u32_at(data, at).unwrap_or(0) as usize;
+                let kind = u16::from_ne_bytes([data[at + 4], data[at + 5]]);
+                let msg_seq = u32_at(data, at + 8).unwrap_or(0);
+                if len < NLMSG_HDRLEN || at + len > data.len() {
+                    return Err(Refused::Other(NetError::Netlink("malformed reply".into())));
+                }
+                let payload = &data[at + NLMSG_HDRLEN..at + len];
+                at += (len + 3) & !3;
+                if msg_seq != seq {
+                    continue;
+                }
+                match i32::from(kind) {
+                    libc::NLMSG_ERROR => {
+                        let errno = u32_at(payload, 0).map_or(0, |e| e as i32);
+                        if errno == 0 && !dump {
+                            return Ok(out);
+                        }
+                        if errno != 0 {
+                            return Err(Refused::Errno(-errno));
+                        }
+                    }
+                    libc::NLMSG_DONE => return Ok(out),
+                    _ => out.push(Message {
+                        kind,
+                        payload: payload.to_vec(),
+                    }),
+                }
+            }
+        }
+    }
+
+    fn ack(
+        &self,
+        kind: u16,
+        flags: u16,
+        header: &[u8],
+        build: impl FnOnce(Request) -> Request,
+    ) -> Result<(), Refused> {
+        let req = build(Request::new(
+            kind,
+            (libc::NLM_F_REQUEST | libc::NLM_F_ACK) as u16 | flags,
+            header,
+        ));
+        self.exchange(req, false).map(|_| ())
+    }
+
+    fn dump(&self, kind: u16, header: &[u8]) -> Result<Vec<Message>, NetError> {
+        let req = Request::new(
+            kind,
+            (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16,
+            header,
+        );
+        self.exchange(req, true).map_err(NetError::from)
     }
 
     pub async fn index(&self, name: &str) -> Result<u32, NetError> {
-        let mut links = self
-            .handle
-            .link()
-            .get()
-            .match_name(name.to_string())
-            .execute();
-        match links.try_next().await {
-            Ok(Some(link)) => Ok(link.header.index),
-            Ok(None) => Err(NetError::NoInterface(name.into())),
-            // ENODEV comes back as an error for an unknown name.
-            Err(_) => Err(NetError::NoInterface(name.into())),
+        let c = std::ffi::CString::new(name).map_err(|_| NetError::NoInterface(name.into()))?;
+        // SAFETY: if_nametoindex reads a NUL-terminated string.
+        match unsafe { libc::if_nametoindex(c.as_ptr()) } {
+            0 => Err(NetError::NoInterface(name.into())),
+            index => Ok(index),
         }
     }
 
     /// The VM's first interface: `eth0` when there is one, else the lowest-indexed one that
     /// is not loopback.
     pub async fn first_ethernet(&self) -> Result<String, NetError> {
-        let mut links = self.handle.link().get().execute();
-        let mut found: Vec<(u32, String)> = Vec::new();
-        while let Some(link) = links.try_next().await.map_err(nl)? {
-            let name = link.attributes.iter().find_map(|a| match a {
-                rtnetlink::packet_route::link::LinkAttribute::IfName(n) => Some(n.clone()),
-                _ => None,
-            });
-            if let Some(name) = name.filter(|n| n != "lo") {
-                found.push((link.header.index, name));
-            }
-        }
+        let links = self.dump(libc::RTM_GETLINK, &[0u8; 16])?;
+        let mut found: Vec<(u32, String)> = links
+            .iter()
+            .filter(|m| m.kind == libc::RTM_NEWLINK)
+            .filter_map(|m| {
+                let index = u32_at(&m.payload, 4)?;
+                let name = attributes(&m.payload, 16)
+                    .into_iter()
+                    .find(|(k, _)| *k == IFLA_IFNAME)
+                    .map(|(_, v)| {
+                        String::from_utf8_lossy(v)
+                            .trim_end_matches('\0')
+                            .to_string()
+                    })?;
+                Some((index, name))
+            })
+            .filter(|(_, n)| n != "lo")
+            .collect();
         if found.iter().any(|(_, n)| n == "eth0") {
             return Ok("eth0".into());
         }
@@ -78,44 +332,56 @@ impl Netlink {
     }
 
     pub async fn up(&self, index: u32, mtu: Option<u32>) -> Result<(), NetError> {
-        let mut msg = LinkUnspec::new_with_index(index).up();
-        if let Some(mtu) = mtu {
-            msg = msg.mtu(mtu);
-        }
-        self.handle
-            .link()
-            .set(msg.build())
-            .execute()
-            .await
-            .map_err(nl)
+        // struct ifinfomsg: family, pad, type, index, flags, change.
+        let mut h = vec![libc::AF_UNSPEC as u8, 0, 0, 0];
+        h.extend_from_slice(&index.to_ne_bytes());
+        h.extend_from_slice(&(libc::IFF_UP as u32).to_ne_bytes());
+        h.extend_from_slice(&(libc::IFF_UP as u32).to_ne_bytes());
+        self.ack(libc::RTM_NEWLINK, 0, &h, |r| match mtu {
+            Some(mtu) => r.attr(IFLA_MTU, &mtu.to_ne_bytes()),
+            None => r,
+        })
+        .map_err(NetError::from)
     }
 
     /// Adds an address without duplicate address detection (IFA_F_NODAD: a VM's address is
     /// its own, and DAD would delay IPv6 by seconds).
     pub async fn add_address(&self, index: u32, addr: IpAddr, prefix: u8) -> Result<(), NetError> {
-        let mut req = self.handle.address().add(index, addr, prefix);
-        let msg = req.message_mut();
-        msg.header.flags |= AddressHeaderFlags::Nodad;
-        msg.attributes
-            .push(AddressAttribute::Flags(AddressFlags::Nodad));
-        match req.execute().await {
-            Ok(()) => Ok(()),
-            Err(e) if exists(&e) => Ok(()),
-            Err(e) => Err(nl(e)),
+        let flags = (libc::NLM_F_CREATE | libc::NLM_F_EXCL) as u16;
+        let result = self.ack(
+            libc::RTM_NEWADDR,
+            flags,
+            &ifaddrmsg(addr, prefix, index),
+            |r| {
+                let r = r.ip(IFA_LOCAL, addr).ip(IFA_ADDRESS, addr);
+                r.attr(IFA_FLAGS, &IFA_F_NODAD.to_ne_bytes())
+            },
+        );
+        match result {
+            Ok(()) | Err(Refused::Errno(libc::EEXIST)) => Ok(()),
+            Err(e) => Err(e.into()),
         }
     }
 
     pub async fn del_address(&self, index: u32, addr: IpAddr, prefix: u8) -> Result<(), NetError> {
-        let mut addrs = self
-            .handle
-            .address()
-            .get()
-            .set_link_index_filter(index)
-            .set_address_filter(addr)
-            .set_prefix_length_filter(prefix)
-            .execute();
-        while let Some(msg) = addrs.try_next().await.map_err(nl)? {
-            self.handle.address().del(msg).execute().await.map_err(nl)?;
+        let mut h = vec![family(addr), 0, 0, 0];
+        h.extend_from_slice(&0u32.to_ne_bytes());
+        for m in self.dump(libc::RTM_GETADDR, &h)? {
+            let matches = m.kind == libc::RTM_NEWADDR
+                && m.payload.get(1) == Some(&prefix)
+                && u32_at(&m.payload, 4) == Some(index)
+                && attributes(&m.payload, 8)
+                    .into_iter()
+                    .any(|(k, v)| k == IFA_LOCAL && ip_of(v) == Some(addr));
+            if matches {
+                let header = m.payload.get(..8).unwrap_or_default().to_vec();
+                let attrs = m.payload.get(8..).unwrap_or_default().to_vec();
+                self.ack(libc::RTM_DELADDR, 0, &header, |mut r| {
+                    r.buf.extend_from_slice(&attrs);
+                    r
+                })
+                .map_err(NetError::from)?;
+            }
         }
         Ok(())
     }
@@ -129,36 +395,26 @@ impl Netlink {
         gateway: Option<IpAddr>,
         onlink: bool,
     ) -> Result<(), NetError> {
-        let result = match (dest, gateway) {
-            (IpAddr::V4(d), gw) => {
-                let mut b = RouteMessageBuilder::<Ipv4Addr>::new()
-                    .destination_prefix(d, prefix)
-                    .output_interface(index);
-                if let Some(IpAddr::V4(g)) = gw {
-                    b = b.gateway(g);
-                }
-                if onlink {
-                    b = b.onlink();
-                }
-                self.handle.route().add(b.build()).execute().await
+        let flags = (libc::NLM_F_CREATE | libc::NLM_F_EXCL) as u16;
+        let header = rtmsg(
+            family(dest),
+            prefix,
+            RTN_UNICAST,
+            if onlink { RTNH_F_ONLINK } else { 0 },
+        );
+        let result = self.ack(libc::RTM_NEWROUTE, flags, &header, |r| {
+            let mut r = r;
+            if prefix > 0 {
+                r = r.ip(RTA_DST, dest);
             }
-            (IpAddr::V6(d), gw) => {
-                let mut b = RouteMessageBuilder::<Ipv6Addr>::new()
-                    .destination_prefix(d, prefix)
-                    .output_interface(index);
-                if let Some(IpAddr::V6(g)) = gw {
-                    b = b.gateway(g);
-                }
-                if onlink {
-                    b = b.onlink();
-                }
-                self.handle.route().add(b.build()).execute().await
+            if let Some(gw) = gateway.filter(|g| family(*g) == family(dest)) {
+                r = r.ip(RTA_GATEWAY, gw);
             }
-        };
+            r.attr(RTA_OIF, &index.to_ne_bytes())
+        });
         match result {
-            Ok(()) => Ok(()),
-            Err(e) if exists(&e) => Ok(()),
-            Err(e) => Err(nl(e)),
+            Ok(()) | Err(Refused::Errno(libc::EEXIST)) => Ok(()),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -168,47 +424,53 @@ impl Netlink {
         dest: Ipv4Addr,
         prefix: u8,
     ) -> Result<(), NetError> {
-        let msg = RouteMessageBuilder::<Ipv4Addr>::new()
-            .destination_prefix(dest, prefix)
-            .output_interface(index)
-            .build();
-        self.handle.route().del(msg).execute().await.map_err(nl)
+        let header = rtmsg(libc::AF_INET as u8, prefix, RTN_UNICAST, 0);
+        self.ack(libc::RTM_DELROUTE, 0, &header, |r| {
+            r.ip(RTA_DST, IpAddr::V4(dest))
+                .attr(RTA_OIF, &index.to_ne_bytes())
+        })
+        .map_err(NetError::from)
     }
 
-    /// A route that makes `dest` unreachable for every process (`ip route add prohibit`).
-    /// Makes `dest` unreachable with a prohibit route, and checks that one is in place. A
-    /// route to `dest`/32 already there (a leftover of the MMDS fetch) would make the add
-    /// fail with EEXIST while `dest` stays reachable: it is removed and the add retried.
+    /// Makes `dest` unreachable for every process with a prohibit route (`ip route add
+    /// prohibit`), and checks that one is in place. A route to `dest`/32 already there (a
+    /// leftover of the MMDS fetch) would make the add fail with EEXIST while `dest` stays
+    /// reachable: it is removed and the add retried.
     pub async fn prohibit_v4(&self, dest: Ipv4Addr) -> Result<(), NetError> {
-        use rtnetlink::packet_route::route::RouteType;
         let add = || {
-            let msg = RouteMessageBuilder::<Ipv4Addr>::new()
-                .destination_prefix(dest, 32)
-                .kind(RouteType::Prohibit)
-                .build();
-            self.handle.route().add(msg).execute()
+            let flags = (libc::NLM_F_CREATE | libc::NLM_F_EXCL) as u16;
+            self.ack(
+                libc::RTM_NEWROUTE,
+                flags,
+                &rtmsg(libc::AF_INET as u8, 32, RTN_PROHIBIT, 0),
+                |r| r.ip(RTA_DST, IpAddr::V4(dest)),
+            )
         };
-        match add().await {
+        match add() {
             Ok(()) => {}
-            Err(e) if exists(&e) => {
-                for route in self.routes_to_v4(dest).await? {
-                    if route.header.kind != RouteType::Prohibit {
-                        self.handle.route().del(route).execute().await.map_err(nl)?;
+            Err(Refused::Errno(libc::EEXIST)) => {
+                for route in self.routes_to_v4(dest)? {
+                    if route.payload.get(7) != Some(&RTN_PROHIBIT) {
+                        let header = route.payload.get(..12).unwrap_or_default().to_vec();
+                        let attrs = route.payload.get(12..).unwrap_or_default().to_vec();
+                        self.ack(libc::RTM_DELROUTE, 0, &header, |mut r| {
+                            r.buf.extend_from_slice(&attrs);
+                            r
+                        })
+                        .map_err(NetError::from)?;
                     }
                 }
-                match add().await {
-                    Ok(()) => {}
-                    Err(e) if exists(&e) => {}
-                    Err(e) => return Err(nl(e)),
+                match add() {
+                    Ok(()) | Err(Refused::Errno(libc::EEXIST)) => {}
+                    Err(e) => return Err(e.into()),
                 }
             }
-            Err(e) => return Err(nl(e)),
+            Err(e) => return Err(e.into()),
         }
         let in_place = self
-            .routes_to_v4(dest)
-            .await?
+            .routes_to_v4(dest)?
             .iter()
-            .any(|r| r.header.kind == RouteType::Prohibit);
+            .any(|r| r.payload.get(7) == Some(&RTN_PROHIBIT));
         if in_place {
             Ok(())
         } else {
@@ -219,35 +481,28 @@ impl Netlink {
     }
 
     /// The IPv4 routes (every table) whose destination is exactly `dest`/32.
-    async fn routes_to_v4(
-        &self,
-        dest: Ipv4Addr,
-    ) -> Result<Vec<rtnetlink::packet_route::route::RouteMessage>, NetError> {
-        use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
-        let mut routes = self
-            .handle
-            .route()
-            .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
-            .execute();
-        let mut found = Vec::new();
-        while let Some(route) = routes.try_next().await.map_err(nl)? {
-            let to_dest = route.header.destination_prefix_length == 32
-                && route.attributes.iter().any(|a| {
-                    matches!(a, RouteAttribute::Destination(RouteAddress::Inet(ip)) if *ip == dest)
-                });
-            if to_dest {
-                found.push(route);
-            }
-        }
-        Ok(found)
+    fn routes_to_v4(&self, dest: Ipv4Addr) -> Result<Vec<Message>, NetError> {
+        let routes = self.dump(libc::RTM_GETROUTE, &rtmsg(libc::AF_INET as u8, 0, 0, 0))?;
+        Ok(routes
+            .into_iter()
+            .filter(|m| {
+                m.kind == libc::RTM_NEWROUTE
+                    && m.payload.get(1) == Some(&32)
+                    && attributes(&m.payload, 12)
+                        .into_iter()
+                        .any(|(k, v)| k == RTA_DST && ip_of(v) == Some(IpAddr::V4(dest)))
+            })
+            .collect())
     }
 
     pub async fn del_prohibit_v4(&self, dest: Ipv4Addr) -> Result<(), NetError> {
-        let msg = RouteMessageBuilder::<Ipv4Addr>::new()
-            .destination_prefix(dest, 32)
-            .kind(rtnetlink::packet_route::route::RouteType::Prohibit)
-            .build();
-        self.handle.route().del(msg).execute().await.map_err(nl)
+        self.ack(
+            libc::RTM_DELROUTE,
+            0,
+            &rtmsg(libc::AF_INET as u8, 32, RTN_PROHIBIT, 0),
+            |r| r.ip(RTA_DST, IpAddr::V4(dest)),
+        )
+        .map_err(NetError::from)
     }
 
     /// lo up; `iface` up with its MTU, addresses and default routes.
@@ -272,5 +527,41 @@ impl Netlink {
                 .await?;
         }
         Ok(())
+    }
+}
+
+fn ip_of(bytes: &[u8]) -> Option<IpAddr> {
+    match bytes.len() {
+        4 => Some(IpAddr::V4(Ipv4Addr::new(
+            bytes[0], bytes[1], bytes[2], bytes[3],
+        ))),
+        16 => {
+            let mut o = [0u8; 16];
+            o.copy_from_slice(bytes);
+            Some(IpAddr::V6(Ipv6Addr::from(o)))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes_are_aligned_and_read_back() {
+        let r = Request::new(libc::RTM_NEWADDR, 0, &[0u8; 8])
+            .attr(IFLA_IFNAME, b"eth0\0")
+            .ip(IFA_LOCAL, "10.0.0.2".parse().expect("ip"))
+            .attr(IFA_FLAGS, &IFA_F_NODAD.to_ne_bytes());
+        assert_eq!(r.buf.len() % 4, 0);
+        let attrs = attributes(&r.buf[NLMSG_HDRLEN..], 8);
+        assert_eq!(attrs.len(), 3);
+        assert_eq!(attrs[0], (IFLA_IFNAME, &b"eth0\0"[..]));
+        assert_eq!(ip_of(attrs[1].1), Some("10.0.0.2".parse().expect("ip")));
+        assert_eq!(u32_at(attrs[2].1, 0), Some(IFA_F_NODAD));
+        // A truncated or zero-length attribute ends the walk instead of looping or panicking.
+        assert!(attributes(&[8, 0, 1, 0, 1], 0).is_empty());
+        assert!(attributes(&[0, 0, 1, 0], 0).is_empty());
     }
 }

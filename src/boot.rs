@@ -296,6 +296,14 @@ async fn run_several(
     if let Some(first) = specs.first() {
         state.set_spec(first);
     }
+    state.set_service_specs(
+        config
+            .services
+            .iter()
+            .map(|s| s.name.clone())
+            .zip(specs.iter().cloned())
+            .collect(),
+    );
     state.phase("workload_start");
     let run = crate::supervise::services::ServicesRun {
         services: &config.services,

@@ -306,3 +306,132 @@ fn v2_status_shows_each_service_and_v1_exit_code_means_the_machine() {
     done.assert_code(5);
     assert!(done.stderr.contains("code 5 from app"), "{}", done.stderr);
 }
+
+fn roostctl(ctl: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(roostctl_bin())
+        .arg("--unix")
+        .arg(ctl)
+        .args(args)
+        .output()
+        .expect("roostctl");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + T;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_control_api_and_roostctl_drive_each_service() {
+    let scratch = Scratch::new();
+    let doc = json!({"KillTimeout": 10, "Containers": [
+        {"name": "web", "user": "65534:65534",
+         "exec": ["sh", "-c", "trap 'echo got usr1' USR1; trap 'exit 0' TERM; i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.1; done"],
+         "env": {"WHO": "web"}},
+        {"name": "worker", "exec": ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.05; done"], "on_exit": "ignore"},
+    ]});
+    let config = scratch.config(&doc);
+    let ctl = scratch.path("ctl.sock");
+    let roost = roost_with_control(&config, &ctl, &[]);
+    let ps = |ctl: &std::path::Path| roostctl(ctl, &["ps"]).1;
+    wait_until("both running", || {
+        let out = ps(&ctl);
+        out.lines().filter(|l| l.contains(" running ")).count() == 2
+    });
+    let table = ps(&ctl);
+    assert!(table.starts_with("NAME"), "{table}");
+    let web_pid = |ctl: &std::path::Path| -> String {
+        let v = http(ctl, "GET", "/v2/services/web", &[], b"").json();
+        v["pid"].to_string()
+    };
+    let first_pid = web_pid(&ctl);
+
+    // Logs: the kept lines, and a signal to one service shows in its log.
+    wait_until("ticks", || {
+        roostctl(&ctl, &["logs", "web"]).1.contains("tick 3")
+    });
+    let (code, _, err) = roostctl(&ctl, &["signal", "--container", "web", "USR1"]);
+    assert_eq!(code, 0, "{err}");
+    wait_until("usr1 in the log", || {
+        roostctl(&ctl, &["logs", "web"]).1.contains("got usr1")
+    });
+    let logs = http(&ctl, "GET", "/v2/services/web/logs?after=0", &[], b"").json();
+    assert!(logs["next"].as_u64().is_some_and(|n| n >= 3), "{logs}");
+    // A follower gets the next line within its wait.
+    let next = logs["next"].as_u64().unwrap_or(0);
+    let follow = http(
+        &ctl,
+        "GET",
+        &format!("/v2/services/web/logs?after={next}&wait=5"),
+        &[],
+        b"",
+    )
+    .json();
+    assert!(
+        follow["lines"].as_array().is_some_and(|l| !l.is_empty()),
+        "{follow}"
+    );
+
+    // Exec inside a service: its user, env and cgroup leaf.
+    let (code, out, err) = roostctl(
+        &ctl,
+        &[
+            "exec",
+            "--container",
+            "web",
+            "--",
+            "sh",
+            "-c",
+            "id -u; echo $WHO; cat /proc/self/cgroup",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("65534"), "{out}");
+    assert_eq!(lines.next(), Some("web"), "{out}");
+    assert!(out.contains("-web"), "the exec joined web's leaf: {out}");
+    let (code, _, err) = roostctl(&ctl, &["exec", "--container", "ghost", "--", "true"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no service named"), "{err}");
+
+    // Stop, start, restart one service; the machine runs on.
+    let (code, _, err) = roostctl(&ctl, &["stop", "worker"]);
+    assert_eq!(code, 0, "{err}");
+    wait_until("worker exited", || {
+        ps(&ctl)
+            .lines()
+            .any(|l| l.starts_with("worker") && l.contains(" exited "))
+    });
+    let (code, _, err) = roostctl(&ctl, &["stop", "worker"]);
+    assert_eq!(code, 1, "stopping a stopped service is refused: {err}");
+    let (code, _, err) = roostctl(&ctl, &["start", "worker"]);
+    assert_eq!(code, 0, "{err}");
+    wait_until("worker running again", || {
+        ps(&ctl)
+            .lines()
+            .any(|l| l.starts_with("worker") && l.contains(" running "))
+    });
+    let (code, _, err) = roostctl(&ctl, &["start", "worker"]);
+    assert_eq!(code, 1, "starting a running service is refused: {err}");
+    let (code, _, err) = roostctl(&ctl, &["restart", "web"]);
+    assert_eq!(code, 0, "{err}");
+    wait_until("web restarted", || {
+        let pid = web_pid(&ctl);
+        pid != first_pid && pid != "null"
+    });
+    let (code, _, err) = roostctl(&ctl, &["stop", "ghost"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("404"), "{err}");
+
+    roost.signal(libc::SIGTERM);
+    let done = roost.wait(T);
+    done.assert_code(0);
+}

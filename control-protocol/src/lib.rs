@@ -54,6 +54,10 @@ pub struct ExecRequest {
     pub max_output: Option<usize>,
     /// roost extension: the encoding of this answer; without it, the dialect's.
     pub output: Option<OutputEncoding>,
+    /// roost extension: run inside this service (its user, env, directory and cgroup), as
+    /// Fly's `exec --container` does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
 }
 
 /// Output as a string or a byte array, per [`OutputEncoding`].
@@ -112,6 +116,9 @@ pub struct WsInit {
     /// stderr goes into the binary frames with stdout, and the only text frames are `Exit`
     /// and `Error` (the frame set the anchors' clients decode).
     pub separate_stderr: bool,
+    /// roost extension: run inside this service (its user, env, directory and cgroup).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
 }
 
 /// A text frame from the client after the first: a terminal resize.

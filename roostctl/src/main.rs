@@ -5,6 +5,8 @@
 //! roostctl --cid N [--port 10000]      kernel AF_VSOCK
 //! roostctl --unix PATH                 container mode (roost container --control unix:PATH)
 //!          status | wait | signal N | exec [--timeout S] [--workload-user] -- CMD... | shell [-- CMD...]
+//!          ps | logs NAME [-f] | stop NAME | start NAME | restart NAME   (services, docs/services.md)
+//!          exec --container NAME -- CMD... | shell --container NAME
 //! ```
 //!
 //! Exit codes: `wait`, `exec` and `shell` exit with the workload's or the command's code
@@ -60,8 +62,27 @@ enum Cmd {
     Status,
     /// Wait for the workload to exit; exit with its code.
     Wait,
-    /// Send a signal (number or name) to the workload's process group.
-    Signal { signal: String },
+    /// Send a signal (number or name) to the workload's process group, or to a service's.
+    Signal {
+        signal: String,
+        /// The service to signal (default: the main one, as /v1/signals does).
+        #[arg(long, value_name = "NAME")]
+        container: Option<String>,
+    },
+    /// List the services: name, state, readiness, restarts, last exit, pid.
+    Ps,
+    /// Print a service's last lines; with -f, follow them.
+    Logs {
+        name: String,
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Stop a service (its signal, SIGKILL after its timeout); it stays stopped.
+    Stop { name: String },
+    /// Start a service that is over.
+    Start { name: String },
+    /// Stop a service and start it again.
+    Restart { name: String },
     /// Run a command; print its output; exit with its code.
     Exec {
         #[arg(long)]
@@ -69,6 +90,9 @@ enum Cmd {
         /// Run as the workload's user, in its directory.
         #[arg(long)]
         workload_user: bool,
+        /// Run inside this service: its user, env, directory and cgroup.
+        #[arg(long, value_name = "NAME")]
+        container: Option<String>,
         #[arg(last = true, required = true)]
         cmd: Vec<String>,
     },
@@ -76,6 +100,9 @@ enum Cmd {
     Shell {
         #[arg(long)]
         workload_user: bool,
+        /// Run inside this service: its user, env, directory and cgroup.
+        #[arg(long, value_name = "NAME")]
+        container: Option<String>,
         #[arg(last = true)]
         cmd: Vec<String>,
     },
@@ -280,7 +307,12 @@ fn terminal_size() -> Option<(u16, u16)> {
     (rc == 0 && ws.ws_col > 0).then_some((ws.ws_col, ws.ws_row))
 }
 
-async fn shell(cli: &Cli, cmd: Vec<String>, workload_user: bool) -> Result<i32, Failure> {
+async fn shell(
+    cli: &Cli,
+    cmd: Vec<String>,
+    workload_user: bool,
+    container: Option<String>,
+) -> Result<i32, Failure> {
     let stream = connect(cli).await?;
     let (mut ws, _) = tokio_tungstenite::client_async("ws://roost/v1/ws/exec", stream)
         .await
@@ -301,6 +333,7 @@ async fn shell(cli: &Cli, cmd: Vec<String>, workload_user: bool) -> Result<i32, 
         // roostctl forwards its stdin and shows stderr on its own stderr.
         stdin: true,
         separate_stderr: true,
+        container,
     };
     let init = serde_json::to_string(&init).map_err(|e| Failure(EXIT_PROTOCOL, e.to_string()))?;
     ws.send(Message::Text(init.into()))
@@ -378,10 +411,37 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             println!("{}", String::from_utf8_lossy(&body));
             Ok(exit.code)
         }
-        Cmd::Signal { signal } => {
+        Cmd::Signal { signal, container } => {
             let signal = parse_signal(signal)?;
             let body = serde_json::json!({ "signal": signal });
-            let (status, body) = request(&cli, "POST", "/v1/signals", Some(body)).await?;
+            let path = match container {
+                Some(name) => format!("/v2/services/{}/signal", path_segment(name)),
+                None => "/v1/signals".into(),
+            };
+            let (status, body) = request(&cli, "POST", &path, Some(body)).await?;
+            if status != 200 {
+                return Err(refused(status, &body));
+            }
+            Ok(0)
+        }
+        Cmd::Ps => {
+            let (status, body) = request(&cli, "GET", "/v2/services", None).await?;
+            if status != 200 {
+                return Err(refused(status, &body));
+            }
+            let value: serde_json::Value = parse(&body)?;
+            print!("{}", ps_table(&value));
+            Ok(0)
+        }
+        Cmd::Logs { name, follow } => logs(&cli, name, *follow).await,
+        Cmd::Stop { name } | Cmd::Start { name } | Cmd::Restart { name } => {
+            let action = match &cli.command {
+                Cmd::Stop { .. } => "stop",
+                Cmd::Start { .. } => "start",
+                _ => "restart",
+            };
+            let path = format!("/v2/services/{}/{action}", path_segment(name));
+            let (status, body) = request(&cli, "POST", &path, None).await?;
             if status != 200 {
                 return Err(refused(status, &body));
             }
@@ -390,12 +450,14 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
         Cmd::Exec {
             timeout,
             workload_user,
+            container,
             cmd,
         } => {
             let req = ExecRequest {
                 cmd: cmd.clone(),
                 timeout: *timeout,
                 workload_user: *workload_user,
+                container: container.clone(),
                 ..ExecRequest::default()
             };
             let body =
@@ -412,7 +474,80 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             }
             Ok(code_of(resp.exit_code, resp.exit_signal))
         }
-        Cmd::Shell { workload_user, cmd } => shell(&cli, cmd.clone(), *workload_user).await,
+        Cmd::Shell {
+            workload_user,
+            container,
+            cmd,
+        } => shell(&cli, cmd.clone(), *workload_user, container.clone()).await,
+    }
+}
+
+/// A service name as one path segment (names are DNS labels; anything else is escaped).
+fn path_segment(name: &str) -> String {
+    name.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// `roostctl ps`: one line per service.
+fn ps_table(value: &serde_json::Value) -> String {
+    let mut out = format!(
+        "{:<24} {:<11} {:<6} {:>8} {:>9} {:>8}\n",
+        "NAME", "STATE", "READY", "RESTARTS", "LAST EXIT", "PID"
+    );
+    for s in value["services"].as_array().into_iter().flatten() {
+        let opt = |v: &serde_json::Value| v.as_i64().map_or("-".to_string(), |n| n.to_string());
+        out.push_str(&format!(
+            "{:<24} {:<11} {:<6} {:>8} {:>9} {:>8}\n",
+            s["name"].as_str().unwrap_or("?"),
+            s["state"].as_str().unwrap_or("?"),
+            if s["ready"].as_bool().unwrap_or(false) {
+                "yes"
+            } else {
+                "no"
+            },
+            s["restarts"].as_u64().unwrap_or(0),
+            opt(&s["last_exit_code"]),
+            opt(&s["pid"]),
+        ));
+    }
+    out
+}
+
+/// `roostctl logs NAME [-f]`: the kept lines, then (following) each new one as it comes,
+/// by long-polls of at most 25 s each, until roost goes away.
+async fn logs(cli: &Cli, name: &str, follow: bool) -> Result<i32, Failure> {
+    let mut after: Option<u64> = None;
+    loop {
+        let path = match after {
+            None => format!("/v2/services/{}/logs", path_segment(name)),
+            Some(n) => format!("/v2/services/{}/logs?after={n}&wait=25", path_segment(name)),
+        };
+        let (status, body) = match request(cli, "GET", &path, None).await {
+            Ok(answer) => answer,
+            // Following a log until roost stops is a normal end.
+            Err(Failure(EXIT_UNAVAILABLE, _)) if after.is_some() => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        if status != 200 {
+            return Err(refused(status, &body));
+        }
+        let value: serde_json::Value = parse(&body)?;
+        let mut stdout = std::io::stdout();
+        for line in value["lines"].as_array().into_iter().flatten() {
+            let _ = writeln!(stdout, "{}", line.as_str().unwrap_or_default());
+        }
+        let _ = stdout.flush();
+        if !follow {
+            return Ok(0);
+        }
+        after = value["next"].as_u64().or(after);
     }
 }
 

@@ -57,6 +57,8 @@ pub enum ExecError {
     BadTimeout,
     #[error("the workload is not resolved yet")]
     NotReady,
+    #[error("no service named {0:?}")]
+    NoSuchService(String),
     #[error("{MAX_CONCURRENT_EXECS} execs are running already; try again later")]
     TooManyExecs,
     #[error("the output of the running execs already takes {MAX_OUTPUT_HELD} bytes; try again later or ask for less (max_output)")]
@@ -76,6 +78,8 @@ pub(super) struct Launch {
     pub env: Vec<(String, String)>,
     pub identity: Identity,
     pub cwd: PathBuf,
+    /// A service's cgroup leaves, joined before exec.
+    pub cgroup_procs: Vec<std::ffi::CString>,
 }
 
 impl Launch {
@@ -95,17 +99,43 @@ impl Launch {
             cwd: &self.cwd,
             stdio,
             tty,
+            cgroup_procs: self.cgroup_procs.clone(),
         })
     }
 }
 
-pub(super) fn launch_for(state: &ControlState, workload_user: bool) -> Result<Launch, ExecError> {
+pub(super) fn launch_for(
+    state: &ControlState,
+    workload_user: bool,
+    container: Option<&str>,
+) -> Result<Launch, ExecError> {
+    if let Some(name) = container {
+        // Inside a service: as it runs, never as root with its env.
+        let spec = state
+            .service_spec(name)
+            .ok_or_else(|| ExecError::NoSuchService(name.to_string()))?;
+        let cgroup_procs = state
+            .services()
+            .and_then(|v| {
+                v.iter()
+                    .find(|s| s.name == name)
+                    .map(|s| s.cgroup_procs.clone())
+            })
+            .unwrap_or_default();
+        return Ok(Launch {
+            env: spec.env,
+            identity: spec.identity,
+            cwd: spec.working_dir,
+            cgroup_procs,
+        });
+    }
     let spec = state.spec().ok_or(ExecError::NotReady)?;
     Ok(if workload_user {
         Launch {
             env: spec.env,
             identity: spec.identity,
             cwd: spec.working_dir,
+            cgroup_procs: Vec::new(),
         }
     } else {
         Launch {
@@ -117,6 +147,7 @@ pub(super) fn launch_for(state: &ControlState, workload_user: bool) -> Result<La
                 home: "/root".into(),
             },
             cwd: PathBuf::from("/"),
+            cgroup_procs: Vec::new(),
         }
     })
 }
@@ -181,7 +212,7 @@ pub async fn run(state: &ControlState, req: ExecRequest) -> Result<ExecResponse,
         Some(_) => return Err(ExecError::BadTimeout),
     };
     let cap = req.max_output.unwrap_or(DEFAULT_MAX_OUTPUT).min(MAX_OUTPUT);
-    let launch = launch_for(state, req.workload_user)?;
+    let launch = launch_for(state, req.workload_user, req.container.as_deref())?;
     // Held until the answer is built: bounded in number and in the output they hold.
     let _slot = EXEC_SLOTS
         .try_acquire()

@@ -8,12 +8,14 @@
 //! - [`exec`], [`ws`]: one-shot and interactive commands through the one reaper;
 //! - [`handshake`]: the WebSocket opening handshake, checked before an upgrade;
 //! - [`sysinfo`]: /proc and statvfs figures;
+//! - [`services`]: `/v2/services`: each service's state, log and commands;
 //! - [`report`]: the console line and the pushed exit report.
 
 pub mod exec;
 pub mod handshake;
 pub mod report;
 pub mod server;
+pub mod services;
 pub mod state;
 pub mod sysinfo;
 pub mod ws;

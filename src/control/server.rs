@@ -3,7 +3,7 @@
 
 use super::protocol::{ErrorBody, ExecRequest, SignalRequest};
 use super::state::{ControlState, WorkloadState};
-use super::{exec, sysinfo, ws};
+use super::{exec, services, sysinfo, ws};
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited};
@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{watch, Notify};
 
-type Body = BoxBody<Bytes, Infallible>;
+pub(super) type Body = BoxBody<Bytes, Infallible>;
 
 /// Largest request body accepted (exec and signal requests are small).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -218,7 +218,7 @@ where
 /// The control API's OpenAPI 3.1 document, served at `/v2/openapi.json`.
 const OPENAPI: &str = include_str!("../../docs/control-api.openapi.json");
 
-fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
+pub(super) fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
     let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
     let mut resp = Response::new(Full::new(Bytes::from(body)).boxed());
     *resp.status_mut() = status;
@@ -229,7 +229,7 @@ fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
     resp
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response<Body> {
+pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response<Body> {
     let message = message.into();
     json(
         status,
@@ -241,7 +241,7 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response<Body> {
 }
 
 /// Reads and parses a JSON body of at most [`MAX_BODY`] bytes.
-async fn json_body<T: serde::de::DeserializeOwned>(
+pub(super) async fn json_body<T: serde::de::DeserializeOwned>(
     req: Request<Incoming>,
 ) -> Result<T, Response<Body>> {
     let bytes = Limited::new(req.into_body(), MAX_BODY)
@@ -303,6 +303,16 @@ async fn route(state: ControlState, req: Request<Incoming>) -> Response<Body> {
         },
         (&Method::GET, "/v1/ws/exec") if req.method() == Method::GET => upgrade(state, req),
         (&Method::GET, "/v1/sysinfo") => json(StatusCode::OK, &sysinfo::collect()),
+        (&Method::GET, "/v2/services") => json(
+            StatusCode::OK,
+            &serde_json::json!({ "services": services::list(&state) }),
+        ),
+        (_, p)
+            if p.starts_with("/v2/services/")
+                && allowed_methods(p).is_some_and(|a| a.contains(method.as_str())) =>
+        {
+            services::route(&state, req, &method, &path["/v2/services/".len()..]).await
+        }
         _ => match allowed_methods(&path) {
             // RFC 9110 15.5.6: a 405 lists what the route does take.
             Some(allow) => {
@@ -324,7 +334,16 @@ fn allowed_methods(path: &str) -> Option<&'static str> {
         }
         "/v1/ws/exec" => Some("GET"),
         "/v1/signals" | "/v1/exec" => Some("POST"),
-        _ => None,
+        "/v2/services" => Some("GET, HEAD"),
+        _ => match path
+            .strip_prefix("/v2/services/")
+            .map(|r| r.split_once('/'))
+        {
+            Some(None) => Some("GET, HEAD"),
+            Some(Some((_, "logs"))) => Some("GET, HEAD"),
+            Some(Some((_, "signal" | "stop" | "start" | "restart"))) => Some("POST"),
+            _ => None,
+        },
     }
 }
 

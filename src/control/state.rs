@@ -40,6 +40,7 @@ struct Inner {
     /// With several services: their states and their log buffers.
     services: Option<Arc<Vec<ServiceView>>>,
     logs: Arc<Vec<(String, Arc<LogBuffer>)>>,
+    service_specs: Vec<(String, WorkloadSpec)>,
 }
 
 /// Shared state. Cheap to clone.
@@ -177,6 +178,20 @@ impl ControlState {
     /// With several services: each one's state (`None` for the single workload).
     pub fn services(&self) -> Option<Arc<Vec<ServiceView>>> {
         self.with(|i| i.services.clone())
+    }
+
+    /// What each service runs (argv, env, identity, directory), for execs inside it.
+    pub fn set_service_specs(&self, specs: Vec<(String, WorkloadSpec)>) {
+        self.with(|i| i.service_specs = specs);
+    }
+
+    pub fn service_spec(&self, name: &str) -> Option<WorkloadSpec> {
+        self.with(|i| {
+            i.service_specs
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, s)| s.clone())
+        })
     }
 
     /// The log buffer of the service `name`.

@@ -81,7 +81,7 @@ pub async fn session(state: ControlState, mut ws: Ws) {
     if let Err(e) = check_command(&init.command) {
         return fail(&mut ws, e.to_string()).await;
     }
-    let mut launch = match launch_for(&state, init.workload_user) {
+    let mut launch = match launch_for(&state, init.workload_user, init.container.as_deref()) {
         Ok(l) => l,
         Err(e) => return fail(&mut ws, e.to_string()).await,
     };

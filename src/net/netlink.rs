@@ -169,7 +169,7 @@ impl Netlink {
         // SAFETY: fd is a fresh descriptor that nothing else owns.
         let socket = unsafe { OwnedFd::from_raw_fd(fd) };
         let timeout = libc::timeval {
-            tv_sec: REPLY_TIMEOUT.as_secs() as libc::time_t,
+            tv_sec: REPLY_TIMEOUT.as_secs() as _,
             tv_usec: 0,
         };
         // SAFETY: setsockopt with a live timeval of the size passed.

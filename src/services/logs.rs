@@ -19,6 +19,8 @@ pub const MAX_LINE: usize = 8 * 1024;
 #[derive(Debug, Default)]
 pub struct LogBuffer {
     inner: Mutex<Ring>,
+    /// Woken on every new line (followers of the log wait on it).
+    grew: tokio::sync::Notify,
 }
 
 #[derive(Debug, Default)]
@@ -50,6 +52,38 @@ impl LogBuffer {
                 None => break,
             }
         }
+        drop(ring);
+        self.grew.notify_waiters();
+    }
+
+    /// The lines numbered `after` and later (all kept ones without it), with the number of
+    /// the first returned and of the next to come. With `wait`, waits up to that long for a
+    /// line when there is none yet.
+    pub async fn since(
+        &self,
+        after: Option<u64>,
+        wait: std::time::Duration,
+    ) -> (u64, u64, Vec<String>) {
+        let read = || {
+            let ring = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+            let first_kept = ring.total - ring.lines.len() as u64;
+            let from = after.unwrap_or(first_kept).max(first_kept);
+            let skip = (from - first_kept) as usize;
+            let lines: Vec<String> = ring.lines.iter().skip(skip).cloned().collect();
+            (from, ring.total, lines)
+        };
+        let first = read();
+        if !first.2.is_empty() || wait.is_zero() || after.is_none() {
+            return first;
+        }
+        let notified = self.grew.notified();
+        // A line pushed between the read and here is seen by the second read.
+        let again = read();
+        if !again.2.is_empty() {
+            return again;
+        }
+        let _ = tokio::time::timeout(wait, notified).await;
+        read()
     }
 
     /// The lines kept, oldest first, with the number of the first (lines before it were

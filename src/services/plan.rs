@@ -90,6 +90,8 @@ pub struct State {
     started_at: u64,
     /// Stopped on request (the API): its exit is final and decides nothing.
     stop_requested: bool,
+    /// Restarted on request: started again as soon as it has exited.
+    restart_requested: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -144,6 +146,7 @@ impl Plan {
                 in_a_row: 0,
                 started_at: 0,
                 stop_requested: false,
+                restart_requested: false,
             })
             .collect();
         Plan {
@@ -231,6 +234,9 @@ impl Plan {
         if let Some(s) = self.states.get_mut(i) {
             if s.status.has_process() {
                 s.status = Status::Stopping;
+            } else if s.status == Status::Restarting && requested {
+                // Waiting out a backoff: it just does not start again.
+                s.status = Status::Exited;
             }
             s.stop_requested |= requested;
         }
@@ -256,6 +262,13 @@ impl Plan {
             RestartPolicy::OnFailure => !success,
         };
         let mut actions = Vec::new();
+        if s.restart_requested && !stopping {
+            s.restart_requested = false;
+            s.stop_requested = false;
+            s.status = Status::Starting;
+            actions.push(Action::Start(i));
+            return actions;
+        }
         if stopping || s.stop_requested {
             // In the machine's stop, or stopped on request: over, and decides nothing. The
             // settle starts the next stops, or lets dependents that waited on it skip.
@@ -293,6 +306,38 @@ impl Plan {
         actions.extend(self.final_exit(i, code, success));
         actions.extend(self.settle());
         actions
+    }
+
+    /// An operator's start of a service that is over (or waiting out a backoff): it starts
+    /// now, with its restart count kept and its retry window forgotten. `None`: refused (it
+    /// runs, or the machine is stopping).
+    pub fn start_requested(&mut self, i: usize) -> Option<Vec<Action>> {
+        let stopping = self.stopping;
+        let s = self.states.get_mut(i)?;
+        if stopping || !(s.status.is_final() || s.status == Status::Restarting) {
+            return None;
+        }
+        s.status = Status::Starting;
+        s.stop_requested = false;
+        s.window.clear();
+        s.in_a_row = 0;
+        Some(vec![Action::Start(i)])
+    }
+
+    /// An operator's restart: a running service is stopped and started again once it has
+    /// exited (true: the caller sends the stop); one that is over starts now.
+    pub fn restart_requested(&mut self, i: usize) -> Option<(bool, Vec<Action>)> {
+        if self.stopping {
+            return None;
+        }
+        let s = self.states.get_mut(i)?;
+        if matches!(s.status, Status::Starting | Status::Running) {
+            s.status = Status::Stopping;
+            s.stop_requested = true;
+            s.restart_requested = true;
+            return Some((true, Vec::new()));
+        }
+        self.start_requested(i).map(|a| (false, a))
     }
 
     /// A restart's backoff has passed.

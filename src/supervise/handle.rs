@@ -44,6 +44,46 @@ pub struct ExecCommand<'a> {
     pub stdio: [Stdio; 3],
     /// fd 0 becomes the exec's controlling terminal.
     pub tty: bool,
+    /// `cgroup.procs` files the exec joins before it runs (a service's leaf).
+    pub cgroup_procs: Vec<std::ffi::CString>,
+}
+
+/// What the control API may ask of one named service (with several services).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceOp {
+    /// A signal to its process group.
+    Signal(i32),
+    /// Its stop signal, SIGKILL after its timeout; it then stays stopped.
+    Stop,
+    /// Start it again (it is over, or waiting out a restart's backoff).
+    Start,
+    /// Stop it and start it again.
+    Restart,
+}
+
+/// Why a service command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceRefusal {
+    #[error("no service named {0:?}")]
+    NoSuchService(String),
+    #[error("{0} is not running")]
+    NotRunning(String),
+    #[error("{0} is running already")]
+    Running(String),
+    #[error("the machine is stopping")]
+    MachineStopping,
+    #[error("too many service commands are waiting; try again")]
+    Busy,
+    #[error("the config has no Containers: the single workload is signalled with /v1/signals and does not restart")]
+    SingleWorkload,
+}
+
+/// A service command and where its answer goes.
+#[derive(Debug)]
+pub struct ServiceCommand {
+    pub name: String,
+    pub op: ServiceOp,
+    pub reply: oneshot::Sender<Result<(), ServiceRefusal>>,
 }
 
 /// Signals that end a boot when they come before the main service has started.
@@ -55,6 +95,7 @@ pub struct SupervisorHandle {
     reaper: Reaper,
     stop_requests: Arc<watch::Sender<Option<i32>>>,
     main: watch::Receiver<MainState>,
+    services: tokio::sync::mpsc::Sender<ServiceCommand>,
 }
 
 impl SupervisorHandle {
@@ -62,11 +103,38 @@ impl SupervisorHandle {
         reaper: Reaper,
         stop_requests: Arc<watch::Sender<Option<i32>>>,
         main: watch::Receiver<MainState>,
+        services: tokio::sync::mpsc::Sender<ServiceCommand>,
     ) -> Self {
         SupervisorHandle {
             reaper,
             stop_requests,
             main,
+            services,
+        }
+    }
+
+    /// Asks the services' loop to do `op` to `name`, and waits (at most 5 s) for its answer.
+    /// Without several services running, the loop is not there: `SingleWorkload`.
+    pub async fn service(&self, name: &str, op: ServiceOp) -> Result<(), ServiceRefusal> {
+        let (reply, answer) = oneshot::channel();
+        let command = ServiceCommand {
+            name: name.to_string(),
+            op,
+            reply,
+        };
+        match self.services.try_send(command) {
+            Ok(()) => {}
+            Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
+                return Err(ServiceRefusal::Busy)
+            }
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
+                return Err(ServiceRefusal::SingleWorkload)
+            }
+        }
+        match tokio::time::timeout(std::time::Duration::from_secs(5), answer).await {
+            Ok(Ok(result)) => result,
+            // The loop ended (the machine stopped) or did not answer in time.
+            _ => Err(ServiceRefusal::MachineStopping),
         }
     }
 
@@ -114,7 +182,7 @@ impl SupervisorHandle {
                 stdin,
                 stdout,
                 stderr,
-                cgroup_procs: Vec::new(),
+                cgroup_procs: command.cgroup_procs,
                 controlling_tty: command.tty,
             })
         })

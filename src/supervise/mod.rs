@@ -109,6 +109,10 @@ pub struct Supervisor {
     events: Events,
     /// The main service's name in events.
     service: Arc<str>,
+    /// Commands for named services, read by the services' loop; the handles hold the sender
+    /// (dropped unread with the single workload, so a command is refused at once).
+    service_commands: Option<tokio::sync::mpsc::Receiver<handle::ServiceCommand>>,
+    service_sender: tokio::sync::mpsc::Sender<handle::ServiceCommand>,
 }
 
 impl Supervisor {
@@ -121,7 +125,11 @@ impl Supervisor {
         let critical = CriticalTasks::new();
         reaper.spawn_task(sigchld, &critical);
         let (tx, stop_requests) = tokio::sync::watch::channel(None);
+        // Bounded: a host that floods commands gets Busy, not PID 1's memory.
+        let (service_sender, service_commands) = tokio::sync::mpsc::channel(64);
         Ok(Supervisor {
+            service_commands: Some(service_commands),
+            service_sender,
             mode,
             reaper,
             signals,
@@ -168,6 +176,7 @@ impl Supervisor {
             self.reaper.clone(),
             self.stop_sender.clone(),
             self.main.subscribe(),
+            self.service_sender.clone(),
         )
     }
 
@@ -247,6 +256,8 @@ impl Supervisor {
     /// workload's pid when it starts and its exit the moment it ends (before leftovers are
     /// stopped).
     pub async fn run(&mut self, spec: &WorkloadSpec, service: &Service) -> Outcome {
+        // No services' loop: commands for named services are refused at once.
+        self.service_commands = None;
         let policy = StopPolicy {
             kill_signal: service.stop.signal.number(),
             kill_timeout: service.stop.timeout,

@@ -7,7 +7,7 @@
 
 use super::cgroup::{self, WorkloadCgroup};
 use super::events::Event;
-use super::handle::{ExecCommand, SupervisorHandle};
+use super::handle::{ExecCommand, ServiceCommand, ServiceOp, ServiceRefusal, SupervisorHandle};
 use super::reaper::ChildExit;
 use super::signals::SignalAction;
 use super::{procs, signal_name, spawn, Outcome, Supervisor};
@@ -51,6 +51,9 @@ pub struct ServiceView {
     pub pid: Option<i32>,
     /// Milliseconds since roost started, of the current (or last) start.
     pub started_at_ms: Option<u64>,
+    /// Its cgroup leaves' `cgroup.procs` files, for an exec inside it.
+    #[serde(skip)]
+    pub cgroup_procs: Vec<std::ffi::CString>,
 }
 
 /// What comes back to the loop.
@@ -86,6 +89,7 @@ struct Live {
     /// When its stop escalates to SIGKILL.
     kill_at: Option<Instant>,
     started_at_ms: u64,
+    procs: Vec<std::ffi::CString>,
 }
 
 impl Supervisor {
@@ -144,6 +148,7 @@ impl Supervisor {
         let mut internal_failure = false;
         let mut host_stop_seen = false;
         let critical = self.critical.clone();
+        let mut commands = self.service_commands.take();
         let mut queue: VecDeque<Action> = plan.begin().into();
 
         loop {
@@ -284,6 +289,14 @@ impl Supervisor {
                         Msg::LogReady { i } => queue.extend(plan.log_ready(i)),
                     }
                 }
+                command = next_command(&mut commands) => {
+                    let Some(command) = command else {
+                        commands = None;
+                        continue;
+                    };
+                    let result = self.service_command(&run, &mut plan, &mut live, machine_deadline, &mut queue, command.name.as_str(), command.op);
+                    let _ = command.reply.send(result);
+                }
                 changed = self.stop_requests.changed(), if !host_stop_seen => {
                     host_stop_seen = true;
                     if changed.is_ok() && self.stop_requests.borrow_and_update().is_some() {
@@ -382,6 +395,74 @@ impl Supervisor {
         let mut outcome = self.outcome(code, None, oom);
         outcome.decided_by = by.map(|i| (run.services[i].name.clone(), reason));
         outcome
+    }
+
+    /// One command of the control API for a named service.
+    #[allow(clippy::too_many_arguments)]
+    fn service_command(
+        &self,
+        run: &ServicesRun<'_>,
+        plan: &mut Plan,
+        live: &mut [Option<Live>],
+        machine_deadline: Option<Instant>,
+        queue: &mut VecDeque<Action>,
+        name: &str,
+        op: ServiceOp,
+    ) -> Result<(), ServiceRefusal> {
+        let Some(i) = run.services.iter().position(|s| s.name == name) else {
+            return Err(ServiceRefusal::NoSuchService(name.to_string()));
+        };
+        let service = &run.services[i];
+        if plan.is_stopping() && op != ServiceOp::Stop && !matches!(op, ServiceOp::Signal(_)) {
+            return Err(ServiceRefusal::MachineStopping);
+        }
+        tracing::info!(service = name, "control API: {op:?} {name}");
+        match op {
+            ServiceOp::Signal(sig) => match live[i].as_ref() {
+                Some(l) => {
+                    procs::signal_group(l.pid, sig);
+                    Ok(())
+                }
+                None => Err(ServiceRefusal::NotRunning(name.to_string())),
+            },
+            ServiceOp::Stop => {
+                let status = plan.state(i).map(|s| s.status);
+                plan.stop_sent(i, true);
+                match live[i].as_mut() {
+                    Some(l) if status != Some(Status::Stopping) => {
+                        stop_one(service, l, machine_deadline);
+                        self.emit(Event::Stopping {
+                            service: Arc::from(name),
+                            signal: service.stop.signal.number(),
+                        });
+                        Ok(())
+                    }
+                    Some(_) => Ok(()),
+                    None if status == Some(Status::Restarting) => Ok(()),
+                    None => Err(ServiceRefusal::NotRunning(name.to_string())),
+                }
+            }
+            ServiceOp::Start => match plan.start_requested(i) {
+                Some(actions) => {
+                    queue.extend(actions);
+                    Ok(())
+                }
+                None => Err(ServiceRefusal::Running(name.to_string())),
+            },
+            ServiceOp::Restart => match plan.restart_requested(i) {
+                Some((true, _)) => {
+                    if let Some(l) = live[i].as_mut() {
+                        stop_one(service, l, machine_deadline);
+                    }
+                    Ok(())
+                }
+                Some((false, actions)) => {
+                    queue.extend(actions);
+                    Ok(())
+                }
+                None => Err(ServiceRefusal::MachineStopping),
+            },
+        }
     }
 
     /// Starts service `i`: its files, its cgroup leaf, the process, its checks.
@@ -493,7 +574,9 @@ impl Supervisor {
             .iter()
             .map(|c| Tracker::new(c.success_threshold, c.failure_threshold))
             .collect();
+        let procs = cg.procs_files();
         Ok(Live {
+            procs,
             pid,
             generation,
             cgroup: cg,
@@ -523,6 +606,7 @@ impl Supervisor {
                     last_exit_code: state.and_then(|st| st.last_exit),
                     pid: l.map(|l| l.pid),
                     started_at_ms: l.map(|l| l.started_at_ms),
+                    cgroup_procs: l.map(|l| l.procs.clone()).unwrap_or_default(),
                 }
             })
             .collect();
@@ -601,6 +685,7 @@ async fn exec_probe(
         cwd: &spec.working_dir,
         stdio: [Stdio::null(), Stdio::null(), Stdio::null()],
         tty: false,
+        cgroup_procs: Vec::new(),
     });
     let Ok((pid, mut exit)) = started else {
         return false;
@@ -703,6 +788,16 @@ fn unmount_volumes(mut mounted: Vec<PathBuf>) {
         if let Err(err) = nix::mount::umount2(Path::new(&path), nix::mount::MntFlags::MNT_DETACH) {
             tracing::warn!("cannot unmount {}: {err}", path.display());
         }
+    }
+}
+
+/// The next service command, or never when there is no command channel.
+async fn next_command(
+    commands: &mut Option<mpsc::Receiver<ServiceCommand>>,
+) -> Option<ServiceCommand> {
+    match commands {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -229,6 +229,27 @@ fn a_service_stopped_on_request_does_not_restart_or_end_the_machine() {
 }
 
 #[test]
+fn operators_start_stop_and_restart_a_service() {
+    let mut p = plan(r#"[{"name": "a", "exec": ["x"]}, {"name": "b", "exec": ["x"]}]"#);
+    p.begin();
+    p.started(0, 0);
+    p.started(1, 0);
+    // A running service cannot be started; a restart stops it and starts it on its exit.
+    assert!(p.start_requested(0).is_none());
+    assert_eq!(p.restart_requested(0), Some((true, vec![])));
+    assert_eq!(p.exited(0, 143, 5), [Action::Start(0)]);
+    p.started(0, 6);
+    // Stopped on request: over, decides nothing; then started again by hand.
+    p.stop_sent(0, true);
+    assert_eq!(p.exited(0, 143, 7), []);
+    assert_eq!(p.start_requested(0), Some(vec![Action::Start(0)]));
+    p.started(0, 8);
+    // Nothing starts once the machine stops.
+    p.stop_machine();
+    assert!(p.start_requested(1).is_none() && p.restart_requested(1).is_none());
+}
+
+#[test]
 fn backoff_doubles_to_its_cap_without_overflow() {
     let (b, m) = (Duration::from_secs(1), Duration::from_secs(30));
     assert_eq!(backoff(b, m, 0), b);

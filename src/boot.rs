@@ -117,7 +117,11 @@ async fn sequence<M: Mode>(mut mode: M, started: Instant) -> i32 {
     let report = outcome.report();
     let target = config.as_ref().and_then(|c| mode.report_target(c));
     let machine_id = config.as_ref().and_then(|c| c.config.machine_id.as_deref());
-    publish(&state, &report, target, machine_id).await;
+    let decided_by = outcome
+        .decided_by
+        .as_ref()
+        .map(|(s, why)| (s.as_str(), *why));
+    publish(&state, &report, target, machine_id, decided_by).await;
 
     let linger = config
         .as_ref()
@@ -352,7 +356,11 @@ async fn publish(
     report: &Report,
     target: Option<ReportTarget>,
     machine_id: Option<&str>,
+    decided_by: Option<(&str, &'static str)>,
 ) {
+    if let Some((service, reason)) = decided_by {
+        state.set_decided_by(service, reason);
+    }
     state.record_exit(*report);
     tracing::info!(
         exit_code = report.code,
@@ -362,7 +370,7 @@ async fn publish(
     );
     exit::print_console(report);
     if let Some(target) = target {
-        report::push(&target, report, machine_id).await;
+        report::push(&target, report, machine_id, decided_by).await;
     }
 }
 

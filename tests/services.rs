@@ -100,6 +100,37 @@ fn a_sidecar_set_starts_in_dependency_order_and_stops_cleanly() {
 
 #[test]
 fn a_failed_one_shot_skips_its_dependents_and_ends_the_machine_with_its_code() {
+    let scratch = Scratch::new();
+    let report_sock = scratch.path("host-exit.sock");
+    let host = exit_report_listener(&report_sock);
+    let doc = json!({"MachineId": "m-svc", "Control": {"ExitReportSocket": report_sock}, "Containers": [
+        {"name": "setup", "exec": ["sh", "-c", "echo failing; exit 3"], "restart": {"policy": "no"}},
+        {"name": "app", "exec": ["sh", "-c", "echo app ran"], "depends_on": [{"name": "setup", "condition": "exited_successfully"}]},
+        {"name": "watcher", "exec": ["sh", "-c", "echo watcher ran"], "depends_on": [{"name": "app"}]},
+    ]});
+    let config = scratch.config(&doc);
+    let done = Running::start(PID_NS, &config).wait(T);
+    done.assert_code(3);
+    // The exit report names the service that decided, and why.
+    let (_, body) = host.join().expect("host");
+    let body: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(body["code"], 3);
+    assert_eq!(body["service"], "setup");
+    assert!(
+        body["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("stop_machine_on_failure")),
+        "{body}"
+    );
+    assert!(
+        !done.stdout.contains("app ran") && !done.stdout.contains("watcher ran"),
+        "{}",
+        done.stdout
+    );
+}
+
+#[test]
+fn a_failed_one_shot_is_reported_on_the_console_too() {
     let (scratch, done) = run(json!({"Containers": [
         {"name": "setup", "exec": ["sh", "-c", "echo failing; exit 3"], "restart": {"policy": "no"}},
         {"name": "app", "exec": ["sh", "-c", "echo app ran"], "depends_on": [{"name": "setup", "condition": "exited_successfully"}]},

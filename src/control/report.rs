@@ -72,13 +72,24 @@ async fn attempt(target: &ReportTarget, body: String) -> Result<u16, PushError> 
     }
 }
 
-/// Pushes `POST /v1/exit {"code","oom_killed","machine_id"}` until the host acknowledges it
-/// with a 2xx or [`REPORT_DEADLINE`] passes. Returns whether it was acknowledged.
-pub async fn push(target: &ReportTarget, exit: &ExitCode, machine_id: Option<&str>) -> bool {
-    let body = serde_json::json!({
+/// Pushes `POST /v1/exit {"code","oom_killed","machine_id"}` (with several services also
+/// `"service"` and `"reason"`: which one decided the code, and why) until the host
+/// acknowledges it with a 2xx or [`REPORT_DEADLINE`] passes. Returns whether it was
+/// acknowledged.
+pub async fn push(
+    target: &ReportTarget,
+    exit: &ExitCode,
+    machine_id: Option<&str>,
+    decided_by: Option<(&str, &str)>,
+) -> bool {
+    let mut body = serde_json::json!({
         "code": exit.code, "oom_killed": exit.oom_killed, "machine_id": machine_id,
-    })
-    .to_string();
+    });
+    if let Some((service, reason)) = decided_by {
+        body["service"] = service.into();
+        body["reason"] = reason.into();
+    }
+    let body = body.to_string();
     let deadline = roost_platform::deadline::from_now(REPORT_DEADLINE);
     let mut wait = Duration::from_millis(100);
     let mut last_error = String::new();

@@ -41,6 +41,8 @@ struct Inner {
     services: Option<Arc<Vec<ServiceView>>>,
     logs: Arc<Vec<(String, Arc<LogBuffer>)>>,
     service_specs: Vec<(String, WorkloadSpec)>,
+    /// With several services: which one decided the exit code, and why.
+    decided_by: Option<(String, &'static str)>,
 }
 
 /// Shared state. Cheap to clone.
@@ -180,6 +182,11 @@ impl ControlState {
         self.with(|i| i.services.clone())
     }
 
+    /// Which service decided the machine's exit code, and why.
+    pub fn set_decided_by(&self, service: &str, reason: &'static str) {
+        self.with(|i| i.decided_by = Some((service.to_string(), reason)));
+    }
+
     /// What each service runs (argv, env, identity, directory), for execs inside it.
     pub fn set_service_specs(&self, specs: Vec<(String, WorkloadSpec)>) {
         self.with(|i| i.service_specs = specs);
@@ -209,7 +216,13 @@ impl ControlState {
         let workload = match self.workload() {
             WorkloadState::Starting => serde_json::json!({ "state": "starting" }),
             WorkloadState::Running { pid } => serde_json::json!({ "state": "running", "pid": pid }),
-            WorkloadState::Exited(exit) => serde_json::json!({ "state": "exited", "exit": exit }),
+            WorkloadState::Exited(exit) => {
+                let mut v = serde_json::json!({ "state": "exited", "exit": exit });
+                if let Some((service, reason)) = self.with(|i| i.decided_by.clone()) {
+                    v["decided_by"] = serde_json::json!({ "service": service, "reason": reason });
+                }
+                v
+            }
         };
         self.with(|i| {
             let proxy = i.proxy.as_ref().map(|p| {

@@ -466,3 +466,60 @@ fn the_control_api_and_roostctl_drive_each_service() {
     let done = roost.wait(T);
     done.assert_code(0);
 }
+
+/// A process-compose project, imported by roostctl and run by roost unchanged.
+#[test]
+fn a_process_compose_project_imports_and_runs() {
+    let scratch = Scratch::new();
+    let out = scratch.path("out");
+    let port = free_port();
+    let yaml = format!(
+        r#"
+version: "0.5"
+shell:
+  shell_command: /bin/sh
+  shell_argument: -c
+processes:
+  prepare:
+    command: "echo prepared > {out}"
+  server:
+    command: "exec python3 -m http.server {port} --bind 127.0.0.1 --directory {dir}"
+    depends_on:
+      prepare:
+        condition: process_completed_successfully
+    readiness_probe:
+      http_get:
+        port: {port}
+        path: /out
+      period_seconds: 0.2
+  check:
+    command: "curl -sf http://127.0.0.1:{port}/out"
+    depends_on:
+      server:
+        condition: process_healthy
+    availability:
+      exit_on_end: true
+"#,
+        out = out.display(),
+        dir = scratch.dir.path().display()
+    );
+    let file = scratch.write("process-compose.yaml", &yaml);
+    let conv = std::process::Command::new(roostctl_bin())
+        .args(["import", "process-compose"])
+        .arg(&file)
+        .output()
+        .expect("roostctl");
+    assert!(
+        conv.status.success(),
+        "{}",
+        String::from_utf8_lossy(&conv.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&conv.stdout).expect("json");
+    // roost's own validation takes it as it is.
+    let v = roost::config::parse(doc.to_string().as_bytes()).expect("a valid config");
+    assert_eq!(v.services.len(), 3);
+    let config = scratch.config(&doc);
+    let done = Running::start(PID_NS, &config).wait(T);
+    done.assert_code(0);
+    assert!(done.stdout.contains("[check] prepared"), "{}", done.stdout);
+}

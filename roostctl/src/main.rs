@@ -14,6 +14,8 @@
 //! (4xx/5xx), 2 for a bad command line, 69 when roost cannot be reached (no socket, failed
 //! handshake, guest not listening), 70 for an answer roostctl cannot read.
 
+mod import;
+
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use futures_util::{SinkExt, StreamExt};
@@ -83,6 +85,13 @@ enum Cmd {
     Start { name: String },
     /// Stop a service and start it again.
     Restart { name: String },
+    /// Convert another tool's file to roost's config: `import process-compose FILE` prints
+    /// the `Containers` JSON for a process-compose project (no connection to roost needed).
+    Import {
+        #[arg(value_parser = ["process-compose"])]
+        format: String,
+        file: PathBuf,
+    },
     /// Run a command; print its output; exit with its code.
     Exec {
         #[arg(long)]
@@ -422,6 +431,20 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             if status != 200 {
                 return Err(refused(status, &body));
             }
+            Ok(0)
+        }
+        Cmd::Import { file, .. } => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| Failure(2, format!("cannot read {}: {e}", file.display())))?;
+            let (value, warnings) = import::process_compose(&text)
+                .map_err(|e| Failure(EXIT_REFUSED, format!("{}: {e}", file.display())))?;
+            for w in warnings {
+                eprintln!("roostctl: {w}");
+            }
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&value).unwrap_or_default()
+            );
             Ok(0)
         }
         Cmd::Ps => {

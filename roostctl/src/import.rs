@@ -1,0 +1,471 @@
+//! `roostctl import process-compose FILE`: a process-compose project as roost's `Containers`
+//! (docs/services.md has the mapping). What roost cannot express is refused with the
+//! process's name and the key, never dropped silently. YAML is parsed here, on the host:
+//! PID 1 reads JSON only.
+
+use serde_json::{json, Map, Value};
+
+/// Converts a process-compose YAML document to `{"Containers": [...]}`, or explains why not.
+/// Warnings (keys roost ignores, such as logging options) come back beside the result.
+pub fn process_compose(yaml: &str) -> Result<(Value, Vec<String>), String> {
+    let doc: Value = serde_saphyr::from_str(yaml).map_err(|e| format!("not YAML: {e}"))?;
+    let mut warnings = Vec::new();
+    let Some(project) = doc.as_object() else {
+        return Err("the file is not a process-compose project (a mapping)".into());
+    };
+    for key in project.keys() {
+        match key.as_str() {
+            "version" | "processes" | "environment" | "shell" | "is_strict" => {}
+            "log_location" | "log_level" | "log_length" | "log_configuration"
+            | "is_tui_disabled" | "name" => {
+                warnings.push(format!("{key}: ignored (roost's logs go to the console)"))
+            }
+            "ordered_shutdown" => warnings
+                .push("ordered_shutdown: roost always stops in reverse dependency order".into()),
+            other => return Err(format!("{other}: not expressible in roost's Containers")),
+        }
+    }
+    let shell = shell(project.get("shell"))?;
+    let project_env = env_list("environment", project.get("environment"))?;
+    let Some(processes) = project.get("processes").and_then(Value::as_object) else {
+        return Err("processes: missing (a mapping of name to process)".into());
+    };
+    let mut containers = Vec::new();
+    for (name, p) in processes {
+        containers.push(process(name, p, &shell, &project_env, &mut warnings)?);
+    }
+    Ok((json!({ "Containers": containers }), warnings))
+}
+
+fn shell(v: Option<&Value>) -> Result<Vec<String>, String> {
+    // process-compose's default: `bash -c`.
+    let Some(v) = v else {
+        return Ok(vec!["bash".into(), "-c".into()]);
+    };
+    let command = v["shell_command"].as_str().unwrap_or("bash");
+    let argument = v["shell_argument"].as_str().unwrap_or("-c");
+    Ok(vec![command.into(), argument.into()])
+}
+
+fn env_list(field: &str, v: Option<&Value>) -> Result<Map<String, Value>, String> {
+    let mut out = Map::new();
+    let Some(v) = v else { return Ok(out) };
+    let Some(items) = v.as_array() else {
+        return Err(format!("{field}: a list of KEY=VALUE entries"));
+    };
+    for item in items {
+        let entry = item
+            .as_str()
+            .ok_or_else(|| format!("{field}: {item} is not KEY=VALUE"))?;
+        let (k, val) = entry
+            .split_once('=')
+            .ok_or_else(|| format!("{field}: {entry:?} is not KEY=VALUE"))?;
+        out.insert(k.to_string(), Value::String(val.to_string()));
+    }
+    Ok(out)
+}
+
+fn is_dns_label(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+fn seconds(v: &Value) -> Option<f64> {
+    v.as_f64()
+}
+
+fn process(
+    name: &str,
+    p: &Value,
+    shell: &[String],
+    project_env: &Map<String, Value>,
+    warnings: &mut Vec<String>,
+) -> Result<Value, String> {
+    let at = |key: &str| format!("processes.{name}.{key}");
+    if !is_dns_label(name) {
+        return Err(format!(
+            "processes.{name}: roost's service names are DNS labels (lowercase letters, digits, '-'); rename it"
+        ));
+    }
+    let Some(p) = p.as_object() else {
+        return Err(format!("processes.{name}: not a mapping"));
+    };
+    let mut c = Map::new();
+    c.insert("name".into(), name.into());
+    for (key, value) in p {
+        let refuse = |why: &str| Err(format!("{}: {why}", at(key)));
+        match key.as_str() {
+            "command" | "entrypoint" | "environment" | "working_dir" | "depends_on"
+            | "readiness_probe" | "liveness_probe" | "ready_log_line" | "availability"
+            | "shutdown" | "success_exit_codes" | "description" => {}
+            "log_location" | "log_configuration" => warnings.push(format!(
+                "{}: ignored (roost's logs go to the console)",
+                at(key)
+            )),
+            "is_daemon" if value.as_bool() == Some(true) => {
+                return refuse(
+                    "a daemon that forks away cannot be supervised; run it in the foreground",
+                )
+            }
+            "replicas" if value.as_u64().unwrap_or(1) > 1 => {
+                return refuse("replicas: give each its own service")
+            }
+            "disabled" if value.as_bool() == Some(true) => {
+                return refuse("disabled: leave the process out of the file instead")
+            }
+            "is_daemon" | "replicas" | "disabled" => {}
+            "schedule"
+            | "watch"
+            | "is_tty"
+            | "is_interactive"
+            | "is_foreground"
+            | "is_elevated"
+            | "namespace"
+            | "env_file"
+            | "extends"
+            | "vars"
+            | "env_cmds"
+            | "launch_timeout_seconds"
+            | "mcp" => return refuse("not expressible in roost's Containers"),
+            other if other.starts_with("x-") => {}
+            _ => return refuse("unknown key"),
+        }
+    }
+    match (p.get("command"), p.get("entrypoint")) {
+        (Some(cmd), _) => {
+            let cmd = cmd
+                .as_str()
+                .ok_or_else(|| format!("{}: a string", at("command")))?;
+            let mut argv = shell.to_vec();
+            argv.push(cmd.to_string());
+            c.insert("exec".into(), json!(argv));
+        }
+        (None, Some(entry)) => {
+            if !entry
+                .as_array()
+                .is_some_and(|a| a.iter().all(Value::is_string))
+            {
+                return Err(format!("{}: a list of strings", at("entrypoint")));
+            }
+            c.insert("exec".into(), entry.clone());
+        }
+        (None, None) => return Err(format!("processes.{name}: no command or entrypoint")),
+    }
+    let mut env = project_env.clone();
+    env.extend(env_list(&at("environment"), p.get("environment"))?);
+    if !env.is_empty() {
+        c.insert("env".into(), Value::Object(env));
+    }
+    if let Some(dir) = p.get("working_dir") {
+        c.insert("working_dir".into(), dir.clone());
+    }
+    if let Some(line) = p.get("ready_log_line") {
+        c.insert("ready_log_line".into(), line.clone());
+    }
+    if let Some(codes) = p.get("success_exit_codes") {
+        c.insert("success_exit_codes".into(), codes.clone());
+    }
+    if let Some(deps) = p.get("depends_on") {
+        let deps = deps
+            .as_object()
+            .ok_or_else(|| format!("{}: a mapping of name to condition", at("depends_on")))?;
+        let mut out = Vec::new();
+        for (target, d) in deps {
+            let condition = match d["condition"].as_str() {
+                // process-compose's own default (its zero value) is process_completed.
+                None | Some("process_completed") => "completed",
+                Some("process_started") => "started",
+                Some("process_healthy") => "healthy",
+                Some("process_completed_successfully") => "exited_successfully",
+                Some("process_log_ready") => "log_ready",
+                Some(other) => {
+                    return Err(format!(
+                        "{}.{target}.condition: {other:?} is unknown",
+                        at("depends_on")
+                    ))
+                }
+            };
+            out.push(json!({ "name": target, "condition": condition }));
+        }
+        c.insert("depends_on".into(), Value::Array(out));
+    }
+    let mut checks = Vec::new();
+    for (key, kind) in [
+        ("readiness_probe", "readiness"),
+        ("liveness_probe", "liveness"),
+    ] {
+        if let Some(probe) = p.get(key) {
+            checks.push(probe_to_check(&at(key), probe, kind, shell)?);
+        }
+    }
+    if !checks.is_empty() {
+        c.insert("healthchecks".into(), Value::Array(checks));
+    }
+    let (restart, on_exit) = availability(&at("availability"), p.get("availability"))?;
+    c.insert("restart".into(), restart);
+    c.insert("on_exit".into(), on_exit.into());
+    if let Some(shutdown) = p.get("shutdown") {
+        c.insert("stop".into(), stop(&at("shutdown"), shutdown)?);
+    }
+    Ok(Value::Object(c))
+}
+
+fn probe_to_check(
+    field: &str,
+    probe: &Value,
+    kind: &str,
+    shell: &[String],
+) -> Result<Value, String> {
+    let mut check = Map::new();
+    check.insert("kind".into(), kind.into());
+    // process-compose stops a process whose readiness fails (then its availability decides):
+    // keep that with unhealthy: stop on both kinds.
+    check.insert("unhealthy".into(), "stop".into());
+    for (from, to) in [
+        ("initial_delay_seconds", "grace_period"),
+        ("period_seconds", "interval"),
+        ("timeout_seconds", "timeout"),
+    ] {
+        if let Some(v) = probe.get(from).and_then(seconds) {
+            check.insert(to.into(), json!(v));
+        }
+    }
+    for key in ["success_threshold", "failure_threshold"] {
+        if let Some(v) = probe.get(key) {
+            check.insert(key.into(), v.clone());
+        }
+    }
+    match (probe.get("exec"), probe.get("http_get")) {
+        (Some(exec), None) => {
+            if exec.get("working_dir").is_some() {
+                return Err(format!(
+                    "{field}.exec.working_dir: checks run in the service's directory"
+                ));
+            }
+            let cmd = exec["command"]
+                .as_str()
+                .ok_or_else(|| format!("{field}.exec.command: a string"))?;
+            let mut argv = shell.to_vec();
+            argv.push(cmd.to_string());
+            check.insert("exec".into(), json!({ "command": argv }));
+        }
+        (None, Some(http)) => {
+            match http["host"].as_str() {
+                None | Some("127.0.0.1") | Some("localhost") => {}
+                Some(other) => {
+                    return Err(format!(
+                        "{field}.http_get.host: {other:?}: roost checks 127.0.0.1"
+                    ))
+                }
+            }
+            if http["scheme"].as_str().is_some_and(|s| s != "http") {
+                return Err(format!(
+                    "{field}.http_get.scheme: only http checks are supported"
+                ));
+            }
+            if http["status_code"].as_u64().is_some_and(|c| c != 200) {
+                return Err(format!(
+                    "{field}.http_get.status_code: roost passes any 2xx or 3xx"
+                ));
+            }
+            let port = http["port"]
+                .as_u64()
+                .ok_or_else(|| format!("{field}.http_get.port: a number"))?;
+            let path = http["path"].as_str().unwrap_or("/");
+            check.insert("http".into(), json!({ "port": port, "path": path }));
+        }
+        _ => return Err(format!("{field}: needs exec or http_get")),
+    }
+    Ok(Value::Object(check))
+}
+
+/// `availability` as `restart` and `on_exit`. A process-compose project does not end when
+/// one process does, unless it says so.
+fn availability(field: &str, v: Option<&Value>) -> Result<(Value, &'static str), String> {
+    let empty = json!({});
+    let a = v.unwrap_or(&empty);
+    if a.get("exit_on_skipped").and_then(Value::as_bool) == Some(true) {
+        return Err(format!("{field}.exit_on_skipped: not expressible; use exit_on_failure on the process it waits for"));
+    }
+    let mut restart = Map::new();
+    let mut on_exit = if a.get("exit_on_end").and_then(Value::as_bool) == Some(true) {
+        "stop_machine"
+    } else {
+        "ignore"
+    };
+    let policy = match a.get("restart").and_then(Value::as_str) {
+        None | Some("no") => "no",
+        Some("always") => "always",
+        Some("on_failure") => "on-failure",
+        Some("exit_on_failure") => {
+            on_exit = "stop_machine_on_failure";
+            "no"
+        }
+        Some(other) => return Err(format!("{field}.restart: {other:?} is unknown")),
+    };
+    restart.insert("policy".into(), policy.into());
+    // process-compose: a fixed delay (at least 1 s), max_restarts 0 for no limit.
+    let backoff = a
+        .get("backoff_seconds")
+        .and_then(seconds)
+        .unwrap_or(1.0)
+        .max(1.0);
+    restart.insert("backoff_seconds".into(), json!(backoff));
+    restart.insert("max_backoff_seconds".into(), json!(backoff));
+    match a.get("max_restarts").and_then(Value::as_u64) {
+        None | Some(0) => {
+            restart.insert("max_retries".into(), json!(10_000));
+            restart.insert("window_seconds".into(), json!(86_400));
+        }
+        Some(n) => {
+            restart.insert("max_retries".into(), json!(n));
+            restart.insert("window_seconds".into(), json!(86_400));
+        }
+    }
+    Ok((Value::Object(restart), on_exit))
+}
+
+fn stop(field: &str, s: &Value) -> Result<Value, String> {
+    for key in ["command", "send_keys"] {
+        if s.get(key).is_some() {
+            return Err(format!("{field}.{key}: roost stops with a signal only"));
+        }
+    }
+    if s.get("parent_only").and_then(Value::as_bool) == Some(true) {
+        return Err(format!(
+            "{field}.parent_only: roost signals the whole process group"
+        ));
+    }
+    let mut out = Map::new();
+    if let Some(sig) = s.get("signal") {
+        out.insert("signal".into(), sig.clone());
+    }
+    if let Some(t) = s.get("timeout_seconds").and_then(seconds) {
+        out.insert("timeout".into(), format!("{t}s").into());
+    }
+    Ok(Value::Object(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sidecar set the multi-process blog post runs (nginx, tailscale, vault-agent,
+    /// unbound), as a process-compose project.
+    const BLOG: &str = r#"
+version: "0.5"
+log_level: info
+processes:
+  unbound:
+    command: "unbound -d -c /etc/unbound/unbound.conf"
+    readiness_probe:
+      exec:
+        command: "dig @127.0.0.1 -p 53 fly.io +short"
+      initial_delay_seconds: 1
+      period_seconds: 5
+    availability:
+      restart: always
+  tailscale:
+    entrypoint: ["tailscaled", "--state=mem:"]
+    environment:
+      - "TS_AUTHKEY=from-a-secret"
+    availability:
+      restart: on_failure
+      max_restarts: 5
+      backoff_seconds: 2
+  vault-agent:
+    command: "vault agent -config=/etc/vault/agent.hcl"
+    depends_on:
+      unbound:
+        condition: process_healthy
+    ready_log_line: "rendered"
+  nginx:
+    command: "nginx -g 'daemon off;'"
+    depends_on:
+      vault-agent:
+        condition: process_log_ready
+      tailscale:
+        condition: process_started
+    liveness_probe:
+      http_get:
+        host: 127.0.0.1
+        port: 8080
+        path: /healthz
+    shutdown:
+      signal: 3
+      timeout_seconds: 5
+    availability:
+      exit_on_end: true
+"#;
+
+    #[test]
+    fn the_blogs_sidecar_set_maps_onto_containers() {
+        let (v, warnings) = process_compose(BLOG).expect("import");
+        assert!(
+            warnings.iter().any(|w| w.contains("log_level")),
+            "{warnings:?}"
+        );
+        let c = v["Containers"].as_array().expect("containers");
+        let by = |n: &str| c.iter().find(|s| s["name"] == n).expect(n).clone();
+        let nginx = by("nginx");
+        assert_eq!(
+            nginx["exec"],
+            json!(["bash", "-c", "nginx -g 'daemon off;'"])
+        );
+        assert_eq!(nginx["on_exit"], "stop_machine");
+        assert_eq!(nginx["stop"], json!({"signal": 3, "timeout": "5s"}));
+        assert_eq!(nginx["healthchecks"][0]["kind"], "liveness");
+        assert_eq!(
+            nginx["healthchecks"][0]["http"],
+            json!({"port": 8080, "path": "/healthz"})
+        );
+        let deps: Vec<(String, String)> = nginx["depends_on"]
+            .as_array()
+            .expect("deps")
+            .iter()
+            .map(|d| {
+                (
+                    d["name"].as_str().unwrap_or("").into(),
+                    d["condition"].as_str().unwrap_or("").into(),
+                )
+            })
+            .collect();
+        assert!(deps.contains(&("vault-agent".into(), "log_ready".into())));
+        assert!(deps.contains(&("tailscale".into(), "started".into())));
+        let unbound = by("unbound");
+        assert_eq!(unbound["restart"]["policy"], "always");
+        assert_eq!(unbound["on_exit"], "ignore");
+        assert_eq!(unbound["healthchecks"][0]["grace_period"], 1.0);
+        assert_eq!(unbound["healthchecks"][0]["interval"], 5.0);
+        let ts = by("tailscale");
+        assert_eq!(ts["exec"], json!(["tailscaled", "--state=mem:"]));
+        assert_eq!(ts["restart"]["max_retries"], 5);
+        assert_eq!(ts["restart"]["backoff_seconds"], 2.0);
+        assert_eq!(ts["env"]["TS_AUTHKEY"], "from-a-secret");
+        assert_eq!(by("vault-agent")["depends_on"][0]["condition"], "healthy");
+    }
+
+    #[test]
+    fn what_roost_cannot_express_is_refused_with_its_place() {
+        for (yaml, want) in [
+            ("processes:\n  a:\n    command: x\n    is_daemon: true\n", "processes.a.is_daemon"),
+            ("processes:\n  a:\n    command: x\n    replicas: 3\n", "processes.a.replicas"),
+            ("processes:\n  a:\n    command: x\n    shutdown:\n      command: stop-it\n", "processes.a.shutdown.command"),
+            ("processes:\n  a:\n    command: x\n    shutdown:\n      parent_only: true\n", "parent_only"),
+            ("processes:\n  Web_1:\n    command: x\n", "DNS labels"),
+            ("processes:\n  a:\n    command: x\n    schedule: {cron: '* * * * *'}\n", "processes.a.schedule"),
+            ("processes:\n  a:\n    command: x\n    availability:\n      exit_on_skipped: true\n", "exit_on_skipped"),
+            ("processes:\n  a:\n    command: x\n    readiness_probe:\n      http_get: {host: example.com, port: 80}\n", "127.0.0.1"),
+            ("processes:\n  a: {}\n", "no command"),
+            ("watch: []\nprocesses: {}\n", "watch"),
+            ("[1, 2]\n", "not a process-compose project"),
+        ] {
+            let err = process_compose(yaml).expect_err(yaml);
+            assert!(err.contains(want), "{yaml}: {err}");
+        }
+    }
+}

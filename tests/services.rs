@@ -523,3 +523,178 @@ processes:
     done.assert_code(0);
     assert!(done.stdout.contains("[check] prepared"), "{}", done.stdout);
 }
+
+/// 1,000 trials of exits racing restarts and stops: two services that exit at once and are
+/// restarted without delay, while the test sends stop, start and restart commands at random
+/// to both. Every start's exit is recorded (as many exit lines as start lines), no zombie is
+/// left once they are stopped, and the machine's stop still ends in time with a code.
+#[test]
+fn exits_racing_restarts_and_stops_lose_no_exit_and_leave_no_zombie() {
+    let scratch = Scratch::new();
+    let doc = json!({"KillTimeout": 10, "Control": {"LingerSeconds": 5}, "Containers": [
+        {"name": "keeper", "exec": ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.05; done"], "on_exit": "ignore"},
+        {"name": "churn", "exec": ["sh", "-c", "exit 1"], "on_exit": "ignore",
+         "restart": {"policy": "on-failure", "max_retries": 10000, "window_seconds": 86400, "backoff_seconds": 0.002, "max_backoff_seconds": 0.002}},
+        {"name": "flip", "exec": ["sh", "-c", "sleep 0.01"], "on_exit": "ignore",
+         "restart": {"policy": "always", "max_retries": 10000, "window_seconds": 86400, "backoff_seconds": 0.001, "max_backoff_seconds": 0.001}},
+    ]});
+    let config = scratch.config(&doc);
+    let ctl = scratch.path("ctl.sock");
+    let roost = roost_with_control(&config, &ctl, &[]);
+    wait_until("keeper running", || {
+        http(&ctl, "GET", "/v2/services/keeper", &[], b"").json()["state"] == "running"
+    });
+    // A cheap deterministic sequence of commands.
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut answered = 0;
+    for _ in 0..1000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let name = ["churn", "flip"][(x % 2) as usize];
+        let action = ["stop", "start", "restart"][((x >> 8) % 3) as usize];
+        let r = http(
+            &ctl,
+            "POST",
+            &format!("/v2/services/{name}/{action}"),
+            &[],
+            b"",
+        );
+        assert!(
+            matches!(r.status, 200 | 409),
+            "{name} {action}: {} {}",
+            r.status,
+            r.text()
+        );
+        answered += 1;
+        if x % 7 == 0 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    assert_eq!(answered, 1000);
+    // Quiet: both stopped; then no zombie may be left.
+    for name in ["churn", "flip"] {
+        let _ = http(&ctl, "POST", &format!("/v2/services/{name}/stop"), &[], b"");
+    }
+    wait_until("both over", || {
+        let v = http(&ctl, "GET", "/v2/services", &[], b"").json();
+        v["services"].as_array().is_some_and(|s| {
+            s.iter()
+                .filter(|s| s["name"] != "keeper")
+                .all(|s| s["pid"].is_null())
+        })
+    });
+    let mut zombies = String::from("?");
+    wait_until("no zombie", || {
+        let r = http(&ctl, "POST", "/v1/exec", &[], br#"{"cmd": ["sh", "-c", "for s in /proc/[0-9]*/stat; do cut -d' ' -f3 $s 2>/dev/null; done | grep -c Z || true"]}"#).json();
+        zombies = r["stdout"].as_str().unwrap_or("?").trim().to_string();
+        zombies == "0"
+    });
+    let dropped = http(&ctl, "GET", "/v2/status", &[], b"").json()["log_lines_dropped"].clone();
+    roost.signal(libc::SIGTERM);
+    let done = roost.wait(T);
+    done.assert_code(0);
+    assert_eq!(
+        dropped, 0,
+        "log lines were dropped: the counts below would not hold"
+    );
+    for name in ["churn", "flip", "keeper"] {
+        let started = done
+            .stderr
+            .matches(&format!("msg=\"{name} started: pid"))
+            .count();
+        let exited = done
+            .stderr
+            .matches(&format!("msg=\"{name} exited: code"))
+            .count();
+        assert_eq!(started, exited, "{name}: {started} starts, {exited} exits");
+        assert!(started >= 1);
+    }
+    let restarts = done.stderr.matches("started: pid").count();
+    assert!(
+        restarts > 200,
+        "only {restarts} starts: the race was not run"
+    );
+}
+
+/// A sidecar set of real Debian daemons, each as its own user: dnsmasq (nobody) serves a
+/// name once a one-shot made its files; lighttpd (www-data) starts only once dnsmasq answers
+/// a real DNS query and the one-shot succeeded; a client (uid 1000) resolves the web server's
+/// name through dnsmasq and fetches its page. The client's exit stops the machine: lighttpd,
+/// then dnsmasq, stopped cleanly by their signals.
+#[test]
+fn real_debian_daemons_as_a_sidecar_set() {
+    for daemon in ["/usr/sbin/dnsmasq", "/usr/sbin/lighttpd"] {
+        assert!(
+            std::path::Path::new(daemon).exists(),
+            "{daemon} is missing: run ./test.sh setup (it installs dnsmasq-base and lighttpd)"
+        );
+    }
+    let scratch = Scratch::new();
+    let s = scratch.dir.path().display().to_string();
+    let (dns_port, web_port) = (free_port(), free_port());
+    let query = format!("{}/tests/python/dns_query.py", env!("CARGO_MANIFEST_DIR"));
+    std::fs::write(
+        scratch.path("lighttpd.conf"),
+        format!(
+            "server.document-root = \"{s}/www\"\nserver.port = {web_port}\nserver.bind = \"127.0.0.1\"\n\
+             index-file.names = ( \"index.html\" )\nmimetype.assign = ( \".html\" => \"text/html\" )\n"
+        ),
+    )
+    .expect("lighttpd.conf");
+    let doc = json!({"KillTimeout": 15, "Containers": [
+        {"name": "setup", "exec": sh(format!(
+            "mkdir -p {s}/www {s}/dns && echo 'served by lighttpd' > {s}/www/index.html && \
+             echo '127.0.0.1 web.test' > {s}/dns/hosts && chown -R 33:33 {s}/www && chmod -R a+rX {s}/www {s}/dns"))},
+        {"name": "dns", "user": "65534:65534",
+         "exec": ["/usr/sbin/dnsmasq", "--keep-in-foreground", format!("--port={dns_port}"), "--listen-address=127.0.0.1",
+                  "--bind-interfaces", "--no-resolv", "--no-hosts", format!("--addn-hosts={s}/dns/hosts"), "--pid-file=", "--log-facility=-"],
+         "depends_on": [{"name": "setup", "condition": "exited_successfully"}],
+         "healthchecks": [{"exec": {"command": ["python3", query.clone(), "web.test", dns_port.to_string()]}, "interval": 0.2, "timeout": 2}],
+         "on_exit": "ignore"},
+        {"name": "web", "user": "33:33", "exec": ["/usr/sbin/lighttpd", "-D", "-f", format!("{s}/lighttpd.conf")],
+         "depends_on": [{"name": "dns", "condition": "healthy"}, {"name": "setup", "condition": "exited_successfully"}],
+         "healthchecks": [{"http": {"port": web_port, "path": "/"}, "interval": 0.2}],
+         "on_exit": "ignore"},
+        {"name": "client", "user": "1000:1000", "exec": sh(format!(
+            "ip=$(python3 {query} web.test {dns_port}) && echo resolved web.test to $ip && \
+             curl -sf --resolve web.test:{web_port}:$ip http://web.test:{web_port}/")),
+         "depends_on": [{"name": "web", "condition": "healthy"}]},
+    ]});
+    let config = scratch.config(&doc);
+    let done = Running::start(PID_NS, &config).wait(T);
+    done.assert_code(0);
+    let (out, err) = (&done.stdout, &done.stderr);
+    assert!(
+        out.contains("[client] resolved web.test to 127.0.0.1"),
+        "{out}\n{err}"
+    );
+    assert!(out.contains("[client] served by lighttpd"), "{out}\n{err}");
+    assert!(
+        out.contains("[dns] dnsmasq") || out.contains("[dns] "),
+        "{out}"
+    );
+    assert!(
+        line_of(err, "dns is ready") < line_of(err, "web started"),
+        "{err}"
+    );
+    assert!(
+        line_of(err, "web is ready") < line_of(err, "client started"),
+        "{err}"
+    );
+    // Each as its own user.
+    for (name, uid) in [("dns", 65534), ("web", 33), ("client", 1000)] {
+        let line = &err
+            .lines()
+            .nth(line_of(err, &format!("{name} started")))
+            .unwrap_or_default()
+            .to_string();
+        assert!(line.contains(&format!("uid={uid}")), "{line}");
+    }
+    // The stop: web before dns, each by its own signal, nothing killed.
+    assert!(
+        line_of(err, "web exited") < line_of(err, "dns exited"),
+        "{err}"
+    );
+    assert!(!err.contains("SIGKILL"), "{err}");
+}

@@ -698,3 +698,38 @@ fn real_debian_daemons_as_a_sidecar_set() {
     );
     assert!(!err.contains("SIGKILL"), "{err}");
 }
+
+/// systemd's readiness protocol: `notify: true` gives the service a `NOTIFY_SOCKET`; its
+/// `READY=1` makes it healthy for its dependents. A `READY=1` from another process (another
+/// service that found the socket) is ignored.
+#[test]
+fn ready_1_on_notify_socket_makes_a_service_healthy_and_a_spoof_does_not() {
+    let notify = "import os, socket, time; time.sleep(1.0); a = os.environ['NOTIFY_SOCKET']; \
+                  s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); \
+                  s.sendto(b'STATUS=up\\nREADY=1', '\\0' + a[1:] if a.startswith('@') else a); \
+                  print('notified', flush=True); time.sleep(600)";
+    // Finds db's socket among the abstract ones and sends READY=1 to it first.
+    let spoof = "import socket, time\n\
+                 for _ in range(100):\n    names = [l.split()[-1] for l in open('/proc/net/unix') if '-db-' in l and l.split()[-1].startswith('@')]\n    if names: break\n    time.sleep(0.02)\n\
+                 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+                 s.sendto(b'READY=1', '\\0' + names[0][1:])\nprint('spoofed', flush=True)\n";
+    let (_scratch, done) = run(json!({"KillTimeout": 5, "Containers": [
+        {"name": "db", "exec": ["python3", "-c", notify], "notify": true, "on_exit": "ignore",
+         "stop": {"signal": "SIGKILL"}},
+        {"name": "spoofer", "exec": ["python3", "-c", spoof], "restart": {"policy": "no"}, "on_exit": "ignore"},
+        {"name": "app", "exec": ["sh", "-c", "echo app ran"], "depends_on": [{"name": "db", "condition": "healthy"}],
+         "restart": {"policy": "no"}},
+    ]}));
+    done.assert_code(0);
+    let (out, err) = (&done.stdout, &done.stderr);
+    assert!(out.contains("[spoofer] spoofed"), "{out}\n{err}");
+    assert!(err.contains("not of its session: ignored"), "{err}");
+    assert!(
+        line_of(err, "db sent READY=1") < line_of(err, "app started"),
+        "{err}"
+    );
+    assert!(
+        line_of(out, "[db] notified") < line_of(out, "[app] app ran"),
+        "{out}"
+    );
+}

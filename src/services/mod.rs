@@ -7,9 +7,11 @@
 //!   ready, not ready, and unhealthy.
 //! - [`logs`]: each service's output, prefixed with its name on the console, kept in a bounded
 //!   buffer for the control API, watched for its ready line.
+//! - [`notify`]: systemd's `NOTIFY_SOCKET` readiness protocol.
 //!
 //! The supervisor ([`crate::supervise`]) carries the plan's actions out.
 
 pub mod health;
 pub mod logs;
+pub mod notify;
 pub mod plan;

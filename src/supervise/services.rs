@@ -15,6 +15,7 @@ use crate::config::typed::{CheckKind, Probe, Service, SignalTarget, Volume};
 use crate::exit;
 use crate::services::health::{self, Change, Tracker};
 use crate::services::logs::{self, Console, LogBuffer, ServiceLog};
+use crate::services::notify::{self, NotifySocket};
 use crate::services::plan::{Action, Plan, Status};
 use crate::workload::WorkloadSpec;
 use roost_platform::deadline::from_now;
@@ -76,6 +77,11 @@ enum Msg {
     LogReady {
         i: usize,
     },
+    /// `READY=1` on the service's `NOTIFY_SOCKET`, from its own session.
+    Notified {
+        i: usize,
+        generation: u64,
+    },
 }
 
 /// A running start of a service.
@@ -90,6 +96,8 @@ struct Live {
     kill_at: Option<Instant>,
     started_at_ms: u64,
     procs: Vec<std::ffi::CString>,
+    /// `READY=1` came (services with `notify`).
+    notified: bool,
 }
 
 impl Supervisor {
@@ -259,9 +267,9 @@ impl Supervisor {
                             let Some(l) = live[i].as_mut().filter(|l| l.generation == generation) else {
                                 continue;
                             };
-                            let before = is_ready(service, &l.trackers);
+                            let before = is_ready(service, &l.trackers, l.notified);
                             let change = l.trackers.get_mut(check).map(|t| t.record(ok));
-                            let after = is_ready(service, &l.trackers);
+                            let after = is_ready(service, &l.trackers, l.notified);
                             if before != after {
                                 tracing::info!(
                                     service = service.name.as_str(),
@@ -283,6 +291,20 @@ impl Supervisor {
                                 );
                                 plan.stop_sent(i, false);
                                 stop_one(service, l, machine_deadline);
+                            }
+                        }
+                        Msg::Notified { i, generation } => {
+                            let service = &run.services[i];
+                            let Some(l) = live[i].as_mut().filter(|l| l.generation == generation && !l.notified) else {
+                                continue;
+                            };
+                            let before = is_ready(service, &l.trackers, false);
+                            l.notified = true;
+                            let after = is_ready(service, &l.trackers, true);
+                            tracing::info!(service = service.name.as_str(), "{} sent READY=1", service.name);
+                            if before != after {
+                                tracing::info!(service = service.name.as_str(), "{} is ready", service.name);
+                                queue.extend(plan.ready_changed(i, after));
                             }
                         }
                         Msg::RestartDue { i } => queue.extend(plan.restart_due(i)),
@@ -501,6 +523,32 @@ impl Supervisor {
                 return Err(exit::INTERNAL);
             }
         };
+        // systemd's readiness protocol: a socket of this start's own, named in its env.
+        let notify = if service.notify {
+            match NotifySocket::bind(&format!("{leaf_base}-{name}-{generation}")) {
+                Ok(sock) => Some(sock),
+                Err(err) => {
+                    tracing::error!(
+                        service = name,
+                        "cannot create {name}'s NOTIFY_SOCKET: {err}"
+                    );
+                    return Err(exit::INTERNAL);
+                }
+            }
+        } else {
+            None
+        };
+        let with_notify;
+        let spec = match &notify {
+            Some(sock) => {
+                let mut s = spec.clone();
+                s.env.retain(|(k, _)| k != "NOTIFY_SOCKET");
+                s.env.push(("NOTIFY_SOCKET".into(), sock.env_value()));
+                with_notify = s;
+                &with_notify
+            }
+            None => spec,
+        };
         let placement = cg.placement();
         let mut born = spawn::Born::Forked;
         let spawned = self.reaper.spawn(|| {
@@ -541,7 +589,7 @@ impl Supervisor {
             });
         });
         let handle = self.handle();
-        let checks = service
+        let mut checks: Vec<tokio::task::AbortHandle> = service
             .healthchecks
             .iter()
             .enumerate()
@@ -569,6 +617,28 @@ impl Supervisor {
                 .abort_handle()
             })
             .collect();
+        if let Some(sock) = notify {
+            let tx = tx.clone();
+            let service_name = name.to_string();
+            checks.push(
+                tokio::spawn(async move {
+                    while let Ok((sender, message)) = sock.recv().await {
+                        if !notify::says_ready(&message) {
+                            continue;
+                        }
+                        if sender.is_some_and(|p| notify::from_service(p, pid)) {
+                            let _ = tx.send(Msg::Notified { i, generation });
+                            return;
+                        }
+                        tracing::warn!(
+                            service = service_name.as_str(),
+                            "READY=1 for {service_name} from pid {sender:?}, not of its session: ignored"
+                        );
+                    }
+                })
+                .abort_handle(),
+            );
+        }
         let trackers = service
             .healthchecks
             .iter()
@@ -584,6 +654,7 @@ impl Supervisor {
             trackers,
             kill_at: None,
             started_at_ms: 0,
+            notified: false,
         })
     }
 
@@ -601,6 +672,7 @@ impl Supervisor {
                     state: state.map_or("pending", |st| st.status.name()),
                     ready: state.is_some_and(|st| st.ready)
                         || (s.healthchecks.is_empty()
+                            && !s.notify
                             && state.is_some_and(|st| st.status == Status::Running)),
                     restarts: state.map_or(0, |st| st.restarts),
                     last_exit_code: state.and_then(|st| st.last_exit),
@@ -626,7 +698,8 @@ impl Supervisor {
 
 /// Whether a service is ready: its readiness checks all pass (all its checks, when none is
 /// a readiness check).
-fn is_ready(service: &Service, trackers: &[Tracker]) -> bool {
+/// With `notify`, `READY=1` is needed too (and is enough without checks).
+fn is_ready(service: &Service, trackers: &[Tracker], notified: bool) -> bool {
     let readiness: Vec<&Tracker> = service
         .healthchecks
         .iter()
@@ -634,10 +707,15 @@ fn is_ready(service: &Service, trackers: &[Tracker]) -> bool {
         .filter(|(c, _)| c.kind == CheckKind::Readiness)
         .map(|(_, t)| t)
         .collect();
-    if readiness.is_empty() {
-        !trackers.is_empty() && trackers.iter().all(Tracker::passing)
+    let checks = if readiness.is_empty() {
+        trackers.iter().all(Tracker::passing)
     } else {
         readiness.iter().all(|t| t.passing())
+    };
+    if service.notify {
+        notified && checks
+    } else {
+        !trackers.is_empty() && checks
     }
 }
 

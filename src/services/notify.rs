@@ -1,0 +1,119 @@
+//! systemd's readiness protocol (`sd_notify(3)`): a service given `notify: true` finds a
+//! datagram socket in `NOTIFY_SOCKET` and sends `READY=1` on it when it is ready, as many
+//! daemons already do. The socket is in the abstract namespace (`@...`: no file to create or
+//! clean up, and `sd_notify` implementations take it), and a message counts only when the
+//! kernel's credentials say it came from the service's own session (its main process or a
+//! child of it): another process cannot make a service ready.
+
+use nix::sys::socket::{self, sockopt, ControlMessageOwned, MsgFlags, UnixAddr};
+use std::io::IoSliceMut;
+use std::os::fd::AsRawFd;
+use tokio::io::Interest;
+
+/// The largest notification read; longer ones are cut (READY=1 is 7 bytes).
+const MAX_MESSAGE: usize = 4096;
+
+#[derive(Debug)]
+pub struct NotifySocket {
+    socket: tokio::net::UnixDatagram,
+    name: String,
+}
+
+impl NotifySocket {
+    /// Binds `@name` with SO_PASSCRED. Needs a tokio runtime.
+    pub fn bind(name: &str) -> std::io::Result<Self> {
+        use std::os::linux::net::SocketAddrExt;
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+        let std_socket = std::os::unix::net::UnixDatagram::bind_addr(&addr)?;
+        std_socket.set_nonblocking(true)?;
+        socket::setsockopt(&std_socket, sockopt::PassCred, &true)?;
+        Ok(NotifySocket {
+            socket: tokio::net::UnixDatagram::from_std(std_socket)?,
+            name: name.to_string(),
+        })
+    }
+
+    /// The `NOTIFY_SOCKET` value.
+    pub fn env_value(&self) -> String {
+        format!("@{}", self.name)
+    }
+
+    /// The next message and the pid the kernel says sent it.
+    pub async fn recv(&self) -> std::io::Result<(Option<i32>, Vec<u8>)> {
+        self.socket
+            .async_io(Interest::READABLE, || {
+                let mut buf = vec![0u8; MAX_MESSAGE];
+                let mut cmsg = nix::cmsg_space!(socket::UnixCredentials);
+                let (len, pid) = {
+                    let mut iov = [IoSliceMut::new(&mut buf)];
+                    let msg = socket::recvmsg::<UnixAddr>(
+                        self.socket.as_raw_fd(),
+                        &mut iov,
+                        Some(&mut cmsg),
+                        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC,
+                    )
+                    .map_err(std::io::Error::from)?;
+                    let pid = msg.cmsgs().ok().and_then(|mut c| {
+                        c.find_map(|m| match m {
+                            ControlMessageOwned::ScmCredentials(cred) => Some(cred.pid()),
+                            _ => None,
+                        })
+                    });
+                    (msg.bytes.min(MAX_MESSAGE), pid)
+                };
+                buf.truncate(len);
+                Ok((pid, buf))
+            })
+            .await
+    }
+}
+
+/// Whether a notification says `READY=1` (one of its newline-separated assignments).
+pub fn says_ready(message: &[u8]) -> bool {
+    message
+        .split(|&b| b == b'\n')
+        .any(|line| line == b"READY=1")
+}
+
+/// Whether `pid` belongs to the session of the service whose main process is `leader`
+/// (each service is its own session; its children stay in it unless they leave).
+pub fn from_service(pid: i32, leader: i32) -> bool {
+    if pid <= 0 || leader <= 0 {
+        return false;
+    }
+    // SAFETY: getsid(2) takes a pid and returns an id or -1.
+    let sid = unsafe { libc::getsid(pid) };
+    sid == leader
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_is_one_assignment_among_others() {
+        assert!(says_ready(b"READY=1"));
+        assert!(says_ready(b"STATUS=up\nREADY=1\nMAINPID=7"));
+        assert!(!says_ready(b"READY=0"));
+        assert!(!says_ready(b"NOT_READY=1"));
+        assert!(!says_ready(b""));
+    }
+
+    #[tokio::test]
+    async fn a_message_arrives_with_its_senders_pid() {
+        let name = format!("roost-test-notify-{}", std::process::id());
+        let sock = NotifySocket::bind(&name).expect("bind");
+        assert_eq!(sock.env_value(), format!("@{name}"));
+        let client = std::os::unix::net::UnixDatagram::unbound().expect("client");
+        use std::os::linux::net::SocketAddrExt;
+        let addr =
+            std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).expect("addr");
+        client.send_to_addr(b"READY=1", &addr).expect("send");
+        let (pid, msg) = tokio::time::timeout(std::time::Duration::from_secs(5), sock.recv())
+            .await
+            .expect("in time")
+            .expect("recv");
+        assert_eq!(pid, Some(std::process::id() as i32));
+        assert!(says_ready(&msg));
+    }
+}

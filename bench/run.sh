@@ -2,7 +2,9 @@
 # Benchmarks roost against tini (Debian's package) and prints a Markdown table.
 #   bench/run.sh [RUNS] [ORPHANS]      defaults: 200 runs, 10000 orphans
 #   PROXY_REQUESTS=N                   requests per route for the proxy table (default 5000)
-# Needs: tini (apt-get install tini), the musl target for the size figure.
+# Needs: tini (apt-get install tini), the musl target for the size figure; for the services
+# table supervisor and s6 (apt-get install supervisor s6).
+#   SERVICES=N SERVICE_RUNS=N          the services table (defaults 100 services, 5 runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-200}
@@ -28,6 +30,14 @@ echo "| roost (glibc, dynamic, stripped) | $(stat -c %s target/release/roost) by
 for t in /usr/bin/tini-static /usr/bin/tini; do
     [ -f "$t" ] && echo "| $(basename "$t") (Debian $(dpkg-query -W -f '${Version}' tini)) | $(stat -c %s "$t") bytes |"
 done
+
+echo
+echo "## services: ${SERVICES:-100} trivial services under roost, supervisord and s6"
+echo
+# supervisord and s6 are Debian's packages (apt-get install supervisor s6); a missing one is
+# left out of the table. Each supervisor is PID 1 of its own PID namespace.
+target/release/examples/roost-bench services --roost target/release/roost \
+    --services "${SERVICES:-100}" --runs "${SERVICE_RUNS:-5}"
 
 echo
 echo "## /.fly/api: latency added by the proxy, and streaming throughput"

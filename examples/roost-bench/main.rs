@@ -8,7 +8,10 @@
 //!
 //! Helpers used as workloads: `roost-bench stamp`, `roost-bench orphans N`.
 //!
-//! One file per benchmark: `compare.rs`, `proxy.rs`, `control.rs`, `load.rs`; `common.rs` is
+//! `roost-bench services --roost PATH [--services N] [--runs N]`: N services under roost,
+//! supervisord and s6 (`services.rs`).
+//!
+//! One file per benchmark: `compare.rs`, `proxy.rs`, `control.rs`, `load.rs`, `services.rs`; `common.rs` is
 //! what they share.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -17,6 +20,7 @@ mod compare;
 mod control;
 mod load;
 mod proxy;
+mod services;
 
 pub(crate) use common::*;
 use std::io::Write;
@@ -35,6 +39,8 @@ fn main() {
         Some("control") => control::run(&args),
         Some("load") => load::run(&args),
         Some("compare") => compare::run(&args),
+        Some("services") => services::run(&args),
+        Some("mark") => services::mark(&args),
         _ => {
             eprintln!("usage: roost-bench compare --roost PATH [--tini PATH] [--runs N] [--orphans N] | proxy --roost PATH --devplatform PATH [--requests N] [--bytes N] | control --roost PATH [--requests N] [--bytes N] | stamp | orphans N");
             std::process::exit(64);

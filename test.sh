@@ -65,7 +65,8 @@ setup_vm() {
     # QEMU, static busybox, socat (MMDS forwarding), kmod (depmod), cpio, e2fsprogs (mkfs.ext4
     # -d, debugfs), the musl target, and vhost-device-vsock for the host side of vsock.
     apt_need vm qemu-system-x86_64:qemu-system-x86 socat:socat depmod:kmod cpio:cpio \
-        mkfs.ext4:e2fsprogs debugfs:e2fsprogs musl-gcc:musl-tools
+        mkfs.ext4:e2fsprogs debugfs:e2fsprogs musl-gcc:musl-tools dnsmasq:dnsmasq-base \
+        lighttpd:lighttpd
     if ! { [ -x /bin/busybox ] && /bin/busybox --list | grep -qx insmod; }; then
         install vm busybox-static
     fi

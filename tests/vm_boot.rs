@@ -296,6 +296,7 @@ fn a_real_kernel_boots_roost_as_pid_1_from_mmds() {
     eprintln!("VM booted to the workload in {boot_secs:.1} s (TCG)");
 
     fallback_to_the_file_leaves_neither_the_file_nor_mmds_readable(&vm, &token);
+    a_sidecar_set_of_real_daemons_runs_in_the_vm(&vm);
 }
 
 /// A host-side MMDS that cannot be reached at first (connections are closed at once, so the
@@ -424,4 +425,114 @@ exit 7"#;
         "{text}"
     );
     assert!(!text.contains(token), "the token reached the console");
+}
+
+/// A third boot: several services from `Containers`, real Debian daemons on the VM's pure
+/// cgroup v2, each as its own user: a one-shot makes the web root and the name file; dnsmasq
+/// (dropping to nobody after binding port 53) serves `web.test`; lighttpd (www-data) starts
+/// once a real DNS query through busybox's nslookup succeeds; a client (uid 1000) resolves the
+/// name through /etc/resolv.conf and fetches the page. The client's exit stops the VM:
+/// lighttpd, then dnsmasq, by their signals, and the VM powers off with code 0.
+fn a_sidecar_set_of_real_daemons_runs_in_the_vm(vm: &Path) {
+    let scratch = Scratch::new();
+    let w = scratch.dir.path();
+    use base64::Engine as _;
+    let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    let lighttpd_conf = "server.document-root = \"/tmp/www\"\nserver.port = 8080\nserver.bind = \"127.0.0.1\"\nindex-file.names = ( \"index.html\" )\n";
+    let config = json!({
+        "EtcResolv": { "Nameservers": ["127.0.0.1"] },
+        "KillTimeout": 10,
+        "Containers": [
+            {"name": "setup", "exec": ["/bin/busybox", "sh", "-c",
+                "mkdir -p /tmp/www && echo served by lighttpd > /tmp/www/index.html && chown -R 33:33 /tmp/www && echo setup done"]},
+            // Its files are written before it starts (the name file, from base64 as Fly sends it).
+            {"name": "dns", "exec": ["/usr/sbin/dnsmasq", "--keep-in-foreground", "--listen-address=127.0.0.1",
+                "--bind-interfaces", "--no-resolv", "--no-hosts", "--addn-hosts=/tmp/names", "--pid-file=",
+                "--log-facility=-", "--user=nobody", "--group=nogroup"],
+             "files": [{"guest_path": "/tmp/names", "raw_value": b64("127.0.0.1 web.test\n"), "mode": 420}],
+             "depends_on": [{"name": "setup", "condition": "exited_successfully"}],
+             "healthchecks": [{"exec": {"command": ["/bin/busybox", "nslookup", "web.test", "127.0.0.1"]}, "interval": 1, "timeout": 5}],
+             "on_exit": "ignore"},
+            {"name": "web", "user": "www-data", "exec": ["/usr/sbin/lighttpd", "-D", "-f", "/tmp/lighttpd.conf"],
+             "files": [{"guest_path": "/tmp/lighttpd.conf", "raw_value": b64(lighttpd_conf), "mode": 420}],
+             "depends_on": [{"name": "dns", "condition": "healthy"}],
+             "healthchecks": [{"http": {"port": 8080, "path": "/"}, "interval": 1, "timeout": 5}],
+             "on_exit": "ignore"},
+            {"name": "client", "user": "1000:1000", "exec": ["/bin/busybox", "sh", "-c",
+                "/bin/busybox wget -q -O - http://web.test:8080/ && echo client uid=$(/bin/busybox id -u)"],
+             "depends_on": [{"name": "web", "condition": "healthy"}]},
+        ],
+    });
+    let extra = w.join("extra");
+    std::fs::create_dir_all(extra.join("roost")).expect("mkdir");
+    std::fs::write(extra.join("roost/config.json"), config.to_string()).expect("config");
+    let cpio = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "cd {} && find roost | cpio -o -H newc --quiet",
+            extra.display()
+        ))
+        .output()
+        .expect("cpio");
+    assert!(cpio.status.success());
+    let mut initrd = std::fs::read(vm.join("initrd.cpio.gz")).expect("initrd");
+    initrd.resize(initrd.len().div_ceil(512) * 512, 0);
+    initrd.extend_from_slice(&cpio.stdout);
+    let initrd_path = w.join("initrd-services.cpio");
+    std::fs::write(&initrd_path, initrd).expect("initrd");
+    std::fs::copy(vm.join("rootfs.img"), w.join("rootfs.img")).expect("copy rootfs");
+    let console = w.join("console3.log");
+    let mut qemu = Kill(
+        Command::new(which("qemu-system-x86_64"))
+            .args(["-machine", "microvm,rtc=on,pit=on,pic=on", "-accel", "tcg", "-m", "512"])
+            .args(["-smp", "1", "-nographic", "-no-reboot"])
+            .arg("-kernel")
+            .arg(vm.join("vmlinuz"))
+            .arg("-initrd")
+            .arg(&initrd_path)
+            .args(["-append", "console=ttyS0 quiet panic=-1 reboot=k tsc_early_khz=2000000 roost.shutdown=poweroff roost.mmds=off"])
+            .arg("-drive")
+            .arg(format!("id=root,file={},format=raw,if=none", w.join("rootfs.img").display()))
+            .args(["-device", "virtio-blk-device,drive=root"])
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&console).expect("console"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("qemu"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let status = loop {
+        if let Some(status) = qemu.0.try_wait().expect("qemu") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let text = std::fs::read_to_string(&console).unwrap_or_default();
+            panic!("the services VM did not power off:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let text = std::fs::read_to_string(&console).expect("console");
+    eprintln!("--- the services VM's console\n{text}");
+    assert!(status.success(), "qemu: {status}\n{text}");
+    let line = |want: &str| {
+        text.lines()
+            .position(|l| l.contains(want))
+            .unwrap_or_else(|| panic!("no {want:?} in:\n{text}"))
+    };
+    assert!(line("[setup] setup done") < line("dns started"), "{text}");
+    assert!(line("dns is ready") < line("web started"), "{text}");
+    assert!(line("web is ready") < line("client started"), "{text}");
+    assert!(text.contains("[client] served by lighttpd"), "{text}");
+    assert!(text.contains("[client] client uid=1000"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("web started") && l.contains("uid=33")),
+        "{text}"
+    );
+    assert!(line("web exited") < line("dns exited"), "{text}");
+    assert!(!text.contains("SIGKILL"), "{text}");
+    assert!(
+        text.contains(r#"roost: exit {"code":0,"oom_killed":false}"#),
+        "{text}"
+    );
 }

@@ -4,9 +4,10 @@
 #   initrd.cpio.gz    static busybox, the virtio/vsock modules, /init that loads them and
 #                     execs roost (the static musl build), which stays PID 1
 #   rootfs.img        ext4 root device (/dev/vda): busybox, /etc/passwd with user "app",
-#                     the workload script
+#                     the workload script, dnsmasq and lighttpd with their libraries
 #   volume.img        ext4 volume (/dev/vdb), empty
-# Needs: apt-get (qemu-system-x86 busybox-static kmod cpio e2fsprogs), rustup's musl target;
+# Needs: apt-get (qemu-system-x86 busybox-static kmod cpio e2fsprogs dnsmasq-base lighttpd),
+# rustup's musl target;
 # with ROOST_VM_BENCH=1 also tini (for /usr/bin/tini-static).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -70,16 +71,32 @@ chmod 1777 "$root/tmp"
 cat > "$root/etc/passwd" <<'PW'
 root:x:0:0:root:/root:/bin/sh
 app:x:1000:1000:app:/home/app:/bin/sh
+www-data:x:33:33:www-data:/var/www:/bin/false
 nobody:x:65534:65534:nobody:/nonexistent:/bin/false
 PW
 cat > "$root/etc/group" <<'GR'
 root:x:0:
 app:x:1000:
 audio:x:29:app
+www-data:x:33:
 nogroup:x:65534:
 GR
 printf '127.0.0.1 localhost\n' > "$root/etc/hosts"
 cp "$repo/tests/vm/workload.sh" "$root/app/workload.sh"
+# The services boot's real Debian daemons: dnsmasq and lighttpd with the shared libraries
+# they load (glibc's loader included), copied from the host's packages.
+for daemon in /usr/sbin/dnsmasq /usr/sbin/lighttpd; do
+    [ -x "$daemon" ] || { echo "build.sh: $daemon is missing (apt-get install dnsmasq-base lighttpd)" >&2; exit 1; }
+    mkdir -p "$root/usr/sbin"
+    cp "$daemon" "$root/usr/sbin/"
+    for lib in $(ldd "$daemon" | awk '/=> \// {print $3} /^\s*\/lib64/ {print $1}'); do
+        mkdir -p "$root$(dirname "$lib")"
+        cp -L "$lib" "$root$lib"
+    done
+done
+mkdir -p "$root/lib64" "$root/usr/lib/x86_64-linux-gnu/lighttpd"
+cp -L /lib64/ld-linux-x86-64.so.2 "$root/lib64/"
+cp -L /usr/lib/x86_64-linux-gnu/lighttpd/mod_*.so "$root/usr/lib/x86_64-linux-gnu/lighttpd/" 2>/dev/null || true
 # ROOST_VM_BENCH=1 (bench/vm.sh): roost, tini-static and the static roost-bench in /bench, for
 # the side-by-side spawn comparison on the VM's pure cgroup v2.
 if [ -n "${ROOST_VM_BENCH:-}" ]; then
@@ -92,6 +109,6 @@ fi
 chmod 755 "$root/app/workload.sh"
 chown 1000:1000 "$root/home/app"
 rm -f "$work/rootfs.img" "$work/volume.img"
-mkfs.ext4 -q -F -d "$root" "$work/rootfs.img" 64M
+mkfs.ext4 -q -F -d "$root" "$work/rootfs.img" 128M
 mkfs.ext4 -q -F "$work/volume.img" 16M
 echo "built: $work/{vmlinuz,initrd.cpio.gz,rootfs.img,volume.img} (kernel $kver)"

@@ -153,6 +153,9 @@ impl Supervisor {
         let mut decided: Option<(i32, Option<usize>, &'static str)> = None;
         let mut oom_of: Vec<bool> = vec![false; n];
         let mut machine_deadline: Option<Instant> = None;
+        // After the stop's SIGKILL, how long the loop waits for the last exits before it gives
+        // up on processes that do not die (uninterruptible sleep).
+        let mut give_up_at: Option<Instant> = None;
         let mut internal_failure = false;
         let mut host_stop_seen = false;
         let critical = self.critical.clone();
@@ -376,7 +379,21 @@ impl Supervisor {
                     }
                     if all {
                         machine_deadline = None;
+                        give_up_at = Some(from_now(super::SIGKILL_GRACE));
                     }
+                }
+                _ = sleep_until(give_up_at.unwrap_or_else(far_future)), if give_up_at.is_some() => {
+                    let left: Vec<&str> = live
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, l)| l.is_some())
+                        .map(|(i, _)| run.services[i].name.as_str())
+                        .collect();
+                    tracing::error!(
+                        "{left:?} did not die within {} s of SIGKILL (uninterruptible sleep?): ending without their exits",
+                        super::SIGKILL_GRACE.as_secs()
+                    );
+                    break;
                 }
             }
         }

@@ -733,3 +733,81 @@ fn ready_1_on_notify_socket_makes_a_service_healthy_and_a_spoof_does_not() {
         "{out}"
     );
 }
+
+/// Files (from base64 and from a secret) written before the start with the service's owner
+/// and their mode, secrets and env_from in the env, an in-memory volume mounted at the
+/// service's path, and a tcp readiness check that needs two passes in a row.
+#[test]
+fn files_secrets_env_from_volumes_and_a_tcp_check() {
+    let scratch = Scratch::new();
+    let s = scratch.dir.path().display().to_string();
+    let port = free_port();
+    // The probe runs as uid 1000: its report goes in a directory of its own.
+    std::fs::create_dir(scratch.path("out")).expect("mkdir");
+    std::os::unix::fs::chown(scratch.path("out"), Some(1000), Some(1000)).expect("chown");
+    let report = scratch.path("out/report");
+    let doc = json!({
+    "MachineId": "m-files", "AppName": "app1", "ExtraEnv": {"FROM_MACHINE": "yes"},
+    "Secrets": {"DB_PASSWORD": "hunter2", "TLS_KEY": "-----KEY-----"},
+    "Volumes": [{"name": "scratch", "temp_dir": {"storage_type": "memory", "size_mb": 4}}],
+    "Containers": [
+        {"name": "server", "user": "1000:1000",
+         "exec": ["python3", "-c", format!("import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', {port})); s.listen(8)\nwhile True:\n    c,_=s.accept(); c.close()")],
+         "secrets": [{"env_var": "PASSWORD", "name": "DB_PASSWORD"}],
+         "env_from": [{"env_var": "MACHINE", "field_ref": "id"}, {"env_var": "APP", "field_ref": "app_name"}],
+         "files": [
+            {"guest_path": format!("{s}/etc/server.conf"), "raw_value": "bGlzdGVuIDgwODAK", "mode": 384},
+            {"guest_path": format!("{s}/etc/tls.key"), "secret_name": "TLS_KEY", "mode": 256},
+         ],
+         "mounts": [{"name": "scratch", "path": format!("{s}/scratch")}],
+         "healthchecks": [{"tcp": {"port": port}, "interval": 0.1, "success_threshold": 2}],
+         "on_exit": "ignore"},
+        {"name": "probe", "user": "1000:1000", "exec": sh(format!(
+            "{{ stat -c '%u %a' {s}/etc/server.conf {s}/etc/tls.key; cat {s}/etc/server.conf; \
+               cat /proc/1/environ >/dev/null 2>&1 && echo environ-readable; \
+               tr '\\0' '\\n' < /proc/$(pgrep -f '^python3 -c import socket')/environ | grep -E '^(PASSWORD|MACHINE|APP|FROM_MACHINE|DB_PASSWORD|TLS_KEY)=' | sort; \
+               grep ' {s}/scratch ' /proc/self/mounts | cut -d' ' -f3; touch {s}/scratch/x && echo scratch-writable; }} > {r}",
+            r = report.display())),
+         "restart": {"policy": "no"},
+         "depends_on": [{"name": "server", "condition": "healthy"}]},
+    ]});
+    let config = scratch.config(&doc);
+    // Volumes under the scratch directory, not the host's /run.
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(PID_NS)
+        .arg(ROOST)
+        .args(["container", "--config"])
+        .arg(&config)
+        .env("ROOST_VOLUME_DIR", scratch.path("volumes"));
+    let done = Running::spawn(cmd).wait(T);
+    done.assert_code(0);
+    let text = std::fs::read_to_string(&report).expect("report");
+    assert!(
+        !text.contains("environ-readable"),
+        "a non-root service read PID 1's env: {text}"
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "1000 600", "{text}");
+    assert_eq!(lines[1], "1000 400", "{text}");
+    assert_eq!(lines[2], "listen 8080", "{text}");
+    // The service's env: the named secret under its variable, env_from, the machine's env;
+    // with a `secrets` list, only the secrets it names.
+    for want in [
+        "APP=app1",
+        "FROM_MACHINE=yes",
+        "MACHINE=m-files",
+        "PASSWORD=hunter2",
+    ] {
+        assert!(lines.contains(&want), "{want}: {text}");
+    }
+    assert!(
+        !text.contains("DB_PASSWORD=") && !text.contains("TLS_KEY="),
+        "{text}"
+    );
+    assert!(lines.contains(&"tmpfs"), "the volume is in memory: {text}");
+    assert!(lines.contains(&"scratch-writable"), "{text}");
+    assert!(done.stderr.contains("server is ready"), "{}", done.stderr);
+    // No secret on the console.
+    assert!(!done.stderr.contains("hunter2") && !done.stdout.contains("hunter2"));
+    assert!(!done.stderr.contains("-----KEY-----"));
+}

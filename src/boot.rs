@@ -229,7 +229,13 @@ async fn run_services(
     // Identity tokens and their SDK variables, before the workload's first instruction. A
     // stop during the wait for the first token ends the boot here.
     let broker = supervisor
-        .during_boot(crate::oidc::prepare(config, platform, &mut spec, &critical))
+        .during_boot(crate::oidc::prepare(
+            config,
+            platform,
+            &mut spec,
+            &critical,
+            &config.oidc.token_path,
+        ))
         .await;
     let broker = match broker {
         Ok(status) => status,
@@ -279,21 +285,29 @@ async fn run_several(
                 )
         })
     };
-    let mut asking = specs.iter_mut().enumerate().filter(|(_, s)| asks(s));
-    if let Some((i, spec)) = asking.next() {
+    // One broker per service that asks for a cloud role, with token files as its user: the
+    // first at Oidc.TokenPath, each other in a directory of its own beside it
+    // (`/.fly/<service>/oidc_token`), so no service reads another's token.
+    let asking: Vec<usize> = (0..specs.len()).filter(|&i| asks(&specs[i])).collect();
+    for (n, &i) in asking.iter().enumerate() {
+        let token_path = if n == 0 {
+            config.oidc.token_path.clone()
+        } else {
+            per_service_token_path(&config.oidc.token_path, &config.services[i].name)
+        };
         let broker = supervisor
-            .during_boot(crate::oidc::prepare(config, platform, spec, &critical))
+            .during_boot(crate::oidc::prepare(
+                config,
+                platform.clone(),
+                &mut specs[i],
+                &critical,
+                &token_path,
+            ))
             .await;
         match broker {
-            Ok(status) => state.set_broker(status),
+            Ok(status) if n == 0 => state.set_broker(status),
+            Ok(_) => {}
             Err(interrupted) => return ended_boot(supervisor, &interrupted.into()),
-        }
-        for (j, _) in asking {
-            tracing::warn!(
-                "service {:?} asks for a cloud role too: only {:?} gets identity tokens",
-                config.services[j].name,
-                config.services[i].name
-            );
         }
     }
     state.phase("oidc");
@@ -341,6 +355,19 @@ async fn run_several(
         ),
     }
     outcome
+}
+
+/// `<dir>/<service>/<file>` for a `TokenPath` of `<dir>/<file>`.
+fn per_service_token_path(token_path: &Path, service: &str) -> std::path::PathBuf {
+    let file = token_path.file_name().map_or_else(
+        || std::ffi::OsString::from("oidc_token"),
+        |f| f.to_os_string(),
+    );
+    token_path
+        .parent()
+        .unwrap_or(Path::new("/"))
+        .join(service)
+        .join(file)
 }
 
 /// The outcome of a boot that ended before the workload started, logged once.

@@ -14,17 +14,18 @@ fn set_env(env: &mut Vec<(String, String)>, key: &str, value: &str) {
     }
 }
 
-/// Runs the broker's boot phase for `spec` and exports its variables into `spec.env`.
-/// Returns the live status when a broker runs.
+/// Runs the broker's boot phase for `spec` and exports its variables into `spec.env`, with
+/// the token (and the clouds' other files beside it) at `token_path`. Returns the live status
+/// when a broker runs.
 pub async fn prepare(
     config: &Validated,
     platform: Option<roost_platform::Platform>,
     spec: &mut WorkloadSpec,
     critical: &crate::supervise::CriticalTasks,
+    token_path: &std::path::Path,
 ) -> Option<BrokerStatus> {
     let c = &config.config;
     let oidc = &config.oidc;
-    let token_path = &oidc.token_path;
     let hostname = c.hostname.clone().or_else(|| {
         nix::unistd::gethostname()
             .ok()

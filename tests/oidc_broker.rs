@@ -503,3 +503,70 @@ fn without_api_no_variables_are_exported() {
     );
     assert!(r.stderr.contains("Api is not configured"), "{}", r.stderr);
 }
+
+/// With several services, each one whose env asks for a cloud role gets its own broker and
+/// token files as its own user: the first at `TokenPath`, the next in a directory of its own
+/// beside it. Neither can read the other's.
+#[test]
+fn each_service_that_asks_gets_its_own_token_file_as_its_user() {
+    let scratch = Scratch::new();
+    let dir = scratch.dir.path();
+    let marks = dir.join("marks");
+    std::fs::create_dir(&marks).expect("mkdir");
+    std::fs::set_permissions(&marks, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+        .expect("chmod");
+    let first = dir.join("fly/oidc_token");
+    let second = dir.join("fly/reporter/oidc_token");
+    let script = |me: &str, other: &Path| {
+        format!(
+            "echo {me} file=$AWS_WEB_IDENTITY_TOKEN_FILE; head -c 3 $AWS_WEB_IDENTITY_TOKEN_FILE; echo; \
+             cat {o} >/dev/null 2>&1 && echo {me} read the other; touch {m}/{me}; \
+             while [ ! -e {m}/stop ]; do sleep 0.05; done",
+            o = other.display(),
+            m = marks.display()
+        )
+    };
+    let config = json!({
+        "Api": { "SocketPath": dir.join("fly/api") },
+        "Oidc": { "TokenPath": first },
+        "Containers": [
+            {"name": "app", "user": "65534:65534", "exec": ["/bin/sh", "-c", script("app", &second)],
+             "env": {"AWS_ROLE_ARN": "arn:aws:iam::1:role/app"}},
+            {"name": "reporter", "user": "1000:1000", "exec": ["/bin/sh", "-c", script("reporter", &first)],
+             "env": {"AWS_ROLE_ARN": "arn:aws:iam::1:role/reporter"}, "on_exit": "ignore"},
+            {"name": "plain", "exec": ["/bin/sh", "-c", "echo plain file=${AWS_WEB_IDENTITY_TOKEN_FILE:-none}"],
+             "restart": {"policy": "no"}, "on_exit": "ignore"},
+        ],
+    });
+    let platform = DevPlatform::start(dir, &config, &[]);
+    let running = Running::start(PID_NS, &platform.config);
+    wait_for_file(&marks.join("app"), T);
+    wait_for_file(&marks.join("reporter"), T);
+    for (path, uid) in [(&first, 65534), (&second, 1000)] {
+        let meta = std::fs::metadata(path).expect("token file");
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.mode() & 0o777),
+            (uid, uid, 0o400),
+            "{}",
+            path.display()
+        );
+    }
+    std::fs::write(marks.join("stop"), b"").expect("stop");
+    running.signal(libc::SIGTERM);
+    let r = running.wait(T);
+    let out = &r.stdout;
+    assert!(
+        out.contains(&format!("[app] app file={}", first.display())),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("[reporter] reporter file={}", second.display())),
+        "{out}"
+    );
+    assert!(
+        out.contains("[app] eyJ") && out.contains("[reporter] eyJ"),
+        "{out}"
+    );
+    assert!(!out.contains("read the other"), "{out}");
+    assert!(out.contains("[plain] plain file=none"), "{out}");
+}

@@ -77,7 +77,8 @@ setup_vm() {
 }
 
 fast() { cargo test --workspace --locked; }
-vm() { cargo test --locked -p roost --test vm_boot -- --include-ignored; }
+# One at a time: the VM tests share the images in target/vm.
+vm() { cargo test --locked -p roost --test vm_boot -- --include-ignored --test-threads=1; }
 fuzz() { fuzz/run.sh "${1:-5}"; }
 
 case "$tier" in

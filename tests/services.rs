@@ -811,3 +811,46 @@ fn files_secrets_env_from_volumes_and_a_tcp_check() {
     assert!(!done.stderr.contains("hunter2") && !done.stdout.contains("hunter2"));
     assert!(!done.stderr.contains("-----KEY-----"));
 }
+
+/// https checks: a TLS server with a private CA's certificate (the devplatform's) is healthy
+/// with `tls_skip_verify`, and never with verification (its CA is not among the roots).
+#[test]
+fn https_checks_verify_unless_told_not_to() {
+    let scratch = Scratch::new();
+    let base = json!({"ExecOverride": ["true"]});
+    let platform = DevPlatform::start_on(
+        scratch.dir.path(),
+        "127.0.0.1:0",
+        &base,
+        &[
+            "--tls-ca-out",
+            &scratch.path("ca.pem").display().to_string(),
+        ],
+    );
+    let ready: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(scratch.path("platform.ready")).expect("ready"),
+    )
+    .expect("json");
+    let port: u16 = ready["api"]
+        .as_str()
+        .and_then(|a| a.rsplit(':').next()?.parse().ok())
+        .expect("the platform's port");
+    let check = |skip: bool| {
+        json!([{"http": {"port": port, "path": "/_dev/requests", "scheme": "https",
+                        "tls_skip_verify": skip, "tls_server_name": "localhost"},
+                "interval": 0.1, "timeout": 2, "failure_threshold": 100}])
+    };
+    let (_s, done) = run(json!({"KillTimeout": 2, "Containers": [
+        {"name": "skip", "exec": ["sleep", "600"], "healthchecks": check(true), "on_exit": "ignore",
+         "stop": {"signal": "SIGKILL"}},
+        {"name": "strict", "exec": ["sleep", "600"], "healthchecks": check(false), "on_exit": "ignore",
+         "stop": {"signal": "SIGKILL"}},
+        // Ends the machine once skip is ready, with strict still not ready.
+        {"name": "after", "exec": ["sh", "-c", "sleep 1"], "depends_on": [{"name": "skip", "condition": "healthy"}],
+         "restart": {"policy": "no"}},
+    ]}));
+    drop(platform);
+    done.assert_code(0);
+    assert!(done.stderr.contains("skip is ready"), "{}", done.stderr);
+    assert!(!done.stderr.contains("strict is ready"), "{}", done.stderr);
+}

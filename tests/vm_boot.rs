@@ -296,7 +296,6 @@ fn a_real_kernel_boots_roost_as_pid_1_from_mmds() {
     eprintln!("VM booted to the workload in {boot_secs:.1} s (TCG)");
 
     fallback_to_the_file_leaves_neither_the_file_nor_mmds_readable(&vm, &token);
-    a_sidecar_set_of_real_daemons_runs_in_the_vm(&vm);
 }
 
 /// A host-side MMDS that cannot be reached at first (connections are closed at once, so the
@@ -427,13 +426,23 @@ exit 7"#;
     assert!(!text.contains(token), "the token reached the console");
 }
 
-/// A third boot: several services from `Containers`, real Debian daemons on the VM's pure
+/// Several services from `Containers`, real Debian daemons on the VM's pure
 /// cgroup v2, each as its own user: a one-shot makes the web root and the name file; dnsmasq
 /// (dropping to nobody after binding port 53) serves `web.test`; lighttpd (www-data) starts
 /// once a real DNS query through busybox's nslookup succeeds; a client (uid 1000) resolves the
 /// name through /etc/resolv.conf and fetches the page. The client's exit stops the VM:
 /// lighttpd, then dnsmasq, by their signals, and the VM powers off with code 0.
-fn a_sidecar_set_of_real_daemons_runs_in_the_vm(vm: &Path) {
+#[test]
+#[ignore = "the VM tier: ./test.sh vm"]
+fn a_sidecar_set_of_real_daemons_runs_in_the_vm() {
+    // The VM tier runs its tests one at a time (they share target/vm).
+    let vm = repo().join("target/vm");
+    let build = Command::new(repo().join("tests/vm/build.sh"))
+        .arg(&vm)
+        .status()
+        .expect("tests/vm/build.sh");
+    assert!(build.success(), "building the VM images failed");
+    let vm = vm.as_path();
     let scratch = Scratch::new();
     let w = scratch.dir.path();
     use base64::Engine as _;
@@ -451,7 +460,8 @@ fn a_sidecar_set_of_real_daemons_runs_in_the_vm(vm: &Path) {
                 "--log-facility=-", "--user=nobody", "--group=nogroup"],
              "files": [{"guest_path": "/tmp/names", "raw_value": b64("127.0.0.1 web.test\n"), "mode": 420}],
              "depends_on": [{"name": "setup", "condition": "exited_successfully"}],
-             "healthchecks": [{"exec": {"command": ["/bin/busybox", "nslookup", "web.test", "127.0.0.1"]}, "interval": 1, "timeout": 5}],
+             // An A query only: dnsmasq refuses AAAA for a name it has no IPv6 address of.
+             "healthchecks": [{"exec": {"command": ["/bin/busybox", "nslookup", "-type=a", "web.test", "127.0.0.1"]}, "interval": 1, "timeout": 5}],
              "on_exit": "ignore"},
             {"name": "web", "user": "www-data", "exec": ["/usr/sbin/lighttpd", "-D", "-f", "/tmp/lighttpd.conf"],
              "files": [{"guest_path": "/tmp/lighttpd.conf", "raw_value": b64(lighttpd_conf), "mode": 420}],

@@ -262,11 +262,16 @@ fn probe_to_check(
                     ))
                 }
             }
-            if http["scheme"].as_str().is_some_and(|s| s != "http") {
-                return Err(format!(
-                    "{field}.http_get.scheme: only http checks are supported"
-                ));
-            }
+            let scheme = match http["scheme"].as_str() {
+                None | Some("http") => "http",
+                // process-compose's Go client verifies the certificate: so does roost's.
+                Some("https") => "https",
+                Some(other) => {
+                    return Err(format!(
+                        "{field}.http_get.scheme: {other:?} is not http or https"
+                    ))
+                }
+            };
             if http["status_code"].as_u64().is_some_and(|c| c != 200) {
                 return Err(format!(
                     "{field}.http_get.status_code: roost passes any 2xx or 3xx"
@@ -276,7 +281,11 @@ fn probe_to_check(
                 .as_u64()
                 .ok_or_else(|| format!("{field}.http_get.port: a number"))?;
             let path = http["path"].as_str().unwrap_or("/");
-            check.insert("http".into(), json!({ "port": port, "path": path }));
+            let mut h = json!({ "port": port, "path": path });
+            if scheme == "https" {
+                h["scheme"] = scheme.into();
+            }
+            check.insert("http".into(), h);
         }
         _ => return Err(format!("{field}: needs exec or http_get")),
     }

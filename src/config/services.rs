@@ -613,12 +613,7 @@ fn healthcheck(field: &str, j: usize, h: &HealthcheckConfig) -> Result<HealthChe
     let probe = if let Some(http) = &h.http {
         let https = match http.scheme.as_deref() {
             None | Some("http") => false,
-            Some("https") => {
-                return Err(f(
-                    at("http.scheme"),
-                    "https checks are not supported yet; check the plain port or use tcp",
-                ))
-            }
+            Some("https") => true,
             Some(other) => {
                 return Err(f(
                     at("http.scheme"),
@@ -674,7 +669,15 @@ fn healthcheck(field: &str, j: usize, h: &HealthcheckConfig) -> Result<HealthChe
             headers,
             https,
             tls_skip_verify: http.tls_skip_verify.unwrap_or(false),
-            tls_server_name: http.tls_server_name.clone(),
+            tls_server_name: match &http.tls_server_name {
+                Some(name) if rustls::pki_types::ServerName::try_from(name.as_str()).is_err() => {
+                    return Err(f(
+                        at("http.tls_server_name"),
+                        format!("{name:?} is not a server name"),
+                    ))
+                }
+                name => name.clone(),
+            },
         }
     } else if let Some(tcp) = &h.tcp {
         Probe::Tcp {

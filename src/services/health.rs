@@ -1,5 +1,5 @@
 //! Health checks: the thresholds that turn probe results into passing or failing (pure), and
-//! the network probes (tcp, http) on 127.0.0.1. Exec probes are children of the one reaper,
+//! the network probes (tcp, http, https) on 127.0.0.1. Exec probes are children of the one reaper,
 //! run by the supervisor.
 
 use std::time::Duration;
@@ -68,6 +68,18 @@ pub async fn tcp(port: u16, timeout: Duration) -> bool {
     )
 }
 
+/// How an http check reaches its port: plain, or TLS (verified against the webpki roots
+/// with `server_name`, or not verified at all with `skip_verify`, as fly-go's
+/// `tls_skip_verify` asks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    Plain,
+    Tls {
+        server_name: String,
+        skip_verify: bool,
+    },
+}
+
 /// An HTTP/1.1 request to 127.0.0.1:`port` within `timeout`; 2xx and 3xx pass (as
 /// Kubernetes' httpGet does). Only the status line is read.
 pub async fn http(
@@ -76,28 +88,118 @@ pub async fn http(
     path: &str,
     headers: &[(String, String)],
     timeout: Duration,
+    transport: &Transport,
 ) -> bool {
     let request = request(port, method, path, headers);
     let attempt = async {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .ok()?;
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut head = Vec::with_capacity(256);
-        let mut buf = [0u8; 256];
-        while !head.contains(&b'\n') && head.len() < 4096 {
-            let n = stream.read(&mut buf).await.ok()?;
-            if n == 0 {
-                break;
+        match transport {
+            Transport::Plain => exchange(stream, &request).await,
+            Transport::Tls {
+                server_name,
+                skip_verify,
+            } => {
+                let name = rustls::pki_types::ServerName::try_from(server_name.clone()).ok()?;
+                let connector = tokio_rustls::TlsConnector::from(tls_config(*skip_verify)?);
+                let tls = connector.connect(name, stream).await.ok()?;
+                exchange(tls, &request).await
             }
-            head.extend_from_slice(&buf[..n]);
         }
-        status_code(&head)
     };
     matches!(
         tokio::time::timeout(timeout, attempt).await,
         Ok(Some(200..=399))
     )
+}
+
+/// Sends `request` and reads the status line.
+async fn exchange(
+    mut stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    request: &str,
+) -> Option<u16> {
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut head = Vec::with_capacity(256);
+    let mut buf = [0u8; 256];
+    while !head.contains(&b'\n') && head.len() < 4096 {
+        let n = stream.read(&mut buf).await.ok()?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    status_code(&head)
+}
+
+/// The TLS client of https checks: the webpki roots, or no verification at all.
+fn tls_config(skip_verify: bool) -> Option<std::sync::Arc<rustls::ClientConfig>> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .ok()?;
+    let config = if skip_verify {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(std::sync::Arc::new(NoVerification(provider)))
+            .with_no_client_auth()
+    } else {
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    Some(std::sync::Arc::new(config))
+}
+
+/// `tls_skip_verify`: any certificate is taken (the handshake's signatures are still
+/// checked, so the peer holds the key of the certificate it shows).
+#[derive(Debug)]
+struct NoVerification(std::sync::Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 fn request(port: u16, method: &str, path: &str, headers: &[(String, String)]) -> String {
@@ -174,12 +276,12 @@ mod tests {
             listener
         });
         let t = Duration::from_secs(5);
-        assert!(http(port, "GET", "/health", &[], t).await);
-        assert!(!http(port, "GET", "/health", &[], t).await);
+        assert!(http(port, "GET", "/health", &[], t, &Transport::Plain).await);
+        assert!(!http(port, "GET", "/health", &[], t, &Transport::Plain).await);
         let listener = server.await.expect("server");
         assert!(tcp(port, t).await);
         drop(listener);
         assert!(!tcp(port, t).await);
-        assert!(!http(port, "GET", "/", &[], t).await);
+        assert!(!http(port, "GET", "/", &[], t, &Transport::Plain).await);
     }
 }

@@ -758,8 +758,22 @@ async fn probe(
             method,
             path,
             headers,
-            ..
-        } => health::http(*port, method, path, headers, timeout).await,
+            https,
+            tls_skip_verify,
+            tls_server_name,
+        } => {
+            let transport = if *https {
+                health::Transport::Tls {
+                    server_name: tls_server_name
+                        .clone()
+                        .unwrap_or_else(|| "localhost".into()),
+                    skip_verify: *tls_skip_verify,
+                }
+            } else {
+                health::Transport::Plain
+            };
+            health::http(*port, method, path, headers, timeout, &transport).await
+        }
         Probe::Exec { command } => exec_probe(command, timeout, spec, handle).await,
     }
 }

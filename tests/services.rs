@@ -854,3 +854,35 @@ fn https_checks_verify_unless_told_not_to() {
     assert!(done.stderr.contains("skip is ready"), "{}", done.stderr);
     assert!(!done.stderr.contains("strict is ready"), "{}", done.stderr);
 }
+
+/// Each service's cgroup limits, and OOM detection per service: a service over its
+/// `memory_mib` is OOM-killed and its exit says so; another's `memory_mib` and `pids_max` are
+/// in its own leaves.
+#[test]
+fn each_service_has_its_own_cgroup_limits_and_oom_detection() {
+    let (_scratch, done) = run(json!({"Containers": [
+        {"name": "hog", "exec": ["sh", "-c", "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived"],
+         "cgroup": {"memory_mib": 32}, "restart": {"policy": "no"}, "on_exit": "ignore"},
+        {"name": "limits", "exec": ["sh", "-c",
+            "m=$(grep -E '^[0-9]+:memory:' /proc/self/cgroup | cut -d: -f3); p=$(grep -E '^[0-9]+:pids:' /proc/self/cgroup | cut -d: -f3); \
+             echo memory=$(cat /sys/fs/cgroup/memory$m/memory.limit_in_bytes) pids=$(cat /sys/fs/cgroup/pids$p/pids.max)"],
+         "cgroup": {"memory_mib": 48, "pids_max": 50},
+         "depends_on": [{"name": "hog", "condition": "completed"}], "restart": {"policy": "no"}},
+    ]}));
+    done.assert_code(0);
+    assert!(!done.stdout.contains("survived"), "{}", done.stdout);
+    let hog = done
+        .stderr
+        .lines()
+        .find(|l| l.contains("msg=\"hog exited"))
+        .unwrap_or_else(|| panic!("{}", done.stderr));
+    assert!(
+        hog.contains("exit_code=137") && hog.contains("oom_killed=true"),
+        "{hog}"
+    );
+    assert!(
+        done.stdout.contains("[limits] memory=50331648 pids=50"),
+        "{}",
+        done.stdout
+    );
+}

@@ -1,0 +1,344 @@
+//! roost-oci's lifecycle against real bundles (a static busybox root), as root on this
+//! machine: create, state, start, kill, delete, run, exec, ps, the pid file, the errors the
+//! OCI runtime spec asks for, and the refusal of confinement it cannot give.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_roost-oci");
+
+static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+struct Bundle {
+    dir: tempfile::TempDir,
+    state: PathBuf,
+}
+
+impl Bundle {
+    /// A bundle whose root is a static busybox; `args` is the process.
+    fn new(args: &[&str], patch: impl FnOnce(&mut Value)) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rootfs = dir.path().join("rootfs");
+        for d in ["bin", "proc", "dev", "sys", "tmp", "etc"] {
+            std::fs::create_dir_all(rootfs.join(d)).expect("mkdir");
+        }
+        assert!(
+            Path::new("/bin/busybox").exists(),
+            "static busybox is needed: apt-get install busybox-static"
+        );
+        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("busybox");
+        for tool in [
+            "sh", "sleep", "cat", "echo", "id", "hostname", "ls", "true", "kill", "grep",
+        ] {
+            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(tool)).expect("link");
+        }
+        std::fs::write(
+            rootfs.join("etc/passwd"),
+            "root:x:0:0:root:/:/bin/sh\napp:x:1000:1000::/:/bin/sh\n",
+        )
+        .expect("passwd");
+        let mut spec = default_spec(args);
+        patch(&mut spec);
+        std::fs::write(dir.path().join("config.json"), spec.to_string()).expect("config");
+        let state = dir.path().join("state");
+        Bundle { dir, state }
+    }
+
+    /// Runs roost-oci with its stdout and stderr in files: a container's process inherits the
+    /// stdio of `create` (as with runc), so pipes read to their end would wait for it.
+    fn oci(&self, args: &[&str]) -> Output {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (out, err) = (
+            self.dir.path().join(format!("out.{n}")),
+            self.dir.path().join(format!("err.{n}")),
+        );
+        let mut child = Command::new(BIN)
+            .arg("--root")
+            .arg(&self.state)
+            .args(args)
+            .current_dir(self.dir.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&out).expect("out"))
+            .stderr(std::fs::File::create(&err).expect("err"))
+            .spawn()
+            .expect("roost-oci");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("roost-oci {args:?} did not finish in 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        Output {
+            status,
+            stdout: std::fs::read(&out).unwrap_or_default(),
+            stderr: std::fs::read(&err).unwrap_or_default(),
+        }
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.oci(args);
+        assert!(
+            out.status.success(),
+            "roost-oci {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn status(&self, id: &str) -> String {
+        let state: Value = serde_json::from_str(&self.ok(&["state", id])).expect("state json");
+        state["status"].as_str().unwrap_or("?").to_string()
+    }
+
+    fn wait_status(&self, id: &str, want: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.status(id) != want {
+            assert!(Instant::now() < deadline, "{id} never became {want}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        // Whatever a failed test left: killed and deleted.
+        if let Ok(entries) = std::fs::read_dir(&self.state) {
+            for e in entries.flatten() {
+                let id = e.file_name().to_string_lossy().into_owned();
+                let _ = self.oci(&["delete", "--force", &id]);
+            }
+        }
+    }
+}
+
+/// What `runc spec` writes, trimmed: own mount, PID, IPC and UTS namespaces, the host's
+/// network, the usual mounts, masked and read-only paths.
+fn default_spec(args: &[&str]) -> Value {
+    json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": {"uid": 0, "gid": 0},
+            "args": args,
+            "env": ["PATH=/bin", "TERM=xterm"],
+            "cwd": "/",
+            "capabilities": {
+                "bounding": ["CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_AUDIT_WRITE", "CAP_CHOWN", "CAP_SETUID", "CAP_SETGID"],
+                "effective": ["CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_AUDIT_WRITE", "CAP_CHOWN", "CAP_SETUID", "CAP_SETGID"],
+                "permitted": ["CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_AUDIT_WRITE", "CAP_CHOWN", "CAP_SETUID", "CAP_SETGID"]
+            },
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": true
+        },
+        "root": {"path": "rootfs", "readonly": false},
+        "hostname": "roost-oci-test",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}
+        ],
+        "linux": {
+            "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
+            "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+        }
+    })
+}
+
+fn id(tag: &str) -> String {
+    format!("roost-oci-test-{tag}-{}", std::process::id())
+}
+
+#[test]
+fn create_start_state_kill_delete_with_the_errors_the_spec_asks_for() {
+    let b = Bundle::new(
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 7' TERM; while :; do sleep 0.05; done",
+        ],
+        |_| {},
+    );
+    let c = id("life");
+    let pid_file = b.dir.path().join("pid");
+    b.ok(&[
+        "create",
+        "--bundle",
+        ".",
+        "--pid-file",
+        pid_file.to_str().expect("path"),
+        &c,
+    ]);
+    assert_eq!(b.status(&c), "created");
+    // The pid file holds the container's init, which has not run the program yet.
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("pid");
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+    let state: Value = serde_json::from_str(&b.ok(&["state", &c])).expect("json");
+    assert_eq!(state["pid"], pid);
+    // The version of the runtime spec the state complies with (libcontainer's).
+    assert!(
+        state["ociVersion"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("1.")),
+        "{state}"
+    );
+    // Deleting a created-but-not-stopped container is refused.
+    b.ok(&["start", &c]);
+    b.wait_status(&c, "running");
+    // start twice: an error.
+    let again = b.oci(&["start", &c]);
+    assert!(!again.status.success(), "a second start succeeded");
+    // delete of a running container: an error.
+    let del = b.oci(&["delete", &c]);
+    assert!(!del.status.success(), "deleted a running container");
+    assert!(
+        String::from_utf8_lossy(&del.stderr).contains("cannot delete"),
+        "{}",
+        String::from_utf8_lossy(&del.stderr)
+    );
+    // Own PID namespace: the program is PID 1 inside; ps sees it.
+    let ps: Vec<i32> =
+        serde_json::from_str(&b.ok(&["ps", "--format", "json", &c])).expect("ps json");
+    assert!(ps.contains(&pid), "{ps:?}");
+    b.ok(&["kill", &c, "TERM"]);
+    b.wait_status(&c, "stopped");
+    let state: Value = serde_json::from_str(&b.ok(&["state", &c])).expect("json");
+    assert!(
+        state.get("pid").is_none(),
+        "a stopped container has no pid: {state}"
+    );
+    // kill of a stopped container: an error.
+    assert!(!b.oci(&["kill", &c, "KILL"]).status.success());
+    b.ok(&["delete", &c]);
+    assert!(
+        !b.oci(&["state", &c]).status.success(),
+        "state after delete"
+    );
+    assert!(b.ok(&["list"]).trim().is_empty());
+}
+
+#[test]
+fn run_exits_with_the_programs_code_inside_its_own_namespaces_and_root() {
+    let b = Bundle::new(
+        &["sh", "-c", "echo pid=$$ host=$(hostname) uid=$(id -u); ls /; cat /proc/kcore 2>&1 | head -c 0; exit 3"],
+        |_| {},
+    );
+    let out = b.oci(&["run", "--bundle", ".", &id("run")]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("pid=1 host=roost-oci-test uid=0"), "{text}");
+    // Its own root: the bundle's rootfs, not the machine's.
+    assert!(text.contains("bin") && !text.contains("usr"), "{text}");
+    // Deleted after the run.
+    assert!(b.ok(&["list"]).trim().is_empty());
+}
+
+#[test]
+fn exec_runs_inside_a_running_container() {
+    let b = Bundle::new(&["sleep", "60"], |_| {});
+    let c = id("exec");
+    b.ok(&["run", "--detach", "--bundle", ".", &c]);
+    b.wait_status(&c, "running");
+    let out = b.oci(&[
+        "exec",
+        &c,
+        "sh",
+        "-c",
+        "echo in=$(hostname) pid1=$(cat /proc/1/cmdline | tr '\\0' ' '); exit 4",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("in=roost-oci-test pid1=sleep 60"), "{text}");
+    b.ok(&["delete", "--force", &c]);
+}
+
+#[test]
+fn the_process_user_rlimits_and_masked_paths_apply() {
+    let b = Bundle::new(
+        &["sh", "-c", "echo uid=$(id -u) gid=$(id -g) nofile=$(ulimit -n); cat /proc/kcore | wc -c; echo x > /proc/sys/kernel/hostname || echo ro"],
+        |spec| {
+            spec["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+            spec["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": 321, "soft": 123}]);
+        },
+    );
+    let out = b.oci(&["run", "--bundle", ".", &id("user")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("uid=1000 gid=1000 nofile=123"), "{text}");
+    // /proc/kcore is masked (empty), /proc/sys is read-only.
+    assert!(text.lines().any(|l| l.trim() == "0"), "{text}");
+    assert!(text.contains("ro"), "{text}");
+}
+
+#[test]
+fn a_bundle_asking_for_confinement_roost_oci_cannot_give_is_refused() {
+    for (field, patch) in [
+        (
+            "linux.seccomp",
+            json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ERRNO"}}}),
+        ),
+        (
+            "process.apparmorProfile",
+            json!({"process": {"apparmorProfile": "docker-default"}}),
+        ),
+        (
+            "process.selinuxLabel",
+            json!({"process": {"selinuxLabel": "system_u:system_r:container_t:s0"}}),
+        ),
+    ] {
+        let b = Bundle::new(&["true"], |spec| merge(spec, &patch));
+        let out = b.oci(&["create", "--bundle", ".", &id("refuse")]);
+        assert!(!out.status.success(), "{field}: created");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(field), "{field}: {err}");
+        assert!(
+            b.ok(&["list"]).trim().is_empty(),
+            "{field}: left state behind"
+        );
+    }
+    let features: Value =
+        serde_json::from_str(&Bundle::new(&["true"], |_| {}).ok(&["features"])).expect("json");
+    assert_eq!(features["linux"]["seccomp"]["enabled"], false);
+}
+
+fn merge(into: &mut Value, from: &Value) {
+    match (into, from) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (slot, v) => *slot = v.clone(),
+    }
+}

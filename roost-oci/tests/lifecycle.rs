@@ -342,3 +342,83 @@ fn merge(into: &mut Value, from: &Value) {
         (slot, v) => *slot = v.clone(),
     }
 }
+
+#[test]
+fn hooks_run_with_the_state_on_stdin() {
+    let b = Bundle::new(&["true"], |_| {});
+    let d = b.dir.path().display().to_string();
+    let hook =
+        |file: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {d}/{file}")]});
+    let spec_path = b.dir.path().join("config.json");
+    let mut spec: Value =
+        serde_json::from_str(&std::fs::read_to_string(&spec_path).expect("spec")).expect("json");
+    spec["hooks"] = json!({
+        "createRuntime": [hook("createRuntime")],
+        "poststart": [hook("poststart")],
+        "poststop": [hook("poststop")],
+    });
+    std::fs::write(&spec_path, spec.to_string()).expect("spec");
+    let c = id("hooks");
+    let out = b.oci(&["run", "--bundle", ".", &c]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for hook in ["createRuntime", "poststart", "poststop"] {
+        let state: Value = serde_json::from_str(
+            &std::fs::read_to_string(b.dir.path().join(hook))
+                .unwrap_or_else(|_| panic!("{hook} did not run")),
+        )
+        .unwrap_or_else(|e| panic!("{hook}'s stdin was not the state: {e}"));
+        assert_eq!(state["id"], c, "{hook}: {state}");
+    }
+}
+
+#[test]
+fn cgroup_limits_are_set_and_removed_with_the_container() {
+    let path = format!("/roost-oci-test-cg-{}", std::process::id());
+    let b = Bundle::new(&["sleep", "60"], |spec| {
+        spec["linux"]["cgroupsPath"] = json!(path);
+        spec["linux"]["resources"] = json!({"memory": {"limit": 33554432}, "pids": {"limit": 20}});
+    });
+    let c = id("cg");
+    b.ok(&["run", "--detach", "--bundle", ".", &c]);
+    b.wait_status(&c, "running");
+    // This machine's cgroups are v1 for memory and pids (a VM's are v2).
+    let memory = Path::new("/sys/fs/cgroup/memory").join(path.trim_start_matches('/'));
+    let pids = Path::new("/sys/fs/cgroup/pids").join(path.trim_start_matches('/'));
+    if memory.exists() {
+        assert_eq!(
+            std::fs::read_to_string(memory.join("memory.limit_in_bytes"))
+                .expect("limit")
+                .trim(),
+            "33554432"
+        );
+        assert_eq!(
+            std::fs::read_to_string(pids.join("pids.max"))
+                .expect("pids.max")
+                .trim(),
+            "20"
+        );
+    } else {
+        let v2 = Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'));
+        assert_eq!(
+            std::fs::read_to_string(v2.join("memory.max"))
+                .expect("memory.max")
+                .trim(),
+            "33554432"
+        );
+        assert_eq!(
+            std::fs::read_to_string(v2.join("pids.max"))
+                .expect("pids.max")
+                .trim(),
+            "20"
+        );
+    }
+    b.ok(&["delete", "--force", &c]);
+    assert!(
+        !memory.exists() && !pids.exists(),
+        "the container's cgroups are left behind"
+    );
+}

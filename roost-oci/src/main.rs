@@ -49,7 +49,7 @@ enum Verb {
     Create(liboci_cli::Create),
     Start(liboci_cli::Start),
     State(liboci_cli::State),
-    Kill(liboci_cli::Kill),
+    Kill(KillArgs),
     Delete(liboci_cli::Delete),
     Run(liboci_cli::Run),
     Exec(liboci_cli::Exec),
@@ -57,6 +57,19 @@ enum Verb {
     Features(liboci_cli::Features),
     /// The ids of the containers under --root.
     List(liboci_cli::List),
+}
+
+/// `kill ID [SIGNAL] [--all]`: the signal is optional (TERM), as runc and the OCI command-line
+/// document have it (liboci-cli's definition requires it).
+#[derive(Debug, clap::Args)]
+struct KillArgs {
+    #[arg(value_parser = clap::builder::NonEmptyStringValueParser::new(), required = true)]
+    container_id: String,
+    #[arg(default_value = "TERM")]
+    signal: String,
+    /// Every process of the container, not only its init.
+    #[arg(short, long)]
+    all: bool,
 }
 
 fn main() {
@@ -70,7 +83,9 @@ fn main() {
         Verb::Create(args) => commands::create::run(&root, args).map(|()| 0),
         Verb::Start(args) => commands::start::run(&root, &args.container_id).map(|()| 0),
         Verb::State(args) => commands::state::run(&root, &args.container_id).map(|()| 0),
-        Verb::Kill(args) => commands::kill::run(&root, args).map(|()| 0),
+        Verb::Kill(args) => {
+            commands::kill::run(&root, &args.container_id, &args.signal, args.all).map(|()| 0)
+        }
         Verb::Delete(args) => {
             commands::delete::run(&root, &args.container_id, args.force).map(|()| 0)
         }

@@ -5,18 +5,13 @@ use anyhow::{bail, Context, Result};
 use libcontainer::signal::Signal;
 use std::path::Path;
 
-pub fn run(root: &Path, args: liboci_cli::Kill) -> Result<()> {
-    let mut container = super::load(root, &args.container_id)?;
+pub fn run(root: &Path, id: &str, signal: &str, all: bool) -> Result<()> {
+    let mut container = super::load(root, id)?;
     if !container.can_kill() {
-        bail!(
-            "cannot kill {:?}: it is {:?}",
-            args.container_id,
-            container.status()
-        );
+        bail!("cannot kill {id:?}: it is {:?}", container.status());
     }
-    let signal = Signal::try_from(args.signal.as_str())
-        .with_context(|| format!("signal {:?}", args.signal))?;
+    let signal = Signal::try_from(signal).with_context(|| format!("signal {signal:?}"))?;
     container
-        .kill(signal, args.all)
-        .with_context(|| format!("signalling {:?}", args.container_id))
+        .kill(signal, all)
+        .with_context(|| format!("signalling {id:?}"))
 }

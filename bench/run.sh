@@ -40,6 +40,18 @@ target/release/examples/roost-bench services --roost target/release/roost \
     --services "${SERVICES:-100}" --runs "${SERVICE_RUNS:-5}"
 
 echo
+echo "## OCI runtimes: roost-oci, crun and runc"
+echo
+# crun and runc are Debian's packages (apt-get install crun runc); crun refuses a hybrid-cgroup
+# host and is reported so.
+cargo build --quiet --release -p roost-oci
+target/release/examples/roost-bench oci --roost-oci target/release/roost-oci --runs "${OCI_RUNS:-50}"
+echo
+echo "| binary | size |"
+echo "|---|---|"
+echo "| roost-oci (glibc, dynamic, stripped) | $(stat -c %s target/release/roost-oci) bytes |"
+
+echo
 echo "## /.fly/api: latency added by the proxy, and streaming throughput"
 echo
 # Both routes verify the macaroon in the devplatform; roost here is the glibc release build.

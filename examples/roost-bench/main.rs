@@ -19,6 +19,7 @@ mod common;
 mod compare;
 mod control;
 mod load;
+mod oci;
 mod proxy;
 mod services;
 
@@ -40,6 +41,7 @@ fn main() {
         Some("load") => load::run(&args),
         Some("compare") => compare::run(&args),
         Some("services") => services::run(&args),
+        Some("oci") => oci::run(&args),
         Some("mark") => services::mark(&args),
         _ => {
             eprintln!("usage: roost-bench compare --roost PATH [--tini PATH] [--runs N] [--orphans N] | proxy --roost PATH --devplatform PATH [--requests N] [--bytes N] | control --roost PATH [--requests N] [--bytes N] | stamp | orphans N");

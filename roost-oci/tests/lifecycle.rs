@@ -423,3 +423,68 @@ fn cgroup_limits_are_set_and_removed_with_the_container() {
         "the container's cgroups are left behind"
     );
 }
+
+/// `terminal: true` with `--console-socket`: the runtime sends the PTY's master over the
+/// socket (SCM_RIGHTS), and what the container writes comes out of it.
+#[test]
+fn a_terminal_is_handed_over_the_console_socket() {
+    use std::os::unix::net::UnixListener;
+    let b = Bundle::new(
+        &["sh", "-c", "echo on-the-tty; test -t 1 && echo is-a-tty"],
+        |spec| {
+            spec["process"]["terminal"] = json!(true);
+        },
+    );
+    let socket = b.dir.path().join("console.sock");
+    let listener = UnixListener::bind(&socket).expect("bind");
+    let receiver = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().expect("accept");
+        let mut buf = [0u8; 64];
+        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let msg = nix::sys::socket::recvmsg::<()>(
+            std::os::fd::AsRawFd::as_raw_fd(&conn),
+            &mut iov,
+            Some(&mut cmsg),
+            nix::sys::socket::MsgFlags::empty(),
+        )
+        .expect("recvmsg");
+        let fd = msg
+            .cmsgs()
+            .expect("cmsgs")
+            .find_map(|c| match c {
+                nix::sys::socket::ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
+                _ => None,
+            })
+            .expect("a PTY master fd");
+        // SAFETY: the fd was just received and nothing else owns it.
+        let mut master = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        let mut text = Vec::new();
+        let mut chunk = [0u8; 256];
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline && !String::from_utf8_lossy(&text).contains("is-a-tty") {
+            match std::io::Read::read(&mut master, &mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => text.extend_from_slice(&chunk[..n]),
+            }
+        }
+        String::from_utf8_lossy(&text).into_owned()
+    });
+    let c = id("tty");
+    b.ok(&[
+        "create",
+        "--bundle",
+        ".",
+        "--console-socket",
+        socket.to_str().expect("path"),
+        &c,
+    ]);
+    b.ok(&["start", &c]);
+    let text = receiver.join().expect("receiver");
+    assert!(
+        text.contains("on-the-tty") && text.contains("is-a-tty"),
+        "{text:?}"
+    );
+    b.wait_status(&c, "stopped");
+    b.ok(&["delete", &c]);
+}

@@ -74,7 +74,7 @@ pub enum ServiceRefusal {
     MachineStopping,
     #[error("too many service commands are waiting; try again")]
     Busy,
-    #[error("the config has no Containers: the single workload is signalled with /v1/signals and does not restart")]
+    #[error("no services are running: the config has no Containers (the single workload is signalled with /v1/signals and does not restart), or the machine has stopped")]
     SingleWorkload,
 }
 

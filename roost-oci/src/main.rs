@@ -10,7 +10,10 @@
 //! (128 + N for a signal); 1 for any error, printed as `roost-oci: <what>: <why>`.
 
 mod commands;
+mod executor;
+mod init;
 mod refuse;
+mod seccomp;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

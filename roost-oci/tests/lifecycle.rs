@@ -306,8 +306,9 @@ fn the_process_user_rlimits_and_masked_paths_apply() {
 fn a_bundle_asking_for_confinement_roost_oci_cannot_give_is_refused() {
     for (field, patch) in [
         (
-            "linux.seccomp",
-            json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ERRNO"}}}),
+            "linux.seccomp.syscalls[0]",
+            json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}}}),
         ),
         (
             "process.apparmorProfile",
@@ -330,7 +331,131 @@ fn a_bundle_asking_for_confinement_roost_oci_cannot_give_is_refused() {
     }
     let features: Value =
         serde_json::from_str(&Bundle::new(&["true"], |_| {}).ok(&["features"])).expect("json");
-    assert_eq!(features["linux"]["seccomp"]["enabled"], false);
+    assert_eq!(features["linux"]["seccomp"]["enabled"], true);
+    assert_eq!(features["linux"]["apparmor"]["enabled"], false);
+}
+
+/// A deny list: mkdir and mkdirat fail with EACCES, kill(2) with SIGUSR1 (argument 1 equal
+/// to 10) with EPERM while other signals pass; the process runs in seccomp filter mode.
+fn deny_list() -> Value {
+    json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_AARCH64"],
+        "syscalls": [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+            {"names": ["kill"], "action": "SCMP_ACT_ERRNO",
+             "args": [{"index": 1, "value": 10, "op": "SCMP_CMP_EQ"}]}
+        ]
+    })
+}
+
+const SECCOMP_PROBE: &str = "mkdir /tmp/d 2>&1; kill -0 $$ && echo signal-0-passes; \
+    kill -USR1 $$ 2>&1 || echo usr1-refused; grep -E '^(Seccomp|NoNewPrivs|CapEff|CapPrm|CapBnd):' /proc/self/status";
+
+/// The bundle's capability sets (CHOWN, KILL, SETGID, SETUID, NET_BIND_SERVICE, AUDIT_WRITE:
+/// bits 0, 5, 6, 7, 10, 29) as /proc shows them.
+const BUNDLE_CAPS: &str = "00000000200004e1";
+
+fn assert_confined(text: &str, no_new_privs: &str) {
+    assert!(
+        text.contains("Permission denied"),
+        "mkdir not refused: {text}"
+    );
+    assert!(text.contains("signal-0-passes"), "{text}");
+    assert!(text.contains("usr1-refused"), "{text}");
+    assert!(text.contains("Seccomp:\t2"), "{text}");
+    assert!(
+        text.contains(&format!("NoNewPrivs:\t{no_new_privs}")),
+        "{text}"
+    );
+    for set in ["CapEff", "CapPrm", "CapBnd"] {
+        assert!(
+            text.contains(&format!("{set}:\t{BUNDLE_CAPS}")),
+            "{set}: {text}"
+        );
+    }
+}
+
+#[test]
+fn a_seccomp_profile_is_enforced_with_no_new_privileges() {
+    let b = Bundle::new(&["sh", "-c", SECCOMP_PROBE], |spec| {
+        spec["linux"]["seccomp"] = deny_list();
+    });
+    let out = b.oci(&["run", "--bundle", ".", &id("seccomp-nnp")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_confined(&text, "1");
+}
+
+/// Without noNewPrivileges the kernel needs CAP_SYS_ADMIN to install a filter, which the
+/// bundle's capabilities lack: the filter still goes in, no_new_privs stays off, and the
+/// capability sets end as the bundle's. The state names the caller's bundle and nothing
+/// of the elevated copy stays behind.
+#[test]
+fn a_seccomp_profile_is_enforced_without_no_new_privileges_and_the_capabilities_end_as_asked() {
+    let b = Bundle::new(
+        &["sh", "-c", &format!("{SECCOMP_PROBE}; sleep 30")],
+        |spec| {
+            spec["process"]["noNewPrivileges"] = json!(false);
+            spec["linux"]["seccomp"] = deny_list();
+        },
+    );
+    let cid = id("seccomp-caps");
+    b.ok(&["create", "--bundle", ".", &cid]);
+    let state: Value = serde_json::from_str(&b.ok(&["state", &cid])).expect("state");
+    assert_eq!(
+        state["bundle"].as_str(),
+        Some(
+            std::fs::canonicalize(b.dir.path())
+                .expect("bundle")
+                .to_str()
+                .expect("utf-8")
+        )
+    );
+    let left: Vec<String> = std::fs::read_dir(&b.state)
+        .expect("state dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, vec![cid.clone()], "only the container's own state");
+    b.ok(&["start", &cid]);
+    // The probe's output goes to create's stdout, a file here.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        let text = std::fs::read_dir(b.dir.path())
+            .expect("bundle dir")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("out."))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .collect::<String>();
+        if text.contains("CapBnd") || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_confined(&text, "0");
+
+    // An exec into the container is confined by the same profile (with no_new_privs).
+    let out = b.oci(&["exec", &cid, "--", "sh", "-c", SECCOMP_PROBE]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("Permission denied") && text.contains("usr1-refused"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Seccomp:\t2") && text.contains("NoNewPrivs:\t1"),
+        "{text}"
+    );
+    b.ok(&["delete", "--force", &cid]);
 }
 
 fn merge(into: &mut Value, from: &Value) {

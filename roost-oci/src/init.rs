@@ -83,6 +83,8 @@ pub fn create(root: &Path, id: &str, bundle: &Path, options: InitOptions) -> Res
 }
 
 fn write_shadow(shadow: &Path, spec: &Spec) -> Result<()> {
+    // One left by a create that was killed midway would otherwise block the id for good.
+    let _ = std::fs::remove_dir_all(shadow);
     std::fs::create_dir(shadow).with_context(|| format!("creating {}", shadow.display()))?;
     spec.save(shadow.join("config.json"))
         .with_context(|| format!("writing {}/config.json", shadow.display()))

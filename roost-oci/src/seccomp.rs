@@ -62,16 +62,15 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Vec<BpfProgram>> {
                 continue;
             };
             let number = number.id() as i64;
-            let rule = || -> Result<Option<SeccompRule>> {
-                if conditions.is_empty() {
-                    return Ok(None);
-                }
-                Ok(Some(
+            let rule = if conditions.is_empty() {
+                None
+            } else {
+                Some(
                     SeccompRule::new(conditions.clone())
                         .with_context(|| format!("{field}: {name}"))?,
-                ))
+                )
             };
-            add(&mut allowed, number, rule()?);
+            add(&mut allowed, number, rule.clone());
             if rule_action != SeccompAction::Allow {
                 let slot = match by_action.iter_mut().find(|(a, _)| *a == rule_action) {
                     Some((_, rules)) => rules,
@@ -81,7 +80,7 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Vec<BpfProgram>> {
                         &mut by_action[last].1
                     }
                 };
-                add(slot, number, rule()?);
+                add(slot, number, rule);
             }
         }
     }

@@ -289,13 +289,7 @@ fn the_process_user_rlimits_and_masked_paths_apply() {
             spec["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": 321, "soft": 123}]);
         },
     );
-    let out = b.oci(&["run", "--bundle", ".", &id("user")]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = b.ok(&["run", "--bundle", ".", &id("user")]);
     assert!(text.contains("uid=1000 gid=1000 nofile=123"), "{text}");
     // /proc/kcore is masked (empty), /proc/sys is read-only.
     assert!(text.lines().any(|l| l.trim() == "0"), "{text}");
@@ -381,13 +375,7 @@ fn a_seccomp_profile_is_enforced_with_no_new_privileges() {
     let b = Bundle::new(&["sh", "-c", SECCOMP_PROBE], |spec| {
         spec["linux"]["seccomp"] = deny_list();
     });
-    let out = b.oci(&["run", "--bundle", ".", &id("seccomp-nnp")]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = b.ok(&["run", "--bundle", ".", &id("seccomp-nnp")]);
     assert_confined(&text, "1");
 }
 
@@ -440,13 +428,7 @@ fn a_seccomp_profile_is_enforced_without_no_new_privileges_and_the_capabilities_
     assert_confined(&text, "0");
 
     // An exec into the container is confined by the same profile (with no_new_privs).
-    let out = b.oci(&["exec", &cid, "--", "sh", "-c", SECCOMP_PROBE]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = b.ok(&["exec", &cid, "--", "sh", "-c", SECCOMP_PROBE]);
     assert!(
         text.contains("Permission denied") && text.contains("usr1-refused"),
         "{text}"

@@ -262,9 +262,22 @@ async fn run_several(
     supervisor: &mut Supervisor,
     state: &ControlState,
 ) -> Outcome {
+    // Images mounted before anything resolves: a container's user and groups come from
+    // its image's own /etc/passwd and /etc/group.
+    let containers = match crate::oci::ContainerHost::prepare(config) {
+        Ok(host) => host,
+        Err(err) => {
+            let failure = BootFailure::Config(format!("containers: {err}"));
+            return ended_boot(supervisor, &failure);
+        }
+    };
     let mut specs = Vec::with_capacity(config.services.len());
-    for service in &config.services {
-        match resolve(service, Path::new("/")) {
+    for (i, service) in config.services.iter().enumerate() {
+        let root = containers
+            .as_ref()
+            .and_then(|host| host.image_root(i))
+            .unwrap_or(Path::new("/"));
+        match resolve(service, root) {
             Ok(spec) => specs.push(spec),
             Err(failure) => {
                 let failure = BootFailure::Config(format!("service {:?}: {failure}", service.name));
@@ -339,8 +352,10 @@ async fn run_several(
                 .kill_timeout
                 .unwrap_or(crate::config::DEFAULT_KILL_TIMEOUT_SECS),
         ),
+        containers: containers.as_ref(),
     };
     let outcome = supervisor.run_services(run).await;
+    // The image devices are unmounted when `containers` goes, on every path out of here.
     match &outcome.decided_by {
         Some((service, why)) => tracing::info!(
             exit_code = outcome.code,

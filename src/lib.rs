@@ -22,6 +22,7 @@ pub mod exit;
 pub mod fault;
 pub mod logging;
 pub mod net;
+pub mod oci;
 pub mod oidc;
 pub mod services;
 pub mod supervise;

@@ -31,14 +31,6 @@ fn line_of(text: &str, needle: &str) -> usize {
         .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{text}"))
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 #[test]
 fn a_sidecar_set_starts_in_dependency_order_and_stops_cleanly() {
     let scratch = Scratch::new();
@@ -339,17 +331,7 @@ fn v2_status_shows_each_service_and_v1_exit_code_means_the_machine() {
 }
 
 fn roostctl(ctl: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(roostctl_bin())
-        .arg("--unix")
-        .arg(ctl)
-        .args(args)
-        .output()
-        .expect("roostctl");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    roostctl_on(ctl, args)
 }
 
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {

@@ -60,6 +60,20 @@ pub struct ContainerConfig {
     /// `stop_machine`, `stop_machine_on_failure` or `ignore`.
     pub on_exit: Option<String>,
     pub cgroup: Option<CgroupLimits>,
+    /// With `kind: container`: the image's root file system, as the host delivered it.
+    pub image_root: Option<ImageRootConfig>,
+    /// With `kind: container`: roost is the container's PID 1 (`docker run --init`).
+    pub init: bool,
+}
+
+/// `image_root`: exactly one of `directory` or `device` (with its `fstype`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ImageRootConfig {
+    pub directory: Option<String>,
+    pub device: Option<String>,
+    /// `ext4` (the default), `erofs` or `squashfs`.
+    pub fstype: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -66,6 +66,9 @@ pub struct RunConfig {
     /// roost extension: where signals to PID 1 go with several services: `main` (the first
     /// service, the default) or `all`.
     pub forward_signals: Option<String>,
+    /// roost extension: the OCI runtime (runc's command line) that runs `kind: container`
+    /// services, an absolute path. Default: `roost-oci` beside roost's own executable.
+    pub container_runtime: Option<String>,
 }
 
 /// The subset of the OCI image config that decides how the workload runs.

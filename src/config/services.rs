@@ -7,8 +7,9 @@ use super::containers::{
     ContainerConfig, DependsOn, GoDuration, HealthcheckConfig, Seconds, VolumeConfig,
 };
 use super::typed::{
-    defaults, CheckKind, Condition, Dependency, HealthCheck, OnExit, Probe, Process, Restart,
-    RestartPolicy, Service, ServiceFile, ServiceMount, Signal, Stop, Volume,
+    defaults, CheckKind, Condition, ContainerSpec, Dependency, HealthCheck, ImageRoot, OnExit,
+    Probe, Process, Restart, RestartPolicy, Service, ServiceFile, ServiceMount, Signal, Stop,
+    Volume,
 };
 use super::ConfigError;
 use roost_platform::Token;
@@ -179,19 +180,21 @@ fn service(
     cx: &Context<'_>,
 ) -> Result<Service, ConfigError> {
     let at = |rest: &str| format!("Containers[{i}].{rest}");
-    match c.kind.as_deref() {
-        None | Some("process") => {}
-        Some("container") => return Err(f(
-            at("kind"),
-            "\"container\" (a root of its own from an image) is not supported yet; use \"process\"",
-        )),
+    let container = match c.kind.as_deref() {
+        None | Some("process") => {
+            if c.image_root.is_some() || c.init {
+                return Err(f(at("kind"), "image_root and init need kind \"container\""));
+            }
+            None
+        }
+        Some("container") => Some(container_spec(i, c)?),
         Some(other) => {
             return Err(f(
                 at("kind"),
                 format!("{other:?} is not process or container"),
             ))
         }
-    }
+    };
     let process = process(i, c, cx)?;
     let stop = stop(i, c, cx)?;
     check_len(&at("depends_on"), &c.depends_on)?;
@@ -305,6 +308,60 @@ fn service(
         notify: c.notify,
         files,
         mounts,
+        container,
+    })
+}
+
+/// The file systems an image root may be.
+pub const IMAGE_FSTYPES: [&str; 3] = ["ext4", "erofs", "squashfs"];
+
+/// `kind: container`: its image root, exactly one of a directory or a device.
+fn container_spec(i: usize, c: &ContainerConfig) -> Result<ContainerSpec, ConfigError> {
+    let at = |rest: &str| format!("Containers[{i}].{rest}");
+    if c.notify {
+        // The socket is the VM's; a container's own root has no path to it.
+        return Err(f(
+            at("notify"),
+            "is not supported with kind \"container\": use a health check",
+        ));
+    }
+    let Some(root) = &c.image_root else {
+        return Err(f(
+            at("image_root"),
+            "is needed with kind \"container\": a directory or a device holding the image's root",
+        ));
+    };
+    let image = match (&root.directory, &root.device) {
+        (Some(dir), None) => {
+            if root.fstype.is_some() {
+                return Err(f(
+                    at("image_root.fstype"),
+                    "is for a device, not a directory",
+                ));
+            }
+            ImageRoot::Directory(check_absolute(&at("image_root.directory"), dir)?)
+        }
+        (None, Some(device)) => {
+            let path = check_absolute(&at("image_root.device"), device)?;
+            let fstype = root.fstype.clone().unwrap_or_else(|| "ext4".into());
+            if !IMAGE_FSTYPES.contains(&fstype.as_str()) {
+                return Err(f(
+                    at("image_root.fstype"),
+                    format!("{fstype:?} is not one of {IMAGE_FSTYPES:?}"),
+                ));
+            }
+            ImageRoot::Device { path, fstype }
+        }
+        _ => {
+            return Err(f(
+                at("image_root"),
+                "needs exactly one of directory or device",
+            ))
+        }
+    };
+    Ok(ContainerSpec {
+        image,
+        init: c.init,
     })
 }
 
@@ -741,33 +798,32 @@ fn files(i: usize, c: &ContainerConfig, cx: &Context<'_>) -> Result<Vec<ServiceF
                 "is flyctl's: it reads the file and sends its contents as raw_value (base64)",
             ));
         }
-        let (contents, secret) = match (&file.raw_value, &file.secret_name, &file.image_config) {
-            (Some(raw), None, None) => (
-                decode_base64(raw).map_err(|e| f(here("raw_value"), e))?,
-                false,
-            ),
-            (None, Some(name), None) => match cx.secrets.get(name) {
-                Some(value) => (value.expose().as_bytes().to_vec(), true),
-                None => {
+        let (contents, secret) =
+            match (&file.raw_value, &file.secret_name, &file.image_config) {
+                (Some(raw), None, None) => (
+                    decode_base64(raw).map_err(|e| f(here("raw_value"), e))?,
+                    false,
+                ),
+                (None, Some(name), None) => match cx.secrets.get(name) {
+                    Some(value) => (value.expose().as_bytes().to_vec(), true),
+                    None => {
+                        return Err(f(
+                            here("secret_name"),
+                            format!("no secret named {name:?} in Secrets"),
+                        ))
+                    }
+                },
+                (None, None, Some(_)) => return Err(f(
+                    here("image_config"),
+                    "an image's config as a file is not supported: give raw_value or secret_name",
+                )),
+                _ => {
                     return Err(f(
-                        here("secret_name"),
-                        format!("no secret named {name:?} in Secrets"),
+                        format!("Containers[{i}].files[{j}]"),
+                        "needs exactly one of raw_value, secret_name or image_config",
                     ))
                 }
-            },
-            (None, None, Some(_)) => {
-                return Err(f(
-                    here("image_config"),
-                    "an image's config as a file needs kind container (not supported yet)",
-                ))
-            }
-            _ => {
-                return Err(f(
-                    format!("Containers[{i}].files[{j}]"),
-                    "needs exactly one of raw_value, secret_name or image_config",
-                ))
-            }
-        };
+            };
         let mode = file.mode.unwrap_or(0o644);
         if mode > 0o7777 {
             return Err(f(here("mode"), format!("{mode:o} has bits beyond 07777")));

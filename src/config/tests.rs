@@ -475,8 +475,28 @@ mod containers {
             ),
             (
                 r#"[{"name": "a", "exec": ["x"], "kind": "container"}]"#,
+                "Containers[0].image_root",
+                "is needed with kind",
+            ),
+            (
+                r#"[{"name": "a", "exec": ["x"], "kind": "container", "image_root": {"directory": "/i", "device": "/dev/vdb"}}]"#,
+                "Containers[0].image_root",
+                "exactly one of directory or device",
+            ),
+            (
+                r#"[{"name": "a", "exec": ["x"], "kind": "container", "image_root": {"device": "/dev/vdb", "fstype": "xfs"}}]"#,
+                "Containers[0].image_root.fstype",
+                "is not one of",
+            ),
+            (
+                r#"[{"name": "a", "exec": ["x"], "kind": "container", "image_root": {"directory": "images/x"}}]"#,
+                "Containers[0].image_root.directory",
+                "not an absolute path",
+            ),
+            (
+                r#"[{"name": "a", "exec": ["x"], "init": true}]"#,
                 "Containers[0].kind",
-                "not supported yet",
+                "need kind",
             ),
             (
                 r#"[{"name": "a", "exec": ["x"], "cgroup": {"cpu_weight": 0}}]"#,

@@ -80,6 +80,28 @@ pub struct Service {
     pub files: Vec<ServiceFile>,
     /// Volumes mounted before it starts.
     pub mounts: Vec<ServiceMount>,
+    /// `kind: container`: a root of its own from an image, run by the OCI runtime.
+    pub container: Option<ContainerSpec>,
+}
+
+/// What a `kind: container` service runs in (docs/containers.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerSpec {
+    pub image: ImageRoot,
+    /// roost itself (bind-mounted read-only, in container mode) is the container's PID 1,
+    /// as `docker run --init` does, so zombies inside are reaped and the stop signal is
+    /// handled even when the workload ignores it.
+    pub init: bool,
+}
+
+/// Where an image's root filesystem comes from; always mounted read-only, under a
+/// writable layer of each container's own.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ImageRoot {
+    /// A directory that already holds the image's root.
+    Directory(PathBuf),
+    /// A block device holding an ext4, erofs or squashfs file system.
+    Device { path: PathBuf, fstype: String },
 }
 
 impl Service {
@@ -101,6 +123,7 @@ impl Service {
             notify: false,
             files: Vec::new(),
             mounts: Vec::new(),
+            container: None,
         }
     }
 

@@ -29,6 +29,8 @@ pub struct Validated {
     pub api: Option<typed::Api>,
     pub control: typed::Control,
     pub oidc: typed::Oidc,
+    /// `ContainerRuntime`: None for the default (`roost-oci` beside roost).
+    pub container_runtime: Option<std::path::PathBuf>,
 }
 
 impl Validated {
@@ -423,7 +425,20 @@ pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
         }
         (vec![main], Vec::new())
     };
+    let container_runtime = match &config.container_runtime {
+        None => None,
+        Some(path) if path.starts_with('/') && !path.contains('\0') => {
+            Some(std::path::PathBuf::from(path))
+        }
+        Some(path) => {
+            return Err(ConfigError::field(
+                "ContainerRuntime",
+                format!("{path:?} is not an absolute path"),
+            ))
+        }
+    };
     Ok(Validated {
+        container_runtime,
         config,
         services,
         several,

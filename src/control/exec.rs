@@ -5,11 +5,12 @@
 
 use super::protocol::{Dialect, ExecRequest, ExecResponse, Output, OutputEncoding};
 use super::state::ControlState;
+use crate::oci::ExecTarget;
 use crate::supervise::handle::ExecCommand;
 use crate::supervise::ChildExit;
 use crate::workload::Identity;
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
@@ -59,6 +60,8 @@ pub enum ExecError {
     NotReady,
     #[error("no service named {0:?}")]
     NoSuchService(String),
+    #[error("{0} is a container that is not running: there is nothing to exec in")]
+    ContainerNotRunning(String),
     #[error("{MAX_CONCURRENT_EXECS} execs are running already; try again later")]
     TooManyExecs,
     #[error("the output of the running execs already takes {MAX_OUTPUT_HELD} bytes; try again later or ask for less (max_output)")]
@@ -80,6 +83,8 @@ pub(super) struct Launch {
     pub cwd: PathBuf,
     /// A service's cgroup leaves, joined before exec.
     pub cgroup_procs: Vec<std::ffi::CString>,
+    /// A container service: the command runs inside it, through the runtime's `exec`.
+    pub container: Option<ExecTarget>,
 }
 
 impl Launch {
@@ -92,6 +97,20 @@ impl Launch {
         stdio: [Stdio; 3],
         tty: bool,
     ) -> std::io::Result<(i32, tokio::sync::oneshot::Receiver<ChildExit>)> {
+        if let Some(target) = &self.container {
+            // The runtime runs as root in the VM and becomes the service's user inside; the
+            // container's env comes from its bundle.
+            let argv = target.argv(&self.identity, &self.cwd, argv);
+            return state.supervisor().exec(ExecCommand {
+                argv: &argv,
+                env: &crate::oci::runtime::runtime_env(),
+                identity: &Identity::root(),
+                cwd: Path::new("/"),
+                stdio,
+                tty,
+                cgroup_procs: Vec::new(),
+            });
+        }
         state.supervisor().exec(ExecCommand {
             argv,
             env: &self.env,
@@ -114,19 +133,23 @@ pub(super) fn launch_for(
         let spec = state
             .service_spec(name)
             .ok_or_else(|| ExecError::NoSuchService(name.to_string()))?;
-        let cgroup_procs = state
+        let view = state
             .services()
-            .and_then(|v| {
-                v.iter()
-                    .find(|s| s.name == name)
-                    .map(|s| s.cgroup_procs.clone())
-            })
-            .unwrap_or_default();
+            .and_then(|v| v.iter().find(|s| s.name == name).cloned());
+        let container = match &view {
+            Some(v) if v.is_container => Some(
+                v.exec_target
+                    .clone()
+                    .ok_or_else(|| ExecError::ContainerNotRunning(name.to_string()))?,
+            ),
+            _ => None,
+        };
         return Ok(Launch {
             env: spec.env,
             identity: spec.identity,
             cwd: spec.working_dir,
-            cgroup_procs,
+            cgroup_procs: view.map(|v| v.cgroup_procs).unwrap_or_default(),
+            container,
         });
     }
     let spec = state.spec().ok_or(ExecError::NotReady)?;
@@ -136,18 +159,15 @@ pub(super) fn launch_for(
             identity: spec.identity,
             cwd: spec.working_dir,
             cgroup_procs: Vec::new(),
+            container: None,
         }
     } else {
         Launch {
             env: crate::workload::env::root_env(&spec.env),
-            identity: Identity {
-                uid: 0,
-                gid: 0,
-                groups: vec![0],
-                home: "/root".into(),
-            },
+            identity: Identity::root(),
             cwd: PathBuf::from("/"),
             cgroup_procs: Vec::new(),
+            container: None,
         }
     })
 }

@@ -294,6 +294,7 @@ async fn route(state: ControlState, req: Request<Incoming>) -> Response<Body> {
                 Ok(answer) => json(StatusCode::OK, &answer),
                 Err(
                     e @ (exec::ExecError::NotReady
+                    | exec::ExecError::ContainerNotRunning(_)
                     | exec::ExecError::TooManyExecs
                     | exec::ExecError::OutputBudget),
                 ) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),

@@ -10,7 +10,7 @@
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Where the cgroup hierarchies that matter are mounted.
@@ -415,6 +415,19 @@ impl WorkloadCgroup {
     fn read_oom_kills(&self) -> Option<u64> {
         let text = std::fs::read_to_string(self.oom_counter.as_ref()?).ok()?;
         parse_keyed(&text, "oom_kill")
+    }
+
+    /// The v2 leaf's path inside the hierarchy (`/roost-...-web`) when cgroup v2 is the only
+    /// hierarchy (at /sys/fs/cgroup, as in a VM): what an OCI runtime's `cgroupsPath` names,
+    /// so a container and every exec into it land in the service's leaf. None on a hybrid
+    /// host, where the runtime uses v1 and roost moves the init into its leaves itself.
+    pub fn v2_path(&self) -> Option<String> {
+        let leaf = self.leaves.iter().find(|l| l.hierarchy == Hierarchy::V2)?;
+        let inside = leaf.dir.strip_prefix("/sys/fs/cgroup").ok()?;
+        if !Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            return None;
+        }
+        Some(format!("/{}", inside.display()))
     }
 
     /// The leaf directories, for the log.

@@ -118,6 +118,25 @@ impl Reaper {
         Ok((pid, rx))
     }
 
+    /// Registers `pid`, a process that became roost's child without roost starting it (a
+    /// container's init, re-parented to roost when the OCI runtime's `create` exits). Checked
+    /// under the registry's lock, which every reap holds, so an exit cannot slip between the
+    /// check and the registration: the process must still be roost's child (a zombie counts).
+    pub fn adopt(&self, pid: i32) -> std::io::Result<oneshot::Receiver<ChildExit>> {
+        let mut registry = self.lock();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        let ours = super::procs::parse_stat_ppid(&stat)
+            .is_some_and(|(_, ppid)| ppid == std::process::id() as i32);
+        if !ours {
+            return Err(std::io::Error::other(format!(
+                "pid {pid} is not a child of roost"
+            )));
+        }
+        let (tx, rx) = oneshot::channel();
+        registry.waiters.insert(pid, tx);
+        Ok(rx)
+    }
+
     /// Reaps every child that has exited, delivering registered ones to their waiters.
     /// Call on every SIGCHLD (signals coalesce, so one SIGCHLD may stand for many exits) and
     /// once at start.

@@ -13,6 +13,8 @@ use super::signals::SignalAction;
 use super::{procs, signal_name, spawn, Outcome, Supervisor};
 use crate::config::typed::{CheckKind, Probe, Service, SignalTarget, Volume};
 use crate::exit;
+use crate::oci::runtime;
+use crate::oci::{self, BundleInputs, ContainerHost, ExecTarget, LiveContainer};
 use crate::services::health::{self, Change, Tracker};
 use crate::services::logs::{self, Console, LogBuffer, ServiceLog};
 use crate::services::notify::{self, NotifySocket};
@@ -39,6 +41,8 @@ pub struct ServicesRun<'a> {
     pub signal_target: SignalTarget,
     /// The bound of the whole stop (`KillTimeout`).
     pub kill_timeout: Duration,
+    /// The runtime and images of `kind: container` services (None: there are none).
+    pub containers: Option<&'a ContainerHost>,
 }
 
 /// One service's state as the control API shows it.
@@ -55,6 +59,12 @@ pub struct ServiceView {
     /// Its cgroup leaves' `cgroup.procs` files, for an exec inside it.
     #[serde(skip)]
     pub cgroup_procs: Vec<std::ffi::CString>,
+    /// A `kind: container` service.
+    #[serde(skip)]
+    pub is_container: bool,
+    /// Where an exec into it goes while its container runs.
+    #[serde(skip)]
+    pub exec_target: Option<ExecTarget>,
 }
 
 /// What comes back to the loop.
@@ -98,6 +108,24 @@ struct Live {
     procs: Vec<std::ffi::CString>,
     /// `READY=1` came (services with `notify`).
     notified: bool,
+    /// A `kind: container` service's container, deleted when its init has exited.
+    container: Option<LiveContainer>,
+    exec_target: Option<ExecTarget>,
+}
+
+impl Live {
+    /// A signal to the service: a process's whole group; a container's init (the runtime's
+    /// `kill`: in its own PID namespace, the init passes it on or, without a handler,
+    /// ignores it, SIGKILL excepted, which ends the namespace).
+    fn signal(&self, sig: i32) {
+        if self.container.is_some() {
+            // SAFETY: kill(2) has no memory effects; the pid is the adopted init, registered
+            // with the reaper and not yet reaped (its exit removes this Live).
+            unsafe { libc::kill(self.pid, sig) };
+        } else {
+            procs::signal_group(self.pid, sig);
+        }
+    }
 }
 
 impl Supervisor {
@@ -167,7 +195,10 @@ impl Supervisor {
                 match action {
                     Action::Start(i) => {
                         generation += 1;
-                        match self.start_service(&run, i, &logs[i], &leaf_base, generation, &tx) {
+                        match self
+                            .start_service(&run, i, &logs[i], &leaf_base, generation, &tx)
+                            .await
+                        {
                             Ok(mut started) => {
                                 started.started_at_ms = now_ms();
                                 let pid = started.pid;
@@ -241,13 +272,16 @@ impl Supervisor {
                             if live[i].as_ref().is_none_or(|l| l.generation != generation) {
                                 continue;
                             }
-                            let Some(ended) = live[i].take() else { continue };
+                            let Some(mut ended) = live[i].take() else { continue };
                             for check in &ended.checks {
                                 check.abort();
                             }
                             // Whatever the service left in its leaf goes with it.
                             ended.cgroup.kill_all();
                             oom_of[i] = ended.cgroup.oom_kills() > 0;
+                            if let (Some(container), Some(host)) = (ended.container.take(), run.containers) {
+                                self.remove_container(host, container).await;
+                            }
                             tokio::spawn(ended.cgroup.remove());
                             let code = exit.map_or(exit::INTERNAL, |e| e.exit_code());
                             let name = run.services[i].name.as_str();
@@ -352,7 +386,7 @@ impl Supervisor {
                             let Some(l) = l else { continue };
                             if i == 0 || run.signal_target == SignalTarget::All {
                                 tracing::info!("forwarding {} to {}", signal_name(sig), run.services[i].name);
-                                procs::signal_group(l.pid, sig);
+                                l.signal(sig);
                             }
                         }
                     }
@@ -372,7 +406,7 @@ impl Supervisor {
                                 "{} did not stop in time: SIGKILL",
                                 run.services[i].name
                             );
-                            procs::signal_group(l.pid, libc::SIGKILL);
+                            l.signal(libc::SIGKILL);
                             l.cgroup.kill_all();
                             l.kill_at = None;
                         }
@@ -459,7 +493,7 @@ impl Supervisor {
         match op {
             ServiceOp::Signal(sig) => match live[i].as_ref() {
                 Some(l) => {
-                    procs::signal_group(l.pid, sig);
+                    l.signal(sig);
                     Ok(())
                 }
                 None => Err(ServiceRefusal::NotRunning(name.to_string())),
@@ -504,8 +538,9 @@ impl Supervisor {
         }
     }
 
-    /// Starts service `i`: its files, its cgroup leaf, the process, its checks.
-    fn start_service(
+    /// Starts service `i`: its files, its cgroup leaf, the process (or its container), its
+    /// checks.
+    async fn start_service(
         &self,
         run: &ServicesRun<'_>,
         i: usize,
@@ -517,9 +552,11 @@ impl Supervisor {
         let service = &run.services[i];
         let spec = &run.specs[i];
         let name = service.name.as_str();
-        if let Err(err) = write_files(service, spec) {
-            tracing::error!(service = name, "cannot start {name}: {err}");
-            return Err(exit::CANNOT_EXECUTE);
+        if service.container.is_none() {
+            if let Err(err) = write_files(service, spec) {
+                tracing::error!(service = name, "cannot start {name}: {err}");
+                return Err(exit::CANNOT_EXECUTE);
+            }
         }
         let (cg, warnings) = WorkloadCgroup::create(
             &format!("{leaf_base}-{name}"),
@@ -566,35 +603,74 @@ impl Supervisor {
             }
             None => spec,
         };
-        let placement = cg.placement();
-        let mut born = spawn::Born::Forked;
-        let spawned = self.reaper.spawn(|| {
-            let (pid, how) = spawn::spawn_workload(spec, output, &placement)?;
-            born = how;
-            Ok(pid)
-        });
-        let (pid, exit_rx) = match spawned {
-            Ok(started) => started,
-            Err(err) => {
-                tracing::error!(service = name, "cannot start {name} {:?}: {err}", spec.argv);
+        let (pid, exit_rx, container) = match (&service.container, run.containers) {
+            (None, _) => {
+                let placement = cg.placement();
+                let mut born = spawn::Born::Forked;
+                let spawned = self.reaper.spawn(|| {
+                    let (pid, how) = spawn::spawn_workload(spec, output, &placement)?;
+                    born = how;
+                    Ok(pid)
+                });
+                let (pid, exit_rx) = match spawned {
+                    Ok(started) => started,
+                    Err(err) => {
+                        tracing::error!(
+                            service = name,
+                            "cannot start {name} {:?}: {err}",
+                            spec.argv
+                        );
+                        tokio::spawn(cg.remove());
+                        return Err(spawn::spawn_failure_code(&err));
+                    }
+                };
+                if born.parent_must_join() {
+                    for warning in cg.join(pid) {
+                        tracing::warn!(service = name, "{name}: {warning}");
+                    }
+                }
+                (pid, exit_rx, None)
+            }
+            (Some(_), Some(host)) => {
+                match self.start_container(run, host, i, spec, output, &cg).await {
+                    Ok((pid, exit_rx, container)) => (pid, exit_rx, Some(container)),
+                    Err(code) => {
+                        tokio::spawn(cg.remove());
+                        return Err(code);
+                    }
+                }
+            }
+            (Some(_), None) => {
+                tracing::error!(
+                    service = name,
+                    "cannot start {name}: no container runtime was prepared"
+                );
                 tokio::spawn(cg.remove());
-                return Err(spawn::spawn_failure_code(&err));
+                return Err(exit::INTERNAL);
             }
         };
-        if born.parent_must_join() {
-            for warning in cg.join(pid) {
-                tracing::warn!(service = name, "{name}: {warning}");
-            }
-        }
+        let exec_target = match (&container, run.containers) {
+            (Some(c), Some(host)) => Some(ExecTarget {
+                runtime: host.runtime.clone(),
+                id: c.id.clone(),
+            }),
+            _ => None,
+        };
         tracing::info!(
             service = name,
             pid,
             uid = spec.identity.uid,
             gid = spec.identity.gid,
-            "{name} started: pid {pid}, uid {}, gid {}, argv {:?}",
+            container = container.is_some(),
+            "{name} started: pid {pid}, uid {}, gid {}, argv {:?}{}",
             spec.identity.uid,
             spec.identity.gid,
-            spec.argv
+            spec.argv,
+            if container.is_some() {
+                " (its container's init)"
+            } else {
+                ""
+            }
         );
         let exit_tx = tx.clone();
         tokio::spawn(async move {
@@ -611,12 +687,19 @@ impl Supervisor {
             .iter()
             .enumerate()
             .map(|(k, check)| {
-                let (tx, check, spec, handle) =
-                    (tx.clone(), check.clone(), spec.clone(), handle.clone());
+                let (tx, check, spec, handle, target) = (
+                    tx.clone(),
+                    check.clone(),
+                    spec.clone(),
+                    handle.clone(),
+                    exec_target.clone(),
+                );
                 tokio::spawn(async move {
                     tokio::time::sleep(check.grace_period).await;
                     loop {
-                        let ok = probe(&check.probe, check.timeout, &spec, &handle).await;
+                        let ok =
+                            probe(&check.probe, check.timeout, &spec, &handle, target.as_ref())
+                                .await;
                         if tx
                             .send(Msg::Check {
                                 i,
@@ -672,7 +755,115 @@ impl Supervisor {
             kill_at: None,
             started_at_ms: 0,
             notified: false,
+            container,
+            exec_target,
         })
+    }
+
+    /// A container's start, the runtime's verbs in order: its bundle, `create` (the init
+    /// then waits, its stdio the service's log), the init's pid adopted by the one reaper
+    /// and moved into the service's cgroup, then `start`. A failure at any step removes
+    /// what was made.
+    async fn start_container(
+        &self,
+        run: &ServicesRun<'_>,
+        host: &ContainerHost,
+        i: usize,
+        spec: &WorkloadSpec,
+        output: std::os::fd::OwnedFd,
+        cg: &WorkloadCgroup,
+    ) -> Result<
+        (
+            i32,
+            tokio::sync::oneshot::Receiver<super::reaper::ChildExit>,
+            LiveContainer,
+        ),
+        i32,
+    > {
+        let service = &run.services[i];
+        let name = service.name.as_str();
+        let handle = self.handle();
+        // A container of this id that an earlier roost left (killed mid-stop) goes first.
+        if host.runtime.root.join(name).exists() {
+            let _ = runtime::run(
+                &handle,
+                &host.runtime.delete_argv(name),
+                None,
+                runtime::VERB_TIMEOUT,
+            )
+            .await;
+        }
+        let cgroups_path = cg.v2_path();
+        let inputs = BundleInputs {
+            volumes: run.volumes,
+            volume_dir: &run.volume_dir,
+            cgroups_path: cgroups_path.as_deref(),
+        };
+        let container = match oci::write_bundle(host, i, service, spec, &inputs) {
+            Ok(c) => c,
+            Err(err) => {
+                tracing::error!(service = name, "cannot start {name}: its bundle: {err}");
+                return Err(exit::CANNOT_EXECUTE);
+            }
+        };
+        let pid_file = container.bundle.join("init.pid");
+        let create = host
+            .runtime
+            .create_argv(&container.id, &container.bundle, &pid_file);
+        if let Err(err) =
+            runtime::run(&handle, &create, Some(output), runtime::CREATE_TIMEOUT).await
+        {
+            tracing::error!(
+                service = name,
+                "cannot start {name}: {err} (the runtime's own words are in {name}'s log)"
+            );
+            self.remove_container(host, container).await;
+            return Err(exit::CANNOT_EXECUTE);
+        }
+        let pid = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|text| oci::parse_pid_file(&text));
+        let adopted = match pid {
+            Some(pid) => self
+                .reaper
+                .adopt(pid)
+                .map(|rx| (pid, rx))
+                .map_err(|e| e.to_string()),
+            None => Err(format!("no pid in {}", pid_file.display())),
+        };
+        let (pid, exit_rx) = match adopted {
+            Ok(adopted) => adopted,
+            Err(err) => {
+                tracing::error!(
+                    service = name,
+                    "cannot start {name}: its container's init: {err}"
+                );
+                self.remove_container(host, container).await;
+                return Err(exit::INTERNAL);
+            }
+        };
+        for warning in cg.join(pid) {
+            tracing::warn!(service = name, "{name}: {warning}");
+        }
+        let start = host.runtime.start_argv(&container.id);
+        if let Err(err) = runtime::run(&handle, &start, None, runtime::VERB_TIMEOUT).await {
+            tracing::error!(service = name, "cannot start {name}: {err}");
+            // SAFETY: kill(2) has no memory effects; the pid is the adopted, unreaped init.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = tokio::time::timeout(Duration::from_secs(5), exit_rx).await;
+            self.remove_container(host, container).await;
+            return Err(exit::CANNOT_EXECUTE);
+        }
+        Ok((pid, exit_rx, container))
+    }
+
+    /// The runtime's `delete` of a container whose init has exited, then its root and bundle.
+    async fn remove_container(&self, host: &ContainerHost, container: LiveContainer) {
+        let delete = host.runtime.delete_argv(&container.id);
+        if let Err(err) = runtime::run(&self.handle(), &delete, None, runtime::VERB_TIMEOUT).await {
+            tracing::warn!("cannot delete the container {}: {err}", container.id);
+        }
+        oci::remove_bundle(container);
     }
 
     /// Each service's state, for the control API.
@@ -696,6 +887,8 @@ impl Supervisor {
                     pid: l.map(|l| l.pid),
                     started_at_ms: l.map(|l| l.started_at_ms),
                     cgroup_procs: l.map(|l| l.procs.clone()).unwrap_or_default(),
+                    is_container: s.container.is_some(),
+                    exec_target: l.and_then(|l| l.exec_target.clone()),
                 }
             })
             .collect();
@@ -739,7 +932,7 @@ fn is_ready(service: &Service, trackers: &[Tracker], notified: bool) -> bool {
 /// A stop of one service: its signal to its group, SIGKILL after its timeout (sooner if the
 /// machine's stop bound comes first).
 fn stop_one(service: &Service, l: &mut Live, machine_deadline: Option<Instant>) {
-    procs::signal_group(l.pid, service.stop.signal.number());
+    l.signal(service.stop.signal.number());
     let own = from_now(service.stop.timeout);
     let at = machine_deadline.map_or(own, |d| d.min(own));
     l.kill_at = Some(l.kill_at.map_or(at, |k| k.min(at)));
@@ -750,6 +943,7 @@ async fn probe(
     timeout: Duration,
     spec: &WorkloadSpec,
     handle: &SupervisorHandle,
+    target: Option<&ExecTarget>,
 ) -> bool {
     match probe {
         Probe::Tcp { port } => health::tcp(*port, timeout).await,
@@ -774,24 +968,41 @@ async fn probe(
             };
             health::http(*port, method, path, headers, timeout, &transport).await
         }
-        Probe::Exec { command } => exec_probe(command, timeout, spec, handle).await,
+        Probe::Exec { command } => exec_probe(command, timeout, spec, handle, target).await,
     }
 }
 
 /// An exec check: the service's user, env and directory, its own process group, no stdio;
-/// exit 0 passes; killed (the whole group) at its timeout.
+/// exit 0 passes; killed (the whole group) at its timeout. In a container, the runtime's
+/// `exec` runs it there (as root in the VM; the runtime becomes the service's user inside).
 async fn exec_probe(
     command: &[String],
     timeout: Duration,
     spec: &WorkloadSpec,
     handle: &SupervisorHandle,
+    target: Option<&ExecTarget>,
 ) -> bool {
     use std::process::Stdio;
+    let (argv, env, identity, cwd);
+    (argv, env, identity, cwd) = match target {
+        Some(target) => (
+            target.argv(&spec.identity, &spec.working_dir, command),
+            runtime::runtime_env(),
+            crate::workload::Identity::root(),
+            PathBuf::from("/"),
+        ),
+        None => (
+            command.to_vec(),
+            spec.env.clone(),
+            spec.identity.clone(),
+            spec.working_dir.clone(),
+        ),
+    };
     let started = handle.exec(ExecCommand {
-        argv: command,
-        env: &spec.env,
-        identity: &spec.identity,
-        cwd: &spec.working_dir,
+        argv: &argv,
+        env: &env,
+        identity: &identity,
+        cwd: &cwd,
         stdio: [Stdio::null(), Stdio::null(), Stdio::null()],
         tty: false,
         cgroup_procs: Vec::new(),
@@ -812,24 +1023,7 @@ async fn exec_probe(
 /// Writes the service's files, owned by its user (parents created, root-owned, 0755).
 fn write_files(service: &Service, spec: &WorkloadSpec) -> std::io::Result<()> {
     for file in &service.files {
-        if let Some(parent) = file.path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        // Replace, never write through: a link a workload left at the path is not followed.
-        let tmp = file.path.with_extension("roost-tmp");
-        let _ = std::fs::remove_file(&tmp);
-        {
-            use std::io::Write;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)?;
-            f.write_all(&file.contents)?;
-            f.sync_all()?;
-        }
-        std::os::unix::fs::chown(&tmp, Some(spec.identity.uid), Some(spec.identity.gid))?;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(file.mode))?;
-        std::fs::rename(&tmp, &file.path)?;
+        oci::write_file(&file.path, file, &spec.identity)?;
         if !file.secret {
             tracing::debug!(
                 "wrote {} ({} bytes)",
@@ -870,7 +1064,8 @@ fn mount_volumes(run: &ServicesRun<'_>) -> Result<Vec<PathBuf>, String> {
         }
         dirs.push(dir);
     }
-    for service in run.services {
+    // A container's mounts are binds in its bundle, inside its own root.
+    for service in run.services.iter().filter(|s| s.container.is_none()) {
         for m in &service.mounts {
             let Some(source) = dirs.get(m.volume) else {
                 continue;

@@ -14,6 +14,18 @@ pub struct PasswdEntry {
     pub home: String,
 }
 
+impl Identity {
+    /// Root, with home `/root`: how roost runs its own helpers (a root exec, the runtime).
+    pub fn root() -> Self {
+        Identity {
+            uid: 0,
+            gid: 0,
+            groups: vec![0],
+            home: "/root".into(),
+        }
+    }
+}
+
 /// One line of /etc/group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupEntry {

@@ -640,3 +640,27 @@ pub fn firecracker_vsock_shim(path: &Path, guest: PathBuf) {
         }
     });
 }
+
+/// A TCP port on the loopback that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// roostctl against roost's control socket in container mode: (code, stdout, stderr).
+pub fn roostctl_on(ctl: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(roostctl_bin())
+        .arg("--unix")
+        .arg(ctl)
+        .args(args)
+        .output()
+        .expect("roostctl");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

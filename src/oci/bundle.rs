@@ -1,0 +1,205 @@
+//! A container's `config.json`, built from its service and the resolved workload: a pure
+//! function, so every default is tested without a runtime. The defaults and why are in
+//! docs/containers.md ("Bundle defaults").
+
+use crate::config::typed::Service;
+use crate::workload::WorkloadSpec;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+/// Where roost is bind-mounted in a container that asks for an init.
+pub const INIT_PATH: &str = "/.roost/init";
+/// Where that init's run config is bind-mounted.
+pub const INIT_CONFIG_PATH: &str = "/.roost/init.json";
+
+/// Docker's and runc's default capability set: what a root process in a container keeps.
+pub const DEFAULT_CAPABILITIES: [&str; 14] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// runc's default masked paths: kernel interfaces that leak host details or are unsafe.
+pub const MASKED_PATHS: [&str; 10] = [
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+];
+
+/// runc's default read-only paths.
+pub const READONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// A bind mount from the VM into the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bind {
+    pub source: PathBuf,
+    pub destination: PathBuf,
+    pub readonly: bool,
+}
+
+/// A resource limit the container's processes start with (`RLIMIT_NOFILE`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rlimit {
+    pub name: &'static str,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// Everything `config.json` is made of.
+#[derive(Debug)]
+pub struct BundleSpec<'a> {
+    pub service: &'a Service,
+    /// The workload resolved against the image's root (its passwd and group).
+    pub spec: &'a WorkloadSpec,
+    /// The container's root: the image under its writable layer.
+    pub rootfs: &'a Path,
+    /// The container's own UTS namespace gets the machine's hostname.
+    pub hostname: &'a str,
+    /// The service's cgroup v2 leaf, relative to the cgroup2 mount (`/roost-...-web`).
+    pub cgroups_path: Option<&'a str>,
+    /// Bind mounts after the standard file systems, in order.
+    pub binds: &'a [Bind],
+    pub rlimits: &'a [Rlimit],
+}
+
+/// The runtime spec of the container.
+pub fn config_json(b: &BundleSpec<'_>) -> Value {
+    let init = b.service.container.as_ref().is_some_and(|c| c.init);
+    // With an init, roost runs as root inside and becomes the workload's user itself.
+    let (args, uid, gid, groups): (Vec<String>, u32, u32, Vec<u32>) = if init {
+        (
+            vec![
+                INIT_PATH.into(),
+                "container".into(),
+                "--config".into(),
+                INIT_CONFIG_PATH.into(),
+            ],
+            0,
+            0,
+            vec![0],
+        )
+    } else {
+        (
+            b.spec.argv.clone(),
+            b.spec.identity.uid,
+            b.spec.identity.gid,
+            b.spec.identity.groups.clone(),
+        )
+    };
+    // A non-root process gets no effective capabilities (as Docker since 20.10): the set
+    // bounds what a setuid binary could gain, nothing more.
+    let caps: Vec<&str> = DEFAULT_CAPABILITIES.to_vec();
+    let none: Vec<&str> = Vec::new();
+    let held = if uid == 0 { &caps } else { &none };
+    let env: Vec<String> = b.spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let rlimits: Vec<Value> = b
+        .rlimits
+        .iter()
+        .map(|r| json!({"type": r.name, "soft": r.soft, "hard": r.hard}))
+        .collect();
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc",
+               "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+               "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+               "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+               "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+               "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
+               "options": ["nosuid", "noexec", "nodev", "ro"]}),
+    ];
+    for bind in b.binds {
+        let mut options = vec!["rbind", "nosuid", "nodev"];
+        if bind.readonly {
+            options.push("ro");
+        }
+        mounts.push(json!({
+            "destination": bind.destination,
+            "type": "bind",
+            "source": bind.source,
+            "options": options,
+        }));
+    }
+    let mut linux = json!({
+        // The machine's network is shared: no network namespace of its own.
+        "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
+        "maskedPaths": MASKED_PATHS,
+        "readonlyPaths": READONLY_PATHS,
+    });
+    if let (Some(path), Some(obj)) = (b.cgroups_path, linux.as_object_mut()) {
+        obj.insert("cgroupsPath".into(), json!(path));
+    }
+    json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": {"uid": uid, "gid": gid, "additionalGids": groups},
+            "args": args,
+            "env": env,
+            "cwd": b.spec.working_dir,
+            "capabilities": {
+                "bounding": caps,
+                "effective": held,
+                "permitted": held,
+                "inheritable": none,
+                "ambient": none,
+            },
+            "rlimits": rlimits,
+            "noNewPrivileges": true,
+        },
+        "root": {"path": b.rootfs, "readonly": false},
+        "hostname": b.hostname,
+        "mounts": mounts,
+        "linux": linux,
+    })
+}
+
+/// The run config of roost as the container's init: the workload as resolved, its stop
+/// signal, and a stop bound a second short of the service's, so the inner roost reports
+/// the workload's code before the outer one's SIGKILL.
+pub fn init_config(service: &Service, spec: &WorkloadSpec) -> Value {
+    let env: serde_json::Map<String, Value> = spec
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    let timeout = service.stop.timeout.as_secs().saturating_sub(1).max(1);
+    json!({
+        "ExecOverride": spec.argv,
+        "ExtraEnv": env,
+        "UserOverride": format!("{}:{}", spec.identity.uid, spec.identity.gid),
+        "ImageConfig": {"WorkingDir": spec.working_dir},
+        "KillSignal": service.stop.signal.number(),
+        "KillTimeout": timeout,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,183 @@
+use super::*;
+use crate::workload::Identity;
+
+fn service(doc: serde_json::Value) -> Service {
+    let doc = json!({"Containers": [doc]});
+    let config = crate::config::parse(doc.to_string().as_bytes()).expect("valid config");
+    config.services[0].clone()
+}
+
+fn spec(uid: u32) -> WorkloadSpec {
+    WorkloadSpec {
+        argv: vec!["/bin/app".into(), "--serve".into()],
+        env: vec![
+            ("PATH".into(), "/usr/bin:/bin".into()),
+            ("TOKEN".into(), "s3cret".into()),
+        ],
+        identity: Identity {
+            uid,
+            gid: uid,
+            groups: vec![uid, 44],
+            home: "/home/app".into(),
+        },
+        working_dir: "/srv".into(),
+        warnings: Vec::new(),
+    }
+}
+
+fn container(extra: serde_json::Value) -> Service {
+    let mut doc = json!({"name": "web", "kind": "container", "exec": ["/bin/app"],
+                         "image_root": {"directory": "/images/web"},
+                         "stop": {"signal": "SIGINT", "timeout": "7s"}});
+    if let (Some(obj), Some(extra)) = (doc.as_object_mut(), extra.as_object()) {
+        obj.extend(extra.clone());
+    }
+    service(doc)
+}
+
+fn build(service: &Service, spec: &WorkloadSpec, binds: &[Bind]) -> Value {
+    config_json(&BundleSpec {
+        service,
+        spec,
+        rootfs: Path::new("/run/roost/containers/web/rootfs"),
+        hostname: "machine-1",
+        cgroups_path: Some("/roost-workload-1-web"),
+        binds,
+        rlimits: &[Rlimit {
+            name: "RLIMIT_NOFILE",
+            soft: 1024,
+            hard: 4096,
+        }],
+    })
+}
+
+#[test]
+fn the_process_is_the_resolved_workload_with_no_new_privileges() {
+    let s = container(json!({}));
+    let v = build(&s, &spec(1000), &[]);
+    let p = &v["process"];
+    assert_eq!(p["args"], json!(["/bin/app", "--serve"]));
+    assert_eq!(p["env"], json!(["PATH=/usr/bin:/bin", "TOKEN=s3cret"]));
+    assert_eq!(p["cwd"], "/srv");
+    assert_eq!(
+        p["user"],
+        json!({"uid": 1000, "gid": 1000, "additionalGids": [1000, 44]})
+    );
+    assert_eq!(p["noNewPrivileges"], true);
+    assert_eq!(p["terminal"], false);
+    assert_eq!(
+        p["rlimits"],
+        json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 4096}])
+    );
+    assert_eq!(
+        v["root"],
+        json!({"path": "/run/roost/containers/web/rootfs", "readonly": false})
+    );
+    assert_eq!(v["hostname"], "machine-1");
+}
+
+#[test]
+fn a_root_process_holds_the_default_capabilities_and_a_user_only_bounds_them() {
+    let s = container(json!({}));
+    let root = build(&s, &spec(0), &[]);
+    let caps = &root["process"]["capabilities"];
+    assert_eq!(caps["bounding"], json!(DEFAULT_CAPABILITIES));
+    assert_eq!(caps["effective"], json!(DEFAULT_CAPABILITIES));
+    assert_eq!(caps["permitted"], json!(DEFAULT_CAPABILITIES));
+    assert_eq!(caps["ambient"], json!([]));
+    assert!(!caps["bounding"]
+        .as_array()
+        .is_some_and(|a| a.contains(&json!("CAP_SYS_ADMIN"))));
+    let user = build(&s, &spec(1000), &[]);
+    let caps = &user["process"]["capabilities"];
+    assert_eq!(caps["bounding"], json!(DEFAULT_CAPABILITIES));
+    assert_eq!(caps["effective"], json!([]));
+    assert_eq!(caps["permitted"], json!([]));
+}
+
+#[test]
+fn own_pid_ipc_uts_and_mount_namespaces_and_the_machines_network() {
+    let v = build(&container(json!({})), &spec(0), &[]);
+    let types: Vec<&str> = v["linux"]["namespaces"]
+        .as_array()
+        .expect("namespaces")
+        .iter()
+        .filter_map(|n| n["type"].as_str())
+        .collect();
+    assert_eq!(types, ["pid", "ipc", "uts", "mount"]);
+    assert_eq!(v["linux"]["cgroupsPath"], "/roost-workload-1-web");
+    assert_eq!(v["linux"]["maskedPaths"], json!(MASKED_PATHS));
+    assert_eq!(v["linux"]["readonlyPaths"], json!(READONLY_PATHS));
+    assert!(
+        v["linux"].get("resources").is_none(),
+        "roost sets the limits itself"
+    );
+}
+
+#[test]
+fn standard_file_systems_then_the_binds_in_order() {
+    let binds = [
+        Bind {
+            source: "/etc/resolv.conf".into(),
+            destination: "/etc/resolv.conf".into(),
+            readonly: true,
+        },
+        Bind {
+            source: "/run/roost/volumes/data".into(),
+            destination: "/data".into(),
+            readonly: false,
+        },
+    ];
+    let v = build(&container(json!({})), &spec(0), &binds);
+    let mounts = v["mounts"].as_array().expect("mounts");
+    let dests: Vec<&str> = mounts
+        .iter()
+        .filter_map(|m| m["destination"].as_str())
+        .collect();
+    assert_eq!(
+        dests,
+        [
+            "/proc",
+            "/dev",
+            "/dev/pts",
+            "/dev/shm",
+            "/dev/mqueue",
+            "/sys",
+            "/etc/resolv.conf",
+            "/data"
+        ]
+    );
+    assert_eq!(
+        mounts[5]["options"],
+        json!(["nosuid", "noexec", "nodev", "ro"])
+    );
+    assert_eq!(
+        mounts[6]["options"],
+        json!(["rbind", "nosuid", "nodev", "ro"])
+    );
+    assert_eq!(mounts[7]["options"], json!(["rbind", "nosuid", "nodev"]));
+    assert_eq!(mounts[7]["source"], "/run/roost/volumes/data");
+}
+
+#[test]
+fn with_an_init_roost_runs_as_root_and_its_config_carries_the_workload() {
+    let s = container(json!({"init": true}));
+    let v = build(&s, &spec(1000), &[]);
+    assert_eq!(
+        v["process"]["args"],
+        json!([INIT_PATH, "container", "--config", INIT_CONFIG_PATH])
+    );
+    assert_eq!(v["process"]["user"]["uid"], 0);
+    let init = init_config(&s, &spec(1000));
+    assert_eq!(init["ExecOverride"], json!(["/bin/app", "--serve"]));
+    assert_eq!(init["UserOverride"], "1000:1000");
+    assert_eq!(init["ExtraEnv"]["TOKEN"], "s3cret");
+    assert_eq!(init["ImageConfig"]["WorkingDir"], "/srv");
+    assert_eq!(init["KillSignal"], libc::SIGINT);
+    // A second short of the service's 7 s, so the inner roost reports first.
+    assert_eq!(init["KillTimeout"], 6);
+    // The inner roost accepts what the outer one wrote.
+    let parsed = crate::config::parse(init.to_string().as_bytes()).expect("init config parses");
+    let main = parsed.main_service().expect("main");
+    assert_eq!(main.stop.timeout, std::time::Duration::from_secs(6));
+}

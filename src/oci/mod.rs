@@ -1,0 +1,332 @@
+//! PID 1's side of `kind: container` services (docs/containers.md): the images mounted
+//! once, each container's bundle (`config.json` from [`bundle`], a root from [`rootfs`]),
+//! and the OCI runtime's verbs ([`runtime`]). The runtime is a short-lived child, as
+//! containerd runs runc: it is not linked into PID 1. The supervisor
+//! ([`crate::supervise::services`]) registers each container's init with its one reaper and
+//! runs the verbs in order.
+
+pub mod bundle;
+pub mod rootfs;
+pub mod runtime;
+
+use crate::config::typed::{ImageRoot, Service, ServiceFile, Volume};
+use crate::config::Validated;
+use crate::workload::{Identity, WorkloadSpec};
+use bundle::{Bind, BundleSpec, Rlimit};
+use rootfs::Rootfs;
+use runtime::Runtime;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// Where bundles, the runtime's state and device images live unless `ROOST_CONTAINER_DIR`
+/// (container mode on a shared host) moves them.
+pub const DEFAULT_DIR: &str = "/run/roost/containers";
+
+/// The machine's containers: runtime, images, where bundles go.
+#[derive(Debug)]
+pub struct ContainerHost {
+    pub runtime: Runtime,
+    /// `<dir>/<service>` is each container's bundle.
+    pub dir: PathBuf,
+    /// Per service (same order as the config's): its image's lower directory.
+    lowers: Vec<Option<PathBuf>>,
+    /// roost's own executable, bind-mounted into containers that ask for an init.
+    pub roost_exe: PathBuf,
+    /// Image devices mounted, unmounted by [`ContainerHost::release`].
+    mounted: Vec<PathBuf>,
+}
+
+/// Where an exec into a running container goes: the runtime's `exec` of its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecTarget {
+    pub runtime: Runtime,
+    pub id: String,
+}
+
+impl ExecTarget {
+    /// The runtime's argv that runs `command` inside, as `identity` in `cwd`; the runtime
+    /// itself runs as root with [`runtime::runtime_env`].
+    pub fn argv(&self, identity: &Identity, cwd: &Path, command: &[String]) -> Vec<String> {
+        self.runtime.exec_argv(&self.id, identity, cwd, command)
+    }
+}
+
+/// A container that is there (created, maybe started), for its removal.
+#[derive(Debug)]
+pub struct LiveContainer {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub rootfs: Rootfs,
+}
+
+impl ContainerHost {
+    /// Mounts each image once (services with the same image share it) and picks the runtime.
+    /// None when no service is a container.
+    pub fn prepare(config: &Validated) -> Result<Option<Self>, String> {
+        if config.services.iter().all(|s| s.container.is_none()) {
+            return Ok(None);
+        }
+        let dir = std::env::var_os("ROOST_CONTAINER_DIR")
+            .map_or_else(|| PathBuf::from(DEFAULT_DIR), PathBuf::from);
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)))
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let roost_exe = std::env::current_exe()
+            .map_err(|e| format!("cannot find roost's own executable: {e}"))?;
+        let program = match &config.container_runtime {
+            Some(path) => path.clone(),
+            None => roost_exe.with_file_name("roost-oci"),
+        };
+        if !program.is_file() {
+            return Err(format!(
+                "the container runtime {} is not there (ContainerRuntime names another)",
+                program.display()
+            ));
+        }
+        let mut host = ContainerHost {
+            runtime: Runtime {
+                program,
+                root: dir.join(".state"),
+            },
+            lowers: Vec::with_capacity(config.services.len()),
+            roost_exe,
+            mounted: Vec::new(),
+            dir,
+        };
+        let mut images: Vec<(ImageRoot, PathBuf)> = Vec::new();
+        for service in &config.services {
+            let Some(container) = &service.container else {
+                host.lowers.push(None);
+                continue;
+            };
+            if let Some((_, lower)) = images.iter().find(|(image, _)| *image == container.image) {
+                host.lowers.push(Some(lower.clone()));
+                continue;
+            }
+            let mount_point = host.dir.join(".images").join(images.len().to_string());
+            let lower = match rootfs::mount_image(&container.image, &mount_point) {
+                Ok(lower) => lower,
+                Err(err) => {
+                    host.release();
+                    return Err(format!("service {:?}: {err}", service.name));
+                }
+            };
+            if matches!(container.image, ImageRoot::Device { .. }) {
+                host.mounted.push(mount_point);
+            }
+            tracing::info!(
+                service = service.name.as_str(),
+                "{}'s image: {}",
+                service.name,
+                lower.display()
+            );
+            images.push((container.image.clone(), lower.clone()));
+            host.lowers.push(Some(lower));
+        }
+        Ok(Some(host))
+    }
+
+    /// The image root of service `i`, if it is a container.
+    pub fn image_root(&self, i: usize) -> Option<&Path> {
+        self.lowers.get(i).and_then(|l| l.as_deref())
+    }
+
+    pub fn bundle_dir(&self, service: &str) -> PathBuf {
+        self.dir.join(service)
+    }
+
+    /// Unmounts the image devices (also when dropped).
+    pub fn release(&mut self) {
+        for path in self.mounted.drain(..).rev() {
+            if let Err(err) = nix::mount::umount2(&path, nix::mount::MntFlags::MNT_DETACH) {
+                tracing::warn!("cannot unmount the image at {}: {err}", path.display());
+            }
+        }
+    }
+}
+
+impl Drop for ContainerHost {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// What a bundle is written from, beyond the service and its workload.
+#[derive(Debug)]
+pub struct BundleInputs<'a> {
+    pub volumes: &'a [Volume],
+    pub volume_dir: &'a Path,
+    /// The service's cgroup v2 leaf, relative to the cgroup2 mount.
+    pub cgroups_path: Option<&'a str>,
+}
+
+/// Writes service `i`'s bundle: its root (overlay over the image), its files, `config.json`
+/// and, with an init, roost's run config; all root-only (0700, 0600), since the config holds
+/// the service's env and secrets. Whatever an earlier start left is cleared first.
+pub fn write_bundle(
+    host: &ContainerHost,
+    i: usize,
+    service: &Service,
+    spec: &WorkloadSpec,
+    inputs: &BundleInputs<'_>,
+) -> Result<LiveContainer, String> {
+    let lower = host
+        .image_root(i)
+        .ok_or_else(|| format!("{} has no image root", service.name))?;
+    let dir = host.bundle_dir(&service.name);
+    rootfs::clear_leftovers(&dir);
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot clear {}: {e}", dir.display())),
+    }
+    std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)))
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let rootfs = Rootfs::assemble(lower, &dir).map_err(|e| e.to_string())?;
+    let live = LiveContainer {
+        id: service.name.clone(),
+        bundle: dir.clone(),
+        rootfs,
+    };
+    match fill_bundle(host, service, spec, inputs, &live) {
+        Ok(()) => Ok(live),
+        Err(err) => {
+            remove_bundle(live);
+            Err(err)
+        }
+    }
+}
+
+fn fill_bundle(
+    host: &ContainerHost,
+    service: &Service,
+    spec: &WorkloadSpec,
+    inputs: &BundleInputs<'_>,
+    live: &LiveContainer,
+) -> Result<(), String> {
+    let dir = &live.bundle;
+    let mut binds = Vec::new();
+    // The machine's DNS and hosts files, which roost wrote for the shared network.
+    for etc in ["/etc/resolv.conf", "/etc/hosts"] {
+        if Path::new(etc).is_file() {
+            binds.push(Bind {
+                source: etc.into(),
+                destination: etc.into(),
+                readonly: true,
+            });
+        }
+    }
+    for m in &service.mounts {
+        if let Some(volume) = inputs.volumes.get(m.volume) {
+            binds.push(Bind {
+                source: inputs.volume_dir.join(&volume.name),
+                destination: m.path.clone(),
+                readonly: false,
+            });
+        }
+    }
+    if !service.files.is_empty() {
+        let files = dir.join("files");
+        std::fs::create_dir(&files)
+            .map_err(|e| format!("cannot create {}: {e}", files.display()))?;
+        for (j, file) in service.files.iter().enumerate() {
+            let source = files.join(j.to_string());
+            write_file(&source, file, &spec.identity)
+                .map_err(|e| format!("cannot write {}: {e}", file.path.display()))?;
+            binds.push(Bind {
+                source,
+                destination: file.path.clone(),
+                readonly: false,
+            });
+        }
+    }
+    let init = service.container.as_ref().is_some_and(|c| c.init);
+    if init {
+        let config = dir.join("init.json");
+        write_private(&config, &bundle::init_config(service, spec))?;
+        binds.push(Bind {
+            source: host.roost_exe.clone(),
+            destination: bundle::INIT_PATH.into(),
+            readonly: true,
+        });
+        binds.push(Bind {
+            source: config,
+            destination: bundle::INIT_CONFIG_PATH.into(),
+            readonly: true,
+        });
+    }
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    let rlimits: Vec<Rlimit> =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+            .map(|(soft, hard)| {
+                vec![Rlimit {
+                    name: "RLIMIT_NOFILE",
+                    soft,
+                    hard,
+                }]
+            })
+            .unwrap_or_default();
+    let config = bundle::config_json(&BundleSpec {
+        service,
+        spec,
+        rootfs: &live.rootfs.path,
+        hostname: &hostname,
+        cgroups_path: inputs.cgroups_path,
+        binds: &binds,
+        rlimits: &rlimits,
+    });
+    write_private(&dir.join("config.json"), &config)
+}
+
+fn write_private(path: &Path, value: &serde_json::Value) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let text = serde_json::to_vec_pretty(value).map_err(|e| e.to_string())?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(&text))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Writes one of a service's files at `path`, owned by its user, with its mode. Never
+/// writes through what is already there: a fresh file replaces it.
+pub fn write_file(path: &Path, file: &ServiceFile, owner: &Identity) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let tmp = path.with_extension("roost-tmp");
+    let _ = std::fs::remove_file(&tmp);
+    {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.write_all(&file.contents)?;
+        f.sync_all()?;
+    }
+    std::os::unix::fs::chown(&tmp, Some(owner.uid), Some(owner.gid))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(file.mode))?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Unmounts a container's root and removes its bundle (after the runtime's `delete`).
+pub fn remove_bundle(live: LiveContainer) {
+    live.rootfs.tear_down();
+    if let Err(err) = std::fs::remove_dir_all(&live.bundle) {
+        if err.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!("cannot remove {}: {err}", live.bundle.display());
+        }
+    }
+}
+
+/// The pid the runtime wrote to its pid file: one positive number.
+pub fn parse_pid_file(text: &str) -> Option<i32> {
+    text.trim().parse::<i32>().ok().filter(|&pid| pid > 1)
+}

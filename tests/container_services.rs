@@ -1,0 +1,301 @@
+//! `kind: container` services under the real roost (container mode, PID 1 of a fresh PID
+//! namespace) driving the real `roost-oci`: each container in its own PID namespace and
+//! root (an overlay over a read-only image directory), the machine's network shared, a
+//! dependency on another container's exec health check, `exec` through the control API and
+//! `roostctl`, roost as the container's init, restarts, and nothing left behind.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(60);
+
+fn roost_oci_bin() -> PathBuf {
+    let path = Path::new(ROOST).with_file_name("roost-oci");
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` (or `cargo build -p roost-oci` first)",
+        path.display()
+    );
+    path
+}
+
+/// A busybox image root as the host would deliver it (a directory), with users `app`
+/// (1000) and `nobody`. `with_roost_libs`: the shared libraries roost's own (dynamic,
+/// test-built) binary needs, so it can be the container's init.
+fn image(scratch: &Scratch, with_roost_libs: bool) -> PathBuf {
+    let root = scratch.path("image");
+    for d in ["bin", "proc", "dev", "sys", "tmp", "etc", "srv"] {
+        std::fs::create_dir_all(root.join(d)).expect("mkdir");
+    }
+    assert!(
+        Path::new("/bin/busybox").exists(),
+        "static busybox is needed: ./test.sh setup installs it"
+    );
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox");
+    for tool in [
+        "sh", "sleep", "cat", "echo", "id", "hostname", "ls", "true", "kill", "grep", "httpd",
+        "wget", "mkdir", "test", "tr", "wc", "readlink",
+    ] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(tool)).expect("link");
+    }
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/srv:/bin/sh\n",
+    )
+    .expect("passwd");
+    std::fs::write(
+        root.join("etc/group"),
+        "root:x:0:\napp:x:1000:\nweb:x:1001:app\n",
+    )
+    .expect("group");
+    std::fs::set_permissions(
+        root.join("tmp"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )
+    .expect("chmod tmp");
+    if with_roost_libs {
+        let out = Command::new("ldd").arg(ROOST).output().expect("ldd");
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let lib = line
+                .split_whitespace()
+                .find(|w| w.starts_with('/'))
+                .map(PathBuf::from);
+            if let Some(lib) = lib {
+                let dest = root.join(lib.strip_prefix("/").expect("absolute"));
+                std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir lib");
+                std::fs::copy(&lib, &dest).expect("copy lib");
+            }
+        }
+    }
+    root
+}
+
+fn container_dir(scratch: &Scratch) -> PathBuf {
+    let dir = scratch.path("containers");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    dir
+}
+
+fn start(scratch: &Scratch, doc: &serde_json::Value, dir: &Path) -> Running {
+    let config = scratch.config(doc);
+    let mut cmd = Command::new("unshare");
+    cmd.args(PID_NS)
+        .arg(ROOST)
+        .args(["container", "--config"])
+        .arg(&config)
+        .env("ROOST_CONTAINER_DIR", dir);
+    Running::spawn(cmd)
+}
+
+/// What roost left in the container directory: only the runtime's (empty) state directory.
+fn assert_nothing_left(dir: &Path) {
+    let left: Vec<String> = std::fs::read_dir(dir)
+        .expect("container dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != ".state")
+        .collect();
+    assert!(left.is_empty(), "bundles left behind: {left:?}");
+    let state: Vec<_> = std::fs::read_dir(dir.join(".state"))
+        .map(|r| r.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        state.is_empty(),
+        "containers left in the runtime's state: {state:?}"
+    );
+}
+
+#[test]
+fn two_containers_one_waiting_on_the_others_health_check_share_the_network_not_the_root() {
+    let scratch = Scratch::new();
+    let image = image(&scratch, false);
+    let dir = container_dir(&scratch);
+    let port = free_port();
+    let root = json!({"directory": image});
+    let doc = json!({"KillTimeout": 10, "Containers": [
+        {"name": "app", "kind": "container", "image_root": root, "user": "app",
+         "depends_on": [{"name": "db", "condition": "healthy"}],
+         "env": {"GREETING": "hi"}, "restart": {"policy": "no"},
+         "exec": ["sh", "-c", format!(
+             "echo app pid=$$ uid=$(id -u) groups=$(id -G) cwd=$(pwd) greeting=$GREETING; \
+              echo app got $(wget -q -O - http://127.0.0.1:{port}/); \
+              test -e /tmp/www && echo app sees db root || echo app has its own root; \
+              echo app hostname=$(hostname); exit 7")]},
+        // httpd as the PID 1 of its namespace has no SIGTERM handler, so the kernel drops
+        // the signal: a short stop timeout, then SIGKILL.
+        {"name": "db", "kind": "container", "image_root": root, "on_exit": "ignore",
+         "stop": {"timeout": "1s"},
+         "exec": ["sh", "-c", format!(
+             "mkdir -p /tmp/www && echo db-says-hello > /tmp/www/index.html && \
+              echo db pid=$$ && exec httpd -f -p 127.0.0.1:{port} -h /tmp/www")],
+         "healthchecks": [{"name": "up", "interval": 0.2, "timeout": 5,
+                           "exec": {"command": ["wget", "-q", "-O", "/dev/null", format!("http://127.0.0.1:{port}/")]}}]},
+    ]});
+    let done = start(&scratch, &doc, &dir).wait(T);
+    // The machine ends with the main service's code, which the container's init exited with.
+    done.assert_code(7);
+    let out = &done.stdout;
+    // Each container is PID 1 of its own PID namespace.
+    assert!(out.contains("[db] db pid=1"), "{out}\n{}", done.stderr);
+    assert!(
+        out.contains("[app] app pid=1 uid=1000 groups=1000 1001 cwd=/ greeting=hi"),
+        "{out}\n{}",
+        done.stderr
+    );
+    // The network is shared: app reached db's server on the loopback.
+    assert!(out.contains("[app] app got db-says-hello"), "{out}");
+    // Roots are not: what db wrote is in its own writable layer only, not app's, not the image.
+    assert!(out.contains("[app] app has its own root"), "{out}");
+    assert!(
+        !image.join("tmp/www").exists(),
+        "a container wrote to the image"
+    );
+    let machine = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    assert!(
+        out.contains(&format!("[app] app hostname={}", machine.trim())),
+        "{out}"
+    );
+    // app started only after db's check passed.
+    let healthy = done
+        .stderr
+        .find("db is ready")
+        .unwrap_or_else(|| panic!("no readiness line:\n{}", done.stderr));
+    let app_started = done
+        .stderr
+        .find("app started")
+        .unwrap_or_else(|| panic!("app never started:\n{}", done.stderr));
+    assert!(healthy < app_started, "{}", done.stderr);
+    assert_nothing_left(&dir);
+}
+
+#[test]
+fn exec_into_a_container_as_its_user_and_roost_as_its_init_reaping_zombies() {
+    let scratch = Scratch::new();
+    let image = image(&scratch, true);
+    let dir = container_dir(&scratch);
+    let doc = json!({"KillTimeout": 10, "Containers": [
+        {"name": "web", "kind": "container", "image_root": {"directory": image},
+         "user": "app", "init": true, "working_dir": "/tmp",
+         "stop": {"signal": "SIGTERM", "timeout": "5s"},
+         // An orphan whose parent exits, under a workload that never waits: only an init
+         // reaps it.
+         "exec": ["sh", "-c", "(sleep 0.2 &); echo web up; exec sleep 1000"]},
+        // The same without an init: `sleep` is the namespace's PID 1 and the orphan stays a
+        // zombie (what the init is for).
+        {"name": "bare", "kind": "container", "image_root": {"directory": image},
+         "on_exit": "ignore", "stop": {"timeout": "1s"},
+         "exec": ["sh", "-c", "(sleep 0.2 &); exec sleep 1000"]},
+    ]});
+    let config = scratch.config(&doc);
+    let ctl = scratch.path("ctl.sock");
+    let roost = roost_with_control(
+        &config,
+        &ctl,
+        &[("ROOST_CONTAINER_DIR", dir.to_str().expect("utf-8"))],
+    );
+    let ctl_run = |args: &[&str]| roostctl_on(&ctl, args);
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let (_, out, _) = ctl_run(&["ps"]);
+        if out.lines().filter(|l| l.contains(" running ")).count() == 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "web never ran: {out}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    let zombies = "z=0; for s in /proc/[0-9]*/stat; do read -r line < $s; case \"$line\" in *') Z '*) z=$((z+1));; esac; done; echo zombies=$z";
+    let (code, out, err) = ctl_run(&["exec", "--container", "bare", "--", "sh", "-c", zombies]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("zombies=1"), "{out}");
+    let (code, out, err) = ctl_run(&[
+        "exec",
+        "--container",
+        "web",
+        "--",
+        "sh",
+        "-c",
+        &format!("echo uid=$(id -u) cwd=$(pwd) init=$(tr '\\0' ' ' < /proc/1/cmdline); {zombies}; exit 3"),
+    ]);
+    assert_eq!(code, 3, "{out}\n{err}");
+    assert!(out.contains("uid=1000 cwd=/tmp"), "{out}\n{err}");
+    assert!(
+        out.contains("init=/.roost/init container --config /.roost/init.json"),
+        "{out}"
+    );
+    assert!(out.contains("zombies=0"), "{out}");
+    // The machine's stop: web's signal goes to its container's init (roost), which passes it
+    // on to `sleep` and reports its code (143, SIGTERM), well before the outer SIGKILL.
+    roost.signal(libc::SIGTERM);
+    let done = roost.wait(T);
+    done.assert_code(143);
+    assert!(done.stdout.contains("[web] web up"), "{}", done.stdout);
+    assert!(
+        done.stderr.contains("web exited: code 143"),
+        "{}",
+        done.stderr
+    );
+    assert!(
+        !done.stderr.contains("web did not stop in time"),
+        "{}",
+        done.stderr
+    );
+    assert_nothing_left(&dir);
+}
+
+#[test]
+fn a_failing_container_restarts_with_a_fresh_root_and_its_code_ends_the_machine() {
+    let scratch = Scratch::new();
+    let image = image(&scratch, false);
+    let dir = container_dir(&scratch);
+    let doc = json!({"Containers": [
+        {"name": "job", "kind": "container", "image_root": {"directory": image},
+         "restart": {"policy": "on-failure", "max_retries": 2, "backoff_seconds": 0.05},
+         "exec": ["sh", "-c", "test -e /tmp/mark && echo job saw a mark; touch /tmp/mark; echo job run; exit 5"]},
+    ]});
+    let done = start(&scratch, &doc, &dir).wait(T);
+    done.assert_code(5);
+    assert_eq!(
+        done.stdout.matches("[job] job run").count(),
+        3,
+        "{}\n{}",
+        done.stdout,
+        done.stderr
+    );
+    // Each start's writable layer is its own.
+    assert!(!done.stdout.contains("saw a mark"), "{}", done.stdout);
+    assert_nothing_left(&dir);
+}
+
+#[test]
+fn a_container_whose_image_is_missing_or_whose_runtime_fails_is_a_clear_error() {
+    let scratch = Scratch::new();
+    let dir = container_dir(&scratch);
+    let doc = json!({"Containers": [
+        {"name": "app", "kind": "container", "image_root": {"directory": scratch.path("no-such-image")},
+         "exec": ["true"]},
+    ]});
+    let done = start(&scratch, &doc, &dir).wait(T);
+    assert_eq!(done.code, Some(78), "{}", done.stderr);
+    assert!(done.stderr.contains("no-such-image"), "{}", done.stderr);
+
+    // A program the image does not have: the runtime refuses it, roost says so and where
+    // the runtime's own words are, and the code is 126.
+    let image = image(&scratch, false);
+    let doc = json!({"Containers": [
+        {"name": "app", "kind": "container", "image_root": {"directory": image},
+         "exec": ["/bin/not-in-the-image"]},
+    ]});
+    let done = start(&scratch, &doc, &dir).wait(T);
+    assert_eq!(done.code, Some(126), "{}\n{}", done.stdout, done.stderr);
+    assert!(done.stderr.contains("cannot start app"), "{}", done.stderr);
+    assert_nothing_left(&dir);
+    let _ = roost_oci_bin();
+}

@@ -43,10 +43,11 @@ apt_need() {
 setup_fast() {
     # unshare/setpriv/setsid (util-linux), script (bsdutils), curl (a real HTTP client for
     # /.fly/api, run as another uid), ip and ethtool (the network tests), python3 (the SDKs).
-    # dnsmasq and lighttpd: the real daemons of the services tests' sidecar set.
+    # dnsmasq and lighttpd: the real daemons of the services tests' sidecar set. runc: a
+    # container service run by another runtime than roost-oci.
     apt_need fast unshare:util-linux setpriv:util-linux setsid:util-linux script:bsdutils \
         mount:mount id:coreutils sed:sed curl:curl ip:iproute2 ethtool:ethtool python3:python3 \
-        dnsmasq:dnsmasq-base lighttpd:lighttpd
+        dnsmasq:dnsmasq-base lighttpd:lighttpd runc:runc
     # The broker tests' real AWS SDK (boto3) and AWS stand-in (moto, PyJWT), and the
     # control API's schemathesis, from PyPI.
     local venv="${ROOST_TEST_VENV:-target/test-venv}"

@@ -114,12 +114,27 @@ fn assert_nothing_left(dir: &Path) {
 
 #[test]
 fn two_containers_one_waiting_on_the_others_health_check_share_the_network_not_the_root() {
+    two_containers(None);
+}
+
+/// The same through Debian's runc, named as `ContainerRuntime`: roost needs nothing of its
+/// own runtime.
+#[test]
+fn the_same_with_runc_named_as_the_runtime() {
+    assert!(
+        Path::new("/usr/sbin/runc").exists(),
+        "runc is needed: ./test.sh setup installs it"
+    );
+    two_containers(Some("/usr/sbin/runc"));
+}
+
+fn two_containers(runtime: Option<&str>) {
     let scratch = Scratch::new();
     let image = image(&scratch, false);
     let dir = container_dir(&scratch);
     let port = free_port();
     let root = json!({"directory": image});
-    let doc = json!({"KillTimeout": 10, "Containers": [
+    let mut doc = json!({"KillTimeout": 10, "Containers": [
         {"name": "app", "kind": "container", "image_root": root, "user": "app",
          "depends_on": [{"name": "db", "condition": "healthy"}],
          "env": {"GREETING": "hi"}, "restart": {"policy": "no"},
@@ -138,6 +153,9 @@ fn two_containers_one_waiting_on_the_others_health_check_share_the_network_not_t
          "healthchecks": [{"name": "up", "interval": 0.2, "timeout": 5,
                            "exec": {"command": ["wget", "-q", "-O", "/dev/null", format!("http://127.0.0.1:{port}/")]}}]},
     ]});
+    if let Some(runtime) = runtime {
+        doc["ContainerRuntime"] = json!(runtime);
+    }
     let done = start(&scratch, &doc, &dir).wait(T);
     // The machine ends with the main service's code, which the container's init exited with.
     done.assert_code(7);

@@ -14,6 +14,7 @@
 //! (4xx/5xx), 2 for a bad command line, 69 when roost cannot be reached (no socket, failed
 //! handshake, guest not listening), 70 for an answer roostctl cannot read.
 
+mod image;
 mod import;
 
 use bytes::Bytes;
@@ -91,6 +92,14 @@ enum Cmd {
         #[arg(value_parser = ["process-compose"])]
         format: String,
         file: PathBuf,
+    },
+    /// Make an image a container service can use (no connection to roost needed):
+    /// `image build SOURCE (--dir DIR | --ext4 FILE) [--config FILE]` applies the layers of
+    /// an OCI image layout, an oci-archive or a docker-archive into a directory or an ext4
+    /// disk, and writes the image's config as `image_config` JSON.
+    Image {
+        #[command(subcommand)]
+        command: ImageCmd,
     },
     /// Run a command; print its output; exit with its code.
     Exec {
@@ -397,6 +406,82 @@ async fn shell(
     }
 }
 
+#[derive(Subcommand, Debug)]
+enum ImageCmd {
+    Build {
+        /// An OCI image layout directory, or an oci-archive or docker-archive tarball.
+        source: PathBuf,
+        /// Which image of an OCI layout (its `org.opencontainers.image.ref.name`, the tag).
+        #[arg(long = "ref", value_name = "NAME")]
+        reference: Option<String>,
+        /// Write the root into this directory (made; it must not exist or be empty).
+        #[arg(
+            long,
+            value_name = "DIR",
+            conflicts_with = "ext4",
+            required_unless_present = "ext4"
+        )]
+        dir: Option<PathBuf>,
+        /// Write an ext4 disk image holding the root (needs mke2fs).
+        #[arg(long, value_name = "FILE")]
+        ext4: Option<PathBuf>,
+        /// Write the image's config (`image_config` of a service) here.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+}
+
+fn image_build(
+    source: &std::path::Path,
+    reference: Option<&str>,
+    dir: Option<&std::path::Path>,
+    ext4: Option<&std::path::Path>,
+    config: Option<&std::path::Path>,
+) -> Result<i32, Failure> {
+    let fail = |e: String| Failure(EXIT_REFUSED, e);
+    let scratch = tempfile::tempdir().map_err(|e| fail(format!("a scratch directory: {e}")))?;
+    let image = image::read_source(source, reference, scratch.path()).map_err(fail)?;
+    let root = match dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
+            let empty = std::fs::read_dir(dir)
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(false);
+            if !empty {
+                return Err(fail(format!("{} is not empty", dir.display())));
+            }
+            dir.to_path_buf()
+        }
+        None => {
+            let root = scratch.path().join("rootfs");
+            std::fs::create_dir(&root).map_err(|e| fail(format!("{}: {e}", root.display())))?;
+            root
+        }
+    };
+    let applied = image::unpack(&image, &root).map_err(fail)?;
+    if let Some(out) = ext4 {
+        image::make_ext4(&root, out).map_err(fail)?;
+    }
+    if let Some(path) = config {
+        let text =
+            serde_json::to_string_pretty(&image::image_config(&image.config)).unwrap_or_default();
+        std::fs::write(path, text + "\n").map_err(|e| fail(format!("{}: {e}", path.display())))?;
+    }
+    eprintln!(
+        "roostctl: {} layers, {} entries, {} whiteouts applied{}: {}",
+        image.layers.len(),
+        applied.entries,
+        applied.whiteouts,
+        if applied.devices_skipped > 0 {
+            format!(" ({} device nodes skipped)", applied.devices_skipped)
+        } else {
+            String::new()
+        },
+        ext4.unwrap_or(&root).display()
+    );
+    Ok(0)
+}
+
 async fn run(cli: Cli) -> Result<i32, Failure> {
     match &cli.command {
         Cmd::Status => {
@@ -433,6 +518,22 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             }
             Ok(0)
         }
+        Cmd::Image {
+            command:
+                ImageCmd::Build {
+                    source,
+                    reference,
+                    dir,
+                    ext4,
+                    config,
+                },
+        } => image_build(
+            source,
+            reference.as_deref(),
+            dir.as_deref(),
+            ext4.as_deref(),
+            config.as_deref(),
+        ),
         Cmd::Import { file, .. } => {
             let text = std::fs::read_to_string(file)
                 .map_err(|e| Failure(2, format!("cannot read {}: {e}", file.display())))?;

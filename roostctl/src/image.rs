@@ -1,0 +1,565 @@
+//! `roostctl image build SOURCE (--dir DIR | --ext4 FILE) [--config FILE]`: the host's side
+//! of a `kind: container` service's image. SOURCE is an OCI image layout (a directory with
+//! `index.json`, as skopeo and umoci write it), or a tarball of one (`oci-archive`), or a
+//! docker-archive (`docker save`, skopeo's `docker-archive:`). The result is what
+//! `image_root` takes, a directory or an ext4 disk (`mke2fs -d`), and the image's config in
+//! the shape of `image_config`.
+//!
+//! Layers are applied in order, each one's whiteouts first (they only ever hide what lower
+//! layers made). Every path is resolved by the kernel inside the root being built
+//! (`openat2` with `RESOLVE_IN_ROOT`), so neither an absolute link nor a link in a parent
+//! directory can make an entry land outside it; an entry or a hard link whose name has a
+//! `..` is refused outright. Blobs are checked against their sha256 digests.
+
+use flate2::read::GzDecoder;
+use nix::fcntl::{openat2, AtFlags, OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::{mkdirat, mknodat, Mode, SFlag};
+use nix::unistd::{fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+
+/// Most layers an image may have (Docker's limit is 127).
+const MAX_LAYERS: usize = 128;
+/// Largest JSON document (index, manifest, config) read.
+const MAX_JSON: u64 = 4 << 20;
+
+pub type Result<T> = std::result::Result<T, String>;
+
+/// An image as read from its source: its config and its layer files, bottom first.
+#[derive(Debug)]
+pub struct Image {
+    pub config: Value,
+    pub layers: Vec<PathBuf>,
+}
+
+/// What applying the layers did, for the summary line.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub entries: u64,
+    pub whiteouts: u64,
+    /// Device nodes are not made: a container's `/dev` is its own.
+    pub devices_skipped: u64,
+}
+
+/// Reads an OCI layout directory, or unpacks a tarball (OCI or docker-archive) into
+/// `scratch` and reads that.
+pub fn read_source(source: &Path, reference: Option<&str>, scratch: &Path) -> Result<Image> {
+    let dir = if source.is_dir() {
+        source.to_path_buf()
+    } else {
+        let dir = scratch.join("source");
+        std::fs::create_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let root = open_root(&dir)?;
+        let file = std::fs::File::open(source).map_err(|e| format!("{}: {e}", source.display()))?;
+        apply_tar(&root, file, &mut Applied::default())
+            .map_err(|e| format!("{}: {e}", source.display()))?;
+        dir
+    };
+    if dir.join("index.json").is_file() {
+        read_oci_layout(&dir, reference)
+    } else if dir.join("manifest.json").is_file() {
+        read_docker_archive(&dir)
+    } else {
+        Err(format!(
+            "{}: neither an OCI image layout (index.json) nor a docker-archive (manifest.json)",
+            source.display()
+        ))
+    }
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut text = Vec::new();
+    file.take(MAX_JSON)
+        .read_to_end(&mut text)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// `blobs/sha256/<hex>` of a descriptor, its digest checked.
+fn blob(layout: &Path, descriptor: &Value) -> Result<PathBuf> {
+    let digest = descriptor["digest"]
+        .as_str()
+        .ok_or("a descriptor has no digest")?;
+    let Some(hex) = digest.strip_prefix("sha256:") else {
+        return Err(format!("{digest}: only sha256 digests are supported"));
+    };
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("{digest} is not a sha256 digest"));
+    }
+    let path = layout.join("blobs/sha256").join(hex);
+    let got = sha256_of(&path)?;
+    if got != hex.to_ascii_lowercase() {
+        return Err(format!(
+            "{}: its content's digest is sha256:{got}",
+            path.display()
+        ));
+    }
+    Ok(path)
+}
+
+fn sha256_of(path: &Path) -> Result<String> {
+    let mut file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+fn is_index(media_type: &str) -> bool {
+    media_type == "application/vnd.oci.image.index.v1+json"
+        || media_type == "application/vnd.docker.distribution.manifest.list.v2+json"
+}
+
+const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// The manifest of an index named `reference`, or its one manifest, or the one for this
+/// machine's platform.
+fn pick(index: &Value, reference: Option<&str>) -> Result<Value> {
+    let manifests = index["manifests"]
+        .as_array()
+        .filter(|m| !m.is_empty())
+        .ok_or("the index lists no manifest")?;
+    if let Some(reference) = reference {
+        return manifests
+            .iter()
+            .find(|m| m["annotations"][REF_NAME] == reference)
+            .cloned()
+            .ok_or_else(|| format!("no manifest named {reference:?} in the index"));
+    }
+    if manifests.len() == 1 {
+        return Ok(manifests[0].clone());
+    }
+    let arch = if cfg!(target_arch = "aarch64") {
+        "arm64"
+    } else {
+        "amd64"
+    };
+    manifests
+        .iter()
+        .find(|m| m["platform"]["os"] == "linux" && m["platform"]["architecture"] == arch)
+        .cloned()
+        .ok_or_else(|| {
+            let names: Vec<&str> = manifests
+                .iter()
+                .filter_map(|m| m["annotations"][REF_NAME].as_str())
+                .collect();
+            format!(
+                "the index has {} manifests and none for linux/{arch}; name one with --ref (it has {names:?})",
+                manifests.len()
+            )
+        })
+}
+
+fn read_oci_layout(dir: &Path, reference: Option<&str>) -> Result<Image> {
+    let mut descriptor = pick(&read_json(&dir.join("index.json"))?, reference)?;
+    // An index may point at another index (a multi-platform image): at most a few levels.
+    for _ in 0..4 {
+        if !is_index(descriptor["mediaType"].as_str().unwrap_or_default()) {
+            break;
+        }
+        descriptor = pick(&read_json(&blob(dir, &descriptor)?)?, None)?;
+    }
+    let manifest = read_json(&blob(dir, &descriptor)?)?;
+    let config = read_json(&blob(dir, &manifest["config"])?)?;
+    let descriptors = manifest["layers"].as_array().cloned().unwrap_or_default();
+    if descriptors.len() > MAX_LAYERS {
+        return Err(format!(
+            "{} layers: more than {MAX_LAYERS}",
+            descriptors.len()
+        ));
+    }
+    let layers = descriptors
+        .iter()
+        .map(|d| blob(dir, d))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Image { config, layers })
+}
+
+fn read_docker_archive(dir: &Path) -> Result<Image> {
+    let manifest = read_json(&dir.join("manifest.json"))?;
+    let entry = manifest
+        .as_array()
+        .and_then(|m| m.first())
+        .ok_or("manifest.json lists no image")?;
+    let inside = |name: &Value| -> Result<PathBuf> {
+        let name = name
+            .as_str()
+            .ok_or("manifest.json names a file with no string")?;
+        let relative = clean(Path::new(name))?;
+        Ok(dir.join(relative))
+    };
+    let config = read_json(&inside(&entry["Config"])?)?;
+    let names = entry["Layers"].as_array().cloned().unwrap_or_default();
+    if names.len() > MAX_LAYERS {
+        return Err(format!("{} layers: more than {MAX_LAYERS}", names.len()));
+    }
+    let layers = names.iter().map(inside).collect::<Result<Vec<_>>>()?;
+    Ok(Image { config, layers })
+}
+
+/// The `image_config` of a service: the OCI image config's `config` with the fields roost
+/// reads.
+pub fn image_config(config: &Value) -> Value {
+    let inner = &config["config"];
+    let mut out = serde_json::Map::new();
+    for key in [
+        "Entrypoint",
+        "Cmd",
+        "Env",
+        "User",
+        "WorkingDir",
+        "StopSignal",
+    ] {
+        if let Some(value) = inner.get(key).filter(|v| !v.is_null()) {
+            out.insert(key.into(), value.clone());
+        }
+    }
+    Value::Object(out)
+}
+
+/// A relative path without `.` and leading `/`; a `..` anywhere is refused.
+fn clean(path: &Path) -> Result<PathBuf> {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::Normal(p) => out.push(p),
+            Component::CurDir | Component::RootDir => {}
+            Component::ParentDir | Component::Prefix(_) => {
+                return Err(format!(
+                    "{}: a path with '..' would escape the root",
+                    path.display()
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub fn open_root(dir: &Path) -> Result<OwnedFd> {
+    nix::fcntl::open(
+        dir,
+        OFlag::O_DIRECTORY | OFlag::O_PATH | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| format!("{}: {e}", dir.display()))
+}
+
+/// Opens `path` inside `root` as the kernel resolves it with `root` as `/`.
+fn open_in(root: &OwnedFd, path: &Path, flags: OFlag) -> nix::Result<OwnedFd> {
+    let how = OpenHow::new()
+        .flags(flags | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let path = if path.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        path
+    };
+    openat2(root, path, how)
+}
+
+/// The directory `dir` inside `root`, made (0755, root's) where missing. A link on the way
+/// is followed as the kernel would with `root` as `/` (a missing target is made inside the
+/// root, as umoci's secure join does), so a layer that writes through a dangling link still
+/// lands inside.
+fn dir_in(root: &OwnedFd, dir: &Path) -> Result<OwnedFd> {
+    resolve_dir(root, dir, 0).map(|(fd, _)| fd)
+}
+
+/// Most links one path may pass through (the kernel's own limit).
+const MAX_LINKS: usize = 40;
+
+fn resolve_dir(root: &OwnedFd, dir: &Path, links: usize) -> Result<(OwnedFd, PathBuf)> {
+    let mut at = open_in(root, Path::new(""), OFlag::O_DIRECTORY | OFlag::O_PATH)
+        .map_err(|e| format!("the root: {e}"))?;
+    // Where `at` is, inside the root, with no link in it.
+    let mut resolved = PathBuf::new();
+    for part in dir.components() {
+        let Component::Normal(name) = part else {
+            continue;
+        };
+        let here = resolved.join(name);
+        let err = |e: nix::Error| format!("{}: {e}", here.display());
+        match nix::sys::stat::fstatat(&at, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => {
+                let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+                if kind == SFlag::S_IFLNK {
+                    if links >= MAX_LINKS {
+                        return Err(format!("{}: too many links", dir.display()));
+                    }
+                    let target = nix::fcntl::readlinkat(&at, name).map_err(err)?;
+                    let target = Path::new(&target);
+                    let next = if target.is_absolute() {
+                        target.to_path_buf()
+                    } else {
+                        resolved.join(target)
+                    };
+                    let (fd, path) = resolve_dir(root, &lexical(&next), links + 1)?;
+                    at = fd;
+                    resolved = path;
+                    continue;
+                }
+                if kind != SFlag::S_IFDIR {
+                    return Err(err(nix::Error::ENOTDIR));
+                }
+            }
+            Err(nix::Error::ENOENT) => {
+                mkdirat(&at, name, Mode::from_bits_truncate(0o755)).map_err(err)?;
+            }
+            Err(e) => return Err(err(e)),
+        }
+        at = open_in(root, &here, OFlag::O_DIRECTORY | OFlag::O_PATH).map_err(err)?;
+        resolved = here;
+    }
+    Ok((at, resolved))
+}
+
+/// `path` with `.` dropped and `..` taken lexically, never above the root (right for a path
+/// whose every component is a real directory, which is what [`resolve_dir`] keeps).
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::Normal(p) => out.push(p),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Removes `name` (of any type, a directory with all it holds) in `parent`, never
+/// following a link.
+fn remove(parent: &OwnedFd, name: &std::ffi::OsStr) -> Result<()> {
+    match unlinkat(parent, name, UnlinkatFlags::NoRemoveDir) {
+        Ok(()) | Err(nix::Error::ENOENT) => Ok(()),
+        Err(nix::Error::EISDIR) => {
+            // std's remove_dir_all opens each level without following links; the prefix is
+            // this process's own descriptor of `parent`.
+            let path = Path::new("/proc/self/fd")
+                .join(parent.as_raw_fd().to_string())
+                .join(name);
+            std::fs::remove_dir_all(&path).map_err(|e| format!("{}: {e}", name.to_string_lossy()))
+        }
+        Err(e) => Err(format!("{}: {e}", name.to_string_lossy())),
+    }
+}
+
+/// Applies one layer (a tar, gzip-compressed or not) to `root`: its whiteouts, then its
+/// entries.
+pub fn apply_layer(root: &OwnedFd, layer: &Path, applied: &mut Applied) -> Result<()> {
+    let open = || -> Result<Box<dyn Read>> {
+        let mut file =
+            std::fs::File::open(layer).map_err(|e| format!("{}: {e}", layer.display()))?;
+        let mut magic = [0u8; 4];
+        let n = file.read(&mut magic).map_err(|e| e.to_string())?;
+        let file = std::fs::File::open(layer).map_err(|e| e.to_string())?;
+        match magic[..n] {
+            [0x1f, 0x8b, ..] => Ok(Box::new(GzDecoder::new(file))),
+            [0x28, 0xb5, 0x2f, 0xfd] => Err(format!(
+                "{}: a zstd layer, which roostctl does not read (convert it with skopeo --dest-compress-format gzip)",
+                layer.display()
+            )),
+            _ => Ok(Box::new(file)),
+        }
+    };
+    whiteouts(root, open()?, applied).map_err(|e| format!("{}: {e}", layer.display()))?;
+    apply_tar(root, open()?, applied).map_err(|e| format!("{}: {e}", layer.display()))
+}
+
+/// A layer's whiteouts: `.wh.NAME` removes NAME, `.wh..wh..opq` empties its directory.
+fn whiteouts(root: &OwnedFd, reader: impl Read, applied: &mut Applied) -> Result<()> {
+    let mut archive = tar::Archive::new(reader);
+    for entry in archive.entries().map_err(|e| e.to_string())? {
+        let entry = entry.map_err(|e| e.to_string())?;
+        let path = clean(&entry.path().map_err(|e| e.to_string())?)?;
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let Some(hidden) = name.strip_prefix(".wh.") else {
+            continue;
+        };
+        applied.whiteouts += 1;
+        let parent = path.parent().unwrap_or(Path::new(""));
+        let Ok(dir) = open_in(root, parent, OFlag::O_DIRECTORY | OFlag::O_RDONLY) else {
+            continue; // Nothing below to hide.
+        };
+        if hidden == ".wh..opq" {
+            let listing =
+                std::fs::read_dir(Path::new("/proc/self/fd").join(dir.as_raw_fd().to_string()))
+                    .map_err(|e| format!("{}: {e}", parent.display()))?;
+            for child in listing.flatten() {
+                remove(&dir, &child.file_name())?;
+            }
+        } else {
+            remove(&dir, std::ffi::OsStr::new(hidden))?;
+        }
+    }
+    Ok(())
+}
+
+/// Extracts a tar's entries (whiteouts skipped) inside `root`.
+fn apply_tar(root: &OwnedFd, reader: impl Read, applied: &mut Applied) -> Result<()> {
+    let mut archive = tar::Archive::new(reader);
+    for entry in archive.entries().map_err(|e| e.to_string())? {
+        let mut entry = entry.map_err(|e| e.to_string())?;
+        let path = clean(&entry.path().map_err(|e| e.to_string())?)?;
+        let Some(name) = path.file_name().map(|n| n.to_os_string()) else {
+            continue; // The root itself.
+        };
+        if name.to_string_lossy().starts_with(".wh.") {
+            continue;
+        }
+        let parent = dir_in(root, path.parent().unwrap_or(Path::new("")))?;
+        let header = entry.header();
+        let mode = Mode::from_bits_truncate(header.mode().map_err(|e| e.to_string())? & 0o7777);
+        let uid = Uid::from_raw(header.uid().map_err(|e| e.to_string())? as u32);
+        let gid = Gid::from_raw(header.gid().map_err(|e| e.to_string())? as u32);
+        let kind = header.entry_type();
+        let at = |e: nix::Error| format!("{}: {e}", path.display());
+        if kind.is_dir() {
+            match open_in(
+                &parent,
+                Path::new(&name),
+                OFlag::O_DIRECTORY | OFlag::O_PATH,
+            ) {
+                Ok(_) => {}
+                Err(_) => {
+                    remove(&parent, &name)?;
+                    mkdirat(&parent, name.as_os_str(), mode).map_err(at)?;
+                }
+            }
+        } else {
+            remove(&parent, &name)?;
+            if kind.is_file() || kind == tar::EntryType::Continuous {
+                let fd = nix::fcntl::openat(
+                    &parent,
+                    name.as_os_str(),
+                    OFlag::O_WRONLY
+                        | OFlag::O_CREAT
+                        | OFlag::O_EXCL
+                        | OFlag::O_NOFOLLOW
+                        | OFlag::O_CLOEXEC,
+                    Mode::from_bits_truncate(0o600),
+                )
+                .map_err(at)?;
+                let mut file = std::fs::File::from(fd);
+                std::io::copy(&mut entry, &mut file)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+            } else if kind.is_symlink() {
+                let target = entry
+                    .link_name()
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("{}: a link with no target", path.display()))?;
+                symlinkat(target.as_ref(), &parent, name.as_os_str()).map_err(at)?;
+            } else if kind.is_hard_link() {
+                let target = entry
+                    .link_name()
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("{}: a link with no target", path.display()))?;
+                let target = clean(&target)?;
+                let target_dir = dir_in(root, target.parent().unwrap_or(Path::new("")))?;
+                let target_name = target
+                    .file_name()
+                    .ok_or_else(|| format!("{}: a link to the root", path.display()))?;
+                linkat(
+                    &target_dir,
+                    target_name,
+                    &parent,
+                    name.as_os_str(),
+                    AtFlags::empty(),
+                )
+                .map_err(at)?;
+                applied.entries += 1;
+                continue;
+            } else if kind.is_fifo() {
+                mknodat(&parent, name.as_os_str(), SFlag::S_IFIFO, mode, 0).map_err(at)?;
+            } else if kind.is_character_special() || kind.is_block_special() {
+                applied.devices_skipped += 1;
+                continue;
+            } else {
+                continue; // pax and GNU headers are the tar reader's; nothing else is a file.
+            }
+        }
+        // Owner first: a chown clears the set-id bits the mode then puts back.
+        fchownat(
+            &parent,
+            name.as_os_str(),
+            Some(uid),
+            Some(gid),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(at)?;
+        // By name, never through a link: what is there is what was just made, or a
+        // directory a lower layer made (a link to one keeps its own mode).
+        let stat = nix::sys::stat::fstatat(&parent, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+            .map_err(at)?;
+        if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFLNK {
+            nix::sys::stat::fchmodat(
+                &parent,
+                name.as_os_str(),
+                mode,
+                nix::sys::stat::FchmodatFlags::FollowSymlink,
+            )
+            .map_err(at)?;
+        }
+        applied.entries += 1;
+    }
+    Ok(())
+}
+
+/// Applies every layer of `image` to the empty directory `dir`.
+pub fn unpack(image: &Image, dir: &Path) -> Result<Applied> {
+    let root = open_root(dir)?;
+    let mut applied = Applied::default();
+    for layer in &image.layers {
+        apply_layer(&root, layer, &mut applied)?;
+    }
+    Ok(applied)
+}
+
+/// `mke2fs -t ext4 -d DIR FILE SIZE`: an ext4 disk holding `dir`, its size the tree's plus
+/// room for the file system's own structures.
+pub fn make_ext4(dir: &Path, out: &Path) -> Result<()> {
+    let bytes = tree_size(dir);
+    let mib = (bytes / (1 << 20)) * 13 / 10 + 16;
+    let status = std::process::Command::new("mke2fs")
+        .stdout(std::process::Stdio::null())
+        .args(["-q", "-F", "-t", "ext4", "-E", "root_owner=0:0", "-d"])
+        .arg(dir)
+        .arg(out)
+        .arg(format!("{mib}M"))
+        .status()
+        .map_err(|e| format!("cannot run mke2fs (apt-get install e2fsprogs): {e}"))?;
+    if !status.success() {
+        return Err(format!("mke2fs failed ({status}) for {}", out.display()));
+    }
+    Ok(())
+}
+
+fn tree_size(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            total += meta.blocks() * 512 + 4096;
+            if meta.is_dir() {
+                stack.push(entry.path());
+            }
+        }
+    }
+    total
+}

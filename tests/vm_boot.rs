@@ -546,3 +546,256 @@ fn a_sidecar_set_of_real_daemons_runs_in_the_vm() {
         "{text}"
     );
 }
+
+/// A busybox image made the way a platform would: an OCI layout by umoci, then
+/// `roostctl image build` into an ext4 disk and the image config. Returns (disk, config).
+fn busybox_image_disk(w: &Path) -> (PathBuf, serde_json::Value) {
+    let layout = w.join("layout");
+    let bundle = w.join("bundle");
+    let (l, b) = (layout.display().to_string(), bundle.display().to_string());
+    let umoci = |args: &[&str]| {
+        let status = Command::new("umoci")
+            .args(args)
+            .status()
+            .expect("umoci (./test.sh setup)");
+        assert!(status.success(), "umoci {args:?}");
+    };
+    umoci(&["init", "--layout", &l]);
+    umoci(&["new", "--image", &format!("{l}:v1")]);
+    umoci(&["unpack", "--image", &format!("{l}:v1"), &b]);
+    let root = bundle.join("rootfs");
+    for d in ["bin", "etc", "tmp", "srv"] {
+        std::fs::create_dir_all(root.join(d)).expect("mkdir");
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox");
+    for tool in [
+        "sh", "cat", "echo", "id", "ls", "test", "touch", "sleep", "wget", "httpd", "mkdir", "tr",
+        "grep", "hostname",
+    ] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(tool)).expect("link");
+    }
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/srv:/bin/sh\n",
+    )
+    .expect("passwd");
+    std::fs::write(root.join("etc/group"), "root:x:0:\napp:x:1000:\n").expect("group");
+    std::fs::write(root.join("etc/image-name"), "roost-test-busybox\n").expect("marker");
+    std::fs::set_permissions(
+        root.join("tmp"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )
+    .expect("chmod");
+    umoci(&["repack", "--image", &format!("{l}:v1"), &b]);
+    umoci(&[
+        "config",
+        "--image",
+        &format!("{l}:v1"),
+        "--config.env",
+        "PATH=/bin",
+        "--config.env",
+        "IMAGE=busybox",
+        "--config.workingdir",
+        "/srv",
+    ]);
+    let disk = w.join("image.ext4");
+    let config = w.join("image-config.json");
+    let out = Command::new(roostctl_bin())
+        .args(["image", "build", &l, "--ref", "v1", "--ext4"])
+        .arg(&disk)
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("roostctl image build");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config =
+        serde_json::from_str(&std::fs::read_to_string(&config).expect("config")).expect("json");
+    (disk, config)
+}
+
+#[test]
+#[ignore = "the VM tier: ./test.sh vm"]
+fn two_containers_from_an_oci_image_disk_run_in_the_vm() {
+    let vm = repo().join("target/vm");
+    let build = Command::new(repo().join("tests/vm/build.sh"))
+        .arg(&vm)
+        .status()
+        .expect("tests/vm/build.sh");
+    assert!(build.success(), "building the VM images failed");
+    let vm = vm.as_path();
+    let scratch = Scratch::new();
+    let w = scratch.dir.path();
+    let (disk, image_config) = busybox_image_disk(w);
+    let image = json!({"device": "/dev/vdb", "fstype": "ext4"});
+    let config = json!({
+        "KillTimeout": 10,
+        "Control": { "ExitReportPort": 10001, "LingerSeconds": 1 },
+        "ContainerRuntime": "/sbin/roost-oci",
+        "Containers": [
+            // The main service: waits for db's check, then for the host's exec to let it end.
+            {"name": "app", "kind": "container", "image_root": image, "image_config": image_config,
+             "init": true, "user": "app", "restart": {"policy": "no"},
+             "depends_on": [{"name": "db", "condition": "healthy"}],
+             "exec": ["sh", "-c", "echo app image=$(cat /etc/image-name) env=$IMAGE uid=$(id -u) cwd=$(pwd); \
+                       echo app got $(wget -q -O - http://127.0.0.1:8081/); \
+                       test -e /tmp/www && echo app sees db root || echo app has its own root; \
+                       while ! test -e /tmp/done; do sleep 0.2; done; echo app done; exit 42"]},
+            {"name": "db", "kind": "container", "image_root": image, "image_config": image_config,
+             "init": true, "on_exit": "ignore",
+             "exec": ["sh", "-c", "mkdir -p /tmp/www && echo db-in-the-vm > /tmp/www/index.html && exec httpd -f -p 127.0.0.1:8081 -h /tmp/www"],
+             "healthchecks": [{"exec": {"command": ["wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8081/"]}, "interval": 1, "timeout": 10}]},
+        ],
+    });
+    let extra = w.join("extra");
+    std::fs::create_dir_all(extra.join("roost")).expect("mkdir");
+    std::fs::write(extra.join("roost/config.json"), config.to_string()).expect("config");
+    let cpio = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "cd {} && find roost | cpio -o -H newc --quiet",
+            extra.display()
+        ))
+        .output()
+        .expect("cpio");
+    assert!(cpio.status.success());
+    let mut initrd = std::fs::read(vm.join("initrd.cpio.gz")).expect("initrd");
+    initrd.resize(initrd.len().div_ceil(512) * 512, 0);
+    initrd.extend_from_slice(&cpio.stdout);
+    let initrd_path = w.join("initrd-containers.cpio");
+    std::fs::write(&initrd_path, initrd).expect("initrd");
+    std::fs::copy(vm.join("rootfs.img"), w.join("rootfs.img")).expect("copy rootfs");
+    let uds = w.join("v.sock");
+    let report = exit_report_listener(&w.join("v.sock_10001"));
+    let _vsock = Kill(
+        Command::new(which("vhost-device-vsock"))
+            .args(["--guest-cid", "3", "--socket"])
+            .arg(w.join("vhu.sock"))
+            .arg("--uds-path")
+            .arg(&uds)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("vhost-device-vsock"),
+    );
+    wait_for_file(&w.join("vhu.sock"), Duration::from_secs(10));
+    let console = w.join("console4.log");
+    let mut qemu = Kill(
+        Command::new(which("qemu-system-x86_64"))
+            .args(["-machine", "microvm,rtc=on,pit=on,pic=on", "-accel", "tcg", "-m", "512"])
+            .args(["-smp", "1", "-nographic", "-no-reboot"])
+            .arg("-kernel")
+            .arg(vm.join("vmlinuz"))
+            .arg("-initrd")
+            .arg(&initrd_path)
+            .args(["-append", "console=ttyS0 quiet panic=-1 reboot=k tsc_early_khz=2000000 roost.shutdown=poweroff roost.mmds=off"])
+            .args(["-object", "memory-backend-memfd,id=mem0,size=512M,share=on"])
+            .args(["-numa", "node,memdev=mem0"])
+            .arg("-chardev")
+            .arg(format!("socket,id=vs0,path={}", w.join("vhu.sock").display()))
+            .args(["-device", "vhost-user-vsock-device,chardev=vs0"])
+            .arg("-drive")
+            .arg(format!("id=root,file={},format=raw,if=none", w.join("rootfs.img").display()))
+            .args(["-device", "virtio-blk-device,drive=root"])
+            .arg("-drive")
+            .arg(format!("id=image,file={},format=raw,if=none,readonly=on", disk.display()))
+            .args(["-device", "virtio-blk-device,drive=image"])
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&console).expect("console"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("qemu"),
+    );
+    let text = wait_console(
+        &console,
+        "[app] app has its own root",
+        Duration::from_secs(240),
+    );
+    // The image's root, its config's env and directory, the image's own user.
+    assert!(
+        text.contains("[app] app image=roost-test-busybox env=busybox uid=1000 cwd=/srv"),
+        "{text}"
+    );
+    // The machine's network is shared: app reached db's server on the loopback.
+    assert!(text.contains("[app] app got db-in-the-vm"), "{text}");
+    let line = |text: &str, want: &str| {
+        text.lines()
+            .position(|l| l.contains(want))
+            .unwrap_or_else(|| panic!("no {want:?} in:\n{text}"))
+    };
+    assert!(
+        line(&text, "db is ready") < line(&text, "app started"),
+        "{text}"
+    );
+
+    // Inside app through the control API over vsock: its own PID namespace (roost is its
+    // PID 1, and only its own processes are there), its user, then the signal to end.
+    let uds_s = uds.display().to_string();
+    let (code, out, err) = roostctl(&[
+        "--uds", &uds_s, "exec", "--container", "app", "--", "sh", "-c",
+        "echo in-app uid=$(id -u) init=$(tr '\\0' ' ' < /proc/1/cmdline) procs=$(ls /proc | grep -c '^[0-9]'); \
+         test -e /etc/image-name && echo in-app root=image; touch /tmp/done; exit 5",
+    ]);
+    assert_eq!(code, 5, "{out}\n{err}");
+    assert!(
+        out.contains("in-app uid=1000 init=/.roost/init container --config /.roost/init.json"),
+        "{out}"
+    );
+    assert!(out.contains("in-app root=image"), "{out}");
+    let procs: usize = out
+        .split("procs=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(usize::MAX);
+    // roost, the workload's shell and its sleep, this exec's shell and its pipeline; the
+    // VM's own namespace shows its kernel threads too, dozens.
+    assert!(
+        procs <= 10,
+        "app's PID namespace shows {procs} processes: {out}"
+    );
+    let (code, out, err) = roostctl(&[
+        "--uds",
+        &uds_s,
+        "exec",
+        "--container",
+        "db",
+        "--",
+        "cat",
+        "/tmp/www/index.html",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "db-in-the-vm");
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = qemu.0.try_wait().expect("qemu") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let text = std::fs::read_to_string(&console).unwrap_or_default();
+            panic!("the containers VM did not power off:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let text = std::fs::read_to_string(&console).expect("console");
+    eprintln!("--- the containers VM's console\n{text}");
+    assert!(status.success(), "qemu: {status}\n{text}");
+    assert!(text.contains("[app] app done"), "{text}");
+    // The workload's exit code reaches the host, and the stop is clean: db's init passed the
+    // stop signal on, nothing needed SIGKILL.
+    assert!(
+        text.contains(r#"roost: exit {"code":42,"oom_killed":false}"#),
+        "{text}"
+    );
+    assert!(
+        line(&text, "app exited: code 42") < line(&text, "db exited: code 143"),
+        "{text}"
+    );
+    assert!(!text.contains("did not stop in time"), "{text}");
+    let (_, body) = report.join().expect("exit report");
+    assert!(body.contains("\"code\":42"), "{body}");
+}

@@ -115,7 +115,12 @@ pub fn config_json(b: &BundleSpec<'_>) -> Value {
     let caps: Vec<&str> = DEFAULT_CAPABILITIES.to_vec();
     let none: Vec<&str> = Vec::new();
     let held = if uid == 0 { &caps } else { &none };
-    let env: Vec<String> = b.spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut env: Vec<String> = b.spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    // The inner roost logs warnings only (the outer one logs each start and exit); a
+    // service that sets ROOST_LOG itself keeps its own.
+    if init && !b.spec.env.iter().any(|(k, _)| k == "ROOST_LOG") {
+        env.push("ROOST_LOG=warn".into());
+    }
     let rlimits: Vec<Value> = b
         .rlimits
         .iter()

@@ -71,11 +71,19 @@ impl ContainerHost {
         std::fs::create_dir_all(&dir)
             .and_then(|()| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)))
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let roost_exe = std::env::current_exe()
-            .map_err(|e| format!("cannot find roost's own executable: {e}"))?;
+        let exe_path = own_exe_path()?;
         let program = match &config.container_runtime {
             Some(path) => path.clone(),
-            None => roost_exe.with_file_name("roost-oci"),
+            None => exe_path.with_file_name("roost-oci"),
+        };
+        let wants_init = config
+            .services
+            .iter()
+            .any(|s| s.container.as_ref().is_some_and(|c| c.init));
+        let roost_exe = if wants_init {
+            init_binary(&exe_path, &dir)?
+        } else {
+            exe_path
         };
         if !program.is_file() {
             return Err(format!(
@@ -149,6 +157,50 @@ impl Drop for ContainerHost {
     fn drop(&mut self) {
         self.release();
     }
+}
+
+/// Where roost's executable was started from. In a VM that is the initramfs's, gone after
+/// the root switch: the kernel then names it `PATH (deleted)`.
+fn own_exe_path() -> Result<PathBuf, String> {
+    let exe = std::fs::read_link("/proc/self/exe")
+        .map_err(|e| format!("cannot find roost's own executable: {e}"))?;
+    let text = exe.to_string_lossy();
+    Ok(match text.strip_suffix(" (deleted)") {
+        Some(path) => PathBuf::from(path),
+        None => exe,
+    })
+}
+
+/// The roost executable the containers with an init bind-mount: the running one's file when
+/// it is still there (the same inode as `/proc/self/exe`), else a copy of it under `dir`
+/// (after a VM's root switch the initramfs's file is reachable only through
+/// `/proc/self/exe`, which a runtime cannot bind-mount as roost's).
+fn init_binary(exe_path: &Path, dir: &Path) -> Result<PathBuf, String> {
+    use std::os::unix::fs::MetadataExt;
+    let running = std::fs::metadata("/proc/self/exe")
+        .map_err(|e| format!("cannot stat /proc/self/exe: {e}"))?;
+    if let Ok(meta) = std::fs::metadata(exe_path) {
+        if meta.dev() == running.dev() && meta.ino() == running.ino() {
+            return Ok(exe_path.to_path_buf());
+        }
+    }
+    let copy = dir.join(".init");
+    std::fs::create_dir_all(&copy).map_err(|e| format!("cannot create {}: {e}", copy.display()))?;
+    let copy = copy.join("roost");
+    let _ = std::fs::remove_file(&copy);
+    std::fs::copy("/proc/self/exe", &copy)
+        .and_then(|_| std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o555)))
+        .map_err(|e| {
+            format!(
+                "cannot copy roost for the containers' init to {}: {e}",
+                copy.display()
+            )
+        })?;
+    tracing::info!(
+        "roost's executable is gone from its path (the root was switched): the containers' init is a copy at {}",
+        copy.display()
+    );
+    Ok(copy)
 }
 
 /// What a bundle is written from, beyond the service and its workload.

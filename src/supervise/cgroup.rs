@@ -194,6 +194,12 @@ impl WorkloadCgroup {
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
         let mounts = parse_mountinfo(&mountinfo);
+        if mounts == CgroupMounts::default() {
+            // No cgroup file system at all: roost runs inside a container whose runtime's
+            // cgroup (and limits) already hold everything; nothing here to warn about.
+            tracing::info!("no cgroup file system is mounted: the enclosing cgroup applies");
+            return (Self::default(), Vec::new());
+        }
         let own_paths = parse_proc_cgroup(&own);
         let (mut cg, mut warnings) = Self::create_in(&mounts, &own_paths, name, memory_limit_mib);
         let own_pids = parse_proc_cgroup_v1(&own, "pids");

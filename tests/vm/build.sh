@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Builds what the VM boot test boots, into WORK (default target/vm):
 #   vmlinuz           Debian's cloud kernel (6.1), unpacked from its package, not installed
-#   initrd.cpio.gz    static busybox, the virtio/vsock modules, /init that loads them and
+#   initrd.cpio.gz    static busybox, the virtio/vsock/overlay modules, /init that loads them and
 #                     execs roost (the static musl build), which stays PID 1
 #   rootfs.img        ext4 root device (/dev/vda): busybox, /etc/passwd with user "app",
-#                     the workload script, dnsmasq and lighttpd with their libraries
+#                     the workload script, dnsmasq and lighttpd with their libraries,
+#                     roost-oci (static) at /sbin/roost-oci
 #   volume.img        ext4 volume (/dev/vdb), empty
 # Needs: apt-get (qemu-system-x86 busybox-static kmod cpio e2fsprogs dnsmasq-base lighttpd),
 # rustup's musl target;
@@ -22,6 +23,9 @@ rustup target list --installed | grep -q x86_64-unknown-linux-musl || rustup tar
 # ROOST_FAULT is set, to show that a panic in a task does not end the VM).
 CARGO_TARGET_DIR="$work/cargo" cargo build --quiet --release --target x86_64-unknown-linux-musl --bin roost ${ROOST_FEATURES:+--features "$ROOST_FEATURES"}
 roost="$work/cargo/x86_64-unknown-linux-musl/release/roost"
+# roost-oci, static too: the runtime PID 1 drives for the containers boot.
+CARGO_TARGET_DIR="$work/cargo" cargo build --quiet --release --target x86_64-unknown-linux-musl -p roost-oci
+roost_oci="$work/cargo/x86_64-unknown-linux-musl/release/roost-oci"
 
 # The kernel: the concrete package behind linux-image-cloud-amd64, unpacked.
 if [ ! -f "$work/vmlinuz" ]; then
@@ -43,7 +47,7 @@ cp /bin/busybox "$init/bin/busybox"
 for tool in sh insmod mount mkdir; do ln -s busybox "$init/bin/$tool"; done
 cp "$roost" "$init/sbin/roost"
 : > "$init/modules"
-for m in virtio_mmio virtio_blk virtio_net vmw_vsock_virtio_transport; do
+for m in virtio_mmio virtio_blk virtio_net vmw_vsock_virtio_transport overlay; do
     modprobe -d "$work/kroot" -S "$kver" --show-depends "$m" | awk '/^insmod/ {print $2}'
 done | awk '!seen[$0]++' | while read -r ko; do
     cp "$ko" "$init/lib/modules/"
@@ -106,6 +110,7 @@ if [ -n "${ROOST_VM_BENCH:-}" ]; then
     cp "$work/cargo/x86_64-unknown-linux-musl/release/examples/roost-bench" "$root/bench/roost-bench"
     cp /usr/bin/tini-static "$root/bench/tini-static"
 fi
+cp "$roost_oci" "$root/sbin/roost-oci"
 chmod 755 "$root/app/workload.sh"
 chown 1000:1000 "$root/home/app"
 rm -f "$work/rootfs.img" "$work/volume.img"

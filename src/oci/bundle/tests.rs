@@ -168,6 +168,10 @@ fn with_an_init_roost_runs_as_root_and_its_config_carries_the_workload() {
         json!([INIT_PATH, "container", "--config", INIT_CONFIG_PATH])
     );
     assert_eq!(v["process"]["user"]["uid"], 0);
+    assert_eq!(
+        v["process"]["env"],
+        json!(["PATH=/usr/bin:/bin", "TOKEN=s3cret", "ROOST_LOG=warn"])
+    );
     let init = init_config(&s, &spec(1000));
     assert_eq!(init["ExecOverride"], json!(["/bin/app", "--serve"]));
     assert_eq!(init["UserOverride"], "1000:1000");

@@ -4,11 +4,12 @@
 # output as QEMU sees it, roost's RSS inside the VM, and (in the first boot) roost against tini
 # inside the VM, where cgroups are pure v2 and mounted with favordynmods.
 #   bench/vm.sh [N]     default 5
-# Needs tini (apt-get install tini) for the in-VM comparison.
+# Needs tini, crun and runc (apt-get install tini crun runc) for the in-VM comparisons.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-5}
 command -v tini-static >/dev/null || { echo "tini is not installed: apt-get install -y tini" >&2; exit 1; }
+command -v crun >/dev/null && command -v runc >/dev/null || { echo "crun and runc are needed: apt-get install -y crun runc" >&2; exit 1; }
 ROOST_VM_BENCH=1 tests/vm/build.sh target/vm >/dev/null
 cargo build --quiet --release -p roost -p roostctl --bin roostctl --example devplatform
 ctl=target/release/roostctl
@@ -58,6 +59,8 @@ for i in $(seq "$n"); do
         $ctl --uds "$run/v.sock" exec --timeout 900 -- /bench/roost-bench compare \
             --roost /bench/roost --tini /bench/tini-static --runs "${VM_COMPARE_RUNS:-50}" --orphans 1000 \
             > "$work/compare.md"
+        $ctl --uds "$run/v.sock" exec --timeout 900 -- /bench/roost-bench oci \
+            --roost-oci /bench/roost-oci --runs "${VM_OCI_RUNS:-20}" > "$work/oci.md"
     fi
     $ctl --uds "$run/v.sock" signal TERM
     wait "$qemu" || true
@@ -90,3 +93,7 @@ echo
 echo "roost vs tini inside the VM (roost-bench compare in the first boot, TCG, pure cgroup v2):"
 echo
 cat "$work/compare.md"
+echo
+echo "OCI runtimes inside the VM (roost-bench oci in the first boot, TCG, pure cgroup v2):"
+echo
+cat "$work/oci.md"

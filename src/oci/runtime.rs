@@ -1,19 +1,15 @@
 //! The OCI runtime (runc's command line: `roost-oci`, crun, runc, youki) as PID 1 drives it:
-//! the argv of each verb (pure), and one runner that starts a verb through the one reaper
-//! and waits for it within a bound, so a runtime that hangs cannot hold PID 1.
+//! the argv of each verb and their bounds, pure. The supervisor runs them
+//! ([`crate::supervise::oci_verb`]) through the one reaper.
 
-use crate::supervise::handle::{ExecCommand, SupervisorHandle};
 use crate::workload::Identity;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 /// How long `create` may take (it mounts, runs hooks, clones the init).
 pub const CREATE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `start`, `delete` and `kill` may take.
 pub const VERB_TIMEOUT: Duration = Duration::from_secs(10);
-/// How much of a failed verb's stderr goes into roost's log.
-const STDERR_KEPT: usize = 2048;
 
 /// A runtime and the state directory it keeps its containers in (its `--root`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +37,7 @@ pub enum RuntimeError {
     },
 }
 
-fn stderr_suffix(stderr: &str) -> String {
+pub(crate) fn stderr_suffix(stderr: &str) -> String {
     if stderr.is_empty() {
         String::new()
     } else {
@@ -115,85 +111,6 @@ pub fn runtime_env() -> Vec<(String, String)> {
         "PATH".into(),
         "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
     )]
-}
-
-/// Runs `argv` (a verb) to its end within `timeout`, stdout and stderr to `output` when
-/// given (`create`: the container's init inherits them), else stderr kept for the error.
-pub async fn run(
-    handle: &SupervisorHandle,
-    argv: &[String],
-    output: Option<std::os::fd::OwnedFd>,
-    timeout: Duration,
-) -> Result<(), RuntimeError> {
-    let verb = argv.get(3).cloned().unwrap_or_default();
-    let program = argv.first().cloned().unwrap_or_default();
-    let spawn_err = |source| RuntimeError::Spawn {
-        program: program.clone(),
-        source,
-    };
-    let (stdout, stderr, captured) = match output {
-        Some(fd) => {
-            let out = fd.try_clone().map_err(spawn_err)?;
-            (Stdio::from(out), Stdio::from(fd), None)
-        }
-        None => {
-            let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-                .map_err(|e| spawn_err(e.into()))?;
-            (Stdio::null(), Stdio::from(w), Some(r))
-        }
-    };
-    let env = runtime_env();
-    let identity = Identity::root();
-    let (pid, exit) = handle
-        .exec(ExecCommand {
-            argv,
-            env: &env,
-            identity: &identity,
-            cwd: Path::new("/"),
-            stdio: [Stdio::null(), stdout, stderr],
-            tty: false,
-            cgroup_procs: Vec::new(),
-        })
-        .map_err(spawn_err)?;
-    let read_stderr = async {
-        let Some(fd) = captured else {
-            return String::new();
-        };
-        read_capped(fd).await
-    };
-    let waited = tokio::time::timeout(timeout, async { tokio::join!(exit, read_stderr) }).await;
-    match waited {
-        Ok((Ok(exit), _)) if exit.exit_code() == 0 => Ok(()),
-        Ok((exit, stderr)) => Err(RuntimeError::Failed {
-            verb,
-            code: exit.map_or(crate::exit::INTERNAL, |e| e.exit_code()),
-            stderr,
-        }),
-        Err(_) => {
-            handle.kill_exec(pid);
-            Err(RuntimeError::Timeout { verb, timeout })
-        }
-    }
-}
-
-/// Up to [`STDERR_KEPT`] bytes of a pipe, the rest read and dropped, to its end.
-async fn read_capped(fd: std::os::fd::OwnedFd) -> String {
-    use tokio::io::AsyncReadExt;
-    let Ok(mut rx) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) else {
-        return String::new();
-    };
-    let mut kept = Vec::new();
-    let mut buf = [0u8; 1024];
-    loop {
-        match rx.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let room = STDERR_KEPT.saturating_sub(kept.len());
-                kept.extend_from_slice(&buf[..n.min(room)]);
-            }
-        }
-    }
-    String::from_utf8_lossy(&kept).trim().replace('\n', "; ")
 }
 
 #[cfg(test)]

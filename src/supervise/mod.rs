@@ -13,6 +13,7 @@ pub mod clone_into;
 pub mod critical;
 pub mod events;
 pub mod handle;
+pub mod oci_verb;
 pub mod output;
 pub mod procs;
 pub mod reaper;

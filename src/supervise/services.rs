@@ -10,7 +10,7 @@ use super::events::Event;
 use super::handle::{ExecCommand, ServiceCommand, ServiceOp, ServiceRefusal, SupervisorHandle};
 use super::reaper::ChildExit;
 use super::signals::SignalAction;
-use super::{procs, signal_name, spawn, Outcome, Supervisor};
+use super::{oci_verb, procs, signal_name, spawn, Outcome, Supervisor};
 use crate::config::typed::{CheckKind, Probe, Service, SignalTarget, Volume};
 use crate::exit;
 use crate::oci::runtime;
@@ -785,7 +785,7 @@ impl Supervisor {
         let handle = self.handle();
         // A container of this id that an earlier roost left (killed mid-stop) goes first.
         if host.runtime.root.join(name).exists() {
-            let _ = runtime::run(
+            let _ = oci_verb::run_verb(
                 &handle,
                 &host.runtime.delete_argv(name),
                 None,
@@ -811,7 +811,7 @@ impl Supervisor {
             .runtime
             .create_argv(&container.id, &container.bundle, &pid_file);
         if let Err(err) =
-            runtime::run(&handle, &create, Some(output), runtime::CREATE_TIMEOUT).await
+            oci_verb::run_verb(&handle, &create, Some(output), runtime::CREATE_TIMEOUT).await
         {
             tracing::error!(
                 service = name,
@@ -846,7 +846,7 @@ impl Supervisor {
             tracing::warn!(service = name, "{name}: {warning}");
         }
         let start = host.runtime.start_argv(&container.id);
-        if let Err(err) = runtime::run(&handle, &start, None, runtime::VERB_TIMEOUT).await {
+        if let Err(err) = oci_verb::run_verb(&handle, &start, None, runtime::VERB_TIMEOUT).await {
             tracing::error!(service = name, "cannot start {name}: {err}");
             // SAFETY: kill(2) has no memory effects; the pid is the adopted, unreaped init.
             unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -860,7 +860,9 @@ impl Supervisor {
     /// The runtime's `delete` of a container whose init has exited, then its root and bundle.
     async fn remove_container(&self, host: &ContainerHost, container: LiveContainer) {
         let delete = host.runtime.delete_argv(&container.id);
-        if let Err(err) = runtime::run(&self.handle(), &delete, None, runtime::VERB_TIMEOUT).await {
+        if let Err(err) =
+            oci_verb::run_verb(&self.handle(), &delete, None, runtime::VERB_TIMEOUT).await
+        {
             tracing::warn!("cannot delete the container {}: {err}", container.id);
         }
         oci::remove_bundle(container);

@@ -9,7 +9,7 @@
 #   volume.img        ext4 volume (/dev/vdb), empty
 # Needs: apt-get (qemu-system-x86 busybox-static kmod cpio e2fsprogs dnsmasq-base lighttpd),
 # rustup's musl target;
-# with ROOST_VM_BENCH=1 also tini (for /usr/bin/tini-static).
+# with ROOST_VM_BENCH=1 also tini (for /usr/bin/tini-static), crun and runc.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$(pwd)
@@ -109,6 +109,18 @@ if [ -n "${ROOST_VM_BENCH:-}" ]; then
     cp "$roost" "$root/bench/roost"
     cp "$work/cargo/x86_64-unknown-linux-musl/release/examples/roost-bench" "$root/bench/roost-bench"
     cp /usr/bin/tini-static "$root/bench/tini-static"
+    # roost-oci beside Debian's crun and runc (with their libraries), for the side-by-side
+    # OCI run on pure cgroup v2, which crun needs.
+    cp "$roost_oci" "$root/bench/roost-oci"
+    for rt in /usr/bin/crun /usr/sbin/runc; do
+        [ -x "$rt" ] || { echo "build.sh: $rt is missing (apt-get install crun runc)" >&2; exit 1; }
+        mkdir -p "$root$(dirname "$rt")"
+        cp "$rt" "$root$rt"
+        for lib in $(ldd "$rt" | awk '/=> \// {print $3}'); do
+            mkdir -p "$root$(dirname "$lib")"
+            cp -L "$lib" "$root$lib"
+        done
+    done
 fi
 cp "$roost_oci" "$root/sbin/roost-oci"
 chmod 755 "$root/app/workload.sh"

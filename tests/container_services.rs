@@ -41,7 +41,7 @@ fn image(scratch: &Scratch, with_roost_libs: bool) -> PathBuf {
     std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox");
     for tool in [
         "sh", "sleep", "cat", "echo", "id", "hostname", "ls", "true", "kill", "grep", "httpd",
-        "wget", "mkdir", "test", "tr", "wc", "readlink",
+        "wget", "mkdir", "test", "tr", "wc", "readlink", "head",
     ] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(tool)).expect("link");
     }
@@ -229,6 +229,13 @@ fn exec_into_a_container_as_its_user_and_roost_as_its_init_reaping_zombies() {
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_millis(800));
+    // The bundle holds the service's env (secrets included): root's only.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o7777;
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("web")), 0o700);
+    assert_eq!(mode(&dir.join("web/config.json")), 0o600);
+    assert_eq!(mode(&dir.join("web/init.json")), 0o600);
     let zombies = "z=0; for s in /proc/[0-9]*/stat; do read -r line < $s; case \"$line\" in *') Z '*) z=$((z+1));; esac; done; echo zombies=$z";
     let (code, out, err) = ctl_run(&["exec", "--container", "bare", "--", "sh", "-c", zombies]);
     assert_eq!(code, 0, "{out}\n{err}");
@@ -316,4 +323,37 @@ fn a_container_whose_image_is_missing_or_whose_runtime_fails_is_a_clear_error() 
     assert!(done.stderr.contains("cannot start app"), "{}", done.stderr);
     assert_nothing_left(&dir);
     let _ = roost_oci_bin();
+}
+
+#[test]
+fn a_container_over_its_memory_limit_is_oom_killed_and_reported_so() {
+    let scratch = Scratch::new();
+    let image = image(&scratch, false);
+    let dir = container_dir(&scratch);
+    // The shell keeps 64 MiB in a variable under a 16 MiB limit: the OOM killer takes it,
+    // the namespace's PID 1, and with it the container.
+    let doc = json!({"Containers": [
+        {"name": "hog", "kind": "container", "image_root": {"directory": image},
+         "cgroup": {"memory_mib": 16}, "restart": {"policy": "no"},
+         "exec": ["sh", "-c", "echo hog start; x=$(head -c 67108864 /dev/zero | tr '\\0' a); echo hog survived"]},
+    ]});
+    let done = start(&scratch, &doc, &dir).wait(T);
+    done.assert_code(137);
+    assert!(done.stdout.contains("[hog] hog start"), "{}", done.stdout);
+    assert!(!done.stdout.contains("hog survived"), "{}", done.stdout);
+    let hog = done
+        .stderr
+        .lines()
+        .find(|l| l.contains("msg=\"hog exited"))
+        .unwrap_or_else(|| panic!("{}", done.stderr));
+    assert!(
+        hog.contains("exit_code=137") && hog.contains("oom_killed=true"),
+        "{hog}"
+    );
+    let both = format!("{}{}", done.stdout, done.stderr);
+    assert!(
+        both.contains(r#"roost: exit {"code":137,"oom_killed":true}"#),
+        "{both}"
+    );
+    assert_nothing_left(&dir);
 }

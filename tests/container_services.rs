@@ -256,6 +256,37 @@ fn exec_into_a_container_as_its_user_and_roost_as_its_init_reaping_zombies() {
         "{out}"
     );
     assert!(out.contains("zombies=0"), "{out}");
+    // The ws exec (`roostctl shell`, stdin piped): inside the container too.
+    let mut shell = Command::new(roostctl_bin())
+        .arg("--unix")
+        .arg(&ctl)
+        .args(["shell", "--container", "web", "--", "sh"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("roostctl shell");
+    {
+        use std::io::Write;
+        shell
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(b"echo ws uid=$(id -u) init=$(tr '\\0' ' ' < /proc/1/cmdline); exit 6\n")
+            .expect("write");
+    }
+    let out = shell.wait_with_output().expect("shell output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(6),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("ws uid=1000 init=/.roost/init container --config /.roost/init.json"),
+        "{text}"
+    );
     // The machine's stop: web's signal goes to its container's init (roost), which passes it
     // on to `sleep` and reports its code (143, SIGTERM), well before the outer SIGKILL.
     roost.signal(libc::SIGTERM);

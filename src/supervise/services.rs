@@ -114,9 +114,10 @@ struct Live {
 }
 
 impl Live {
-    /// A signal to the service: a process's whole group; a container's init (the runtime's
-    /// `kill`: in its own PID namespace, the init passes it on or, without a handler,
-    /// ignores it, SIGKILL excepted, which ends the namespace).
+    /// A signal to the service: a process's whole group; a container's init, directly (what
+    /// the runtime's `kill` would do, without a process per signal). In its own PID
+    /// namespace the init passes it on, or, without a handler, the kernel drops it; SIGKILL
+    /// is never dropped and ends the whole namespace.
     fn signal(&self, sig: i32) {
         if self.container.is_some() {
             // SAFETY: kill(2) has no memory effects; the pid is the adopted init, registered

@@ -302,12 +302,16 @@ async fn run_several(
     // first at Oidc.TokenPath, each other in a directory of its own beside it
     // (`/.fly/<service>/oidc_token`), so no service reads another's token.
     let asking: Vec<usize> = (0..specs.len()).filter(|&i| asks(&specs[i])).collect();
+    // Where each asking service's token files are: a container gets that directory
+    // bind-mounted (read-only) at the same path, so its SDK finds what the env names.
+    let mut token_dirs: Vec<Option<std::path::PathBuf>> = vec![None; specs.len()];
     for (n, &i) in asking.iter().enumerate() {
         let token_path = if n == 0 {
             config.oidc.token_path.clone()
         } else {
             per_service_token_path(&config.oidc.token_path, &config.services[i].name)
         };
+        token_dirs[i] = token_path.parent().map(Path::to_path_buf);
         let broker = supervisor
             .during_boot(crate::oidc::prepare(
                 config,
@@ -353,6 +357,7 @@ async fn run_several(
                 .unwrap_or(crate::config::DEFAULT_KILL_TIMEOUT_SECS),
         ),
         containers: containers.as_ref(),
+        token_dirs,
     };
     let outcome = supervisor.run_services(run).await;
     // The image devices are unmounted when `containers` goes, on every path out of here.

@@ -84,12 +84,15 @@ fn container_dir(scratch: &Scratch) -> PathBuf {
 }
 
 fn start(scratch: &Scratch, doc: &serde_json::Value, dir: &Path) -> Running {
-    let config = scratch.config(doc);
+    start_config(&scratch.config(doc), dir)
+}
+
+fn start_config(config: &Path, dir: &Path) -> Running {
     let mut cmd = Command::new("unshare");
     cmd.args(PID_NS)
         .arg(ROOST)
         .args(["container", "--config"])
-        .arg(&config)
+        .arg(config)
         .env("ROOST_CONTAINER_DIR", dir);
     Running::spawn(cmd)
 }
@@ -386,5 +389,39 @@ fn a_container_over_its_memory_limit_is_oom_killed_and_reported_so() {
         both.contains(r#"roost: exit {"code":137,"oom_killed":true}"#),
         "{both}"
     );
+    assert_nothing_left(&dir);
+}
+
+/// A container whose env asks for a cloud role: the broker's token, fetched from the
+/// devplatform's issuer through `/.fly/api`, is where `AWS_WEB_IDENTITY_TOKEN_FILE` says inside
+/// the container, readable by its user and not writable.
+#[test]
+fn a_container_that_asks_for_a_cloud_role_finds_its_token_inside() {
+    let scratch = Scratch::new();
+    let image = image(&scratch, false);
+    let dir = container_dir(&scratch);
+    let token = scratch.path("fly/oidc_token");
+    let config = json!({
+        "Api": {"SocketPath": scratch.path("fly/api")},
+        "Oidc": {"TokenPath": token},
+        "Containers": [
+            {"name": "app", "kind": "container", "image_root": {"directory": image},
+             "user": "app", "restart": {"policy": "no"},
+             "env": {"AWS_ROLE_ARN": "arn:aws:iam::1:role/app"},
+             "exec": ["sh", "-c", "echo app file=$AWS_WEB_IDENTITY_TOKEN_FILE; head -c 3 $AWS_WEB_IDENTITY_TOKEN_FILE; echo; \
+                       echo x >> $AWS_WEB_IDENTITY_TOKEN_FILE 2>/dev/null && echo app wrote it || echo app cannot write it"]},
+        ],
+    });
+    let platform = DevPlatform::start(scratch.dir.path(), &config, &[]);
+    let done = start_config(&platform.config, &dir).wait(T);
+    done.assert_code(0);
+    let out = &done.stdout;
+    assert!(
+        out.contains(&format!("[app] app file={}", token.display())),
+        "{out}\n{}",
+        done.stderr
+    );
+    assert!(out.contains("[app] eyJ"), "{out}\n{}", done.stderr);
+    assert!(out.contains("[app] app cannot write it"), "{out}");
     assert_nothing_left(&dir);
 }

@@ -731,9 +731,22 @@ fn two_containers_from_an_oci_image_disk_run_in_the_vm() {
         "{text}"
     );
 
+    let uds_s = uds.display().to_string();
+    // Inside db first (app's exec below ends the machine, and db's stop with it).
+    let (code, out, err) = roostctl(&[
+        "--uds",
+        &uds_s,
+        "exec",
+        "--container",
+        "db",
+        "--",
+        "cat",
+        "/tmp/www/index.html",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "db-in-the-vm");
     // Inside app through the control API over vsock: its own PID namespace (roost is its
     // PID 1, and only its own processes are there), its user, then the signal to end.
-    let uds_s = uds.display().to_string();
     let (code, out, err) = roostctl(&[
         "--uds", &uds_s, "exec", "--container", "app", "--", "sh", "-c",
         "echo in-app uid=$(id -u) init=$(tr '\\0' ' ' < /proc/1/cmdline) procs=$(ls /proc | grep -c '^[0-9]'); \
@@ -757,18 +770,6 @@ fn two_containers_from_an_oci_image_disk_run_in_the_vm() {
         procs <= 10,
         "app's PID namespace shows {procs} processes: {out}"
     );
-    let (code, out, err) = roostctl(&[
-        "--uds",
-        &uds_s,
-        "exec",
-        "--container",
-        "db",
-        "--",
-        "cat",
-        "/tmp/www/index.html",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    assert_eq!(out.trim(), "db-in-the-vm");
 
     let deadline = Instant::now() + Duration::from_secs(120);
     let status = loop {

@@ -210,6 +210,8 @@ pub struct BundleInputs<'a> {
     pub volume_dir: &'a Path,
     /// The service's cgroup v2 leaf, relative to the cgroup2 mount.
     pub cgroups_path: Option<&'a str>,
+    /// The directory of the service's OIDC token files, when it asks for a cloud role.
+    pub token_dir: Option<&'a Path>,
 }
 
 /// Writes service `i`'s bundle: its root (overlay over the image), its files, `config.json`
@@ -267,6 +269,25 @@ fn fill_bundle(
                 destination: etc.into(),
                 readonly: true,
             });
+        }
+    }
+    // The broker's token files, where the env's AWS_WEB_IDENTITY_TOKEN_FILE (and the GCP and
+    // Azure variables) name them. The directory, not the files: the broker replaces a file by
+    // renaming a new one over it, which a file's bind would not see.
+    if let Some(token_dir) = inputs.token_dir {
+        if token_dir.is_dir() {
+            binds.push(Bind {
+                source: token_dir.to_path_buf(),
+                destination: token_dir.to_path_buf(),
+                readonly: true,
+            });
+        } else {
+            tracing::warn!(
+                service = service.name.as_str(),
+                "{}'s token directory {} is not there: its SDK finds no token",
+                service.name,
+                token_dir.display()
+            );
         }
     }
     for m in &service.mounts {

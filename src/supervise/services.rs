@@ -43,6 +43,8 @@ pub struct ServicesRun<'a> {
     pub kill_timeout: Duration,
     /// The runtime and images of `kind: container` services (None: there are none).
     pub containers: Option<&'a ContainerHost>,
+    /// Per service, the directory of its broker's token files (None: it asks for no role).
+    pub token_dirs: Vec<Option<PathBuf>>,
 }
 
 /// One service's state as the control API shows it.
@@ -799,6 +801,7 @@ impl Supervisor {
             volumes: run.volumes,
             volume_dir: &run.volume_dir,
             cgroups_path: cgroups_path.as_deref(),
+            token_dir: run.token_dirs.get(i).and_then(|d| d.as_deref()),
         };
         let container = match oci::write_bundle(host, i, service, spec, &inputs) {
             Ok(c) => c,

@@ -74,17 +74,161 @@ fn wait_console(path: &Path, want: &str, timeout: Duration) -> String {
     }
 }
 
+/// Builds what the boots boot (`tests/vm/build.sh`) into `target/vm`, with extra cargo
+/// features for roost. The VM tier runs its tests one at a time: they share `target/vm`.
+fn build_vm(features: Option<&str>) -> PathBuf {
+    let vm = repo().join("target/vm");
+    let mut build = Command::new(repo().join("tests/vm/build.sh"));
+    build.arg(&vm);
+    if let Some(features) = features {
+        build.env("ROOST_FEATURES", features);
+    }
+    let status = build.status().expect("tests/vm/build.sh");
+    assert!(status.success(), "building the VM images failed");
+    vm
+}
+
+/// The boot test's initramfs with `config` as `/roost/config.json` in a second cpio archive
+/// (the kernel unpacks both), written to `<w>/<name>`.
+fn initrd_with_config(vm: &Path, w: &Path, name: &str, config: &serde_json::Value) -> PathBuf {
+    let extra = w.join(format!("{name}.d"));
+    std::fs::create_dir_all(extra.join("roost")).expect("mkdir");
+    std::fs::write(extra.join("roost/config.json"), config.to_string()).expect("config");
+    let cpio = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "cd {} && find roost | cpio -o -H newc --quiet",
+            extra.display()
+        ))
+        .output()
+        .expect("cpio");
+    assert!(cpio.status.success());
+    let mut initrd = std::fs::read(vm.join("initrd.cpio.gz")).expect("initrd");
+    // The next archive starts on a 4-byte boundary; the kernel skips zeros in between.
+    initrd.resize(initrd.len().div_ceil(512) * 512, 0);
+    initrd.extend_from_slice(&cpio.stdout);
+    let path = w.join(name);
+    std::fs::write(&path, initrd).expect("initrd");
+    path
+}
+
+/// vhost-device-vsock as Firecracker's host side of vsock: QEMU's vhost-user socket at
+/// `<w>/vhu.sock`, the hybrid Unix socket at `<w>/v.sock` (guest ports land on `v.sock_N`).
+fn vhost_vsock(w: &Path) -> (Kill, PathBuf) {
+    let uds = w.join("v.sock");
+    let vsock = Kill(
+        Command::new(which("vhost-device-vsock"))
+            .args(["--guest-cid", "3", "--socket"])
+            .arg(w.join("vhu.sock"))
+            .arg("--uds-path")
+            .arg(&uds)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("vhost-device-vsock"),
+    );
+    wait_for_file(&w.join("vhu.sock"), Duration::from_secs(10));
+    (vsock, uds)
+}
+
+/// A QEMU microvm under TCG with the flags that boot reliably here (docs/development.md,
+/// "The VM rig").
+struct Qemu(Command);
+
+impl Qemu {
+    fn new(vm: &Path, initrd: &Path, memory_mib: u32, append: &str) -> Self {
+        let mut cmd = Command::new(which("qemu-system-x86_64"));
+        cmd.args(["-machine", "microvm,rtc=on,pit=on,pic=on", "-accel", "tcg"])
+            .arg("-m")
+            .arg(memory_mib.to_string())
+            .args(["-smp", "1", "-nographic", "-no-reboot"])
+            .arg("-kernel")
+            .arg(vm.join("vmlinuz"))
+            .arg("-initrd")
+            .arg(initrd)
+            .arg("-append")
+            .arg(format!(
+                "console=ttyS0 quiet panic=-1 reboot=k tsc_early_khz=2000000 roost.shutdown=poweroff {append}"
+            ));
+        Qemu(cmd)
+    }
+
+    /// vsock through vhost-user (its memory must be shared with the backend).
+    fn vsock(mut self, w: &Path, memory_mib: u32) -> Self {
+        self.0
+            .arg("-object")
+            .arg(format!(
+                "memory-backend-memfd,id=mem0,size={memory_mib}M,share=on"
+            ))
+            .args(["-numa", "node,memdev=mem0", "-chardev"])
+            .arg(format!(
+                "socket,id=vs0,path={}",
+                w.join("vhu.sock").display()
+            ))
+            .args(["-device", "vhost-user-vsock-device,chardev=vs0"]);
+        self
+    }
+
+    /// The user network with MMDS at 169.254.169.254:80 forwarded to `mmds` on the host.
+    fn mmds(mut self, mmds: &str) -> Self {
+        self.0.arg("-netdev").arg(format!(
+            "user,id=n0,restrict=on,net=169.254.0.0/16,guestfwd=tcp:169.254.169.254:80-cmd:socat STDIO TCP:{mmds}"
+        ));
+        self.0.args(["-device", "virtio-net-device,netdev=n0"]);
+        self
+    }
+
+    /// A virtio disk, in order: the first is /dev/vda.
+    fn drive(mut self, id: &str, file: &Path, readonly: bool) -> Self {
+        let ro = if readonly { ",readonly=on" } else { "" };
+        self.0
+            .arg("-drive")
+            .arg(format!(
+                "id={id},file={},format=raw,if=none{ro}",
+                file.display()
+            ))
+            .arg("-device")
+            .arg(format!("virtio-blk-device,drive={id}"));
+        self
+    }
+
+    fn spawn(mut self, console: &Path) -> Kill {
+        Kill(
+            self.0
+                .stdin(Stdio::null())
+                .stdout(std::fs::File::create(console).expect("console"))
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("qemu"),
+        )
+    }
+}
+
+/// Waits for QEMU to exit (the guest powered off) and returns the console; panics with it
+/// when the guest has not within `timeout` or QEMU failed.
+fn wait_poweroff(qemu: &mut Kill, console: &Path, what: &str, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = qemu.0.try_wait().expect("qemu") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let text = std::fs::read_to_string(console).unwrap_or_default();
+            panic!("{what} did not power off:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let text = std::fs::read_to_string(console).expect("console");
+    eprintln!("--- {what}'s console\n{text}");
+    assert!(status.success(), "qemu: {status}\n{text}");
+    text
+}
+
 // The slow tier: `./test.sh vm` (or `cargo test -p roost --test vm_boot -- --include-ignored`).
 #[test]
 #[ignore = "the VM tier: ./test.sh vm"]
 fn a_real_kernel_boots_roost_as_pid_1_from_mmds() {
-    let vm = repo().join("target/vm");
-    let build = Command::new(repo().join("tests/vm/build.sh"))
-        .arg(&vm)
-        .env("ROOST_FEATURES", "fault-injection")
-        .status()
-        .expect("tests/vm/build.sh");
-    assert!(build.success(), "building the VM images failed");
+    let vm = build_vm(Some("fault-injection"));
     let scratch = Scratch::new();
     let w = scratch.dir.path();
     for disk in ["rootfs.img", "volume.img"] {
@@ -128,53 +272,23 @@ fn a_real_kernel_boots_roost_as_pid_1_from_mmds() {
     let r = http(&platform.socket, "PUT", "/_dev/mmds", &[], &config);
     assert_eq!(r.status, 204);
 
-    let _vsock = Kill(
-        Command::new(which("vhost-device-vsock"))
-            .args(["--guest-cid", "3", "--socket"])
-            .arg(w.join("vhu.sock"))
-            .arg("--uds-path")
-            .arg(&uds)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("vhost-device-vsock"),
-    );
-    wait_for_file(&w.join("vhu.sock"), Duration::from_secs(10));
+    let (_vsock, vsock_uds) = vhost_vsock(w);
+    assert_eq!(vsock_uds, uds);
 
     let console = w.join("console.log");
     let started = Instant::now();
-    let mut qemu = Kill(
-        Command::new(which("qemu-system-x86_64"))
-            .args(["-machine", "microvm,rtc=on,pit=on,pic=on", "-accel", "tcg", "-m", "512"])
-            .args(["-smp", "1", "-nographic", "-no-reboot"])
-            .arg("-kernel")
-            .arg(vm.join("vmlinuz"))
-            .arg("-initrd")
-            .arg(vm.join("initrd.cpio.gz"))
-            // ROOST_FAULT reaches roost's environment through /init: GET /v1/sysinfo panics.
-            .args(["-append", "console=ttyS0 quiet panic=-1 reboot=k tsc_early_khz=2000000 roost.shutdown=poweroff ROOST_FAULT=control:/v1/sysinfo"])
-            .args(["-object", "memory-backend-memfd,id=mem0,size=512M,share=on"])
-            .args(["-numa", "node,memdev=mem0"])
-            .arg("-chardev")
-            .arg(format!("socket,id=vs0,path={}", w.join("vhu.sock").display()))
-            .args(["-device", "vhost-user-vsock-device,chardev=vs0"])
-            .arg("-netdev")
-            .arg(format!(
-                "user,id=n0,restrict=on,net=169.254.0.0/16,guestfwd=tcp:169.254.169.254:80-cmd:socat STDIO TCP:{mmds}"
-            ))
-            .args(["-device", "virtio-net-device,netdev=n0"])
-            .arg("-drive")
-            .arg(format!("id=root,file={},format=raw,if=none", w.join("rootfs.img").display()))
-            .args(["-device", "virtio-blk-device,drive=root"])
-            .arg("-drive")
-            .arg(format!("id=vol,file={},format=raw,if=none", w.join("volume.img").display()))
-            .args(["-device", "virtio-blk-device,drive=vol"])
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&console).expect("console"))
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("qemu"),
-    );
+    // ROOST_FAULT reaches roost's environment through /init: GET /v1/sysinfo panics.
+    let mut qemu = Qemu::new(
+        &vm,
+        &vm.join("initrd.cpio.gz"),
+        512,
+        "ROOST_FAULT=control:/v1/sysinfo",
+    )
+    .vsock(w, 512)
+    .mmds(&mmds)
+    .drive("root", &w.join("rootfs.img"), false)
+    .drive("vol", &w.join("volume.img"), false)
+    .spawn(&console);
 
     let text = wait_console(&console, "vm-workload: ready", Duration::from_secs(180));
     let boot_secs = started.elapsed().as_secs_f64();
@@ -247,19 +361,7 @@ fn a_real_kernel_boots_roost_as_pid_1_from_mmds() {
     // SIGTERM through the control API: the workload stops gracefully, the VM powers off.
     let (code, _, err) = roostctl(&["--uds", &uds_s, "signal", "TERM"]);
     assert_eq!(code, 0, "{err}");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let qemu_status = loop {
-        if let Some(status) = qemu.0.try_wait().expect("qemu") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let text = std::fs::read_to_string(&console).unwrap_or_default();
-            panic!("the VM did not power off:\n{text}");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let text = std::fs::read_to_string(&console).expect("console");
-    assert!(qemu_status.success(), "qemu: {qemu_status}\n{text}");
+    let text = wait_poweroff(&mut qemu, &console, "the VM", Duration::from_secs(120));
     let waited = waiter.wait_with_output().expect("wait");
     assert_eq!(
         waited.status.code(),
@@ -353,62 +455,19 @@ exit 7"#;
         "Api": { "Upstream": "vsock://2:10002", "Token": token, "SocketPath": "/.fly/api" },
         "KillTimeout": 2,
     });
-    // The file goes into the initramfs as a second cpio archive (the kernel unpacks both).
-    let extra = w.join("extra");
-    std::fs::create_dir_all(extra.join("roost")).expect("mkdir");
-    std::fs::write(extra.join("roost/config.json"), config.to_string()).expect("config");
-    let cpio = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "cd {} && find roost | cpio -o -H newc --quiet",
-            extra.display()
-        ))
-        .output()
-        .expect("cpio");
-    assert!(cpio.status.success());
-    let mut initrd = std::fs::read(vm.join("initrd.cpio.gz")).expect("initrd");
-    // The next archive starts on a 4-byte boundary; the kernel skips zeros in between.
-    initrd.resize(initrd.len().div_ceil(512) * 512, 0);
-    initrd.extend_from_slice(&cpio.stdout);
-    let initrd_path = w.join("initrd-with-config.cpio");
-    std::fs::write(&initrd_path, initrd).expect("initrd");
+    let initrd_path = initrd_with_config(vm, w, "initrd-with-config.cpio", &config);
 
     let (mmds, answered) = late_mmds(Duration::from_secs(4));
     let console = w.join("console2.log");
-    let mut qemu = Kill(
-        Command::new(which("qemu-system-x86_64"))
-            .args(["-machine", "microvm,rtc=on,pit=on,pic=on", "-accel", "tcg", "-m", "256"])
-            .args(["-smp", "1", "-nographic", "-no-reboot"])
-            .arg("-kernel")
-            .arg(vm.join("vmlinuz"))
-            .arg("-initrd")
-            .arg(&initrd_path)
-            .args(["-append", "console=ttyS0 quiet panic=-1 reboot=k tsc_early_khz=2000000 roost.shutdown=poweroff roost.mmds_wait=3"])
-            .arg("-netdev")
-            .arg(format!(
-                "user,id=n0,restrict=on,net=169.254.0.0/16,guestfwd=tcp:169.254.169.254:80-cmd:socat STDIO TCP:{mmds}"
-            ))
-            .args(["-device", "virtio-net-device,netdev=n0"])
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&console).expect("console"))
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("qemu"),
+    let mut qemu = Qemu::new(vm, &initrd_path, 256, "roost.mmds_wait=3")
+        .mmds(&mmds)
+        .spawn(&console);
+    let text = wait_poweroff(
+        &mut qemu,
+        &console,
+        "the second VM",
+        Duration::from_secs(180),
     );
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let status = loop {
-        if let Some(status) = qemu.0.try_wait().expect("qemu") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let text = std::fs::read_to_string(&console).unwrap_or_default();
-            panic!("the second VM did not power off:\n{text}");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let text = std::fs::read_to_string(&console).expect("console");
-    eprintln!("--- the second VM's console\n{text}");
-    assert!(status.success(), "qemu: {status}\n{text}");
     // Whole lines: the log line that starts the workload quotes its script.
     let line = |want: &str| text.lines().any(|l| l.trim() == want);
     assert!(line("vm2: done uid=1000"), "{text}");
@@ -435,13 +494,7 @@ exit 7"#;
 #[test]
 #[ignore = "the VM tier: ./test.sh vm"]
 fn a_sidecar_set_of_real_daemons_runs_in_the_vm() {
-    // The VM tier runs its tests one at a time (they share target/vm).
-    let vm = repo().join("target/vm");
-    let build = Command::new(repo().join("tests/vm/build.sh"))
-        .arg(&vm)
-        .status()
-        .expect("tests/vm/build.sh");
-    assert!(build.success(), "building the VM images failed");
+    let vm = build_vm(None);
     let vm = vm.as_path();
     let scratch = Scratch::new();
     let w = scratch.dir.path();
@@ -473,57 +526,18 @@ fn a_sidecar_set_of_real_daemons_runs_in_the_vm() {
              "depends_on": [{"name": "web", "condition": "healthy"}]},
         ],
     });
-    let extra = w.join("extra");
-    std::fs::create_dir_all(extra.join("roost")).expect("mkdir");
-    std::fs::write(extra.join("roost/config.json"), config.to_string()).expect("config");
-    let cpio = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "cd {} && find roost | cpio -o -H newc --quiet",
-            extra.display()
-        ))
-        .output()
-        .expect("cpio");
-    assert!(cpio.status.success());
-    let mut initrd = std::fs::read(vm.join("initrd.cpio.gz")).expect("initrd");
-    initrd.resize(initrd.len().div_ceil(512) * 512, 0);
-    initrd.extend_from_slice(&cpio.stdout);
-    let initrd_path = w.join("initrd-services.cpio");
-    std::fs::write(&initrd_path, initrd).expect("initrd");
+    let initrd_path = initrd_with_config(vm, w, "initrd-services.cpio", &config);
     std::fs::copy(vm.join("rootfs.img"), w.join("rootfs.img")).expect("copy rootfs");
     let console = w.join("console3.log");
-    let mut qemu = Kill(
-        Command::new(which("qemu-system-x86_64"))
-            .args(["-machine", "microvm,rtc=on,pit=on,pic=on", "-accel", "tcg", "-m", "512"])
-            .args(["-smp", "1", "-nographic", "-no-reboot"])
-            .arg("-kernel")
-            .arg(vm.join("vmlinuz"))
-            .arg("-initrd")
-            .arg(&initrd_path)
-            .args(["-append", "console=ttyS0 quiet panic=-1 reboot=k tsc_early_khz=2000000 roost.shutdown=poweroff roost.mmds=off"])
-            .arg("-drive")
-            .arg(format!("id=root,file={},format=raw,if=none", w.join("rootfs.img").display()))
-            .args(["-device", "virtio-blk-device,drive=root"])
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&console).expect("console"))
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("qemu"),
+    let mut qemu = Qemu::new(vm, &initrd_path, 512, "roost.mmds=off")
+        .drive("root", &w.join("rootfs.img"), false)
+        .spawn(&console);
+    let text = wait_poweroff(
+        &mut qemu,
+        &console,
+        "the services VM",
+        Duration::from_secs(240),
     );
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let status = loop {
-        if let Some(status) = qemu.0.try_wait().expect("qemu") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let text = std::fs::read_to_string(&console).unwrap_or_default();
-            panic!("the services VM did not power off:\n{text}");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let text = std::fs::read_to_string(&console).expect("console");
-    eprintln!("--- the services VM's console\n{text}");
-    assert!(status.success(), "qemu: {status}\n{text}");
     let line = |want: &str| {
         text.lines()
             .position(|l| l.contains(want))
@@ -620,12 +634,7 @@ fn busybox_image_disk(w: &Path) -> (PathBuf, serde_json::Value) {
 #[test]
 #[ignore = "the VM tier: ./test.sh vm"]
 fn two_containers_from_an_oci_image_disk_run_in_the_vm() {
-    let vm = repo().join("target/vm");
-    let build = Command::new(repo().join("tests/vm/build.sh"))
-        .arg(&vm)
-        .status()
-        .expect("tests/vm/build.sh");
-    assert!(build.success(), "building the VM images failed");
+    let vm = build_vm(None);
     let vm = vm.as_path();
     let scratch = Scratch::new();
     let w = scratch.dir.path();
@@ -650,65 +659,16 @@ fn two_containers_from_an_oci_image_disk_run_in_the_vm() {
              "healthchecks": [{"exec": {"command": ["wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8081/"]}, "interval": 1, "timeout": 10}]},
         ],
     });
-    let extra = w.join("extra");
-    std::fs::create_dir_all(extra.join("roost")).expect("mkdir");
-    std::fs::write(extra.join("roost/config.json"), config.to_string()).expect("config");
-    let cpio = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "cd {} && find roost | cpio -o -H newc --quiet",
-            extra.display()
-        ))
-        .output()
-        .expect("cpio");
-    assert!(cpio.status.success());
-    let mut initrd = std::fs::read(vm.join("initrd.cpio.gz")).expect("initrd");
-    initrd.resize(initrd.len().div_ceil(512) * 512, 0);
-    initrd.extend_from_slice(&cpio.stdout);
-    let initrd_path = w.join("initrd-containers.cpio");
-    std::fs::write(&initrd_path, initrd).expect("initrd");
+    let initrd_path = initrd_with_config(vm, w, "initrd-containers.cpio", &config);
     std::fs::copy(vm.join("rootfs.img"), w.join("rootfs.img")).expect("copy rootfs");
-    let uds = w.join("v.sock");
     let report = exit_report_listener(&w.join("v.sock_10001"));
-    let _vsock = Kill(
-        Command::new(which("vhost-device-vsock"))
-            .args(["--guest-cid", "3", "--socket"])
-            .arg(w.join("vhu.sock"))
-            .arg("--uds-path")
-            .arg(&uds)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("vhost-device-vsock"),
-    );
-    wait_for_file(&w.join("vhu.sock"), Duration::from_secs(10));
+    let (_vsock, uds) = vhost_vsock(w);
     let console = w.join("console4.log");
-    let mut qemu = Kill(
-        Command::new(which("qemu-system-x86_64"))
-            .args(["-machine", "microvm,rtc=on,pit=on,pic=on", "-accel", "tcg", "-m", "512"])
-            .args(["-smp", "1", "-nographic", "-no-reboot"])
-            .arg("-kernel")
-            .arg(vm.join("vmlinuz"))
-            .arg("-initrd")
-            .arg(&initrd_path)
-            .args(["-append", "console=ttyS0 quiet panic=-1 reboot=k tsc_early_khz=2000000 roost.shutdown=poweroff roost.mmds=off"])
-            .args(["-object", "memory-backend-memfd,id=mem0,size=512M,share=on"])
-            .args(["-numa", "node,memdev=mem0"])
-            .arg("-chardev")
-            .arg(format!("socket,id=vs0,path={}", w.join("vhu.sock").display()))
-            .args(["-device", "vhost-user-vsock-device,chardev=vs0"])
-            .arg("-drive")
-            .arg(format!("id=root,file={},format=raw,if=none", w.join("rootfs.img").display()))
-            .args(["-device", "virtio-blk-device,drive=root"])
-            .arg("-drive")
-            .arg(format!("id=image,file={},format=raw,if=none,readonly=on", disk.display()))
-            .args(["-device", "virtio-blk-device,drive=image"])
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&console).expect("console"))
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("qemu"),
-    );
+    let mut qemu = Qemu::new(vm, &initrd_path, 512, "roost.mmds=off")
+        .vsock(w, 512)
+        .drive("root", &w.join("rootfs.img"), false)
+        .drive("image", &disk, true)
+        .spawn(&console);
     let text = wait_console(
         &console,
         "[app] app has its own root",
@@ -771,20 +731,12 @@ fn two_containers_from_an_oci_image_disk_run_in_the_vm() {
         "app's PID namespace shows {procs} processes: {out}"
     );
 
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = qemu.0.try_wait().expect("qemu") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let text = std::fs::read_to_string(&console).unwrap_or_default();
-            panic!("the containers VM did not power off:\n{text}");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let text = std::fs::read_to_string(&console).expect("console");
-    eprintln!("--- the containers VM's console\n{text}");
-    assert!(status.success(), "qemu: {status}\n{text}");
+    let text = wait_poweroff(
+        &mut qemu,
+        &console,
+        "the containers VM",
+        Duration::from_secs(120),
+    );
     assert!(text.contains("[app] app done"), "{text}");
     // The workload's exit code reaches the host, and the stop is clean: db's init passed the
     // stop signal on, nothing needed SIGKILL.

@@ -97,21 +97,33 @@ fn start_config(config: &Path, dir: &Path) -> Running {
     Running::spawn(cmd)
 }
 
+/// As [`start`], with the control API on `<scratch>/ctl.sock` (returned).
+fn start_with_control(
+    scratch: &Scratch,
+    doc: &serde_json::Value,
+    dir: &Path,
+) -> (Running, PathBuf) {
+    let ctl = scratch.path("ctl.sock");
+    let dir = dir.to_str().expect("utf-8");
+    let roost = roost_with_control(&scratch.config(doc), &ctl, &[("ROOST_CONTAINER_DIR", dir)]);
+    (roost, ctl)
+}
+
 /// What roost left in the container directory: only the runtime's (empty) state directory.
-fn assert_nothing_left(dir: &Path) {
+fn assert_nothing_left(dir: &Path, log: &str) {
     let left: Vec<String> = std::fs::read_dir(dir)
         .expect("container dir")
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n != ".state")
         .collect();
-    assert!(left.is_empty(), "bundles left behind: {left:?}");
+    assert!(left.is_empty(), "bundles left behind: {left:?}\n{log}");
     let state: Vec<_> = std::fs::read_dir(dir.join(".state"))
         .map(|r| r.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(
         state.is_empty(),
-        "containers left in the runtime's state: {state:?}"
+        "containers left in the runtime's state: {state:?}\n{log}"
     );
 }
 
@@ -193,7 +205,7 @@ fn two_containers(runtime: Option<&str>) {
         .find("app started")
         .unwrap_or_else(|| panic!("app never started:\n{}", done.stderr));
     assert!(healthy < app_started, "{}", done.stderr);
-    assert_nothing_left(&dir);
+    assert_nothing_left(&dir, &done.stderr);
 }
 
 #[test]
@@ -214,13 +226,7 @@ fn exec_into_a_container_as_its_user_and_roost_as_its_init_reaping_zombies() {
          "on_exit": "ignore", "stop": {"timeout": "1s"},
          "exec": ["sh", "-c", "(sleep 0.2 &); exec sleep 1000"]},
     ]});
-    let config = scratch.config(&doc);
-    let ctl = scratch.path("ctl.sock");
-    let roost = roost_with_control(
-        &config,
-        &ctl,
-        &[("ROOST_CONTAINER_DIR", dir.to_str().expect("utf-8"))],
-    );
+    let (roost, ctl) = start_with_control(&scratch, &doc, &dir);
     let ctl_run = |args: &[&str]| roostctl_on(&ctl, args);
     let deadline = std::time::Instant::now() + T;
     loop {
@@ -306,7 +312,7 @@ fn exec_into_a_container_as_its_user_and_roost_as_its_init_reaping_zombies() {
         "{}",
         done.stderr
     );
-    assert_nothing_left(&dir);
+    assert_nothing_left(&dir, &done.stderr);
 }
 
 #[test]
@@ -330,7 +336,7 @@ fn a_failing_container_restarts_with_a_fresh_root_and_its_code_ends_the_machine(
     );
     // Each start's writable layer is its own.
     assert!(!done.stdout.contains("saw a mark"), "{}", done.stdout);
-    assert_nothing_left(&dir);
+    assert_nothing_left(&dir, &done.stderr);
 }
 
 #[test]
@@ -355,7 +361,7 @@ fn a_container_whose_image_is_missing_or_whose_runtime_fails_is_a_clear_error() 
     let done = start(&scratch, &doc, &dir).wait(T);
     assert_eq!(done.code, Some(126), "{}\n{}", done.stdout, done.stderr);
     assert!(done.stderr.contains("cannot start app"), "{}", done.stderr);
-    assert_nothing_left(&dir);
+    assert_nothing_left(&dir, &done.stderr);
     let _ = roost_oci_bin();
 }
 
@@ -389,7 +395,7 @@ fn a_container_over_its_memory_limit_is_oom_killed_and_reported_so() {
         both.contains(r#"roost: exit {"code":137,"oom_killed":true}"#),
         "{both}"
     );
-    assert_nothing_left(&dir);
+    assert_nothing_left(&dir, &done.stderr);
 }
 
 /// A container whose env asks for a cloud role: the broker's token, fetched from the
@@ -423,5 +429,48 @@ fn a_container_that_asks_for_a_cloud_role_finds_its_token_inside() {
     );
     assert!(out.contains("[app] eyJ"), "{out}\n{}", done.stderr);
     assert!(out.contains("[app] app cannot write it"), "{out}");
-    assert_nothing_left(&dir);
+    assert_nothing_left(&dir, &done.stderr);
+}
+
+/// An exec check that hangs is killed at its timeout with what it ran inside the container:
+/// checks that time out every interval do not pile up processes there.
+#[test]
+fn hung_exec_checks_leave_nothing_running_in_the_container() {
+    let scratch = Scratch::new();
+    let image = image(&scratch, false);
+    let dir = container_dir(&scratch);
+    let port = free_port();
+    let doc = json!({"KillTimeout": 5, "Containers": [
+        {"name": "web", "kind": "container", "image_root": {"directory": image},
+         "stop": {"timeout": "1s"},
+         "exec": ["httpd", "-f", "-p", format!("127.0.0.1:{port}"), "-h", "/tmp"],
+         "healthchecks": [{"name": "hangs", "interval": 0.1, "timeout": 0.2,
+                           "exec": {"command": ["sleep", "30"]}}]},
+    ]});
+    let (roost, ctl) = start_with_control(&scratch, &doc, &dir);
+    // Ten timed-out checks at least.
+    std::thread::sleep(Duration::from_secs(4));
+    let (code, out, err) = roostctl_on(
+        &ctl,
+        &[
+            "exec",
+            "--container",
+            "web",
+            "--",
+            "sh",
+            "-c",
+            "cat /proc/[0-9]*/comm 2>/dev/null | grep -c '^sleep$'",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let sleeping: u32 = out.trim().parse().unwrap_or(u32::MAX);
+    // The check in flight, if any.
+    assert!(
+        sleeping <= 1,
+        "{sleeping} timed-out checks are still running in the container"
+    );
+    roost.signal(libc::SIGTERM);
+    let done = roost.wait(T);
+    assert!(done.stderr.contains("web exited"), "{}", done.stderr);
+    assert_nothing_left(&dir, &done.stderr);
 }

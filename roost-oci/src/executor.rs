@@ -30,10 +30,17 @@ pub struct Restore {
 pub struct ConfinedExecutor {
     pub filters: Vec<BpfProgram>,
     pub restore: Option<Restore>,
+    /// An `exec` that `roost-oci` waits for: the process gets SIGKILL when `roost-oci` dies,
+    /// so a caller that kills a timed-out `exec` (a health check, a control-API exec) does
+    /// not leave its command running inside the container.
+    pub die_with_caller: bool,
 }
 
 impl Executor for ConfinedExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        if self.die_with_caller {
+            die_with_caller()?;
+        }
         if !self.filters.is_empty() {
             seccomp::install(&self.filters).map_err(|e| {
                 ExecutorError::Other(format!("installing the seccomp filters: {e}"))
@@ -52,6 +59,27 @@ impl Executor for ConfinedExecutor {
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
         DefaultExecutor {}.validate(spec)
     }
+}
+
+/// PR_SET_PDEATHSIG: SIGKILL when the process that forked this one (`roost-oci exec`, which
+/// libcontainer makes the parent) dies. That parent is outside the container's PID
+/// namespace, so `getppid` reads 0 while it lives; anything else means it died before the
+/// request and the process has been re-parented inside: then it must not run at all.
+fn die_with_caller() -> Result<(), ExecutorError> {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and touches no memory.
+    let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
+    if rc != 0 {
+        return Err(ExecutorError::Other(format!(
+            "PR_SET_PDEATHSIG: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    if nix::unistd::getppid().as_raw() != 0 {
+        return Err(ExecutorError::Other(
+            "the exec's caller is gone: not running the command".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Bounding first (dropping from it needs CAP_SETPCAP, still effective), then effective, then

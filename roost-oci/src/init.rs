@@ -43,6 +43,8 @@ pub fn create(root: &Path, id: &str, bundle: &Path, options: InitOptions) -> Res
         .with_executor(ConfinedExecutor {
             filters,
             restore: elevated.as_ref().map(|(_, restore)| restore.clone()),
+            // The container's init outlives `create` by design.
+            die_with_caller: false,
         })
         .with_pid_file(options.pid_file.as_ref())?
         .with_console_socket(options.console_socket.as_ref())

@@ -280,6 +280,54 @@ fn exec_runs_inside_a_running_container() {
     b.ok(&["delete", "--force", &c]);
 }
 
+/// An `exec` that roost-oci waits for dies with roost-oci: a caller that kills a timed-out
+/// exec (SIGKILL, which roost-oci cannot pass on) leaves nothing running in the container.
+#[test]
+fn an_exec_dies_with_the_roost_oci_that_waits_for_it() {
+    let b = Bundle::new(&["sleep", "60"], |_| {});
+    let c = id("execdies");
+    b.ok(&["run", "--detach", "--bundle", ".", &c]);
+    b.wait_status(&c, "running");
+    let mut exec = Command::new(BIN)
+        .arg("--root")
+        .arg(&b.state)
+        .args(["exec", &c, "sleep", "77"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("roost-oci exec");
+    // The `sleep` processes inside: the container's own (`sleep 60`) and the exec's.
+    let count = |b: &Bundle| {
+        b.ok(&[
+            "exec",
+            &c,
+            "sh",
+            "-c",
+            "cat /proc/[0-9]*/comm 2>/dev/null | grep -c '^sleep$'",
+        ])
+        .trim()
+        .parse::<u32>()
+        .unwrap_or(u32::MAX)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count(&b) != 2 {
+        assert!(Instant::now() < deadline, "the exec never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    exec.kill().expect("SIGKILL roost-oci exec");
+    exec.wait().expect("reap");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count(&b) != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the exec's command outlived roost-oci"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    b.ok(&["delete", "--force", &c]);
+}
+
 #[test]
 fn the_process_user_rlimits_and_masked_paths_apply() {
     let b = Bundle::new(

@@ -79,7 +79,8 @@ pub struct BundleSpec<'a> {
     pub rootfs: &'a Path,
     /// The container's own UTS namespace gets the machine's hostname.
     pub hostname: &'a str,
-    /// The service's cgroup v2 leaf, relative to the cgroup2 mount (`/roost-...-web`).
+    /// The container's `cgroupsPath`: the service's v2 leaf relative to the cgroup2 mount
+    /// (`/roost-...-web`), or the leaf's unique name on a hybrid host.
     pub cgroups_path: Option<&'a str>,
     /// Bind mounts after the standard file systems, in order.
     pub binds: &'a [Bind],

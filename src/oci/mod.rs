@@ -208,7 +208,8 @@ fn init_binary(exe_path: &Path, dir: &Path) -> Result<PathBuf, String> {
 pub struct BundleInputs<'a> {
     pub volumes: &'a [Volume],
     pub volume_dir: &'a Path,
-    /// The service's cgroup v2 leaf, relative to the cgroup2 mount.
+    /// The container's `cgroupsPath`: the service's cgroup v2 leaf relative to the cgroup2
+    /// mount, or a name of the leaf's own on a hybrid host.
     pub cgroups_path: Option<&'a str>,
     /// The directory of the service's OIDC token files, when it asks for a cloud role.
     pub token_dir: Option<&'a Path>,

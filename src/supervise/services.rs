@@ -635,7 +635,11 @@ impl Supervisor {
                 (pid, exit_rx, None)
             }
             (Some(_), Some(host)) => {
-                match self.start_container(run, host, i, spec, output, &cg).await {
+                let leaf = format!("{leaf_base}-{name}");
+                match self
+                    .start_container(run, host, i, spec, output, (&cg, &leaf))
+                    .await
+                {
                     Ok((pid, exit_rx, container)) => (pid, exit_rx, Some(container)),
                     Err(code) => {
                         tokio::spawn(cg.remove());
@@ -774,7 +778,7 @@ impl Supervisor {
         i: usize,
         spec: &WorkloadSpec,
         output: std::os::fd::OwnedFd,
-        cg: &WorkloadCgroup,
+        (cg, leaf): (&WorkloadCgroup, &str),
     ) -> Result<
         (
             i32,
@@ -796,7 +800,10 @@ impl Supervisor {
             )
             .await;
         }
-        let cgroups_path = cg.v2_path();
+        // The service's own v2 leaf on a pure v2 machine; elsewhere the runtime's cgroups get
+        // the leaf's name, which no other roost on the host shares (a runtime's default,
+        // `:youki:<id>` or `/<id>`, would be shared by every roost with a service of that name).
+        let cgroups_path = Some(cg.v2_path().unwrap_or_else(|| format!("/{leaf}")));
         let inputs = BundleInputs {
             volumes: run.volumes,
             volume_dir: &run.volume_dir,

@@ -32,6 +32,7 @@ pub fn run(root: &Path, args: liboci_cli::Exec) -> Result<i32> {
         .with_executor(ConfinedExecutor {
             filters,
             restore: None,
+            die_with_caller: !args.detach,
         })
         .with_root_path(root)?
         .with_console_socket(args.console_socket.as_ref())

@@ -419,7 +419,9 @@ fn apply_tar(root: &OwnedFd, reader: impl Read, applied: &mut Applied) -> Result
             continue;
         }
         let parent = dir_in(root, path.parent().unwrap_or(Path::new("")))?;
+        let xattrs = kept_xattrs(&mut entry)?;
         let header = entry.header();
+        let mtime = header.mtime().unwrap_or(0);
         let mode = Mode::from_bits_truncate(header.mode().map_err(|e| e.to_string())? & 0o7777);
         let uid = Uid::from_raw(header.uid().map_err(|e| e.to_string())? as u32);
         let gid = Gid::from_raw(header.gid().map_err(|e| e.to_string())? as u32);
@@ -511,7 +513,86 @@ fn apply_tar(root: &OwnedFd, reader: impl Read, applied: &mut Applied) -> Result
             )
             .map_err(at)?;
         }
+        // After the chown, which clears a file's capabilities.
+        if kind.is_file() && !xattrs.is_empty() {
+            set_xattrs(&parent, &name, &xattrs).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        // A directory's time changes with every entry made in it later; a file's is its own.
+        if !kind.is_dir() {
+            let t = nix::sys::time::TimeSpec::new(i64::try_from(mtime).unwrap_or(0), 0);
+            nix::sys::stat::utimensat(
+                &parent,
+                name.as_os_str(),
+                &t,
+                &t,
+                nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+            )
+            .map_err(at)?;
+        }
         applied.entries += 1;
+    }
+    Ok(())
+}
+
+/// The extended attributes of an entry that roostctl keeps: file capabilities (a `ping` that
+/// needs no setuid bit) and `user.*`. Others (`security.selinux`, `trusted.*`) belong to the
+/// host that made the image.
+fn kept_xattrs<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+) -> Result<Vec<(std::ffi::CString, Vec<u8>)>> {
+    let mut kept = Vec::new();
+    let Some(extensions) = entry.pax_extensions().map_err(|e| e.to_string())? else {
+        return Ok(kept);
+    };
+    for extension in extensions {
+        let extension = extension.map_err(|e| e.to_string())?;
+        let Some(name) = extension
+            .key_bytes()
+            .strip_prefix(b"SCHILY.xattr.".as_slice())
+        else {
+            continue;
+        };
+        if name == b"security.capability" || name.starts_with(b"user.") {
+            if let Ok(name) = std::ffi::CString::new(name) {
+                kept.push((name, extension.value_bytes().to_vec()));
+            }
+        }
+    }
+    Ok(kept)
+}
+
+/// Sets `xattrs` on the regular file `name` in `parent`, through a descriptor of it.
+fn set_xattrs(
+    parent: &OwnedFd,
+    name: &std::ffi::OsStr,
+    xattrs: &[(std::ffi::CString, Vec<u8>)],
+) -> Result<()> {
+    let fd = nix::fcntl::openat(
+        parent,
+        name,
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| e.to_string())?;
+    for (key, value) in xattrs {
+        // SAFETY: fd is an open descriptor; key is NUL-terminated; value is a live slice
+        // whose length is passed with it.
+        let rc = unsafe {
+            libc::fsetxattr(
+                fd.as_raw_fd(),
+                key.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        };
+        if rc != 0 {
+            return Err(format!(
+                "setting {}: {}",
+                key.to_string_lossy(),
+                std::io::Error::last_os_error()
+            ));
+        }
     }
     Ok(())
 }

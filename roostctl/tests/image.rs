@@ -72,6 +72,13 @@ fn umoci_layout(dir: &Path) -> PathBuf {
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
     )
     .unwrap();
+    // A file capability (as Debian's ping has) and a modification time, both to be kept.
+    sh(Command::new("setcap")
+        .arg("cap_net_raw+ep")
+        .arg(root.join("bin/busybox")));
+    sh(Command::new("touch")
+        .args(["-h", "-d", "@978307200"])
+        .arg(root.join("etc/keep")));
     sh(Command::new("umoci").args(["repack", "--image", &format!("{l}:base"), b]));
     sh(Command::new("umoci").args([
         "config",
@@ -159,6 +166,12 @@ fn an_oci_layout_and_its_docker_archive_make_the_same_root_with_whiteouts_applie
     );
     let busybox = std::fs::metadata(out.join("bin/busybox")).unwrap();
     assert_eq!(busybox.mode() & 0o111, 0o111);
+    let caps = sh(Command::new("getcap").arg(out.join("bin/busybox")));
+    assert!(caps.contains("cap_net_raw"), "{caps}");
+    assert_eq!(
+        std::fs::metadata(out.join("etc/keep")).unwrap().mtime(),
+        978307200
+    );
     let config: Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
     assert_eq!(
         config,

@@ -433,7 +433,8 @@ fn a_container_that_asks_for_a_cloud_role_finds_its_token_inside() {
 }
 
 /// An exec check that hangs is killed at its timeout with what it ran inside the container:
-/// checks that time out every interval do not pile up processes there.
+/// checks that time out every interval do not pile up processes there. Then a signal through
+/// the control API to the container.
 #[test]
 fn hung_exec_checks_leave_nothing_running_in_the_container() {
     let scratch = Scratch::new();
@@ -442,7 +443,7 @@ fn hung_exec_checks_leave_nothing_running_in_the_container() {
     let port = free_port();
     let doc = json!({"KillTimeout": 5, "Containers": [
         {"name": "web", "kind": "container", "image_root": {"directory": image},
-         "stop": {"timeout": "1s"},
+         "stop": {"timeout": "1s"}, "restart": {"policy": "no"},
          "exec": ["httpd", "-f", "-p", format!("127.0.0.1:{port}"), "-h", "/tmp"],
          "healthchecks": [{"name": "hangs", "interval": 0.1, "timeout": 0.2,
                            "exec": {"command": ["sleep", "30"]}}]},
@@ -469,8 +470,16 @@ fn hung_exec_checks_leave_nothing_running_in_the_container() {
         sleeping <= 1,
         "{sleeping} timed-out checks are still running in the container"
     );
-    roost.signal(libc::SIGTERM);
+    // A signal through the control API goes to the container's init: SIGKILL ends its PID
+    // namespace, and the machine with it (web is the main service and does not restart).
+    let (code, _, err) = roostctl_on(&ctl, &["signal", "--container", "web", "KILL"]);
+    assert_eq!(code, 0, "{err}");
     let done = roost.wait(T);
-    assert!(done.stderr.contains("web exited"), "{}", done.stderr);
+    done.assert_code(137);
+    assert!(
+        done.stderr.contains("web exited: code 137"),
+        "{}",
+        done.stderr
+    );
     assert_nothing_left(&dir, &done.stderr);
 }

@@ -45,11 +45,12 @@ setup_fast() {
     # /.fly/api, run as another uid), ip and ethtool (the network tests), python3 (the SDKs).
     # dnsmasq and lighttpd: the real daemons of the services tests' sidecar set. runc: a
     # container service run by another runtime than roost-oci. umoci and skopeo build the
-    # OCI images `roostctl image build` reads; e2fsprogs makes and reads its ext4 disks.
+    # OCI images `roostctl image build` reads; e2fsprogs makes and reads its ext4 disks;
+    # socat sends READY=1 from inside a container.
     apt_need fast unshare:util-linux setpriv:util-linux setsid:util-linux script:bsdutils \
         mount:mount id:coreutils sed:sed curl:curl ip:iproute2 ethtool:ethtool python3:python3 \
         dnsmasq:dnsmasq-base lighttpd:lighttpd runc:runc umoci:umoci skopeo:skopeo \
-        mke2fs:e2fsprogs debugfs:e2fsprogs
+        mke2fs:e2fsprogs debugfs:e2fsprogs socat:socat
     # The broker tests' real AWS SDK (boto3) and AWS stand-in (moto, PyJWT), and the
     # control API's schemathesis, from PyPI.
     local venv="${ROOST_TEST_VENV:-target/test-venv}"

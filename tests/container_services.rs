@@ -61,20 +61,25 @@ fn image(scratch: &Scratch, with_roost_libs: bool) -> PathBuf {
     )
     .expect("chmod tmp");
     if with_roost_libs {
-        let out = Command::new("ldd").arg(ROOST).output().expect("ldd");
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            let lib = line
-                .split_whitespace()
-                .find(|w| w.starts_with('/'))
-                .map(PathBuf::from);
-            if let Some(lib) = lib {
-                let dest = root.join(lib.strip_prefix("/").expect("absolute"));
-                std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir lib");
-                std::fs::copy(&lib, &dest).expect("copy lib");
-            }
-        }
+        copy_libraries(&root, Path::new(ROOST));
     }
     root
+}
+
+/// The shared libraries `program` loads (as ldd lists them), copied into the image `root`.
+fn copy_libraries(root: &Path, program: &Path) {
+    let out = Command::new("ldd").arg(program).output().expect("ldd");
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let lib = line
+            .split_whitespace()
+            .find(|w| w.starts_with('/'))
+            .map(PathBuf::from);
+        if let Some(lib) = lib {
+            let dest = root.join(lib.strip_prefix("/").expect("absolute"));
+            std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir lib");
+            std::fs::copy(&lib, &dest).expect("copy lib");
+        }
+    }
 }
 
 fn container_dir(scratch: &Scratch) -> PathBuf {
@@ -482,4 +487,43 @@ fn hung_exec_checks_leave_nothing_running_in_the_container() {
         done.stderr
     );
     assert_nothing_left(&dir, &done.stderr);
+}
+
+/// `notify` in a container: the service's abstract NOTIFY_SOCKET is reachable over the shared
+/// network namespace, and READY=1 from any process of the container makes it ready (also
+/// with roost as its init, where the workload has a session of its own); a dependent waits
+/// for it. The sender is socat, with its libraries, in the image.
+#[test]
+fn ready_1_from_inside_a_container_makes_it_ready() {
+    let socat = Path::new("/usr/bin/socat");
+    assert!(
+        socat.exists(),
+        "socat is needed: ./test.sh setup installs it"
+    );
+    let scratch = Scratch::new();
+    let image = image(&scratch, true);
+    std::fs::copy(socat, image.join("bin/socat")).expect("socat");
+    copy_libraries(&image, socat);
+    let dir = container_dir(&scratch);
+    for init in [false, true] {
+        let root = json!({"directory": image});
+        let doc = json!({"KillTimeout": 5, "Containers": [
+            {"name": "app", "kind": "container", "image_root": root, "restart": {"policy": "no"},
+             "depends_on": [{"name": "db", "condition": "healthy"}],
+             "exec": ["sh", "-c", "echo app ran"]},
+            {"name": "db", "kind": "container", "image_root": root, "notify": true, "init": init,
+             "restart": {"policy": "no"}, "on_exit": "ignore", "stop": {"timeout": "1s"},
+             "exec": ["sh", "-c", "sleep 0.3; echo db notifies; printf READY=1 | socat - ABSTRACT-SENDTO:${NOTIFY_SOCKET#@}; exec sleep 1000"]},
+        ]});
+        let done = start(&scratch, &doc, &dir).wait(T);
+        done.assert_code(0);
+        let (out, err) = (&done.stdout, &done.stderr);
+        assert!(err.contains("db sent READY=1"), "init {init}: {err}");
+        assert!(
+            err.find("db sent READY=1") < err.find("app started"),
+            "init {init}: {err}"
+        );
+        assert!(out.contains("[app] app ran"), "init {init}: {out}");
+        assert_nothing_left(&dir, err);
+    }
 }

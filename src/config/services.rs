@@ -318,13 +318,6 @@ pub const IMAGE_FSTYPES: [&str; 3] = ["ext4", "erofs", "squashfs"];
 /// `kind: container`: its image root, exactly one of a directory or a device.
 fn container_spec(i: usize, c: &ContainerConfig) -> Result<ContainerSpec, ConfigError> {
     let at = |rest: &str| format!("Containers[{i}].{rest}");
-    if c.notify {
-        // The socket is the VM's; a container's own root has no path to it.
-        return Err(f(
-            at("notify"),
-            "is not supported with kind \"container\": use a health check",
-        ));
-    }
     let Some(root) = &c.image_root else {
         return Err(f(
             at("image_root"),

@@ -86,6 +86,20 @@ pub fn from_service(pid: i32, leader: i32) -> bool {
     sid == leader
 }
 
+/// Whether `pid` is in the PID namespace whose init is `init`: a container's processes all
+/// are, whatever their session (with roost as the container's init, the workload has a
+/// session of its own).
+pub fn in_pid_namespace_of(pid: i32, init: i32) -> bool {
+    if pid <= 0 || init <= 0 {
+        return false;
+    }
+    let ns = |p: i32| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok();
+    match (ns(pid), ns(init)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

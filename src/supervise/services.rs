@@ -727,19 +727,29 @@ impl Supervisor {
         if let Some(sock) = notify {
             let tx = tx.clone();
             let service_name = name.to_string();
+            let in_container = container.is_some();
             checks.push(
                 tokio::spawn(async move {
                     while let Ok((sender, message)) = sock.recv().await {
                         if !notify::says_ready(&message) {
                             continue;
                         }
-                        if sender.is_some_and(|p| notify::from_service(p, pid)) {
+                        // A container's READY=1 may come from any of its processes (the
+                        // abstract socket is reachable over the shared network namespace).
+                        let ours = |p: i32| {
+                            if in_container {
+                                notify::in_pid_namespace_of(p, pid)
+                            } else {
+                                notify::from_service(p, pid)
+                            }
+                        };
+                        if sender.is_some_and(ours) {
                             let _ = tx.send(Msg::Notified { i, generation });
                             return;
                         }
                         tracing::warn!(
                             service = service_name.as_str(),
-                            "READY=1 for {service_name} from pid {sender:?}, not of its session: ignored"
+                            "READY=1 for {service_name} from pid {sender:?}, not of its session or container: ignored"
                         );
                     }
                 })

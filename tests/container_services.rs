@@ -356,6 +356,20 @@ fn a_container_whose_image_is_missing_or_whose_runtime_fails_is_a_clear_error() 
     assert_eq!(done.code, Some(78), "{}", done.stderr);
     assert!(done.stderr.contains("no-such-image"), "{}", done.stderr);
 
+    // A path overlayfs options cannot carry: refused at boot, before anything is mounted.
+    let odd = scratch.path("image:1");
+    std::fs::create_dir(&odd).expect("mkdir");
+    let doc = json!({"Containers": [
+        {"name": "app", "kind": "container", "image_root": {"directory": odd}, "exec": ["true"]},
+    ]});
+    let done = start(&scratch, &doc, &dir).wait(T);
+    assert_eq!(done.code, Some(78), "{}", done.stderr);
+    assert!(
+        done.stderr.contains("overlayfs options cannot carry"),
+        "{}",
+        done.stderr
+    );
+
     // A program the image does not have: the runtime refuses it, roost says so and where
     // the runtime's own words are, and the code is 126.
     let image = image(&scratch, false);

@@ -41,6 +41,14 @@ fn create(path: &Path) -> Result<(), RootfsError> {
 /// a device is mounted read-only at `mount_point`.
 pub fn mount_image(image: &ImageRoot, mount_point: &Path) -> Result<PathBuf, RootfsError> {
     let lower = match image {
+        ImageRoot::Directory(dir) => dir.as_path(),
+        ImageRoot::Device { .. } => mount_point,
+    };
+    // Checked before anything is mounted, so a refusal leaves nothing behind.
+    if lower.to_string_lossy().contains([',', ':', '\\']) {
+        return Err(RootfsError::UnusablePath(lower.to_path_buf()));
+    }
+    let lower = match image {
         ImageRoot::Directory(dir) => {
             if !dir.is_dir() {
                 return Err(RootfsError::NotADirectory(dir.clone()));
@@ -64,10 +72,6 @@ pub fn mount_image(image: &ImageRoot, mount_point: &Path) -> Result<PathBuf, Roo
             mount_point.to_path_buf()
         }
     };
-    let text = lower.to_string_lossy();
-    if text.contains([',', ':', '\\']) {
-        return Err(RootfsError::UnusablePath(lower));
-    }
     Ok(lower)
 }
 

@@ -76,6 +76,12 @@ impl ContainerHost {
             Some(path) => path.clone(),
             None => exe_path.with_file_name("roost-oci"),
         };
+        if !program.is_file() {
+            return Err(format!(
+                "the container runtime {} is not there (ContainerRuntime names another)",
+                program.display()
+            ));
+        }
         let wants_init = config
             .services
             .iter()
@@ -85,12 +91,6 @@ impl ContainerHost {
         } else {
             exe_path
         };
-        if !program.is_file() {
-            return Err(format!(
-                "the container runtime {} is not there (ContainerRuntime names another)",
-                program.display()
-            ));
-        }
         let mut host = ContainerHost {
             runtime: Runtime {
                 program,

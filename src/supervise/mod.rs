@@ -116,6 +116,14 @@ pub struct Supervisor {
     service_sender: tokio::sync::mpsc::Sender<handle::ServiceCommand>,
 }
 
+/// A workload started by [`Supervisor::spawn_in_cgroup`].
+struct InCgroup {
+    pid: i32,
+    exit_rx: tokio::sync::oneshot::Receiver<ChildExit>,
+    born: spawn::Born,
+    join_warnings: Vec<String>,
+}
+
 impl Supervisor {
     /// Installs the signal handlers and reaps once (anything that exited before the handlers
     /// existed would otherwise wait for a SIGCHLD that never comes). Needs a tokio runtime.
@@ -285,14 +293,12 @@ impl Supervisor {
             }
         };
 
-        let placement = cgroup.placement();
-        let mut born = spawn::Born::Forked;
-        let spawned = self.reaper.spawn(|| {
-            let (pid, how) = spawn::spawn_workload(spec, output, &placement)?;
-            born = how;
-            Ok(pid)
-        });
-        let (pid, exit_rx) = match spawned {
+        let InCgroup {
+            pid,
+            exit_rx,
+            born,
+            join_warnings,
+        } = match self.spawn_in_cgroup(spec, output, &cgroup) {
             Ok(started) => started,
             Err(err) => {
                 tracing::error!("cannot start the workload {:?}: {err}", spec.argv);
@@ -301,15 +307,11 @@ impl Supervisor {
                 return self.outcome(spawn::spawn_failure_code(&err), None, false);
             }
         };
-        // Born in its leaves (or joined them before exec): a parent-side move would only take
-        // the cgroup lock again. It runs when a join may have failed.
         if let spawn::Born::InCgroup { .. } = born {
             tracing::info!("workload born in its cgroup (clone3 CLONE_INTO_CGROUP)");
         }
-        if born.parent_must_join() {
-            for warning in cgroup.join(pid) {
-                tracing::warn!("{warning}");
-            }
+        for warning in join_warnings {
+            tracing::warn!("{warning}");
         }
         self.emit(Event::Started {
             service: self.service.clone(),
@@ -359,6 +361,36 @@ impl Supervisor {
     /// The outcome when the workload never started.
     pub fn outcome_without_workload(&self, code: i32) -> Outcome {
         self.outcome(code, None, false)
+    }
+
+    /// Starts `spec` in `cgroup`'s leaves through the one reaper: born there where the kernel
+    /// can (clone3 CLONE_INTO_CGROUP), else joined by the child before exec. A parent-side
+    /// move would only take the cgroup lock again, so it runs only when a join may have
+    /// failed; its warnings are returned for the caller's log.
+    fn spawn_in_cgroup(
+        &self,
+        spec: &WorkloadSpec,
+        output: std::os::fd::OwnedFd,
+        cgroup: &WorkloadCgroup,
+    ) -> std::io::Result<InCgroup> {
+        let placement = cgroup.placement();
+        let mut born = spawn::Born::Forked;
+        let (pid, exit_rx) = self.reaper.spawn(|| {
+            let (pid, how) = spawn::spawn_workload(spec, output, &placement)?;
+            born = how;
+            Ok(pid)
+        })?;
+        let join_warnings = if born.parent_must_join() {
+            cgroup.join(pid)
+        } else {
+            Vec::new()
+        };
+        Ok(InCgroup {
+            pid,
+            exit_rx,
+            born,
+            join_warnings,
+        })
     }
 
     fn outcome(&self, code: i32, exit: Option<ChildExit>, oom_killed: bool) -> Outcome {

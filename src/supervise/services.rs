@@ -607,33 +607,19 @@ impl Supervisor {
             None => spec,
         };
         let (pid, exit_rx, container) = match (&service.container, run.containers) {
-            (None, _) => {
-                let placement = cg.placement();
-                let mut born = spawn::Born::Forked;
-                let spawned = self.reaper.spawn(|| {
-                    let (pid, how) = spawn::spawn_workload(spec, output, &placement)?;
-                    born = how;
-                    Ok(pid)
-                });
-                let (pid, exit_rx) = match spawned {
-                    Ok(started) => started,
-                    Err(err) => {
-                        tracing::error!(
-                            service = name,
-                            "cannot start {name} {:?}: {err}",
-                            spec.argv
-                        );
-                        tokio::spawn(cg.remove());
-                        return Err(spawn::spawn_failure_code(&err));
-                    }
-                };
-                if born.parent_must_join() {
-                    for warning in cg.join(pid) {
+            (None, _) => match self.spawn_in_cgroup(spec, output, &cg) {
+                Ok(started) => {
+                    for warning in started.join_warnings {
                         tracing::warn!(service = name, "{name}: {warning}");
                     }
+                    (started.pid, started.exit_rx, None)
                 }
-                (pid, exit_rx, None)
-            }
+                Err(err) => {
+                    tracing::error!(service = name, "cannot start {name} {:?}: {err}", spec.argv);
+                    tokio::spawn(cg.remove());
+                    return Err(spawn::spawn_failure_code(&err));
+                }
+            },
             (Some(_), Some(host)) => {
                 let leaf = format!("{leaf_base}-{name}");
                 match self

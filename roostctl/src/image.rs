@@ -10,6 +10,14 @@
 //! (`openat2` with `RESOLVE_IN_ROOT`), so neither an absolute link nor a link in a parent
 //! directory can make an entry land outside it; an entry or a hard link whose name has a
 //! `..` is refused outright. Blobs are checked against their sha256 digests.
+//!
+//! The source's own files (`index.json`, blobs, a docker-archive's `manifest.json`, config
+//! and `layer.tar`s) are opened beneath the source directory with no link followed
+//! (`RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`): an archive's member that is a link to a file of
+//! the host would otherwise make that file the image. Whiteouts that name no entry of their
+//! directory (`.wh.`, `.wh..`, `.wh...`) are refused, and directories are removed by
+//! descriptor (`openat` with `O_NOFOLLOW | O_DIRECTORY`, `unlinkat` below it), never by a
+//! path the kernel walks again.
 
 use flate2::read::GzDecoder;
 use nix::fcntl::{openat2, AtFlags, OFlag, OpenHow, ResolveFlag};
@@ -17,8 +25,8 @@ use nix::sys::stat::{mkdirat, mknodat, Mode, SFlag};
 use nix::unistd::{fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::io::{Read, Seek};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 /// Most layers an image may have (Docker's limit is 127).
@@ -32,7 +40,15 @@ pub type Result<T> = std::result::Result<T, String>;
 #[derive(Debug)]
 pub struct Image {
     pub config: Value,
-    pub layers: Vec<PathBuf>,
+    pub layers: Vec<Layer>,
+}
+
+/// One layer: the file as opened (and, for a blob, digest-checked) once, and its name in the
+/// source for messages.
+#[derive(Debug)]
+pub struct Layer {
+    pub name: PathBuf,
+    pub file: std::fs::File,
 }
 
 /// What applying the layers did, for the summary line.
@@ -70,17 +86,47 @@ pub fn read_source(source: &Path, reference: Option<&str>, scratch: &Path) -> Re
     }
 }
 
-fn read_json(path: &Path) -> Result<Value> {
-    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+/// Opens the regular file `relative` of the source directory `dir` for reading: beneath it,
+/// with no link followed anywhere on the way (`RESOLVE_NO_SYMLINKS`), and never a FIFO or a
+/// device (`O_NONBLOCK` so that opening one cannot block; it is then refused).
+pub fn open_member(dir: &Path, relative: &Path) -> Result<std::fs::File> {
+    let at = open_root(dir)?;
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+        .resolve(
+            ResolveFlag::RESOLVE_BENEATH
+                | ResolveFlag::RESOLVE_NO_SYMLINKS
+                | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+        );
+    let name = relative.display();
+    let fd = openat2(&at, relative, how).map_err(|e| match e {
+        nix::Error::ELOOP => format!(
+            "{name}: a link in the image source, which roostctl refuses (it could name any file of this host)"
+        ),
+        nix::Error::EXDEV => format!("{name}: a path that would escape the root"),
+        e => format!("{name}: {e}"),
+    })?;
+    let stat = nix::sys::stat::fstat(&fd).map_err(|e| format!("{name}: {e}"))?;
+    if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+        return Err(format!("{name}: not a regular file"));
+    }
+    Ok(std::fs::File::from(fd))
+}
+
+fn read_json(dir: &Path, relative: &Path) -> Result<Value> {
+    json_of(open_member(dir, relative)?, relative)
+}
+
+fn json_of(file: std::fs::File, name: &Path) -> Result<Value> {
     let mut text = Vec::new();
     file.take(MAX_JSON)
         .read_to_end(&mut text)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(|e| format!("{}: {e}", name.display()))?;
+    serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", name.display()))
 }
 
-/// `blobs/sha256/<hex>` of a descriptor, its digest checked.
-fn blob(layout: &Path, descriptor: &Value) -> Result<PathBuf> {
+/// `blobs/sha256/<hex>` of a descriptor, opened once, its digest checked on that open file.
+fn blob(layout: &Path, descriptor: &Value) -> Result<Layer> {
     let digest = descriptor["digest"]
         .as_str()
         .ok_or("a descriptor has no digest")?;
@@ -90,21 +136,24 @@ fn blob(layout: &Path, descriptor: &Value) -> Result<PathBuf> {
     if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(format!("{digest} is not a sha256 digest"));
     }
-    let path = layout.join("blobs/sha256").join(hex);
-    let got = sha256_of(&path)?;
+    let name = Path::new("blobs/sha256").join(hex);
+    let mut file = open_member(layout, &name)?;
+    let got = sha256_of(&mut file, &name)?;
     if got != hex.to_ascii_lowercase() {
         return Err(format!(
             "{}: its content's digest is sha256:{got}",
-            path.display()
+            name.display()
         ));
     }
-    Ok(path)
+    Ok(Layer { name, file })
 }
 
-fn sha256_of(path: &Path) -> Result<String> {
-    let mut file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+/// The sha256 of what is left of `file`, which is then rewound.
+fn sha256_of(file: &mut std::fs::File, name: &Path) -> Result<String> {
     let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::io::copy(file, &mut hasher).map_err(|e| format!("{}: {e}", name.display()))?;
+    file.rewind()
+        .map_err(|e| format!("{}: {e}", name.display()))?;
     Ok(hasher
         .finalize()
         .iter()
@@ -158,16 +207,19 @@ fn pick(index: &Value, reference: Option<&str>) -> Result<Value> {
 }
 
 fn read_oci_layout(dir: &Path, reference: Option<&str>) -> Result<Image> {
-    let mut descriptor = pick(&read_json(&dir.join("index.json"))?, reference)?;
+    let mut descriptor = pick(&read_json(dir, Path::new("index.json"))?, reference)?;
     // An index may point at another index (a multi-platform image): at most a few levels.
     for _ in 0..4 {
         if !is_index(descriptor["mediaType"].as_str().unwrap_or_default()) {
             break;
         }
-        descriptor = pick(&read_json(&blob(dir, &descriptor)?)?, None)?;
+        let index = blob(dir, &descriptor)?;
+        descriptor = pick(&json_of(index.file, &index.name)?, None)?;
     }
-    let manifest = read_json(&blob(dir, &descriptor)?)?;
-    let config = read_json(&blob(dir, &manifest["config"])?)?;
+    let manifest = blob(dir, &descriptor)?;
+    let manifest = json_of(manifest.file, &manifest.name)?;
+    let config = blob(dir, &manifest["config"])?;
+    let config = json_of(config.file, &config.name)?;
     let descriptors = manifest["layers"].as_array().cloned().unwrap_or_default();
     if descriptors.len() > MAX_LAYERS {
         return Err(format!(
@@ -183,19 +235,23 @@ fn read_oci_layout(dir: &Path, reference: Option<&str>) -> Result<Image> {
 }
 
 fn read_docker_archive(dir: &Path) -> Result<Image> {
-    let manifest = read_json(&dir.join("manifest.json"))?;
+    let manifest = read_json(dir, Path::new("manifest.json"))?;
     let entry = manifest
         .as_array()
         .and_then(|m| m.first())
         .ok_or("manifest.json lists no image")?;
-    let inside = |name: &Value| -> Result<PathBuf> {
+    // Each member is opened beneath the archive with no link followed: a `layer.tar` or a
+    // `Config` that is a link would make any file of this host the image.
+    let inside = |name: &Value| -> Result<Layer> {
         let name = name
             .as_str()
             .ok_or("manifest.json names a file with no string")?;
-        let relative = clean(Path::new(name))?;
-        Ok(dir.join(relative))
+        let name = clean(Path::new(name))?;
+        let file = open_member(dir, &name)?;
+        Ok(Layer { name, file })
     };
-    let config = read_json(&inside(&entry["Config"])?)?;
+    let config = inside(&entry["Config"])?;
+    let config = json_of(config.file, &config.name)?;
     let names = entry["Layers"].as_array().cloned().unwrap_or_default();
     if names.len() > MAX_LAYERS {
         return Err(format!("{} layers: more than {MAX_LAYERS}", names.len()));
@@ -336,43 +392,124 @@ fn lexical(path: &Path) -> PathBuf {
     out
 }
 
+/// Whether `name` names an entry of the directory it is looked up in: not empty, not `.`
+/// or `..`, no `/`. A whiteout or removal of anything else would reach another directory.
+fn is_entry_name(name: &std::ffi::OsStr) -> bool {
+    let bytes = name.as_encoded_bytes();
+    !bytes.is_empty() && bytes != b"." && bytes != b".." && !bytes.contains(&b'/')
+}
+
 /// Removes `name` (of any type, a directory with all it holds) in `parent`, never
-/// following a link.
+/// following a link and never walking a path again: each directory below is opened from its
+/// parent's descriptor (`O_NOFOLLOW | O_DIRECTORY`) and emptied with `unlinkat` on its own
+/// descriptor. The walk is a loop, not a recursion, so a deep tree cannot exhaust the stack.
 fn remove(parent: &OwnedFd, name: &std::ffi::OsStr) -> Result<()> {
-    match unlinkat(parent, name, UnlinkatFlags::NoRemoveDir) {
-        Ok(()) | Err(nix::Error::ENOENT) => Ok(()),
-        Err(nix::Error::EISDIR) => {
-            // std's remove_dir_all opens each level without following links; the prefix is
-            // this process's own descriptor of `parent`.
-            let path = Path::new("/proc/self/fd")
-                .join(parent.as_raw_fd().to_string())
-                .join(name);
-            std::fs::remove_dir_all(&path).map_err(|e| format!("{}: {e}", name.to_string_lossy()))
-        }
-        Err(e) => Err(format!("{}: {e}", name.to_string_lossy())),
+    let fail = |e: nix::Error| format!("{}: {e}", name.to_string_lossy());
+    if !is_entry_name(name) {
+        return Err(format!(
+            "{:?}: not a name of an entry, refused",
+            name.to_string_lossy()
+        ));
     }
+    match unlinkat(parent, name, UnlinkatFlags::NoRemoveDir) {
+        Ok(()) | Err(nix::Error::ENOENT) => return Ok(()),
+        Err(nix::Error::EISDIR) => {}
+        Err(e) => return Err(fail(e)),
+    }
+    // Each level: its descriptor, the names still to look at, and its name in the level
+    // above (the top's parent is `parent`).
+    struct Level {
+        dir: OwnedFd,
+        names: Vec<std::ffi::OsString>,
+        name: std::ffi::OsString,
+    }
+    let open_level = |at: &OwnedFd, name: &std::ffi::OsStr| -> Result<Level> {
+        let dir = nix::fcntl::openat(
+            at,
+            name,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(fail)?;
+        let names = entry_names(&dir).map_err(fail)?;
+        Ok(Level {
+            dir,
+            names,
+            name: name.to_os_string(),
+        })
+    };
+    let mut stack = vec![open_level(parent, name)?];
+    while let Some(top) = stack.last_mut() {
+        match top.names.pop() {
+            Some(child) => {
+                match unlinkat(&top.dir, child.as_os_str(), UnlinkatFlags::NoRemoveDir) {
+                    Ok(()) | Err(nix::Error::ENOENT) => {}
+                    Err(nix::Error::EISDIR) => {
+                        let level = open_level(&top.dir, &child)?;
+                        stack.push(level);
+                    }
+                    Err(e) => return Err(fail(e)),
+                }
+            }
+            None => {
+                let done = stack.pop();
+                let above = stack.last().map_or(parent, |level| &level.dir);
+                if let Some(done) = done {
+                    drop(done.dir);
+                    match unlinkat(above, done.name.as_os_str(), UnlinkatFlags::RemoveDir) {
+                        Ok(()) | Err(nix::Error::ENOENT) => {}
+                        Err(e) => return Err(fail(e)),
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The names in the directory `dir` (without `.` and `..`), read through a duplicate of its
+/// descriptor.
+fn entry_names(dir: &OwnedFd) -> nix::Result<Vec<std::ffi::OsString>> {
+    use std::os::unix::ffi::OsStrExt;
+    let dup = dir
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|_| nix::Error::EMFILE)?;
+    let mut listing = nix::dir::Dir::from_fd(dup)?;
+    let mut names = Vec::new();
+    for entry in listing.iter() {
+        let entry = entry?;
+        let name = std::ffi::OsStr::from_bytes(entry.file_name().to_bytes());
+        if is_entry_name(name) {
+            names.push(name.to_os_string());
+        }
+    }
+    Ok(names)
 }
 
 /// Applies one layer (a tar, gzip-compressed or not) to `root`: its whiteouts, then its
-/// entries.
-pub fn apply_layer(root: &OwnedFd, layer: &Path, applied: &mut Applied) -> Result<()> {
-    let open = || -> Result<Box<dyn Read>> {
-        let mut file =
-            std::fs::File::open(layer).map_err(|e| format!("{}: {e}", layer.display()))?;
+/// entries, each pass reading the one open file from its start.
+pub fn apply_layer(root: &OwnedFd, layer: &Layer, applied: &mut Applied) -> Result<()> {
+    let name = &layer.name;
+    let open = || -> Result<Box<dyn Read + '_>> {
+        let mut file = &layer.file;
+        file.rewind()
+            .map_err(|e| format!("{}: {e}", name.display()))?;
         let mut magic = [0u8; 4];
         let n = file.read(&mut magic).map_err(|e| e.to_string())?;
-        let file = std::fs::File::open(layer).map_err(|e| e.to_string())?;
+        file.rewind()
+            .map_err(|e| format!("{}: {e}", name.display()))?;
         match magic[..n] {
             [0x1f, 0x8b, ..] => Ok(Box::new(GzDecoder::new(file))),
             [0x28, 0xb5, 0x2f, 0xfd] => Err(format!(
                 "{}: a zstd layer, which roostctl does not read (convert it with skopeo --dest-compress-format gzip)",
-                layer.display()
+                name.display()
             )),
             _ => Ok(Box::new(file)),
         }
     };
-    whiteouts(root, open()?, applied).map_err(|e| format!("{}: {e}", layer.display()))?;
-    apply_tar(root, open()?, applied).map_err(|e| format!("{}: {e}", layer.display()))
+    whiteouts(root, open()?, applied).map_err(|e| format!("{}: {e}", name.display()))?;
+    apply_tar(root, open()?, applied).map_err(|e| format!("{}: {e}", name.display()))
 }
 
 /// A layer's whiteouts: `.wh.NAME` removes NAME, `.wh..wh..opq` empties its directory.
@@ -387,17 +524,23 @@ fn whiteouts(root: &OwnedFd, reader: impl Read, applied: &mut Applied) -> Result
         let Some(hidden) = name.strip_prefix(".wh.") else {
             continue;
         };
+        // `.wh.`, `.wh..` and `.wh...` hide no entry of this directory: `..` would be the
+        // directory around it (and everything beside it).
+        if !is_entry_name(std::ffi::OsStr::new(hidden)) {
+            return Err(format!(
+                "{}: a whiteout of {hidden:?}, which names no entry, refused",
+                path.display()
+            ));
+        }
         applied.whiteouts += 1;
         let parent = path.parent().unwrap_or(Path::new(""));
         let Ok(dir) = open_in(root, parent, OFlag::O_DIRECTORY | OFlag::O_RDONLY) else {
             continue; // Nothing below to hide.
         };
         if hidden == ".wh..opq" {
-            let listing =
-                std::fs::read_dir(Path::new("/proc/self/fd").join(dir.as_raw_fd().to_string()))
-                    .map_err(|e| format!("{}: {e}", parent.display()))?;
-            for child in listing.flatten() {
-                remove(&dir, &child.file_name())?;
+            let listing = entry_names(&dir).map_err(|e| format!("{}: {e}", parent.display()))?;
+            for child in listing {
+                remove(&dir, &child)?;
             }
         } else {
             remove(&dir, std::ffi::OsStr::new(hidden))?;

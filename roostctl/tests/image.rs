@@ -421,3 +421,160 @@ fn dot_dot_entries_and_links_and_a_wrong_digest_are_refused() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("digest"), "{err}");
 }
+
+/// A whiteout of `..` (`.wh...`), `.` or the empty name hides no entry of its directory: it
+/// is refused, and nothing beside the output directory is touched. (Before, `.wh...` removed
+/// `DIR/..`: every sibling of `--dir`.)
+#[test]
+fn a_whiteout_of_dot_dot_is_refused_and_the_output_directory_s_siblings_stay() {
+    let tmp = tempfile::tempdir().unwrap();
+    let images = tmp.path().join("images");
+    let other = images.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("keep"), "another image").unwrap();
+    for (i, whiteout) in [".wh...", "sub/.wh...", ".wh..", ".wh."].iter().enumerate() {
+        let layout = Layout::new(&tmp.path().join(format!("layout{i}")))
+            .layer(&[Entry::Dir("sub"), Entry::File("sub/f", "x")])
+            .layer(&[Entry::File(whiteout, "")])
+            .finish();
+        let out = images.join(format!("app{i}"));
+        let (code, err) = build(&[layout.to_str().unwrap(), "--dir", out.to_str().unwrap()]);
+        assert_eq!(code, 1, "{whiteout}: {err}");
+        assert!(err.contains("names no entry"), "{whiteout}: {err}");
+        assert_eq!(
+            std::fs::read_to_string(other.join("keep")).unwrap(),
+            "another image",
+            "{whiteout} reached a sibling of --dir"
+        );
+        assert!(out.join("sub/f").exists(), "{whiteout}");
+    }
+}
+
+/// A whiteout of a directory removes it by descriptor: a link inside it to a directory of
+/// the host is removed as a link, and what it points at stays.
+#[test]
+fn a_directory_whiteout_removes_links_inside_it_not_what_they_point_at() {
+    let tmp = tempfile::tempdir().unwrap();
+    let host = tmp.path().join("host");
+    std::fs::create_dir_all(host.join("deep")).unwrap();
+    std::fs::write(host.join("deep/file"), "the host's").unwrap();
+    let layout = Layout::new(&tmp.path().join("layout"))
+        .layer(&[
+            Entry::Dir("d"),
+            Entry::Dir("d/a"),
+            Entry::Dir("d/a/b"),
+            Entry::File("d/a/b/f", "x"),
+            Entry::Symlink("d/a/host", host.to_str().unwrap()),
+            Entry::Dir("e"),
+            Entry::Symlink("e/host", host.to_str().unwrap()),
+            Entry::File("e/g", "x"),
+            Entry::File("stays", "x"),
+        ])
+        .layer(&[Entry::File(".wh.d", ""), Entry::File("e/.wh..wh..opq", "")])
+        .finish();
+    let out = tmp.path().join("out");
+    let (code, err) = build(&[layout.to_str().unwrap(), "--dir", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(listing(&out), ["e", "stays"]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("deep/file")).unwrap(),
+        "the host's"
+    );
+}
+
+/// A docker-archive whose `layer.tar` or `Config` is a link (to a file of the host that would
+/// then become the image) is refused, and nothing of the host's file reaches the output.
+#[test]
+fn a_docker_archive_whose_members_are_links_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A file of the host that is a valid layer: what an attacker wants copied into the image.
+    let host_layer = tmp.path().join("host-layer.tar");
+    {
+        let mut b = tar::Builder::new(std::fs::File::create(&host_layer).unwrap());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(6);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_cksum();
+        b.append_data(&mut h, "host-secret", &b"secret"[..])
+            .unwrap();
+        b.finish().unwrap();
+    }
+    let host_config = tmp.path().join("host-config.json");
+    std::fs::write(&host_config, r#"{"config": {"Cmd": ["host"]}}"#).unwrap();
+    let mut honest_layer = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(1);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_cksum();
+    honest_layer.append_data(&mut h, "f", &b"x"[..]).unwrap();
+    let honest_layer = honest_layer.into_inner().unwrap();
+    let honest_config = br#"{"config": {"Cmd": ["/bin/sh"]}}"#;
+
+    for (i, (layer_is_link, config_is_link)) in [(true, false), (false, true), (false, false)]
+        .into_iter()
+        .enumerate()
+    {
+        let archive = tmp.path().join(format!("archive{i}.tar"));
+        let mut b = tar::Builder::new(std::fs::File::create(&archive).unwrap());
+        let manifest = br#"[{"Config": "config.json", "Layers": ["layer.tar"]}]"#;
+        let mut add_file = |name: &str, data: &[u8]| {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h.set_cksum();
+            b.append_data(&mut h, name, data).unwrap();
+        };
+        add_file("manifest.json", manifest);
+        let mut members = vec![];
+        if layer_is_link {
+            members.push(("layer.tar", host_layer.clone()));
+        } else {
+            add_file("layer.tar", &honest_layer);
+        }
+        if config_is_link {
+            members.push(("config.json", host_config.clone()));
+        } else {
+            add_file("config.json", honest_config);
+        }
+        for (name, target) in members {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            h.set_mode(0o777);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            b.append_link(&mut h, name, &target).unwrap();
+        }
+        b.finish().unwrap();
+        drop(b);
+        let out = tmp.path().join(format!("out{i}"));
+        let config = tmp.path().join(format!("config{i}.json"));
+        let (code, err) = build(&[
+            archive.to_str().unwrap(),
+            "--dir",
+            out.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ]);
+        if layer_is_link || config_is_link {
+            assert_eq!(code, 1, "{err}");
+            assert!(err.contains("a link in the image source"), "{err}");
+            assert!(!out.join("host-secret").exists());
+            assert!(!config.exists());
+        } else {
+            // The same archive with real members builds: the refusal is of the links.
+            assert_eq!(code, 0, "{err}");
+            assert_eq!(listing(&out), ["f"]);
+        }
+    }
+}

@@ -778,6 +778,9 @@ fn healthcheck(field: &str, j: usize, h: &HealthcheckConfig) -> Result<HealthChe
     })
 }
 
+/// The mode of a `secret_name` file that gives none: read-only, for its service's user.
+pub const SECRET_FILE_MODE: u32 = 0o400;
+
 fn files(i: usize, c: &ContainerConfig, cx: &Context<'_>) -> Result<Vec<ServiceFile>, ConfigError> {
     let at = |rest: &str| format!("Containers[{i}].files{rest}");
     check_len(&at(""), &c.files)?;
@@ -817,7 +820,12 @@ fn files(i: usize, c: &ContainerConfig, cx: &Context<'_>) -> Result<Vec<ServiceF
                     ))
                 }
             };
-        let mode = file.mode.unwrap_or(0o644);
+        // A secret's file is its user's alone by default: process services share the VM's
+        // root, so 0644 would hand it to every other service (Fly's containers each have a
+        // root of their own, where 0644 reaches no one else).
+        let mode = file
+            .mode
+            .unwrap_or(if secret { SECRET_FILE_MODE } else { 0o644 });
         if mode > 0o7777 {
             return Err(f(here("mode"), format!("{mode:o} has bits beyond 07777")));
         }

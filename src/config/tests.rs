@@ -388,6 +388,21 @@ mod containers {
         assert_eq!(v.services[0].restart.max_retries, 10);
     }
 
+    /// A secret's file defaults to 0400 (its user's alone: process services share the VM's
+    /// root); a `raw_value` file keeps 0644; a mode given is kept for either.
+    #[test]
+    fn a_secret_file_defaults_to_its_user_alone_and_a_raw_value_to_0644() {
+        let v = parse(
+            br#"{"Secrets": {"KEY": "s3cret"}, "Containers": [{"name": "a", "exec": ["x"],
+                "files": [{"guest_path": "/s", "secret_name": "KEY"},
+                          {"guest_path": "/r", "raw_value": "eA=="},
+                          {"guest_path": "/m", "secret_name": "KEY", "mode": 416}]}]}"#,
+        )
+        .expect("valid");
+        let modes: Vec<u32> = v.services[0].files.iter().map(|f| f.mode).collect();
+        assert_eq!(modes, [0o400, 0o644, 0o640]);
+    }
+
     #[test]
     fn flyctls_local_path_is_refused_with_what_to_send_instead() {
         let (field, problem) = field_error(

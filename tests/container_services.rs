@@ -41,7 +41,7 @@ fn image(scratch: &Scratch, with_roost_libs: bool) -> PathBuf {
     std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox");
     for tool in [
         "sh", "sleep", "cat", "echo", "id", "hostname", "ls", "true", "kill", "grep", "httpd",
-        "wget", "mkdir", "test", "tr", "wc", "readlink", "head",
+        "wget", "mkdir", "test", "tr", "wc", "readlink", "head", "mknod", "unshare", "mount",
     ] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(tool)).expect("link");
     }
@@ -540,4 +540,89 @@ fn ready_1_from_inside_a_container_makes_it_ready() {
         assert!(out.contains("[app] app ran"), "init {init}: {out}");
         assert_nothing_left(&dir, err);
     }
+}
+
+/// A root container cannot reach the VM's devices, make namespaces, or read the shared
+/// network's traffic. Before: it kept CAP_MKNOD and CAP_NET_RAW, no device rule was set
+/// (nothing filtered devices on cgroup v2), and no seccomp filter stood between it and
+/// `unshare`, `keyctl`, `bpf`, `userfaultfd`, `perf_event_open` or io_uring. Here (a hybrid
+/// host) the device rules are the v1 controller's; the VM boot test checks the eBPF program
+/// of pure cgroup v2, and roost-oci's own tests check that program on this kernel.
+#[test]
+fn a_root_container_has_no_mknod_no_raw_sockets_a_seccomp_filter_and_device_rules() {
+    let scratch = Scratch::new();
+    let image = image(&scratch, false);
+    let dir = container_dir(&scratch);
+    let root = json!({"directory": image});
+    let probe = "grep -E '^(CapEff|Seccomp):' /proc/self/status | tr -s '\\t' ' '; \
+                 grep ':devices:' /proc/self/cgroup; \
+                 mknod /tmp/disk b 7 0 2>/dev/null && echo mknod-ok || echo mknod-denied; \
+                 unshare -U -r sh -c 'mount -t tmpfs t /tmp' 2>/dev/null && echo userns-ok || echo userns-denied; \
+                 echo DONE; exec sleep 60";
+    let doc = json!({"KillTimeout": 5, "Containers": [
+        {"name": "hostile", "kind": "container", "image_root": root, "exec": ["sh", "-c", probe],
+         "stop": {"timeout": "1s"}},
+        {"name": "open", "kind": "container", "image_root": root, "exec": ["sh", "-c", probe],
+         "seccomp": "unconfined", "on_exit": "ignore", "stop": {"timeout": "1s"}},
+    ]});
+    let (roost, ctl) = start_with_control(&scratch, &doc, &dir);
+    let log_of = |name: &str| -> Vec<String> {
+        let v = http(&ctl, "GET", &format!("/v2/services/{name}/logs"), &[], b"").json();
+        v["lines"]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let deadline = std::time::Instant::now() + T;
+    while !["hostile", "open"]
+        .iter()
+        .all(|n| log_of(n).iter().any(|l| l == "DONE"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            log_of("hostile")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let hostile = log_of("hostile");
+    // Docker's default set less CAP_MKNOD (bit 27) and CAP_NET_RAW (bit 13).
+    assert!(
+        hostile.contains(&"CapEff: 00000000a00405fb".to_string()),
+        "{hostile:?}"
+    );
+    assert!(hostile.contains(&"Seccomp: 2".to_string()), "{hostile:?}");
+    assert!(hostile.contains(&"mknod-denied".to_string()), "{hostile:?}");
+    assert!(
+        hostile.contains(&"userns-denied".to_string()),
+        "{hostile:?}"
+    );
+    // The device rules in force for its cgroup: no `a *:* rwm`, no block device to read or
+    // write; null and the pts are there (libcontainer adds its own defaults on v1: mknod of
+    // any node, which CAP_MKNOD's absence already refuses, the console and tun).
+    let cgroup = hostile
+        .iter()
+        .find_map(|l| l.split_once(":devices:").map(|(_, p)| p.to_string()))
+        .expect("a devices cgroup");
+    let list = std::fs::read_to_string(format!("/sys/fs/cgroup/devices{cgroup}/devices.list"))
+        .expect("devices.list");
+    for line in list.lines() {
+        assert!(!line.starts_with('a'), "{list}");
+        assert!(!line.starts_with('b') || line.ends_with(" m"), "{list}");
+    }
+    for want in ["c 1:3 rwm", "c 1:9 rwm", "c 5:2 rwm", "c 136:* rwm"] {
+        assert!(list.lines().any(|l| l == want), "{want}: {list}");
+    }
+    // The documented opt-out: no filter.
+    let open = log_of("open");
+    assert!(open.contains(&"Seccomp: 0".to_string()), "{open:?}");
+    assert!(open.contains(&"mknod-denied".to_string()), "{open:?}");
+    roost.signal(libc::SIGTERM);
+    let done = roost.wait(T);
+    assert!(done.code.is_some(), "{}", done.stderr);
+    assert_nothing_left(&dir, &done.stderr);
 }

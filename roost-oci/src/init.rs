@@ -52,14 +52,21 @@ pub fn create(root: &Path, id: &str, bundle: &Path, options: InitOptions) -> Res
         .with_preserved_fds(options.preserve_fds)
         .validate_id()?;
 
+    let device_rules: Vec<_> = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.devices().clone())
+        .unwrap_or_default();
     let Some((elevated, _)) = elevated else {
-        return builder
+        let container = builder
             .as_init(&bundle)
             .with_systemd(false)
             .with_detach(options.detach)
             .with_no_pivot(options.no_pivot)
             .build()
-            .with_context(|| format!("creating {id:?}"));
+            .with_context(|| format!("creating {id:?}"))?;
+        return confine_devices(container, &device_rules);
     };
     // libcontainer reads the spec from `<bundle>/config.json` only, so the elevated spec is
     // written to a bundle of its own beside the state ('@' cannot be in an id, so it cannot
@@ -81,7 +88,29 @@ pub fn create(root: &Path, id: &str, bundle: &Path, options: InitOptions) -> Res
     container
         .save()
         .with_context(|| format!("saving the state of {id:?}"))?;
-    Ok(container)
+    confine_devices(container, &device_rules)
+}
+
+/// The device rules in force before the workload runs (cgroup v2: an eBPF program on the
+/// container's cgroup, `devices.rs`). A container that cannot be confined so is deleted:
+/// never less confinement than the bundle asks for.
+fn confine_devices(
+    mut container: Container,
+    rules: &[libcontainer::oci_spec::runtime::LinuxDeviceCgroup],
+) -> Result<Container> {
+    let pid = container.pid().map(|p| p.as_raw());
+    let result = match pid {
+        Some(pid) => crate::devices::enforce(rules, pid),
+        None if rules.is_empty() => Ok(()),
+        None => Err(anyhow::anyhow!("the container has no init to confine")),
+    };
+    match result {
+        Ok(()) => Ok(container),
+        Err(err) => {
+            let _ = container.delete(true);
+            Err(err.context(format!("confining the devices of {:?}", container.id())))
+        }
+    }
 }
 
 fn write_shadow(shadow: &Path, spec: &Spec) -> Result<()> {

@@ -10,6 +10,7 @@
 //! (128 + N for a signal); 1 for any error, printed as `roost-oci: <what>: <why>`.
 
 mod commands;
+mod devices;
 mod executor;
 mod init;
 mod refuse;

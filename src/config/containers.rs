@@ -64,6 +64,12 @@ pub struct ContainerConfig {
     pub image_root: Option<ImageRootConfig>,
     /// With `kind: container`: roost is the container's PID 1 (`docker run --init`).
     pub init: bool,
+    /// With `kind: container`: `default` (Docker's default seccomp profile, the default) or
+    /// `unconfined` (no filter, as `docker run --security-opt seccomp=unconfined`).
+    pub seccomp: Option<String>,
+    /// With `kind: container`: `/.fly/api` is bound into the container (process services
+    /// always reach it; a container only when it asks).
+    pub fly_api: bool,
 }
 
 /// `image_root`: exactly one of `directory` or `device` (with its `fstype`).

@@ -182,8 +182,11 @@ fn service(
     let at = |rest: &str| format!("Containers[{i}].{rest}");
     let container = match c.kind.as_deref() {
         None | Some("process") => {
-            if c.image_root.is_some() || c.init {
-                return Err(f(at("kind"), "image_root and init need kind \"container\""));
+            if c.image_root.is_some() || c.init || c.seccomp.is_some() || c.fly_api {
+                return Err(f(
+                    at("kind"),
+                    "image_root, init, seccomp and fly_api need kind \"container\"",
+                ));
             }
             None
         }
@@ -352,9 +355,21 @@ fn container_spec(i: usize, c: &ContainerConfig) -> Result<ContainerSpec, Config
             ))
         }
     };
+    let seccomp = match c.seccomp.as_deref() {
+        None | Some("default") => true,
+        Some("unconfined") => false,
+        Some(other) => {
+            return Err(f(
+                at("seccomp"),
+                format!("{other:?} is not default or unconfined"),
+            ))
+        }
+    };
     Ok(ContainerSpec {
         image,
         init: c.init,
+        seccomp,
+        fly_api: c.fly_api,
     })
 }
 

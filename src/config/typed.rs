@@ -92,6 +92,10 @@ pub struct ContainerSpec {
     /// as `docker run --init` does, so zombies inside are reaped and the stop signal is
     /// handled even when the workload ignores it.
     pub init: bool,
+    /// Docker's default seccomp profile in the bundle (true unless `seccomp: unconfined`).
+    pub seccomp: bool,
+    /// `/.fly/api` is bound into the container (`fly_api: true`).
+    pub fly_api: bool,
 }
 
 /// Where an image's root filesystem comes from; always mounted read-only, under a

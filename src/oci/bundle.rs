@@ -12,14 +12,15 @@ pub const INIT_PATH: &str = "/.roost/init";
 /// Where that init's run config is bind-mounted.
 pub const INIT_CONFIG_PATH: &str = "/.roost/init.json";
 
-/// Docker's and runc's default capability set: what a root process in a container keeps.
-pub const DEFAULT_CAPABILITIES: [&str; 14] = [
+/// What a root process in a container keeps: Docker's and runc's default set less
+/// `CAP_MKNOD` (as Podman: a device node made inside is a way to the VM's disks) and
+/// `CAP_NET_RAW` (the container shares the VM's network, where an `AF_PACKET` socket reads
+/// every other service's loopback traffic; `ping` works through `net.ipv4.ping_group_range`).
+pub const DEFAULT_CAPABILITIES: [&str; 12] = [
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
     "CAP_FSETID",
     "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
     "CAP_SETGID",
     "CAP_SETUID",
     "CAP_SETFCAP",
@@ -52,6 +53,35 @@ pub const READONLY_PATHS: [&str; 5] = [
     "/proc/sys",
     "/proc/sysrq-trigger",
 ];
+
+/// The devices a container may open or make (runc's defaults, which Docker and Podman keep):
+/// `(type, major, minor)`, `None` for any minor. Everything else is denied, so a device node
+/// that reaches the container some other way (an image, a bind) opens nothing.
+pub const ALLOWED_DEVICES: [(&str, i64, Option<i64>); 8] = [
+    ("c", 1, Some(3)), // null
+    ("c", 1, Some(5)), // zero
+    ("c", 1, Some(7)), // full
+    ("c", 1, Some(8)), // random
+    ("c", 1, Some(9)), // urandom
+    ("c", 5, Some(0)), // tty
+    ("c", 5, Some(2)), // ptmx
+    ("c", 136, None),  // pts
+];
+
+/// `linux.resources.devices`: deny all, then [`ALLOWED_DEVICES`] for reading, writing and
+/// making. On cgroup v1 the runtime writes them to the devices controller; on cgroup v2 it
+/// attaches an eBPF device program to the container's cgroup.
+pub fn device_rules() -> Vec<Value> {
+    let mut rules = vec![json!({"allow": false, "access": "rwm"})];
+    for (kind, major, minor) in ALLOWED_DEVICES {
+        let mut rule = json!({"allow": true, "type": kind, "major": major, "access": "rwm"});
+        if let (Some(minor), Some(obj)) = (minor, rule.as_object_mut()) {
+            obj.insert("minor".into(), json!(minor));
+        }
+        rules.push(rule);
+    }
+    rules
+}
 
 /// A bind mount from the VM into the container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,7 +188,15 @@ pub fn config_json(b: &BundleSpec<'_>) -> Value {
         "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
         "maskedPaths": MASKED_PATHS,
         "readonlyPaths": READONLY_PATHS,
+        "resources": {"devices": device_rules()},
     });
+    let seccomp = b.service.container.as_ref().is_none_or(|c| c.seccomp);
+    if let (true, Some(obj)) = (seccomp, linux.as_object_mut()) {
+        obj.insert(
+            "seccomp".into(),
+            super::seccomp_profile::docker_default(&DEFAULT_CAPABILITIES),
+        );
+    }
     if let (Some(path), Some(obj)) = (b.cgroups_path, linux.as_object_mut()) {
         obj.insert("cgroupsPath".into(), json!(path));
     }

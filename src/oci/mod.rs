@@ -8,6 +8,7 @@
 pub mod bundle;
 pub mod rootfs;
 pub mod runtime;
+pub mod seccomp_profile;
 
 use crate::config::typed::{ImageRoot, Service, ServiceFile, Volume};
 use crate::config::Validated;

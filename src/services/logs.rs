@@ -10,8 +10,16 @@ use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// Bytes of output kept per service.
+/// What the kept lines of one service may cost PID 1, in bytes: each line counts its text
+/// plus [`LINE_OVERHEAD`], so a service printing empty lines fills it as surely as one
+/// printing long ones.
 pub const BUFFER_BYTES: usize = 64 * 1024;
+/// What one kept line costs beyond its text: the `String` in the ring and its allocation.
+pub const LINE_OVERHEAD: usize = 64;
+/// Most lines kept per service, whatever their length (the same bound as the bytes give for
+/// empty lines, stated on its own so it does not hang on the overhead's value). It also
+/// bounds what one `/v2/services/NAME/logs` answer returns.
+pub const MAX_LINES: usize = 1024;
 /// A line longer than this is cut into pieces of this size.
 pub const MAX_LINE: usize = 8 * 1024;
 
@@ -41,14 +49,20 @@ impl PartialEq for LogBuffer {
 impl Eq for LogBuffer {}
 
 impl LogBuffer {
-    fn push(&self, line: String) {
+    /// What `line` costs while kept: its allocation plus the fixed per-line overhead.
+    fn cost(line: &str) -> usize {
+        line.len().saturating_add(LINE_OVERHEAD)
+    }
+
+    fn push(&self, mut line: String) {
+        line.shrink_to_fit();
         let mut ring = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        ring.bytes += line.len();
+        ring.bytes = ring.bytes.saturating_add(Self::cost(&line));
         ring.lines.push_back(line);
         ring.total += 1;
-        while ring.bytes > BUFFER_BYTES {
+        while ring.bytes > BUFFER_BYTES || ring.lines.len() > MAX_LINES {
             match ring.lines.pop_front() {
-                Some(old) => ring.bytes -= old.len(),
+                Some(old) => ring.bytes = ring.bytes.saturating_sub(Self::cost(&old)),
                 None => break,
             }
         }
@@ -234,10 +248,24 @@ mod tests {
             b.push(format!("line {i:05} {}", "x".repeat(90)));
         }
         let (first, lines) = b.snapshot();
-        let bytes: usize = lines.iter().map(String::len).sum();
+        let bytes: usize = lines.iter().map(|l| l.len() + LINE_OVERHEAD).sum();
         assert!(bytes <= BUFFER_BYTES);
         assert_eq!(first + lines.len() as u64, 10_000);
         assert!(lines.last().is_some_and(|l| l.starts_with("line 09999")));
+    }
+
+    /// Empty lines cost their overhead: a million of them keep no more than the bound (they
+    /// kept every one before, and `yes ''` grew PID 1 by hundreds of MiB).
+    #[test]
+    fn empty_lines_are_bounded_too() {
+        let b = LogBuffer::default();
+        for _ in 0..1_000_000 {
+            b.push(String::new());
+        }
+        let (first, lines) = b.snapshot();
+        assert!(lines.len() <= MAX_LINES, "{} lines kept", lines.len());
+        assert!(lines.len() * LINE_OVERHEAD <= BUFFER_BYTES);
+        assert_eq!(first + lines.len() as u64, 1_000_000);
     }
 
     #[tokio::test]

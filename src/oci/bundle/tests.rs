@@ -108,10 +108,137 @@ fn own_pid_ipc_uts_and_mount_namespaces_and_the_machines_network() {
     assert_eq!(v["linux"]["cgroupsPath"], "/roost-workload-1-web");
     assert_eq!(v["linux"]["maskedPaths"], json!(MASKED_PATHS));
     assert_eq!(v["linux"]["readonlyPaths"], json!(READONLY_PATHS));
-    assert!(
-        v["linux"].get("resources").is_none(),
-        "roost sets the limits itself"
+    // Only the device rules: roost sets the limits in the leaf itself.
+    let resources: Vec<&String> = v["linux"]["resources"]
+        .as_object()
+        .expect("resources")
+        .keys()
+        .collect();
+    assert_eq!(resources, ["devices"]);
+}
+
+/// No CAP_MKNOD (a device node made inside reaches the VM's disks) and no CAP_NET_RAW (a
+/// packet socket on the shared network reads other services' traffic), for root or not.
+#[test]
+fn no_mknod_and_no_raw_sockets_on_the_shared_network() {
+    let s = container(json!({}));
+    for uid in [0, 1000] {
+        let v = build(&s, &spec(uid), &[]);
+        for set in ["bounding", "effective", "permitted"] {
+            let held = v["process"]["capabilities"][set]
+                .as_array()
+                .expect("a set")
+                .clone();
+            for cap in ["CAP_MKNOD", "CAP_NET_RAW", "CAP_SYS_ADMIN"] {
+                assert!(!held.contains(&json!(cap)), "{uid}: {set} has {cap}");
+            }
+        }
+    }
+}
+
+/// Deny every device, then runc's defaults: null, zero, full, random, urandom, tty, ptmx,
+/// and the pts.
+#[test]
+fn devices_are_denied_but_runcs_defaults() {
+    let v = build(&container(json!({})), &spec(0), &[]);
+    let rules = v["linux"]["resources"]["devices"]
+        .as_array()
+        .expect("rules");
+    assert_eq!(rules[0], json!({"allow": false, "access": "rwm"}));
+    let allowed: Vec<String> = rules[1..]
+        .iter()
+        .map(|r| {
+            assert_eq!(
+                (r["allow"].clone(), r["access"].clone()),
+                (json!(true), json!("rwm"))
+            );
+            format!(
+                "{} {}:{}",
+                r["type"].as_str().unwrap_or("?"),
+                r["major"],
+                r.get("minor").map_or("*".into(), |m| m.to_string())
+            )
+        })
+        .collect();
+    assert_eq!(
+        allowed,
+        ["c 1:3", "c 1:5", "c 1:7", "c 1:8", "c 1:9", "c 5:0", "c 5:2", "c 136:*"]
     );
+}
+
+/// Docker's default seccomp profile unless the service says `seccomp: unconfined`: EPERM by
+/// default; no user namespace, mount, keyctl, bpf, userfaultfd, perf_event_open or io_uring;
+/// clone without namespace flags; clone3 ENOSYS (glibc falls back to clone).
+#[test]
+fn dockers_default_seccomp_profile_unless_unconfined() {
+    let v = build(&container(json!({})), &spec(0), &[]);
+    let profile = &v["linux"]["seccomp"];
+    assert_eq!(profile["defaultAction"], "SCMP_ACT_ERRNO");
+    assert_eq!(profile["defaultErrnoRet"], libc::EPERM);
+    let rules = profile["syscalls"].as_array().expect("rules");
+    let allowed: Vec<&str> = rules
+        .iter()
+        .filter(|r| r["action"] == "SCMP_ACT_ALLOW" && r.get("args").is_none())
+        .flat_map(|r| r["names"].as_array().into_iter().flatten())
+        .filter_map(|n| n.as_str())
+        .collect();
+    for call in [
+        "read",
+        "write",
+        "openat",
+        "execve",
+        "socket",
+        "chroot",
+        "ptrace",
+        "arch_prctl",
+    ] {
+        assert!(allowed.contains(&call), "{call} is not allowed");
+    }
+    for call in [
+        "unshare",
+        "mount",
+        "setns",
+        "keyctl",
+        "add_key",
+        "request_key",
+        "bpf",
+        "userfaultfd",
+        "perf_event_open",
+        "io_uring_setup",
+        "io_uring_enter",
+        "kexec_load",
+        "init_module",
+        "reboot",
+        "clock_settime",
+        "swapon",
+        "clone",
+        "clone3",
+    ] {
+        assert!(!allowed.contains(&call), "{call} is allowed outright");
+    }
+    let clone = rules
+        .iter()
+        .find(|r| r["names"] == json!(["clone"]))
+        .expect("a clone rule");
+    assert_eq!(
+        clone["args"],
+        json!([{"index": 0, "value": 0x7e02_0000_u64, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}])
+    );
+    let clone3 = rules
+        .iter()
+        .find(|r| r["names"] == json!(["clone3"]))
+        .expect("a clone3 rule");
+    assert_eq!(
+        (clone3["action"].as_str(), clone3["errnoRet"].as_i64()),
+        (Some("SCMP_ACT_ERRNO"), Some(i64::from(libc::ENOSYS)))
+    );
+
+    let unconfined = build(&container(json!({"seccomp": "unconfined"})), &spec(0), &[]);
+    assert!(unconfined["linux"].get("seccomp").is_none());
+    let doc = json!({"Containers": [{"name": "web", "kind": "container", "exec": ["/bin/app"],
+        "image_root": {"directory": "/images/web"}, "seccomp": "off"}]});
+    let err = crate::config::parse(doc.to_string().as_bytes()).expect_err("refused");
+    assert!(err.to_string().contains("Containers[0].seccomp"), "{err}");
 }
 
 #[test]

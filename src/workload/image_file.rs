@@ -33,6 +33,32 @@ pub fn read(path: &Path) -> Result<Option<Vec<u8>>, ImageFileError> {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(err) => return Err(err.into()),
     };
+    read_open(file)
+}
+
+/// The bytes of `relative` in the image whose root is `root`, resolved as the kernel would
+/// with `root` as `/` (`openat2` with `RESOLVE_IN_ROOT`): an image's `/etc/passwd` that is an
+/// absolute link (`/etc/passwd -> /run/secrets/x`), or a link in a parent, names a file of
+/// the image, never one of the VM. `Ok(None)` when it does not exist.
+pub fn read_in_root(root: &Path, relative: &Path) -> Result<Option<Vec<u8>>, ImageFileError> {
+    use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+    let dir = nix::fcntl::open(
+        root,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(std::io::Error::from)?;
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    match nix::fcntl::openat2(&dir, relative, how) {
+        Ok(fd) => read_open(std::fs::File::from(fd)),
+        Err(nix::Error::ENOENT) => Ok(None),
+        Err(err) => Err(std::io::Error::from(err).into()),
+    }
+}
+
+fn read_open(file: std::fs::File) -> Result<Option<Vec<u8>>, ImageFileError> {
     let meta = file.metadata()?;
     if !meta.file_type().is_file() {
         return Err(ImageFileError::NotRegular);
@@ -53,6 +79,42 @@ pub fn read(path: &Path) -> Result<Option<Vec<u8>>, ImageFileError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An image whose /etc/passwd is an absolute link, or whose /etc is a link, reads the
+    /// image's own files: before, PID 1 followed the link to the VM's file.
+    #[test]
+    fn links_in_an_image_resolve_inside_the_image() {
+        let vm = tempfile::tempdir().expect("tempdir");
+        let vm_file = vm.path().join("vm-passwd");
+        std::fs::write(&vm_file, "the VM's\n").expect("write");
+        let image = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(image.path().join("etc")).expect("mkdir");
+        std::os::unix::fs::symlink(&vm_file, image.path().join("etc/passwd")).expect("link");
+        // Inside the image the same absolute path names the image's own file.
+        let inside = image
+            .path()
+            .join(vm_file.strip_prefix("/").expect("absolute"));
+        std::fs::create_dir_all(inside.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&inside, "the image's\n").expect("write");
+        assert_eq!(
+            read_in_root(image.path(), Path::new("etc/passwd"))
+                .expect("read")
+                .as_deref(),
+            Some(&b"the image's\n"[..])
+        );
+        // A climbing link stays in the image too; a link to nothing is a missing file.
+        std::os::unix::fs::symlink("../../../../../../../..", image.path().join("up"))
+            .expect("link");
+        let climbed = Path::new("up").join(vm_file.strip_prefix("/").expect("absolute"));
+        assert_eq!(
+            read_in_root(image.path(), &climbed).expect("read").as_deref(),
+            Some(&b"the image's\n"[..])
+        );
+        std::fs::remove_file(&inside).expect("rm");
+        assert!(read_in_root(image.path(), Path::new("etc/passwd"))
+            .expect("dangling")
+            .is_none());
+    }
 
     #[test]
     fn refuses_fifos_devices_directories_and_huge_files() {

@@ -42,11 +42,13 @@ pub enum WorkloadError {
     },
 }
 
-/// Reads an /etc file of the target root; a missing file is empty (numeric ids still work).
-/// A FIFO, a device or a file over the size cap is refused (see [`image_file`]).
+/// Reads an /etc file of the target root, every link resolved inside that root; a missing
+/// file is empty (numeric ids still work). A FIFO, a device or a file over the size cap is
+/// refused (see [`image_file`]).
 fn read_etc(root: &Path, name: &str) -> Result<String, WorkloadError> {
-    let path = root.join("etc").join(name);
-    match image_file::read(&path) {
+    let relative = Path::new("etc").join(name);
+    let path = root.join(&relative);
+    match image_file::read_in_root(root, &relative) {
         Ok(Some(bytes)) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
         Ok(None) => Ok(String::new()),
         Err(source) => Err(WorkloadError::Read { path, source }),
@@ -148,6 +150,24 @@ mod tests {
         .expect("spec");
         assert_eq!((s.identity.uid, s.identity.gid), (12, 34));
         assert_eq!(s.working_dir, PathBuf::from("/"));
+    }
+
+    /// An image whose /etc/passwd is an absolute link to a file of the VM: the user is
+    /// looked up in the image's own file at that path (here absent, so unknown), never in the
+    /// VM's. Before, PID 1 followed the link out of the image.
+    #[test]
+    fn an_images_passwd_link_is_resolved_inside_the_image() {
+        let vm = fixture_root();
+        let image = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(image.path().join("etc")).expect("mkdir");
+        std::os::unix::fs::symlink(vm.path().join("etc/passwd"), image.path().join("etc/passwd"))
+            .expect("link");
+        let err = spec(
+            r#"{"ImageConfig": {"Cmd": ["x"], "User": "svc"}}"#,
+            image.path(),
+        )
+        .expect_err("svc is the VM's user, not the image's");
+        assert!(err.to_string().contains("not found"), "{err}");
     }
 
     #[test]

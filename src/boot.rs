@@ -61,12 +61,12 @@ pub trait Mode {
         state: &ControlState,
     ) -> Result<(), BootFailure>;
 
-    /// Just before the services start, with the workload resolved (a VM mounts its volumes,
-    /// which need the workload's uid).
+    /// Just before the services start, with every service resolved, on both paths (the
+    /// single workload and `Containers`): a VM mounts its volumes, owned by `owner`.
     fn before_services(
         &mut self,
         _config: &Validated,
-        _spec: &WorkloadSpec,
+        _owner: &crate::workload::Identity,
         _state: &ControlState,
     ) {
     }
@@ -154,7 +154,7 @@ async fn boot_and_supervise<M: Mode>(
         tracing::warn!("{warning}");
     }
     if config.several {
-        let outcome = run_several(&config, supervisor, state).await;
+        let outcome = run_several(&config, mode, supervisor, state).await;
         return (outcome, Some(config));
     }
     let Some(main) = config.main_service().cloned() else {
@@ -165,7 +165,7 @@ async fn boot_and_supervise<M: Mode>(
         Ok(spec) => spec,
         Err(failure) => return (ended_boot(supervisor, &failure), Some(config)),
     };
-    mode.before_services(&config, &spec, state);
+    mode.before_services(&config, &spec.identity, state);
     let outcome = run_services(&config, &main, spec, supervisor, state).await;
     (outcome, Some(config))
 }
@@ -257,8 +257,9 @@ async fn run_services(
 
 /// Step 5 with `Containers`: the proxy, the broker (for the first service whose env asks for
 /// a cloud role), then the services to the machine's end.
-async fn run_several(
+async fn run_several<M: Mode>(
     config: &Validated,
+    mode: &mut M,
     supervisor: &mut Supervisor,
     state: &ControlState,
 ) -> Outcome {
@@ -285,6 +286,12 @@ async fn run_several(
             }
         }
     }
+    // The machine's volumes, on this path as on the single workload's: owned by the first
+    // service's user, as the single workload owns them (the others reach them by mode).
+    let owner = specs
+        .first()
+        .map_or_else(crate::workload::Identity::root, |s| s.identity.clone());
+    mode.before_services(config, &owner, state);
     let critical = supervisor.critical().clone();
     let platform = crate::api::platform_or_log(config);
     state.set_proxy(crate::api::start(config, platform.as_ref(), &critical));

@@ -105,3 +105,61 @@ fn a_service_flooding_its_log_with_empty_lines_cannot_grow_pid_1() {
     let done = roost.wait(T);
     assert_eq!(done.code, Some(143), "{}", done.stderr);
 }
+
+/// A service swaps a parent directory of its own `files` entry for a link to a directory of
+/// root's, exits and is restarted: roost refuses the link (the service's user planted it)
+/// and writes nothing there. Before, roost followed it and wrote the file, owned by the
+/// service, into any directory. And a `secret_name` file with no mode is its user's alone
+/// (0400): another non-root service cannot read it (it was 0644 in the shared root).
+#[test]
+fn files_are_written_by_descriptor_and_a_secret_file_is_its_users_alone() {
+    let scratch = Scratch::new();
+    let s = scratch.dir.path().display().to_string();
+    let home = scratch.path("home");
+    let target = scratch.path("target");
+    std::fs::create_dir(&target).unwrap();
+    // The service's own directories: it may replace `conf` in `home`.
+    std::fs::create_dir_all(home.join("conf")).unwrap();
+    std::os::unix::fs::chown(&home, Some(65534), Some(65534)).unwrap();
+    std::os::unix::fs::chown(home.join("conf"), Some(65534), Some(65534)).unwrap();
+    let out = scratch.path("out");
+    std::fs::create_dir(&out).unwrap();
+    std::os::unix::fs::chown(&out, Some(1000), Some(1000)).unwrap();
+    let doc = json!({
+    "Secrets": {"KEY": "s3cret-value"},
+    "Containers": [
+        {"name": "reader", "user": "1000:1000", "on_exit": "ignore",
+         "exec": ["sh", "-c", format!(
+             "sleep 0.5; stat -c '%a %u' {s}/home/secret > {s}/out/mode; \
+              cat {s}/home/secret > {s}/out/read 2>/dev/null && echo read >> {s}/out/mode || echo denied >> {s}/out/mode")]},
+        {"name": "swapper", "user": "65534:65534",
+         "restart": {"policy": "on-failure", "max_retries": 1, "backoff_seconds": 0.1},
+         "files": [
+            {"guest_path": format!("{s}/home/conf/app.conf"), "raw_value": "eA=="},
+            {"guest_path": format!("{s}/home/secret"), "secret_name": "KEY"},
+         ],
+         "exec": ["sh", "-c", format!(
+             "sleep 1; rm -rf {s}/home/conf && ln -s {s}/target {s}/home/conf && exit 3")]},
+    ]});
+    let config = scratch.config(&doc);
+    let done = Running::start(PID_NS, &config).wait(T);
+    assert_eq!(
+        std::fs::read_dir(&target).unwrap().count(),
+        0,
+        "roost wrote through the planted link: {}",
+        done.stderr
+    );
+    assert!(
+        done.stderr.contains("could have planted"),
+        "{}",
+        done.stderr
+    );
+    // The start after the swap failed for good: the machine ends with 126.
+    assert_eq!(done.code, Some(126), "{}", done.stderr);
+    assert_eq!(
+        std::fs::read_to_string(out.join("mode")).unwrap(),
+        "400 65534\ndenied\n"
+    );
+    assert!(!done.stderr.contains("s3cret-value") && !done.stdout.contains("s3cret-value"));
+    let _ = Path::new(&s);
+}

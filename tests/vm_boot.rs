@@ -504,9 +504,13 @@ fn a_sidecar_set_of_real_daemons_runs_in_the_vm() {
     let config = json!({
         "EtcResolv": { "Nameservers": ["127.0.0.1"] },
         "KillTimeout": 10,
+        // The machine's volume is mounted with Containers too (it was only on the single
+        // workload's path: a service wrote into the root file system instead).
+        "Mounts": [{ "DevicePath": "/dev/vdb", "MountPath": "/data" }],
         "Containers": [
             {"name": "setup", "exec": ["/bin/busybox", "sh", "-c",
-                "mkdir -p /tmp/www && echo served by lighttpd > /tmp/www/index.html && chown -R 33:33 /tmp/www && echo setup done"]},
+                "mkdir -p /tmp/www && echo served by lighttpd > /tmp/www/index.html && chown -R 33:33 /tmp/www && \
+                 /bin/busybox grep -q ' /data ' /proc/mounts && echo written by a service > /data/services.txt && echo setup done"]},
             // Its files are written before it starts (the name file, from base64 as Fly sends it).
             {"name": "dns", "exec": ["/usr/sbin/dnsmasq", "--keep-in-foreground", "--listen-address=127.0.0.1",
                 "--bind-interfaces", "--no-resolv", "--no-hosts", "--addn-hosts=/tmp/names", "--pid-file=",
@@ -528,9 +532,11 @@ fn a_sidecar_set_of_real_daemons_runs_in_the_vm() {
     });
     let initrd_path = initrd_with_config(vm, w, "initrd-services.cpio", &config);
     std::fs::copy(vm.join("rootfs.img"), w.join("rootfs.img")).expect("copy rootfs");
+    std::fs::copy(vm.join("volume.img"), w.join("volume.img")).expect("copy volume");
     let console = w.join("console3.log");
     let mut qemu = Qemu::new(vm, &initrd_path, 512, "roost.mmds=off")
         .drive("root", &w.join("rootfs.img"), false)
+        .drive("vol", &w.join("volume.img"), false)
         .spawn(&console);
     let text = wait_poweroff(
         &mut qemu,
@@ -544,6 +550,17 @@ fn a_sidecar_set_of_real_daemons_runs_in_the_vm() {
             .unwrap_or_else(|| panic!("no {want:?} in:\n{text}"))
     };
     assert!(line("[setup] setup done") < line("dns started"), "{text}");
+    // What the service wrote is on the volume's disk after the power-off.
+    let out = Command::new("debugfs")
+        .args(["-R", "cat /services.txt"])
+        .arg(w.join("volume.img"))
+        .output()
+        .expect("debugfs");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "written by a service\n",
+        "{text}"
+    );
     assert!(line("dns is ready") < line("web started"), "{text}");
     assert!(line("web is ready") < line("client started"), "{text}");
     assert!(text.contains("[client] served by lighttpd"), "{text}");
@@ -692,6 +709,23 @@ fn two_containers_from_an_oci_image_disk_run_in_the_vm() {
     );
 
     let uds_s = uds.display().to_string();
+    // The device rules on pure cgroup v2 (roost-oci's eBPF program on db's cgroup): a
+    // process of the VM's root moved into db's leaf cannot read the VM's disk, and /dev/null
+    // still opens. Before, nothing filtered devices on cgroup v2.
+    let (code, out, err) = roostctl(&[
+        "--uds",
+        &uds_s,
+        "exec",
+        "--",
+        "/bin/busybox",
+        "sh",
+        "-c",
+        "d=$(echo /sys/fs/cgroup/roost-*-db); echo $$ > $d/cgroup.procs && \
+         { /bin/busybox head -c1 /dev/vda >/dev/null 2>&1 && echo vda-read || echo vda-denied; \
+           /bin/busybox true </dev/null && echo null-opens; }",
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(out.trim(), "vda-denied\nnull-opens", "{err}");
     // Inside db first (app's exec below ends the machine, and db's stop with it).
     let (code, out, err) = roostctl(&[
         "--uds",

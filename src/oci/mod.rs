@@ -369,26 +369,11 @@ fn write_private(path: &Path, value: &serde_json::Value) -> Result<(), String> {
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-/// Writes one of a service's files at `path`, owned by its user, with its mode. Never
-/// writes through what is already there: a fresh file replaces it.
+/// Writes one of a service's files at `path`, owned by its user, with its mode, by
+/// descriptor and never through a link the user could have planted
+/// ([`crate::services::files`]).
 pub fn write_file(path: &Path, file: &ServiceFile, owner: &Identity) -> std::io::Result<()> {
-    use std::io::Write;
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let tmp = path.with_extension("roost-tmp");
-    let _ = std::fs::remove_file(&tmp);
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        f.write_all(&file.contents)?;
-        f.sync_all()?;
-    }
-    std::os::unix::fs::chown(&tmp, Some(owner.uid), Some(owner.gid))?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(file.mode))?;
-    std::fs::rename(&tmp, path)
+    crate::services::files::write_file(path, file, owner)
 }
 
 /// Unmounts a container's root and removes its bundle (after the runtime's `delete`).

@@ -11,6 +11,7 @@
 //!
 //! The supervisor ([`crate::supervise`]) carries the plan's actions out.
 
+pub mod files;
 pub mod health;
 pub mod logs;
 pub mod notify;

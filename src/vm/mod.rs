@@ -21,7 +21,6 @@ use crate::control::{self, ControlServer, ControlState, Listen};
 use crate::exit::{self, BootFailure};
 use crate::net::Netlink;
 use crate::supervise::CriticalTasks;
-use crate::workload::WorkloadSpec;
 use cmdline::BootOptions;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -265,9 +264,14 @@ impl Mode for VmMode {
         Ok(())
     }
 
-    fn before_services(&mut self, config: &Validated, spec: &WorkloadSpec, state: &ControlState) {
+    fn before_services(
+        &mut self,
+        config: &Validated,
+        owner: &crate::workload::Identity,
+        state: &ControlState,
+    ) {
         self.volumes = step(state, "volumes", || {
-            mounts::mount_volumes(&config.config.mounts, spec.identity.uid, spec.identity.gid)
+            mounts::mount_volumes(&config.config.mounts, owner.uid, owner.gid)
         });
     }
 

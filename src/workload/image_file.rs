@@ -107,7 +107,9 @@ mod tests {
             .expect("link");
         let climbed = Path::new("up").join(vm_file.strip_prefix("/").expect("absolute"));
         assert_eq!(
-            read_in_root(image.path(), &climbed).expect("read").as_deref(),
+            read_in_root(image.path(), &climbed)
+                .expect("read")
+                .as_deref(),
             Some(&b"the image's\n"[..])
         );
         std::fs::remove_file(&inside).expect("rm");

@@ -160,8 +160,11 @@ mod tests {
         let vm = fixture_root();
         let image = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir(image.path().join("etc")).expect("mkdir");
-        std::os::unix::fs::symlink(vm.path().join("etc/passwd"), image.path().join("etc/passwd"))
-            .expect("link");
+        std::os::unix::fs::symlink(
+            vm.path().join("etc/passwd"),
+            image.path().join("etc/passwd"),
+        )
+        .expect("link");
         let err = spec(
             r#"{"ImageConfig": {"Cmd": ["x"], "User": "svc"}}"#,
             image.path(),

@@ -9,6 +9,10 @@
 pub const USAGE: i32 = 64;
 /// roost itself failed before or around the workload (EX_SOFTWARE).
 pub const INTERNAL: i32 = 70;
+/// A start that failed for a reason that may pass (EX_TEMPFAIL): `EAGAIN` or `ENOMEM` from
+/// the spawn, no descriptor left, a notify socket's name taken. A service's restart policy
+/// handles it as an exit with this code; only a program that cannot be executed is final.
+pub const TEMPORARY: i32 = 75;
 /// A config roost refuses (EX_CONFIG).
 pub const CONFIG: i32 = 78;
 /// The workload was found but cannot be executed (shell and Docker convention).

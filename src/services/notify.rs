@@ -13,6 +13,20 @@ use tokio::io::Interest;
 /// The largest notification read; longer ones are cut (READY=1 is 7 bytes).
 const MAX_MESSAGE: usize = 4096;
 
+/// Names tried before a start gives up on its notify socket.
+const BIND_TRIES: usize = 8;
+
+/// 128 bits from the kernel's random source (`getrandom(2)`).
+fn random_u128() -> std::io::Result<u128> {
+    let mut bytes = [0u8; 16];
+    // SAFETY: the buffer is valid for 16 bytes of writes; getrandom writes at most that.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    if n != 16 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(u128::from_ne_bytes(bytes))
+}
+
 #[derive(Debug)]
 pub struct NotifySocket {
     socket: tokio::net::UnixDatagram,
@@ -31,6 +45,21 @@ impl NotifySocket {
             socket: tokio::net::UnixDatagram::from_std(std_socket)?,
             name: name.to_string(),
         })
+    }
+
+    /// Binds `@prefix-<random>`: the name is in `/proc/net/unix` once bound, but not before,
+    /// so no other service can take a start's name ahead of it. A name taken all the same
+    /// (`EADDRINUSE`) is retried with another random part, a few times.
+    pub fn bind_unguessable(prefix: &str) -> std::io::Result<Self> {
+        let mut last = std::io::Error::from(std::io::ErrorKind::AddrInUse);
+        for _ in 0..BIND_TRIES {
+            match Self::bind(&format!("{prefix}-{:032x}", random_u128()?)) {
+                Ok(sock) => return Ok(sock),
+                Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => last = err,
+                Err(err) => return Err(err),
+            }
+        }
+        Err(last)
     }
 
     /// The `NOTIFY_SOCKET` value.
@@ -111,6 +140,23 @@ mod tests {
         assert!(!says_ready(b"READY=0"));
         assert!(!says_ready(b"NOT_READY=1"));
         assert!(!says_ready(b""));
+    }
+
+    /// Two starts of the same service get names nobody could have bound ahead of them:
+    /// every name `prefix-N` a squatter took leaves the start's bind untouched.
+    #[tokio::test]
+    async fn names_are_unguessable_and_a_squatter_cannot_block_a_start() {
+        let prefix = format!("roost-test-squat-{}", std::process::id());
+        // Before: the name was `prefix` itself, or `prefix` with the next generation.
+        let squatters: Vec<_> = (0..4)
+            .map(|g| NotifySocket::bind(&format!("{prefix}-{g}")).expect("squat"))
+            .collect();
+        let _taken = NotifySocket::bind(&prefix).expect("squat");
+        let a = NotifySocket::bind_unguessable(&prefix).expect("a start");
+        let b = NotifySocket::bind_unguessable(&prefix).expect("another start");
+        assert_ne!(a.env_value(), b.env_value());
+        assert!(a.env_value().len() > prefix.len() + 32, "{}", a.env_value());
+        drop(squatters);
     }
 
     #[tokio::test]

@@ -194,9 +194,14 @@ impl Plan {
         self.settle()
     }
 
-    /// The service could not be started (`code`: 127 not found, 126 cannot execute). Final:
-    /// a start that failed fails the same way again.
-    pub fn start_failed(&mut self, i: usize, code: i32) -> Vec<Action> {
+    /// The service could not be started. `code` 75 ([`crate::exit::TEMPORARY`]: no pid, no
+    /// memory, no descriptor for now) is an exit its restart policy handles; any other code
+    /// (127 not found, 126 cannot execute, 78 a missing image) is final: such a start fails
+    /// the same way again.
+    pub fn start_failed(&mut self, i: usize, code: i32, now_ms: u64) -> Vec<Action> {
+        if code == crate::exit::TEMPORARY {
+            return self.exited(i, code, now_ms);
+        }
         let Some(s) = self.states.get_mut(i) else {
             return Vec::new();
         };

@@ -212,7 +212,16 @@ impl Supervisor {
                                 });
                                 queue.extend(plan.started(i, now_ms()));
                             }
-                            Err(code) => queue.extend(plan.start_failed(i, code)),
+                            Err(code) => {
+                                if code == exit::TEMPORARY {
+                                    tracing::warn!(
+                                        service = run.services[i].name.as_str(),
+                                        "{} could not start for now: an exit with {code} for its restart policy",
+                                        run.services[i].name
+                                    );
+                                }
+                                queue.extend(plan.start_failed(i, code, now_ms()));
+                            }
                         }
                     }
                     Action::RestartIn(i, delay) => {
@@ -573,23 +582,27 @@ impl Supervisor {
         for warning in warnings {
             tracing::warn!(service = name, "{name}: {warning}");
         }
+        // From here on every failed path removes the leaf it made.
         let output = match log.write_end.try_clone() {
             Ok(fd) => fd,
             Err(err) => {
                 tracing::error!(service = name, "cannot start {name}: {err}");
-                return Err(exit::INTERNAL);
+                tokio::spawn(cg.remove());
+                return Err(exit::TEMPORARY);
             }
         };
-        // systemd's readiness protocol: a socket of this start's own, named in its env.
+        // systemd's readiness protocol: a socket of this start's own, named in its env, with
+        // a random part no other service can guess and take first.
         let notify = if service.notify {
-            match NotifySocket::bind(&format!("{leaf_base}-{name}-{generation}")) {
+            match NotifySocket::bind_unguessable(&format!("{leaf_base}-{name}-{generation}")) {
                 Ok(sock) => Some(sock),
                 Err(err) => {
                     tracing::error!(
                         service = name,
                         "cannot create {name}'s NOTIFY_SOCKET: {err}"
                     );
-                    return Err(exit::INTERNAL);
+                    tokio::spawn(cg.remove());
+                    return Err(exit::TEMPORARY);
                 }
             }
         } else {
@@ -846,7 +859,7 @@ impl Supervisor {
                     "cannot start {name}: its container's init: {err}"
                 );
                 self.remove_container(host, container).await;
-                return Err(exit::INTERNAL);
+                return Err(exit::TEMPORARY);
             }
         };
         for warning in cg.join(pid) {

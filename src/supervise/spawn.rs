@@ -17,10 +17,19 @@ use std::process::{Command, Stdio};
 
 /// The exit code roost reports when the workload could not be started.
 pub fn spawn_failure_code(err: &std::io::Error) -> i32 {
-    if err.raw_os_error() == Some(libc::ENOENT) {
-        crate::exit::NOT_FOUND
-    } else {
-        crate::exit::CANNOT_EXECUTE
+    match err.raw_os_error() {
+        Some(libc::ENOENT) => crate::exit::NOT_FOUND,
+        // The machine is short of something for now: another try may work.
+        Some(
+            libc::EAGAIN
+            | libc::ENOMEM
+            | libc::EMFILE
+            | libc::ENFILE
+            | libc::EINTR
+            | libc::EBUSY
+            | libc::ETXTBSY,
+        ) => crate::exit::TEMPORARY,
+        _ => crate::exit::CANNOT_EXECUTE,
     }
 }
 
@@ -302,5 +311,10 @@ mod tests {
         let eacces = std::io::Error::from_raw_os_error(libc::EACCES);
         assert_eq!(spawn_failure_code(&enoent), 127);
         assert_eq!(spawn_failure_code(&eacces), 126);
+        // A pids limit or memory pressure passes: not final.
+        for errno in [libc::EAGAIN, libc::ENOMEM, libc::EMFILE] {
+            let err = std::io::Error::from_raw_os_error(errno);
+            assert_eq!(spawn_failure_code(&err), crate::exit::TEMPORARY, "{err}");
+        }
     }
 }

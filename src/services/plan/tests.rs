@@ -90,6 +90,27 @@ fn a_successful_one_shot_lets_its_dependents_start_and_does_not_end_the_machine(
     assert_eq!(end(&p.exited(1, 0, 10)), Some((0, Some(1))));
 }
 
+/// A start that failed for now (75: EAGAIN, no memory, no descriptor) is an exit the restart
+/// policy handles; one that cannot execute (126) is final, restarts or not.
+#[test]
+fn a_transient_start_failure_restarts_and_a_final_one_does_not() {
+    let rules = r#"[{"name": "s", "exec": ["x"],
+             "restart": {"policy": "on-failure", "max_retries": 1, "backoff_seconds": 0.1}}]"#;
+    let mut p = plan(rules);
+    p.begin();
+    match p.start_failed(0, crate::exit::TEMPORARY, 10)[..] {
+        [Action::RestartIn(0, _)] => {}
+        ref other => panic!("{other:?}"),
+    }
+    assert_eq!(p.restart_due(0), [Action::Start(0)]);
+    let a = p.start_failed(0, crate::exit::TEMPORARY, 20);
+    assert_eq!(end(&a), Some((crate::exit::TEMPORARY, Some(0))));
+    let mut p = plan(rules);
+    p.begin();
+    let a = p.start_failed(0, crate::exit::CANNOT_EXECUTE, 10);
+    assert_eq!(end(&a), Some((126, Some(0))));
+}
+
 #[test]
 fn restarts_back_off_and_give_up_after_max_retries_within_the_window() {
     let mut p = plan(

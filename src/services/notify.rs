@@ -129,9 +129,95 @@ pub fn in_pid_namespace_of(pid: i32, init: i32) -> bool {
     }
 }
 
+/// How long one window of spoofed-notification aggregation lasts.
+pub const SPOOF_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+/// Spoofed `READY=1`s of one sender logged in full per window; the rest are counted.
+pub const SPOOF_BURST: u64 = 3;
+/// Senders tracked one by one per window; any more are counted together.
+const SPOOF_SENDERS: usize = 64;
+
+/// `READY=1`s refused because they came from outside the service, aggregated as refused
+/// `/.fly/api` requests are: a few lines per sender and window, then one summary line, so a
+/// process flooding the socket costs the console a few lines, not one per datagram.
+#[derive(Debug, Default)]
+pub struct SpoofLog {
+    /// sender pid (-1: the kernel named none) -> (logged, counted) in this window.
+    senders: std::collections::BTreeMap<i32, (u64, u64)>,
+    /// Counted for senders beyond [`SPOOF_SENDERS`].
+    others: u64,
+}
+
+impl SpoofLog {
+    /// Records one spoof from `sender`; true when it is to be logged in full.
+    pub fn record(&mut self, sender: Option<i32>) -> bool {
+        let key = sender.unwrap_or(-1);
+        if !self.senders.contains_key(&key) && self.senders.len() >= SPOOF_SENDERS {
+            self.others = self.others.saturating_add(1);
+            return false;
+        }
+        let (logged, counted) = self.senders.entry(key).or_insert((0, 0));
+        if *logged < SPOOF_BURST {
+            *logged += 1;
+            return true;
+        }
+        *counted = counted.saturating_add(1);
+        false
+    }
+
+    /// Ends the window: one line per sender whose spoofs were counted, not logged.
+    pub fn end_window(&mut self, service: &str) -> Vec<String> {
+        let window = std::mem::take(self);
+        let secs = SPOOF_WINDOW.as_secs();
+        let mut lines: Vec<String> = window
+            .senders
+            .into_iter()
+            .filter(|(_, (_, counted))| *counted > 0)
+            .map(|(pid, (_, n))| {
+                format!(
+                    "{n} more READY=1 for {service} from pid {pid} ignored in the last {secs} s"
+                )
+            })
+            .collect();
+        if window.others > 0 {
+            lines.push(format!(
+                "{} more READY=1 for {service} from other processes ignored in the last {secs} s",
+                window.others
+            ));
+        }
+        lines
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// 500 spoofs from one sender: 3 lines, then one summary (before: 500 warning lines).
+    #[test]
+    fn spoofs_are_logged_a_few_per_sender_then_summed() {
+        let mut log = SpoofLog::default();
+        let logged = (0..500).filter(|_| log.record(Some(42))).count();
+        assert_eq!(logged, SPOOF_BURST as usize);
+        assert!(log.record(Some(43)));
+        for pid in 1000..1200 {
+            log.record(Some(pid));
+        }
+        let lines = log.end_window("web");
+        assert_eq!(
+            lines[0],
+            "497 more READY=1 for web from pid 42 ignored in the last 10 s"
+        );
+        assert!(
+            lines
+                .last()
+                .is_some_and(|l| l.contains("from other processes")),
+            "{lines:?}"
+        );
+        assert!(lines.len() <= SPOOF_SENDERS + 1);
+        // A new window logs again.
+        assert!(log.record(Some(42)));
+        assert!(log.end_window("web").is_empty());
+    }
 
     #[test]
     fn ready_is_one_assignment_among_others() {

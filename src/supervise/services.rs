@@ -729,7 +729,22 @@ impl Supervisor {
             let in_container = container.is_some();
             checks.push(
                 tokio::spawn(async move {
-                    while let Ok((sender, message)) = sock.recv().await {
+                    let mut spoofs = notify::SpoofLog::default();
+                    let mut window = tokio::time::interval(notify::SPOOF_WINDOW);
+                    window.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    loop {
+                        let (sender, message) = tokio::select! {
+                            received = sock.recv() => match received {
+                                Ok(received) => received,
+                                Err(_) => return,
+                            },
+                            _ = window.tick() => {
+                                for line in spoofs.end_window(&service_name) {
+                                    tracing::warn!(service = service_name.as_str(), "{line}");
+                                }
+                                continue;
+                            }
+                        };
                         if !notify::says_ready(&message) {
                             continue;
                         }
@@ -746,10 +761,12 @@ impl Supervisor {
                             let _ = tx.send(Msg::Notified { i, generation });
                             return;
                         }
-                        tracing::warn!(
-                            service = service_name.as_str(),
-                            "READY=1 for {service_name} from pid {sender:?}, not of its session or container: ignored"
-                        );
+                        if spoofs.record(sender) {
+                            tracing::warn!(
+                                service = service_name.as_str(),
+                                "READY=1 for {service_name} from pid {sender:?}, not of its session or container: ignored"
+                            );
+                        }
                     }
                 })
                 .abort_handle(),

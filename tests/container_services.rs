@@ -626,3 +626,44 @@ fn a_root_container_has_no_mknod_no_raw_sockets_a_seccomp_filter_and_device_rule
     assert!(done.code.is_some(), "{}", done.stderr);
     assert_nothing_left(&dir, &done.stderr);
 }
+
+/// `/v1/exec` with `workload_user` on a machine whose first service is a container runs in
+/// that container, as its user (before: as that uid on the VM's root, outside it).
+#[test]
+fn v1_exec_as_the_workload_user_runs_in_the_first_services_container() {
+    let scratch = Scratch::new();
+    let image = image(&scratch, false);
+    let dir = container_dir(&scratch);
+    let doc = json!({"KillTimeout": 5, "Containers": [
+        {"name": "web", "kind": "container", "image_root": {"directory": image}, "user": "app",
+         "exec": ["sleep", "60"], "stop": {"timeout": "1s"}},
+    ]});
+    let (roost, ctl) = start_with_control(&scratch, &doc, &dir);
+    let deadline = std::time::Instant::now() + T;
+    while http(&ctl, "GET", "/v2/services/web", &[], b"").json()["state"] != "running" {
+        assert!(std::time::Instant::now() < deadline, "web never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    loop {
+        let body = json!({"cmd": ["sh", "-c", "echo uid=$(id -u) init=$(cat /proc/1/cmdline | tr '\\0' ' ')"],
+                          "workload_user": true});
+        let r = http(&ctl, "POST", "/v1/exec", &[], body.to_string().as_bytes());
+        if r.status == 200 {
+            let v = r.json();
+            let out = v["stdout"].as_str().unwrap_or_default().to_string();
+            assert!(out.contains("uid=1000 init=sleep 60"), "{v}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} {}",
+            r.status,
+            r.text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    roost.signal(libc::SIGTERM);
+    let done = roost.wait(T);
+    assert!(done.code.is_some(), "{}", done.stderr);
+    assert_nothing_left(&dir, &done.stderr);
+}

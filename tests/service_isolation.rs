@@ -163,3 +163,50 @@ fn files_are_written_by_descriptor_and_a_secret_file_is_its_users_alone() {
     assert!(!done.stderr.contains("s3cret-value") && !done.stdout.contains("s3cret-value"));
     let _ = Path::new(&s);
 }
+
+/// Every listed service says which commands it accepts, and accepts them: the single
+/// workload's `main` takes a signal and a stop (the machine's), and refuses start and
+/// restart with why. Before, `main` was listed and every command to it was refused.
+#[test]
+fn main_accepts_what_the_list_says() {
+    let scratch = Scratch::new();
+    let out = scratch.path("usr1");
+    let doc = json!({"ImageConfig": {"Cmd": ["sh", "-c", format!(
+        "trap 'echo got > {}' USR1; trap 'exit 9' TERM; while :; do sleep 0.05; done", out.display())]}});
+    let config = scratch.config(&doc);
+    let ctl = scratch.path("ctl.sock");
+    let roost = roost_with_control(&config, &ctl, &[]);
+    wait_until("main running", || {
+        http(&ctl, "GET", "/v2/services", &[], b"").json()["services"][0]["state"] == "running"
+    });
+    let list = http(&ctl, "GET", "/v2/services", &[], b"").json();
+    assert_eq!(
+        list["services"][0]["accepts"],
+        json!(["signal", "stop"]),
+        "{list}"
+    );
+    let usr1 = http(
+        &ctl,
+        "POST",
+        "/v2/services/main/signal",
+        &[],
+        br#"{"signal": 10}"#,
+    );
+    assert_eq!(usr1.status, 200, "{}", usr1.text());
+    wait_until("USR1 handled", || out.exists());
+    for refused in ["start", "restart"] {
+        let r = http(
+            &ctl,
+            "POST",
+            &format!("/v2/services/main/{refused}"),
+            &[],
+            b"",
+        );
+        assert_eq!(r.status, 409, "{refused}: {}", r.text());
+        assert!(r.text().contains("does not start again"), "{}", r.text());
+    }
+    let stop = http(&ctl, "POST", "/v2/services/main/stop", &[], b"");
+    assert_eq!(stop.status, 200, "{}", stop.text());
+    let done = roost.wait(T);
+    assert_eq!(done.code, Some(9), "{}", done.stderr);
+}

@@ -152,6 +152,17 @@ pub(super) fn launch_for(
             container,
         });
     }
+    // The workload's user with several services is the first service's; when that one is a
+    // container, its user and directory are the container's, so the command runs in it (its
+    // uid on the VM's root would be another identity altogether).
+    if workload_user {
+        let first = state
+            .services()
+            .and_then(|v| v.first().filter(|s| s.is_container).map(|s| s.name.clone()));
+        if let Some(name) = first {
+            return launch_for(state, false, Some(&name));
+        }
+    }
     let spec = state.spec().ok_or(ExecError::NotReady)?;
     Ok(if workload_user {
         Launch {

@@ -12,10 +12,23 @@ use std::time::Duration;
 /// The longest a log follower waits for a line in one request.
 pub const MAX_LOG_WAIT: Duration = Duration::from_secs(25);
 
-/// Every service; with the single workload, one entry `main` made from its state.
+/// The commands every service of `Containers` accepts.
+pub const SERVICE_COMMANDS: [&str; 4] = ["signal", "stop", "start", "restart"];
+/// What the single workload's `main` accepts: it is the machine, so a stop stops the machine
+/// (as a SIGTERM to roost would) and nothing starts it again.
+pub const MAIN_COMMANDS: [&str; 2] = ["signal", "stop"];
+
+/// Every service, each with the commands it accepts (`accepts`); with the single workload,
+/// one entry `main` made from its state.
 pub fn list(state: &ControlState) -> serde_json::Value {
     if let Some(views) = state.services() {
-        return serde_json::to_value(&*views).unwrap_or_default();
+        let mut all = serde_json::to_value(&*views).unwrap_or_default();
+        for view in all.as_array_mut().into_iter().flatten() {
+            if let Some(obj) = view.as_object_mut() {
+                obj.insert("accepts".into(), serde_json::json!(SERVICE_COMMANDS));
+            }
+        }
+        return all;
     }
     let (st, pid, code) = match state.workload() {
         WorkloadState::Starting => ("pending", None, None),
@@ -29,7 +42,29 @@ pub fn list(state: &ControlState) -> serde_json::Value {
         "restarts": 0,
         "last_exit_code": code,
         "pid": pid,
+        "accepts": MAIN_COMMANDS,
     }])
+}
+
+/// A command to the single workload's `main`: a signal to its process group, or the
+/// machine's stop; what it does not accept is refused with 409 and why.
+fn main_command(state: &ControlState, action: &str, op: &ServiceOp) -> Response<Body> {
+    use crate::supervise::handle::SignalAnswer;
+    let ok = || json(StatusCode::OK, &serde_json::json!({ "ok": true }));
+    match op {
+        ServiceOp::Signal(signal) => match state.supervisor().signal_main(*signal) {
+            SignalAnswer::Sent | SignalAnswer::EndsBoot => ok(),
+            _ => error(StatusCode::CONFLICT, "main is not running"),
+        },
+        ServiceOp::Stop => {
+            state.supervisor().request_stop(libc::SIGTERM);
+            ok()
+        }
+        _ => error(
+            StatusCode::CONFLICT,
+            format!("main accepts {MAIN_COMMANDS:?}, not {action:?}: the single workload is the machine and does not start again"),
+        ),
+    }
 }
 
 /// `/v2/services/{name}` and `/v2/services/{name}/{action}`.
@@ -68,6 +103,9 @@ pub async fn route(
                 "start" => ServiceOp::Start,
                 _ => ServiceOp::Restart,
             };
+            if state.services().is_none() {
+                return main_command(state, action, &op);
+            }
             match state.supervisor().service(name, op).await {
                 Ok(()) => json(StatusCode::OK, &serde_json::json!({ "ok": true })),
                 Err(e @ ServiceRefusal::NoSuchService(_)) => {

@@ -210,3 +210,34 @@ fn main_accepts_what_the_list_says() {
     let done = roost.wait(T);
     assert_eq!(done.code, Some(9), "{}", done.stderr);
 }
+
+/// A process a service leaves behind, ignoring the stop signal, gets what is left of the
+/// machine's one `KillTimeout` before SIGKILL, as the single workload's leftovers do (before:
+/// min(2 s, KillTimeout) with `Containers`, the full KillTimeout without).
+#[test]
+fn leftovers_get_the_same_kill_timeout_on_both_paths() {
+    // The leftover leaves its process group and its service's cgroup leaf (to the v2 root),
+    // so that only the machine's leftover stop reaches it (a service's leaf ends with it).
+    let script = "setsid sh -c 'for f in /sys/fs/cgroup/unified/cgroup.procs /sys/fs/cgroup/cgroup.procs; do \
+                  [ -e $f ] && echo $$ > $f && break; done; trap \"\" TERM; while :; do sleep 0.1; done' & \
+                  sleep 0.3; exit 0";
+    for several in [false, true] {
+        let doc = if several {
+            json!({"KillTimeout": 4, "Containers": [{"name": "app", "exec": ["sh", "-c", script]}]})
+        } else {
+            json!({"KillTimeout": 4, "ImageConfig": {"Cmd": ["sh", "-c", script]}})
+        };
+        let scratch = Scratch::new();
+        let config = scratch.config(&doc);
+        let started = Instant::now();
+        let done = Running::start(PID_NS, &config).wait(T);
+        let took = started.elapsed();
+        assert_eq!(done.code, Some(0), "{}", done.stderr);
+        assert!(
+            took >= Duration::from_millis(3500),
+            "several={several}: the leftover was killed after {took:?}\n{}",
+            done.stderr
+        );
+        assert!(done.stderr.contains("SIGKILL"), "{}", done.stderr);
+    }
+}

@@ -184,6 +184,9 @@ impl Supervisor {
         let mut decided: Option<(i32, Option<usize>, &'static str)> = None;
         let mut oom_of: Vec<bool> = vec![false; n];
         let mut machine_deadline: Option<Instant> = None;
+        // The first stop deadline the machine had (machine_deadline is cleared at SIGKILL):
+        // what is left of it bounds the leftovers, as on the single workload's path.
+        let mut stop_deadline: Option<Instant> = None;
         // After the stop's SIGKILL, how long the loop waits for the last exits before it gives
         // up on processes that do not die (uninterruptible sleep).
         let mut give_up_at: Option<Instant> = None;
@@ -194,6 +197,9 @@ impl Supervisor {
         let mut queue: VecDeque<Action> = plan.begin().into();
 
         loop {
+            if stop_deadline.is_none() {
+                stop_deadline = machine_deadline;
+            }
             while let Some(action) = queue.pop_front() {
                 match action {
                     Action::Start(i) => {
@@ -449,7 +455,10 @@ impl Supervisor {
             .services
             .first()
             .map_or(libc::SIGTERM, |s| s.stop.signal.number());
-        let grace = from_now(Duration::from_secs(2).min(run.kill_timeout));
+        stop_deadline = stop_deadline.or(machine_deadline);
+        // One rule on both paths (docs/services.md): the leftovers get what is left of the
+        // machine's one KillTimeout, counted from when it began to stop.
+        let grace = stop_deadline.unwrap_or_else(|| from_now(run.kill_timeout));
         self.stop_leftovers(kill_signal, grace, &WorkloadCgroup::default())
             .await;
         for log in logs {

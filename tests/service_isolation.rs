@@ -241,3 +241,90 @@ fn leftovers_get_the_same_kill_timeout_on_both_paths() {
         assert!(done.stderr.contains("SIGKILL"), "{}", done.stderr);
     }
 }
+
+/// Two services that fork until they cannot leave PID 1 its reserve: a root exec still
+/// runs. Before, each service's leaf kept the reserve on its own (seven eighths of what roost
+/// may use each), so two of them together took PID 1's pids and the exec failed (EAGAIN).
+/// roost runs in a v1 pids cgroup of this test's with `pids.max` 300.
+#[test]
+fn two_forking_services_leave_pid_1_its_pids_reserve() {
+    let pids = Path::new("/sys/fs/cgroup/pids");
+    assert!(
+        pids.join("cgroup.procs").exists(),
+        "this test needs the v1 pids hierarchy (a hybrid host)"
+    );
+    let scratch = Scratch::new();
+    // The subshell forks until a fork fails (which ends it); its sleepers stay.
+    let fork = "( while :; do sleep 60 & done ) 2>/dev/null; echo forked; exec sleep 60";
+    let doc = json!({"KillTimeout": 2, "Containers": [
+        {"name": "a", "exec": ["sh", "-c", fork], "stop": {"signal": "SIGKILL"}},
+        {"name": "b", "exec": ["sh", "-c", fork], "stop": {"signal": "SIGKILL"}},
+    ]});
+    let config = scratch.config(&doc);
+    let ctl = scratch.path("ctl.sock");
+    let cgroup = pids.join(format!("roost-test-pids-{}", std::process::id()));
+    std::fs::create_dir(&cgroup).unwrap();
+    // Removed however the test ends (roost removes what it made inside when it stops).
+    struct Removed(std::path::PathBuf);
+    impl Drop for Removed {
+        fn drop(&mut self) {
+            // Deepest first: what a killed roost left inside, then the test's own.
+            let mut dirs = vec![self.0.clone()];
+            let mut i = 0;
+            while i < dirs.len() {
+                for e in std::fs::read_dir(&dirs[i]).into_iter().flatten().flatten() {
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        dirs.push(e.path());
+                    }
+                }
+                i += 1;
+            }
+            for dir in dirs.iter().rev() {
+                for _ in 0..100 {
+                    if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+    }
+    let _removed = Removed(cgroup.clone());
+    std::fs::write(cgroup.join("pids.max"), "300").unwrap();
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"echo $$ > "$3/cgroup.procs" && exec unshare --pid --fork --mount-proc "$0" container --config "$1" --control "unix:$2""#)
+        .arg(ROOST)
+        .arg(&config)
+        .arg(&ctl)
+        .arg(&cgroup);
+    let roost = Running::spawn(cmd);
+    wait_for_file(&ctl, T);
+    let forked = |name: &str| {
+        http(&ctl, "GET", &format!("/v2/services/{name}/logs"), &[], b"").json()["lines"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|x| x == "forked"))
+    };
+    wait_until("both services forked all they could", || {
+        forked("a") && forked("b")
+    });
+    let used: u64 = std::fs::read_to_string(cgroup.join("pids.current"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let exec = http(
+        &ctl,
+        "POST",
+        "/v1/exec",
+        &[],
+        json!({"cmd": ["sh", "-c", "echo exec ran"]})
+            .to_string()
+            .as_bytes(),
+    );
+    roost.signal(libc::SIGTERM);
+    let done = roost.wait(T);
+    assert!(used < 300, "the services took every pid: {used}");
+    assert_eq!(exec.status, 200, "{}\n{}", exec.text(), done.stderr);
+    assert!(exec.text().contains("exec ran"), "{}", exec.text());
+}

@@ -720,7 +720,7 @@ fn two_containers_from_an_oci_image_disk_run_in_the_vm() {
         "/bin/busybox",
         "sh",
         "-c",
-        "d=$(echo /sys/fs/cgroup/roost-*-db); echo $$ > $d/cgroup.procs && \
+        "d=$(echo /sys/fs/cgroup/roost-*/roost-*-db); echo $$ > $d/cgroup.procs && \
          { /bin/busybox head -c1 /dev/vda >/dev/null 2>&1 && echo vda-read || echo vda-denied; \
            /bin/busybox true </dev/null && echo null-opens; }",
     ]);

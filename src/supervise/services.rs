@@ -176,6 +176,14 @@ impl Supervisor {
         };
 
         let leaf_base = cgroup::leaf_name();
+        // Every service's leaves under one group whose pids.max keeps roost's reserve once.
+        let (group, warnings) = cgroup::ServicesGroup::create(&leaf_base);
+        for warning in warnings {
+            tracing::warn!("{warning}");
+        }
+        if let Some(max) = group.pids_max() {
+            tracing::info!("the services together may use {max} pids (pids.max of their group)");
+        }
         let started = Instant::now();
         let now_ms = move || started.elapsed().as_millis() as u64;
         let mut plan = Plan::new(run.services);
@@ -471,6 +479,7 @@ impl Supervisor {
             }
         }
         unmount_volumes(mounted);
+        group.remove().await;
         let main_code = plan
             .state(0)
             .and_then(|s| s.last_exit)
@@ -579,8 +588,9 @@ impl Supervisor {
                 return Err(exit::CANNOT_EXECUTE);
             }
         }
+        // Inside the services' group: `<base>/<base>-<name>`.
         let (cg, warnings) = WorkloadCgroup::create(
-            &format!("{leaf_base}-{name}"),
+            &format!("{leaf_base}/{leaf_base}-{name}"),
             service.memory_limit_mib,
             service.pids_max,
         );

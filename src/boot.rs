@@ -306,14 +306,21 @@ async fn run_several<M: Mode>(
         })
     };
     // One broker per service that asks for a cloud role, with token files as its user: the
-    // first at Oidc.TokenPath, each other in a directory of its own beside it
-    // (`/.fly/<service>/oidc_token`), so no service reads another's token.
+    // first process service at Oidc.TokenPath, every other one, and every container, in a
+    // directory of its own beside it (`/.fly/<service>/oidc_token`), so no service reads
+    // another's token (process services by their users' file modes, containers because
+    // they see only their own directory).
     let asking: Vec<usize> = (0..specs.len()).filter(|&i| asks(&specs[i])).collect();
-    // Where each asking service's token files are: a container gets that directory
-    // bind-mounted (read-only) at the same path, so its SDK finds what the env names.
+    let at_token_path = asking
+        .iter()
+        .copied()
+        .find(|&i| config.services[i].container.is_none());
+    // Where each asking service's token files are: a container gets that directory, which is
+    // no other service's ancestor, bind-mounted (read-only) at the same path, so its SDK
+    // finds what the env names and nothing else.
     let mut token_dirs: Vec<Option<std::path::PathBuf>> = vec![None; specs.len()];
     for (n, &i) in asking.iter().enumerate() {
-        let token_path = if n == 0 {
+        let token_path = if Some(i) == at_token_path {
             config.oidc.token_path.clone()
         } else {
             per_service_token_path(&config.oidc.token_path, &config.services[i].name)
@@ -364,6 +371,7 @@ async fn run_several<M: Mode>(
                 .unwrap_or(crate::config::DEFAULT_KILL_TIMEOUT_SECS),
         ),
         containers: containers.as_ref(),
+        api_socket: config.api.as_ref().map(|api| api.socket_path.clone()),
         token_dirs,
     };
     let outcome = supervisor.run_services(run).await;

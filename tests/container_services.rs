@@ -420,34 +420,91 @@ fn a_container_over_its_memory_limit_is_oom_killed_and_reported_so() {
 /// A container whose env asks for a cloud role: the broker's token, fetched from the
 /// devplatform's issuer through `/.fly/api`, is where `AWS_WEB_IDENTITY_TOKEN_FILE` says inside
 /// the container, readable by its user and not writable.
+/// A container that asks for a cloud role finds its own token, in a directory of its own
+/// (`<TokenPath's directory>/<service>/`, bound read-only), and nothing else of `/.fly`: not
+/// the token of the process service at `TokenPath`, not another container's, not the API
+/// socket. A container with `fly_api: true` gets the socket and reaches the API through it,
+/// and the proxy's audit line names each caller's service. Before, the first container to
+/// ask got `TokenPath`'s directory bound, with every other service's token and the socket
+/// in it.
 #[test]
 fn a_container_that_asks_for_a_cloud_role_finds_its_token_inside() {
     let scratch = Scratch::new();
     let image = image(&scratch, false);
+    let socat = Path::new("/usr/bin/socat");
+    assert!(
+        socat.exists(),
+        "socat is needed: ./test.sh setup installs it"
+    );
+    std::fs::copy(socat, image.join("bin/socat")).expect("socat");
+    copy_libraries(&image, socat);
     let dir = container_dir(&scratch);
     let token = scratch.path("fly/oidc_token");
+    let api = scratch.path("fly/api");
+    let probe = |other: &str| {
+        format!(
+        "echo $0 file=$AWS_WEB_IDENTITY_TOKEN_FILE; head -c 3 $AWS_WEB_IDENTITY_TOKEN_FILE; echo; \
+         echo x >> $AWS_WEB_IDENTITY_TOKEN_FILE 2>/dev/null && echo $0 wrote it || echo $0 cannot write it; \
+         echo $0 sees $(ls $(dirname $AWS_WEB_IDENTITY_TOKEN_FILE) | tr '\\n' ' '); \
+         test -e {t} && echo $0 sees the process service token; \
+         test -e {d}/{other}/oidc_token && echo $0 sees the other container token; \
+         test -S {a} && echo $0 has the api socket; true",
+        t = token.display(),
+        d = scratch.path("fly").display(),
+        a = api.display()
+    )
+    };
     let config = json!({
-        "Api": {"SocketPath": scratch.path("fly/api")},
+        "Api": {"SocketPath": api},
         "Oidc": {"TokenPath": token},
         "Containers": [
             {"name": "app", "kind": "container", "image_root": {"directory": image},
              "user": "app", "restart": {"policy": "no"},
              "env": {"AWS_ROLE_ARN": "arn:aws:iam::1:role/app"},
-             "exec": ["sh", "-c", "echo app file=$AWS_WEB_IDENTITY_TOKEN_FILE; head -c 3 $AWS_WEB_IDENTITY_TOKEN_FILE; echo; \
-                       echo x >> $AWS_WEB_IDENTITY_TOKEN_FILE 2>/dev/null && echo app wrote it || echo app cannot write it"]},
+             "depends_on": [{"name": "proc", "condition": "started"}, {"name": "other", "condition": "exited_successfully"}],
+             "exec": ["sh", "-c", probe("other"), "app"]},
+            {"name": "other", "kind": "container", "image_root": {"directory": image},
+             "restart": {"policy": "no"}, "on_exit": "ignore", "fly_api": true,
+             "env": {"AWS_ROLE_ARN": "arn:aws:iam::1:role/other"},
+             "exec": ["sh", "-c", format!("{}; printf 'GET /v1/apps/test-app/machines/m-0123456789/metadata HTTP/1.0\\r\\n\\r\\n' | socat -t 10 - UNIX-CONNECT:{a},shut-none 2>&1 | head -1", probe("app"), a = api.display()), "other"]},
+            {"name": "proc", "exec": ["sh", "-c", format!("printf 'GET /v1/apps/test-app/machines/m-0123456789/metadata HTTP/1.0\\r\\n\\r\\n' | socat -t 10 - UNIX-CONNECT:{},shut-none 2>&1 | head -1; sleep 30", api.display())], "on_exit": "ignore",
+             "env": {"AWS_ROLE_ARN": "arn:aws:iam::1:role/proc"}, "stop": {"signal": "SIGKILL"}},
         ],
     });
     let platform = DevPlatform::start(scratch.dir.path(), &config, &[]);
     let done = start_config(&platform.config, &dir).wait(T);
     done.assert_code(0);
     let out = &done.stdout;
+    let own = scratch.path("fly/app/oidc_token");
     assert!(
-        out.contains(&format!("[app] app file={}", token.display())),
+        out.contains(&format!("[app] app file={}", own.display())),
         "{out}\n{}",
         done.stderr
     );
     assert!(out.contains("[app] eyJ"), "{out}\n{}", done.stderr);
     assert!(out.contains("[app] app cannot write it"), "{out}");
+    assert!(out.contains("[app] app sees oidc_token"), "{out}");
+    assert!(!out.contains("[app] app sees the"), "{out}");
+    assert!(!out.contains("[app] app has the api socket"), "{out}");
+    // The one with fly_api: the socket, the API behind it, and its name in the audit line.
+    assert!(out.contains("[other] other has the api socket"), "{out}");
+    assert!(!out.contains("[other] other sees the"), "{out}");
+    assert!(
+        out.contains("[other] HTTP/1.0 200") || out.contains("[other] HTTP/1.1 200"),
+        "{out}\n{}",
+        done.stderr
+    );
+    // The audit line names each caller's service.
+    assert!(done.stderr.contains("service=other"), "{}", done.stderr);
+    assert!(out.contains("[proc] HTTP/1.0 200"), "{out}");
+    assert!(done.stderr.contains("service=proc"), "{}", done.stderr);
+    // The process service's token is at TokenPath, as the first asking process service's
+    // always is (the broker wrote it there; the containers did not see it above).
+    assert!(
+        done.stderr.contains(&format!("{}", token.display())),
+        "{}",
+        done.stderr
+    );
     assert_nothing_left(&dir, &done.stderr);
 }
 

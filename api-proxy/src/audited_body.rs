@@ -98,8 +98,9 @@ impl Drop for AuditedBody {
         }
         tracing::info!(
             target: "roost::api_audit",
-            "api pid={} uid={} gid={} method={} path={} status={} bytes={} latency_ms={:.1} total_ms={:.1} outcome={} request_id={}",
+            "api pid={} service={} uid={} gid={} method={} path={} status={} bytes={} latency_ms={:.1} total_ms={:.1} outcome={} request_id={}",
             a.peer.pid.map_or_else(|| "-".to_string(), |p| p.to_string()),
+            a.peer.service.as_deref().unwrap_or("-"),
             a.peer.uid,
             a.peer.gid,
             a.method,

@@ -3,7 +3,26 @@
 use roost_platform::policy::Policy;
 use roost_platform::Platform;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// The service a connection comes from, as the supervisor knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub service: Arc<str>,
+    /// Whether that service may use the API at all (a container only with `fly_api`).
+    pub allowed: bool,
+}
+
+/// Which service the process `pid` belongs to (its cgroup leaf), asked once per connection.
+#[derive(Clone)]
+pub struct CallerOf(pub Arc<dyn Fn(i32) -> Option<Caller> + Send + Sync>);
+
+impl std::fmt::Debug for CallerOf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallerOf(..)")
+    }
+}
 
 /// Everything the proxy needs; see the `Api` table of docs/api-proxy.md.
 #[derive(Debug, Clone)]
@@ -21,6 +40,9 @@ pub struct ProxyConfig {
     pub max_body_bytes: u64,
     pub request_timeout: Duration,
     pub max_concurrent: usize,
+    /// With several services: names each caller's service for the audit line, and refuses
+    /// one whose service may not use the API. None: callers are told apart by uid alone.
+    pub caller_of: Option<CallerOf>,
 }
 
 impl ProxyConfig {
@@ -37,6 +59,7 @@ impl ProxyConfig {
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(60),
             max_concurrent: 64,
+            caller_of: None,
         }
     }
 }

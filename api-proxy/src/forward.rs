@@ -49,7 +49,7 @@ pub(crate) async fn handle(
     let started = Instant::now();
     let request_id = request_id();
     let audit = Audit {
-        peer,
+        peer: peer.clone(),
         method: req.method().to_string(),
         path: req.uri().path().to_string(),
         request_id: request_id.clone(),
@@ -60,7 +60,7 @@ pub(crate) async fn handle(
     // The request's one deadline: waiting for a permit, the upstream's answer and the
     // streaming of the body all end at it.
     let deadline = roost_platform::deadline::after(started.into(), state.request_timeout);
-    let (resp, permit, outcome) = match forward(&state, peer, req, &request_id, deadline).await {
+    let (resp, permit, outcome) = match forward(&state, &peer, req, &request_id, deadline).await {
         Ok((resp, permit)) => (resp, Some(permit), ""),
         Err((status, message)) => {
             if status == StatusCode::BAD_GATEWAY || status == StatusCode::GATEWAY_TIMEOUT {
@@ -98,15 +98,19 @@ type Refusal = (StatusCode, String);
 
 async fn forward(
     state: &State,
-    peer: Peer,
+    peer: &Peer,
     req: Request<Incoming>,
     request_id: &str,
     deadline: tokio::time::Instant,
 ) -> Result<(Response<ProxyBody>, OwnedSemaphorePermit), Refusal> {
     if !peer.authorized {
+        let who = match &peer.service {
+            Some(service) => format!("service {service} (uid {} gid {})", peer.uid, peer.gid),
+            None => format!("uid {} gid {}", peer.uid, peer.gid),
+        };
         return Err((
             StatusCode::FORBIDDEN,
-            format!("uid {} gid {} may not use /.fly/api", peer.uid, peer.gid),
+            format!("{who} may not use /.fly/api"),
         ));
     }
     let method = req.method().as_str().to_string();

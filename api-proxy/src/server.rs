@@ -141,8 +141,10 @@ impl ProxyServer {
 }
 
 async fn serve_connection(state: Arc<State>, stream: UnixStream, peer: Peer, admitted: Admitted) {
+    let keep_alive = peer.authorized;
     let service = hyper::service::service_fn(move |req| {
         let state = state.clone();
+        let peer = peer.clone();
         async move { Ok::<_, Infallible>(handle(state, peer, req).await) }
     });
     // A caller that is not allowed gets its 403 and the connection is closed: it cannot
@@ -150,7 +152,7 @@ async fn serve_connection(state: Arc<State>, stream: UnixStream, peer: Peer, adm
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(10))
-        .keep_alive(peer.authorized)
+        .keep_alive(keep_alive)
         .serve_connection(TokioIo::new(stream), service);
     if let Err(err) = conn.await {
         tracing::debug!("/.fly/api connection ended: {err}");

@@ -25,6 +25,7 @@ pub(crate) struct State {
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) stats: Arc<ProxyStats>,
     pub(crate) refusals: Arc<Refusals>,
+    pub(crate) caller_of: Option<crate::config::CallerOf>,
 }
 
 impl State {
@@ -49,28 +50,39 @@ impl State {
             )),
             stats: Arc::new(ProxyStats::default()),
             refusals: Arc::new(Refusals::default()),
+            caller_of: config.caller_of.clone(),
         })
     }
 }
 
-/// The kernel's word on who is connected (captured at connect(2), so no pid-reuse race).
-#[derive(Debug, Clone, Copy)]
+/// The kernel's word on who is connected (captured at connect(2), so no pid-reuse race),
+/// and the service it belongs to, asked of the supervisor right then.
+#[derive(Debug, Clone)]
 pub(crate) struct Peer {
     pub(crate) pid: Option<i32>,
     pub(crate) uid: u32,
     pub(crate) gid: u32,
+    pub(crate) service: Option<Arc<str>>,
     pub(crate) authorized: bool,
 }
 
 pub(crate) fn peer_of(state: &State, stream: &UnixStream) -> Option<Peer> {
     match stream.peer_cred() {
-        Ok(cred) => Some(Peer {
-            pid: cred.pid(),
-            uid: cred.uid(),
-            gid: cred.gid(),
-            authorized: state.allow_uids.contains(&cred.uid())
-                || state.allow_gids.contains(&cred.gid()),
-        }),
+        Ok(cred) => {
+            let caller = match (&state.caller_of, cred.pid()) {
+                (Some(caller_of), Some(pid)) => (caller_of.0)(pid),
+                _ => None,
+            };
+            let by_id =
+                state.allow_uids.contains(&cred.uid()) || state.allow_gids.contains(&cred.gid());
+            Some(Peer {
+                pid: cred.pid(),
+                uid: cred.uid(),
+                gid: cred.gid(),
+                authorized: by_id && caller.as_ref().is_none_or(|c| c.allowed),
+                service: caller.map(|c| c.service),
+            })
+        }
         Err(err) => {
             tracing::debug!("/.fly/api: cannot read the peer's credentials: {err}");
             None

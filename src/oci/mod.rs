@@ -214,6 +214,8 @@ pub struct BundleInputs<'a> {
     pub cgroups_path: Option<&'a str>,
     /// The directory of the service's OIDC token files, when it asks for a cloud role.
     pub token_dir: Option<&'a Path>,
+    /// The `/.fly/api` socket, bound in when the service says `fly_api: true`.
+    pub api_socket: Option<&'a Path>,
 }
 
 /// Writes service `i`'s bundle: its root (overlay over the image), its files, `config.json`
@@ -290,6 +292,22 @@ fn fill_bundle(
                 service.name,
                 token_dir.display()
             );
+        }
+    }
+    // The API socket only for a service that asks for it (a container's root is uid 0,
+    // which the proxy allows): the socket file itself, at its path.
+    if service.container.as_ref().is_some_and(|c| c.fly_api) {
+        match inputs.api_socket {
+            Some(socket) if socket.exists() => binds.push(Bind {
+                source: socket.to_path_buf(),
+                destination: socket.to_path_buf(),
+                readonly: false,
+            }),
+            _ => tracing::warn!(
+                service = service.name.as_str(),
+                "{} asks for /.fly/api (fly_api) but no API proxy is running",
+                service.name
+            ),
         }
     }
     for m in &service.mounts {

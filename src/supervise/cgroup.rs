@@ -603,6 +603,30 @@ impl ServicesGroup {
     }
 }
 
+/// The service whose leaf (`roost-workload-<8 hex>-<name>`, as [`leaf_name`] and the services
+/// loop name it) holds a process, from its `/proc/PID/cgroup` text; `names` are the config's
+/// services. A process in no service's leaf (an exec on the VM's root, a daemon that left)
+/// has none.
+pub fn service_of_cgroup<'a>(proc_cgroup: &str, names: &'a [String]) -> Option<&'a str> {
+    for line in proc_cgroup.lines() {
+        let path = line.splitn(3, ':').nth(2).unwrap_or_default();
+        for part in path.split('/') {
+            let Some(rest) = part.strip_prefix("roost-workload-") else {
+                continue;
+            };
+            let (hex, name) = (rest.get(..8), rest.get(9..));
+            let is_leaf = hex.is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+                && rest.as_bytes().get(8) == Some(&b'-');
+            if let (true, Some(name)) = (is_leaf, name) {
+                if let Some(known) = names.iter().find(|n| n.as_str() == name) {
+                    return Some(known.as_str());
+                }
+            }
+        }
+    }
+    None
+}
+
 /// A name for the leaf that two roosts on one host cannot share.
 pub fn leaf_name() -> String {
     use std::hash::{BuildHasher, Hasher};
@@ -700,6 +724,24 @@ mod tests {
             m.v1_pids,
             Some((PathBuf::from("/sys/fs/cgroup/pids"), "/".into()))
         );
+    }
+
+    #[test]
+    fn a_process_s_service_is_read_from_its_leaf() {
+        let names = vec!["web".to_string(), "web-admin".to_string()];
+        let v2 = "0::/roost-workload-0a1b2c3d/roost-workload-0a1b2c3d-web-admin\n";
+        assert_eq!(service_of_cgroup(v2, &names), Some("web-admin"));
+        let hybrid = "4:memory:/x/roost-workload-0a1b2c3d/roost-workload-0a1b2c3d-web\n0::/\n";
+        assert_eq!(service_of_cgroup(hybrid, &names), Some("web"));
+        // The group alone, another name, a lookalike: no service.
+        for text in [
+            "0::/roost-workload-0a1b2c3d\n",
+            "0::/roost-workload-0a1b2c3d-db\n",
+            "0::/roost-workload-zzzzzzzz-web\n",
+            "0::/\n",
+        ] {
+            assert_eq!(service_of_cgroup(text, &names), None, "{text}");
+        }
     }
 
     #[test]

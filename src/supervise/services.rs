@@ -45,6 +45,8 @@ pub struct ServicesRun<'a> {
     pub containers: Option<&'a ContainerHost>,
     /// Per service, the directory of its broker's token files (None: it asks for no role).
     pub token_dirs: Vec<Option<PathBuf>>,
+    /// The `/.fly/api` socket (None: no proxy), bound into containers with `fly_api`.
+    pub api_socket: Option<PathBuf>,
 }
 
 /// One service's state as the control API shows it.
@@ -854,6 +856,7 @@ impl Supervisor {
             volume_dir: &run.volume_dir,
             cgroups_path: cgroups_path.as_deref(),
             token_dir: run.token_dirs.get(i).and_then(|d| d.as_deref()),
+            api_socket: run.api_socket.as_deref(),
         };
         let container = match oci::write_bundle(host, i, service, spec, &inputs) {
             Ok(c) => c,

@@ -311,6 +311,25 @@ async fn run_several<M: Mode>(
     // another's token (process services by their users' file modes, containers because
     // they see only their own directory).
     let asking: Vec<usize> = (0..specs.len()).filter(|&i| asks(&specs[i])).collect();
+    // Between process services the boundary is the user: one that shares an asking
+    // service's (non-root) uid can read that service's token. Said at boot, by name.
+    for &i in &asking {
+        let uid = specs[i].identity.uid;
+        if uid == 0 || config.services[i].container.is_some() {
+            continue;
+        }
+        for (j, other) in config.services.iter().enumerate() {
+            if j != i && other.container.is_none() && specs[j].identity.uid == uid {
+                tracing::warn!(
+                    "services {:?} and {:?} run as uid {uid}: {:?} can read {:?}'s cloud token; give each its own user, or make one a container",
+                    config.services[i].name,
+                    other.name,
+                    other.name,
+                    config.services[i].name
+                );
+            }
+        }
+    }
     let at_token_path = asking
         .iter()
         .copied()

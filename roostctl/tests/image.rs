@@ -491,28 +491,13 @@ fn a_docker_archive_whose_members_are_links_is_refused() {
     let host_layer = tmp.path().join("host-layer.tar");
     {
         let mut b = tar::Builder::new(std::fs::File::create(&host_layer).unwrap());
-        let mut h = tar::Header::new_gnu();
-        h.set_size(6);
-        h.set_mode(0o644);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(0);
-        h.set_cksum();
-        b.append_data(&mut h, "host-secret", &b"secret"[..])
-            .unwrap();
+        add_file(&mut b, "host-secret", b"secret");
         b.finish().unwrap();
     }
     let host_config = tmp.path().join("host-config.json");
     std::fs::write(&host_config, r#"{"config": {"Cmd": ["host"]}}"#).unwrap();
     let mut honest_layer = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_gnu();
-    h.set_size(1);
-    h.set_mode(0o644);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(0);
-    h.set_cksum();
-    honest_layer.append_data(&mut h, "f", &b"x"[..]).unwrap();
+    add_file(&mut honest_layer, "f", b"x");
     let honest_layer = honest_layer.into_inner().unwrap();
     let honest_config = br#"{"config": {"Cmd": ["/bin/sh"]}}"#;
 
@@ -523,27 +508,17 @@ fn a_docker_archive_whose_members_are_links_is_refused() {
         let archive = tmp.path().join(format!("archive{i}.tar"));
         let mut b = tar::Builder::new(std::fs::File::create(&archive).unwrap());
         let manifest = br#"[{"Config": "config.json", "Layers": ["layer.tar"]}]"#;
-        let mut add_file = |name: &str, data: &[u8]| {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            h.set_uid(0);
-            h.set_gid(0);
-            h.set_mtime(0);
-            h.set_cksum();
-            b.append_data(&mut h, name, data).unwrap();
-        };
-        add_file("manifest.json", manifest);
+        add_file(&mut b, "manifest.json", manifest);
         let mut members = vec![];
         if layer_is_link {
             members.push(("layer.tar", host_layer.clone()));
         } else {
-            add_file("layer.tar", &honest_layer);
+            add_file(&mut b, "layer.tar", &honest_layer);
         }
         if config_is_link {
             members.push(("config.json", host_config.clone()));
         } else {
-            add_file("config.json", honest_config);
+            add_file(&mut b, "config.json", honest_config);
         }
         for (name, target) in members {
             let mut h = tar::Header::new_gnu();
@@ -577,4 +552,16 @@ fn a_docker_archive_whose_members_are_links_is_refused() {
             assert_eq!(listing(&out), ["f"]);
         }
     }
+}
+
+/// Appends a regular file (0644, root's, time 0) to a tar.
+fn add_file<W: std::io::Write>(b: &mut tar::Builder<W>, name: &str, data: &[u8]) {
+    let mut h = tar::Header::new_gnu();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_cksum();
+    b.append_data(&mut h, name, data).unwrap();
 }

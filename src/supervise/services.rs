@@ -780,6 +780,9 @@ impl Supervisor {
                         };
                         if sender.is_some_and(ours) {
                             let _ = tx.send(Msg::Notified { i, generation });
+                            for line in spoofs.end_window(&service_name) {
+                                tracing::warn!(service = service_name.as_str(), "{line}");
+                            }
                             return;
                         }
                         if spoofs.record(sender) {

@@ -722,10 +722,16 @@ fn two_containers_from_an_oci_image_disk_run_in_the_vm() {
         "-c",
         "d=$(echo /sys/fs/cgroup/roost-*/roost-*-db); echo $$ > $d/cgroup.procs && \
          { /bin/busybox head -c1 /dev/vda >/dev/null 2>&1 && echo vda-read || echo vda-denied; \
-           /bin/busybox true </dev/null && echo null-opens; }",
+           /bin/busybox true </dev/null && echo null-opens; \
+           /bin/busybox cat /proc/sys/net/ipv4/ping_group_range; }",
     ]);
     assert_eq!(code, 0, "{out}\n{err}");
-    assert_eq!(out.trim(), "vda-denied\nnull-opens", "{err}");
+    // And ICMP datagram sockets for every group: ping without CAP_NET_RAW.
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["vda-denied", "null-opens", "0", "2147483647"],
+        "{err}"
+    );
     // Inside db first (app's exec below ends the machine, and db's stop with it).
     let (code, out, err) = roostctl(&[
         "--uds",

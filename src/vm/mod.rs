@@ -260,6 +260,12 @@ impl Mode for VmMode {
             // panic here.
             tracing::error!("network: {e}");
         }
+        // Containers share this network without CAP_NET_RAW: ICMP echo through datagram
+        // sockets for every group, as systemd's default sysctl and Docker (per container)
+        // set it, so iputils' ping works in them.
+        if let Err(e) = std::fs::write(PING_GROUP_RANGE, "0 2147483647") {
+            tracing::warn!("cannot set {PING_GROUP_RANGE}: {e}");
+        }
         state.phase("network");
         Ok(())
     }
@@ -285,6 +291,9 @@ impl Mode for VmMode {
         mounts::remount_root_readonly();
     }
 }
+
+/// Which groups may open ICMP datagram sockets (`ping` without CAP_NET_RAW).
+const PING_GROUP_RANGE: &str = "/proc/sys/net/ipv4/ping_group_range";
 
 /// The config from MMDS (unless turned off), else from the file. Either way the file is then
 /// removed (it may hold the macaroon, and without a root device it stays visible to the

@@ -543,9 +543,12 @@ impl ServicesGroup {
             let parent = own_dir(mount, path);
             let dir = parent.join(name);
             if is_v2 {
-                // What the leaves below use, enabled on the way down (best effort, as for
-                // a single leaf: refused where roost's own cgroup has processes).
-                let _ = std::fs::write(parent.join("cgroup.subtree_control"), "+memory +pids +cpu");
+                // What the leaves below use, enabled on the way down, one controller at a
+                // time (a write naming one the parent lacks would enable none). Best effort,
+                // as for a single leaf: refused where roost's own cgroup has processes.
+                for controller in ["+memory", "+pids", "+cpu"] {
+                    let _ = std::fs::write(parent.join("cgroup.subtree_control"), controller);
+                }
             }
             if let Err(err) = std::fs::create_dir(&dir) {
                 warnings.push(format!(

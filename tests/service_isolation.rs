@@ -171,14 +171,18 @@ fn files_are_written_by_descriptor_and_a_secret_file_is_its_users_alone() {
 fn main_accepts_what_the_list_says() {
     let scratch = Scratch::new();
     let out = scratch.path("usr1");
+    let trapped = scratch.path("trapped");
     let doc = json!({"ImageConfig": {"Cmd": ["sh", "-c", format!(
-        "trap 'echo got > {}' USR1; trap 'exit 9' TERM; while :; do sleep 0.05; done", out.display())]}});
+        "trap 'echo got > {}' USR1; trap 'exit 9' TERM; touch {}; while :; do sleep 0.05; done",
+        out.display(), trapped.display())]}});
     let config = scratch.config(&doc);
     let ctl = scratch.path("ctl.sock");
     let roost = roost_with_control(&config, &ctl, &[]);
     wait_until("main running", || {
         http(&ctl, "GET", "/v2/services", &[], b"").json()["services"][0]["state"] == "running"
     });
+    // Its traps are set before any signal is sent (else USR1's default action ends it).
+    wait_for_file(&trapped, T);
     let list = http(&ctl, "GET", "/v2/services", &[], b"").json();
     assert_eq!(
         list["services"][0]["accepts"],

@@ -57,10 +57,9 @@ pub fn proxy_config(config: &Validated, platform: &Platform) -> Option<ProxyConf
         proxy.caller_of = Some(api_proxy::config::CallerOf(std::sync::Arc::new(
             move |pid: i32| {
                 let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-                let name = crate::supervise::cgroup::service_of_cgroup(&text, &names)?;
-                let i = names.iter().position(|n| n == name)?;
+                let i = crate::supervise::cgroup::service_of_cgroup(&text, &names)?;
                 Some(api_proxy::config::Caller {
-                    service: std::sync::Arc::from(name),
+                    service: std::sync::Arc::from(names.get(i)?.as_str()),
                     allowed: allowed.get(i).copied().unwrap_or(false),
                 })
             },

@@ -148,47 +148,61 @@ impl TokenFile {
     /// Replaces the file's content atomically.
     pub fn write(&self, content: &[u8]) -> Result<(), WriteError> {
         let dir_fd = self.dir_fd()?;
-        let dir = self.dir_path();
         let name = self
             .path
             .file_name()
             .ok_or_else(|| refused(&self.path, "names no file"))?;
-        let tmp_name = format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id());
-        let tmp = dir.join(&tmp_name);
-        let d = dir_fd.as_fd();
-        // A leftover from a crash: ours to remove (O_EXCL below refuses anything in the way).
-        let _ = unlinkat(d, tmp_name.as_str(), UnlinkatFlags::NoRemoveDir);
-        let result = (|| {
-            // O_NOFOLLOW | O_EXCL: never write through anything planted at the temporary name.
-            let fd = openat(
-                d,
-                tmp_name.as_str(),
-                OFlag::O_WRONLY
-                    | OFlag::O_CREAT
-                    | OFlag::O_EXCL
-                    | OFlag::O_NOFOLLOW
-                    | OFlag::O_CLOEXEC,
-                Mode::from_bits_truncate(0o600),
-            )
-            .map_err(errno("create", &tmp))?;
-            let mut file = std::fs::File::from(fd);
-            file.write_all(content).map_err(err("write", &tmp))?;
-            fchown(
-                &file,
-                Some(Uid::from_raw(self.uid)),
-                Some(Gid::from_raw(self.gid)),
-            )
-            .map_err(errno("chown", &tmp))?;
-            fchmod(&file, Mode::from_bits_truncate(self.mode)).map_err(errno("chmod", &tmp))?;
-            file.sync_all().map_err(err("fsync", &tmp))?;
-            renameat(d, tmp_name.as_str(), d, name).map_err(errno("rename into", &self.path))?;
-            nix::unistd::fsync(d).map_err(errno("fsync", dir))
-        })();
-        if result.is_err() {
-            let _ = unlinkat(d, tmp_name.as_str(), UnlinkatFlags::NoRemoveDir);
-        }
-        result
+        replace_in(
+            dir_fd.as_fd(),
+            self.dir_path(),
+            name,
+            content,
+            (self.uid, self.gid, self.mode),
+        )
     }
+}
+
+/// Replaces `name` in the directory `d` (whose path is `dir`, for messages) with `content`,
+/// owned by `owner` (uid, gid, mode), atomically and never through anything planted there:
+/// a temporary file made with `O_EXCL | O_NOFOLLOW` beside it, its owner and mode set on the
+/// open file, fsynced, renamed over `name` (a link there is replaced, not followed), and the
+/// directory fsynced. Every step is relative to `d`. Also what roost writes a service's
+/// `files` with.
+pub fn replace_in(
+    d: std::os::fd::BorrowedFd<'_>,
+    dir: &Path,
+    name: &std::ffi::OsStr,
+    content: &[u8],
+    (uid, gid, mode): (u32, u32, u32),
+) -> Result<(), WriteError> {
+    let path = dir.join(name);
+    let tmp_name = format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id());
+    let tmp = dir.join(&tmp_name);
+    // A leftover from a crash: ours to remove (O_EXCL below refuses anything in the way).
+    let _ = unlinkat(d, tmp_name.as_str(), UnlinkatFlags::NoRemoveDir);
+    let result = (|| {
+        // O_NOFOLLOW | O_EXCL: never write through anything planted at the temporary name.
+        let fd = openat(
+            d,
+            tmp_name.as_str(),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(errno("create", &tmp))?;
+        let mut file = std::fs::File::from(fd);
+        file.write_all(content).map_err(err("write", &tmp))?;
+        fchown(&file, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+            .map_err(errno("chown", &tmp))?;
+        // After the chown, which would clear set-id bits.
+        fchmod(&file, Mode::from_bits_truncate(mode)).map_err(errno("chmod", &tmp))?;
+        file.sync_all().map_err(err("fsync", &tmp))?;
+        renameat(d, tmp_name.as_str(), d, name).map_err(errno("rename into", &path))?;
+        nix::unistd::fsync(d).map_err(errno("fsync", dir))
+    })();
+    if result.is_err() {
+        let _ = unlinkat(d, tmp_name.as_str(), UnlinkatFlags::NoRemoveDir);
+    }
+    result
 }
 
 #[cfg(test)]

@@ -264,10 +264,11 @@ fn v2_dir_of(pid: i32) -> Result<std::path::PathBuf> {
 /// On pure cgroup v2, puts `rules` in force for the cgroup of the container's init `pid`
 /// (created, not started). Nothing to do without rules or on v1, where libcontainer wrote
 /// them to the devices controller.
-pub fn enforce(rules: &[LinuxDeviceCgroup], pid: i32) -> Result<()> {
+pub fn enforce(rules: &[LinuxDeviceCgroup], pid: Option<i32>) -> Result<()> {
     if rules.is_empty() || !pure_v2() {
         return Ok(());
     }
+    let pid = pid.context("the container has no init to confine")?;
     let insns = program(rules)?;
     attach(&v2_dir_of(pid)?, &insns)
 }

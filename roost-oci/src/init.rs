@@ -98,13 +98,7 @@ fn confine_devices(
     mut container: Container,
     rules: &[libcontainer::oci_spec::runtime::LinuxDeviceCgroup],
 ) -> Result<Container> {
-    let pid = container.pid().map(|p| p.as_raw());
-    let result = match pid {
-        Some(pid) => crate::devices::enforce(rules, pid),
-        None if rules.is_empty() => Ok(()),
-        None => Err(anyhow::anyhow!("the container has no init to confine")),
-    };
-    match result {
+    match crate::devices::enforce(rules, container.pid().map(|p| p.as_raw())) {
         Ok(()) => Ok(container),
         Err(err) => {
             let _ = container.delete(true);

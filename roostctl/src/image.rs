@@ -114,15 +114,24 @@ pub fn open_member(dir: &Path, relative: &Path) -> Result<std::fs::File> {
 }
 
 fn read_json(dir: &Path, relative: &Path) -> Result<Value> {
-    json_of(open_member(dir, relative)?, relative)
+    Layer {
+        name: relative.to_path_buf(),
+        file: open_member(dir, relative)?,
+    }
+    .json()
 }
 
-fn json_of(file: std::fs::File, name: &Path) -> Result<Value> {
-    let mut text = Vec::new();
-    file.take(MAX_JSON)
-        .read_to_end(&mut text)
-        .map_err(|e| format!("{}: {e}", name.display()))?;
-    serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", name.display()))
+impl Layer {
+    /// The member read as a JSON document (index, manifest, config), at most [`MAX_JSON`].
+    fn json(self) -> Result<Value> {
+        let name = self.name.display();
+        let mut text = Vec::new();
+        self.file
+            .take(MAX_JSON)
+            .read_to_end(&mut text)
+            .map_err(|e| format!("{name}: {e}"))?;
+        serde_json::from_slice(&text).map_err(|e| format!("{name}: {e}"))
+    }
 }
 
 /// `blobs/sha256/<hex>` of a descriptor, opened once, its digest checked on that open file.
@@ -213,13 +222,10 @@ fn read_oci_layout(dir: &Path, reference: Option<&str>) -> Result<Image> {
         if !is_index(descriptor["mediaType"].as_str().unwrap_or_default()) {
             break;
         }
-        let index = blob(dir, &descriptor)?;
-        descriptor = pick(&json_of(index.file, &index.name)?, None)?;
+        descriptor = pick(&blob(dir, &descriptor)?.json()?, None)?;
     }
-    let manifest = blob(dir, &descriptor)?;
-    let manifest = json_of(manifest.file, &manifest.name)?;
-    let config = blob(dir, &manifest["config"])?;
-    let config = json_of(config.file, &config.name)?;
+    let manifest = blob(dir, &descriptor)?.json()?;
+    let config = blob(dir, &manifest["config"])?.json()?;
     let descriptors = manifest["layers"].as_array().cloned().unwrap_or_default();
     if descriptors.len() > MAX_LAYERS {
         return Err(format!(
@@ -250,8 +256,7 @@ fn read_docker_archive(dir: &Path) -> Result<Image> {
         let file = open_member(dir, &name)?;
         Ok(Layer { name, file })
     };
-    let config = inside(&entry["Config"])?;
-    let config = json_of(config.file, &config.name)?;
+    let config = inside(&entry["Config"])?.json()?;
     let names = entry["Layers"].as_array().cloned().unwrap_or_default();
     if names.len() > MAX_LAYERS {
         return Err(format!("{} layers: more than {MAX_LAYERS}", names.len()));

@@ -10,7 +10,7 @@ pub mod rootfs;
 pub mod runtime;
 pub mod seccomp_profile;
 
-use crate::config::typed::{ImageRoot, Service, ServiceFile, Volume};
+use crate::config::typed::{ImageRoot, Service, Volume};
 use crate::config::Validated;
 use crate::workload::{Identity, WorkloadSpec};
 use bundle::{Bind, BundleSpec, Rlimit};
@@ -325,7 +325,7 @@ fn fill_bundle(
             .map_err(|e| format!("cannot create {}: {e}", files.display()))?;
         for (j, file) in service.files.iter().enumerate() {
             let source = files.join(j.to_string());
-            write_file(&source, file, &spec.identity)
+            crate::services::files::write_file(&source, file, &spec.identity)
                 .map_err(|e| format!("cannot write {}: {e}", file.path.display()))?;
             binds.push(Bind {
                 source,
@@ -385,13 +385,6 @@ fn write_private(path: &Path, value: &serde_json::Value) -> Result<(), String> {
         .open(path)
         .and_then(|mut f| f.write_all(&text))
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
-}
-
-/// Writes one of a service's files at `path`, owned by its user, with its mode, by
-/// descriptor and never through a link the user could have planted
-/// ([`crate::services::files`]).
-pub fn write_file(path: &Path, file: &ServiceFile, owner: &Identity) -> std::io::Result<()> {
-    crate::services::files::write_file(path, file, owner)
 }
 
 /// Unmounts a container's root and removes its bundle (after the runtime's `delete`).

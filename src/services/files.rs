@@ -14,8 +14,7 @@ use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{fstat, fstatat, Mode, SFlag};
 use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
-use std::io::Write;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 /// Most links one path may pass through (the kernel's own limit).
@@ -140,9 +139,10 @@ pub fn open_parent(dir: &Path, who: &Identity) -> std::io::Result<OwnedFd> {
 }
 
 /// Writes one of a service's files at `path` (absolute), owned by `owner`, with its mode:
-/// a fresh file made beside it in the parent's descriptor (`O_EXCL | O_NOFOLLOW`), its owner
-/// and mode set on the open file, then renamed over whatever was there (a link there is
-/// replaced, never written through).
+/// into the parent's descriptor ([`open_parent`]) by the broker's atomic replacement
+/// ([`broker::token_file::replace_in`]: a fresh file, its owner and mode set on the open
+/// file, renamed over whatever was there, so a link there is replaced, never written
+/// through).
 pub fn write_file(path: &Path, file: &ServiceFile, owner: &Identity) -> std::io::Result<()> {
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
         return Err(std::io::Error::new(
@@ -151,31 +151,14 @@ pub fn write_file(path: &Path, file: &ServiceFile, owner: &Identity) -> std::io:
         ));
     };
     let dir = open_parent(parent, owner)?;
-    let mut tmp = name.to_os_string();
-    tmp.push(".roost-tmp");
-    match nix::unistd::unlinkat(
-        &dir,
-        tmp.as_os_str(),
-        nix::unistd::UnlinkatFlags::NoRemoveDir,
-    ) {
-        Ok(()) | Err(nix::Error::ENOENT) => {}
-        Err(e) => return Err(e.into()),
-    }
-    let fd = nix::fcntl::openat(
-        &dir,
-        tmp.as_os_str(),
-        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::from_bits_truncate(0o600),
-    )?;
-    let mut f = std::fs::File::from(fd);
-    f.write_all(&file.contents)?;
-    f.sync_all()?;
-    std::os::unix::fs::fchown(&f, Some(owner.uid), Some(owner.gid))?;
-    // After the chown, which would clear set-id bits.
-    nix::sys::stat::fchmod(&f, Mode::from_bits_truncate(file.mode))?;
-    drop(f);
-    nix::fcntl::renameat(&dir, tmp.as_os_str(), &dir, name)?;
-    Ok(())
+    broker::token_file::replace_in(
+        dir.as_fd(),
+        parent,
+        name,
+        &file.contents,
+        (owner.uid, owner.gid, file.mode),
+    )
+    .map_err(std::io::Error::other)
 }
 
 #[cfg(test)]

@@ -132,6 +132,15 @@ fn ancestors_pids_max(mount: &std::path::Path, dir: &std::path::Path) -> Option<
     best
 }
 
+/// [`default_pids_max`] for a cgroup made in `parent` (of the hierarchy mounted at `mount`):
+/// what roost may use there is the smallest of the kernel's limits and every `pids.max` from
+/// `parent` up.
+fn default_pids_under(mount: &std::path::Path, parent: &std::path::Path) -> u64 {
+    let kernel = kernel_pids();
+    let available = ancestors_pids_max(mount, parent).map_or(kernel, |n| n.min(kernel));
+    default_pids_max(available)
+}
+
 fn kernel_pids() -> u64 {
     let pid_max = read_number(std::path::Path::new("/proc/sys/kernel/pid_max")).unwrap_or(32_768);
     let threads =
@@ -245,12 +254,7 @@ impl WorkloadCgroup {
             warnings.push("no pids controller: the workload's processes are not limited".into());
             return;
         };
-        let max = pids_max.unwrap_or_else(|| {
-            let kernel = kernel_pids();
-            let available =
-                ancestors_pids_max(&mount_point, &parent).map_or(kernel, |n| n.min(kernel));
-            default_pids_max(available)
-        });
+        let max = pids_max.unwrap_or_else(|| default_pids_under(&mount_point, &parent));
         let dir = parent.join(name);
         if hierarchy == Hierarchy::V1Pids {
             if let Err(err) = std::fs::create_dir(&dir) {
@@ -564,10 +568,7 @@ impl ServicesGroup {
             }
             let limits = dir.join("pids.max");
             if group.pids_max.is_none() && limits.exists() {
-                let kernel = kernel_pids();
-                let available =
-                    ancestors_pids_max(&mount.0, &parent).map_or(kernel, |n| n.min(kernel));
-                let max = default_pids_max(available);
+                let max = default_pids_under(&mount.0, &parent);
                 match std::fs::write(&limits, max.to_string()) {
                     Ok(()) => group.pids_max = Some(max),
                     Err(err) => warnings.push(format!("cannot set {}: {err}", limits.display())),
@@ -606,11 +607,11 @@ impl ServicesGroup {
     }
 }
 
-/// The service whose leaf (`roost-workload-<8 hex>-<name>`, as [`leaf_name`] and the services
-/// loop name it) holds a process, from its `/proc/PID/cgroup` text; `names` are the config's
-/// services. A process in no service's leaf (an exec on the VM's root, a daemon that left)
-/// has none.
-pub fn service_of_cgroup<'a>(proc_cgroup: &str, names: &'a [String]) -> Option<&'a str> {
+/// The index in `names` (the config's services) of the service whose leaf
+/// (`roost-workload-<8 hex>-<name>`, as [`leaf_name`] and the services loop name it) holds a
+/// process, from its `/proc/PID/cgroup` text. A process in no service's leaf (an exec on the
+/// VM's root, a daemon that left) has none.
+pub fn service_of_cgroup(proc_cgroup: &str, names: &[String]) -> Option<usize> {
     for line in proc_cgroup.lines() {
         let path = line.splitn(3, ':').nth(2).unwrap_or_default();
         for part in path.split('/') {
@@ -621,8 +622,8 @@ pub fn service_of_cgroup<'a>(proc_cgroup: &str, names: &'a [String]) -> Option<&
             let is_leaf = hex.is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
                 && rest.as_bytes().get(8) == Some(&b'-');
             if let (true, Some(name)) = (is_leaf, name) {
-                if let Some(known) = names.iter().find(|n| n.as_str() == name) {
-                    return Some(known.as_str());
+                if let Some(i) = names.iter().position(|n| n == name) {
+                    return Some(i);
                 }
             }
         }
@@ -733,9 +734,9 @@ mod tests {
     fn a_process_s_service_is_read_from_its_leaf() {
         let names = vec!["web".to_string(), "web-admin".to_string()];
         let v2 = "0::/roost-workload-0a1b2c3d/roost-workload-0a1b2c3d-web-admin\n";
-        assert_eq!(service_of_cgroup(v2, &names), Some("web-admin"));
+        assert_eq!(service_of_cgroup(v2, &names), Some(1));
         let hybrid = "4:memory:/x/roost-workload-0a1b2c3d/roost-workload-0a1b2c3d-web\n0::/\n";
-        assert_eq!(service_of_cgroup(hybrid, &names), Some("web"));
+        assert_eq!(service_of_cgroup(hybrid, &names), Some(0));
         // The group alone, another name, a lookalike: no service.
         for text in [
             "0::/roost-workload-0a1b2c3d\n",

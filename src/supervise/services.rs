@@ -1087,7 +1087,7 @@ async fn exec_probe(
 /// Writes the service's files, owned by its user (parents created, root-owned, 0755).
 fn write_files(service: &Service, spec: &WorkloadSpec) -> std::io::Result<()> {
     for file in &service.files {
-        oci::write_file(&file.path, file, &spec.identity)?;
+        crate::services::files::write_file(&file.path, file, &spec.identity)?;
         if !file.secret {
             tracing::debug!(
                 "wrote {} ({} bytes)",

@@ -286,6 +286,21 @@ async fn run_several<M: Mode>(
             }
         }
     }
+    // No service may read another's cloud token: refused before anything starts.
+    let holders: Vec<crate::oidc::TokenHolder<'_>> = config
+        .services
+        .iter()
+        .zip(&specs)
+        .map(|(service, spec)| crate::oidc::TokenHolder {
+            name: &service.name,
+            uid: spec.identity.uid,
+            container: service.container.is_some(),
+            asks: crate::oidc::asks_for_cloud_role(&spec.env),
+        })
+        .collect();
+    if let Err(refusal) = crate::oidc::check_token_isolation(&holders) {
+        return ended_boot(supervisor, &BootFailure::Config(refusal));
+    }
     // The machine's volumes, on this path as on the single workload's: owned by the first
     // service's user, as the single workload owns them (the others reach them by mode).
     let owner = specs
@@ -296,40 +311,14 @@ async fn run_several<M: Mode>(
     let platform = crate::api::platform_or_log(config);
     state.set_proxy(crate::api::start(config, platform.as_ref(), &critical));
     state.phase("api_proxy");
-    let asks = |spec: &WorkloadSpec| {
-        spec.env.iter().any(|(k, v)| {
-            !v.is_empty()
-                && matches!(
-                    k.as_str(),
-                    "AWS_ROLE_ARN" | "GOOGLE_WORKLOAD_IDENTITY_PROVIDER" | "AZURE_CLIENT_ID"
-                )
-        })
-    };
     // One broker per service that asks for a cloud role, with token files as its user: the
     // first process service at Oidc.TokenPath, every other one, and every container, in a
     // directory of its own beside it (`/.fly/<service>/oidc_token`), so no service reads
-    // another's token (process services by their users' file modes, containers because
-    // they see only their own directory).
-    let asking: Vec<usize> = (0..specs.len()).filter(|&i| asks(&specs[i])).collect();
-    // Between process services the boundary is the user: one that shares an asking
-    // service's (non-root) uid can read that service's token. Said at boot, by name.
-    for &i in &asking {
-        let uid = specs[i].identity.uid;
-        if uid == 0 || config.services[i].container.is_some() {
-            continue;
-        }
-        for (j, other) in config.services.iter().enumerate() {
-            if j != i && other.container.is_none() && specs[j].identity.uid == uid {
-                tracing::warn!(
-                    "services {:?} and {:?} run as uid {uid}: {:?} can read {:?}'s cloud token; give each its own user, or make one a container",
-                    config.services[i].name,
-                    other.name,
-                    other.name,
-                    config.services[i].name
-                );
-            }
-        }
-    }
+    // another's token (process services by their users, which `check_token_isolation` made
+    // sure differ, containers because they see only their own directory).
+    let asking: Vec<usize> = (0..specs.len())
+        .filter(|&i| crate::oidc::asks_for_cloud_role(&specs[i].env))
+        .collect();
     let at_token_path = asking
         .iter()
         .copied()

@@ -570,3 +570,41 @@ fn each_service_that_asks_gets_its_own_token_file_as_its_user() {
     assert!(!out.contains("read the other"), "{out}");
     assert!(out.contains("[plain] plain file=none"), "{out}");
 }
+
+/// Two process services of one non-root uid, one of them asking for a cloud role: the other
+/// could read its token (by the file's mode, or through `/proc/PID/root` even if the token
+/// were in a mount of its own), so the machine is refused before anything starts: a config
+/// error (78) naming both, no token asked of the platform, no service run.
+#[test]
+fn a_process_service_sharing_an_asking_services_uid_is_refused() {
+    let scratch = Scratch::new();
+    let dir = scratch.dir.path();
+    let token = dir.join("fly/oidc_token");
+    let config = json!({
+        "Api": { "SocketPath": dir.join("fly/api") },
+        "Oidc": { "TokenPath": token },
+        "Containers": [
+            {"name": "app", "user": "1000:1000", "exec": ["/bin/sh", "-c", "echo app ran"],
+             "env": {"AWS_ROLE_ARN": "arn:aws:iam::1:role/app"}},
+            {"name": "sidecar", "user": "1000:1000", "exec": ["/bin/sh", "-c", "echo sidecar ran"]},
+        ],
+    });
+    let platform = DevPlatform::start(dir, &config, &[]);
+    let r = Running::start(PID_NS, &platform.config).wait(T);
+    r.assert_code(78);
+    assert!(
+        r.stderr.contains("both run as uid 1000")
+            && r.stderr.contains("app")
+            && r.stderr.contains("sidecar"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stdout.contains(" ran"), "{}", r.stdout);
+    assert!(!token.exists());
+    let asked: Vec<_> = platform
+        .requests()
+        .into_iter()
+        .filter(|q| q.to_string().contains("oidc"))
+        .collect();
+    assert!(asked.is_empty(), "{asked:?}");
+}

@@ -45,7 +45,7 @@ pub fn proxy_config(config: &Validated, platform: &Platform) -> Option<ProxyConf
     proxy.max_body_bytes = api.max_body_bytes;
     proxy.request_timeout = api.request_timeout;
     proxy.max_concurrent = api.max_concurrent;
-    if config.several {
+    {
         // Each caller's service from its cgroup leaf: named in the audit line, and a
         // container refused unless its service says `fly_api: true`.
         let names: Vec<String> = config.services.iter().map(|s| s.name.clone()).collect();

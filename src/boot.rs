@@ -153,20 +153,9 @@ async fn boot_and_supervise<M: Mode>(
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    if config.several {
-        let outcome = run_several(&config, mode, supervisor, state).await;
-        return (outcome, Some(config));
-    }
-    let Some(main) = config.main_service().cloned() else {
-        let failure = BootFailure::Config("the config has no main service".into());
-        return (ended_boot(supervisor, &failure), Some(config));
-    };
-    let spec = match resolve(&main, Path::new("/")) {
-        Ok(spec) => spec,
-        Err(failure) => return (ended_boot(supervisor, &failure), Some(config)),
-    };
-    mode.before_services(&config, &spec.identity, state);
-    let outcome = run_services(&config, &main, spec, supervisor, state).await;
+    // One road: a config without `Containers` is a machine of one service (the single
+    // workload), run by the same supervisor as several.
+    let outcome = run_services(&config, mode, supervisor, state).await;
     (outcome, Some(config))
 }
 
@@ -211,53 +200,9 @@ fn resolve(service: &Service, root: &Path) -> Result<WorkloadSpec, BootFailure> 
     Ok(spec)
 }
 
-/// Step 5: the proxy and the broker, then the workload to its end.
-async fn run_services(
-    config: &Validated,
-    main: &Service,
-    mut spec: WorkloadSpec,
-    supervisor: &mut Supervisor,
-    state: &ControlState,
-) -> Outcome {
-    // The proxy listens before the workload starts, so its socket is there from the first
-    // instruction on.
-    let critical = supervisor.critical().clone();
-    // One platform client (credentials, one pool) for the proxy and the broker.
-    let platform = crate::api::platform_or_log(config);
-    state.set_proxy(crate::api::start(config, platform.as_ref(), &critical));
-    state.phase("api_proxy");
-    // Identity tokens and their SDK variables, before the workload's first instruction. A
-    // stop during the wait for the first token ends the boot here.
-    let broker = supervisor
-        .during_boot(crate::oidc::prepare(
-            config,
-            platform,
-            &mut spec,
-            &critical,
-            &config.oidc.token_path,
-        ))
-        .await;
-    let broker = match broker {
-        Ok(status) => status,
-        Err(interrupted) => return ended_boot(supervisor, &interrupted.into()),
-    };
-    state.set_broker(broker);
-    state.phase("oidc");
-    state.set_spec(&spec);
-    state.phase("workload_start");
-    let outcome = supervisor.run(&spec, main).await;
-    tracing::info!(
-        "workload done: code {} (oom_killed: {}, orphans reaped: {})",
-        outcome.code,
-        outcome.oom_killed,
-        outcome.orphans_reaped
-    );
-    outcome
-}
-
-/// Step 5 with `Containers`: the proxy, the broker (for the first service whose env asks for
-/// a cloud role), then the services to the machine's end.
-async fn run_several<M: Mode>(
+/// Step 5: the images, the services resolved, the machine's volumes, the proxy, a broker per
+/// service whose env asks for a cloud role, then the services to the machine's end.
+async fn run_services<M: Mode>(
     config: &Validated,
     mode: &mut M,
     supervisor: &mut Supervisor,
@@ -384,19 +329,20 @@ async fn run_several<M: Mode>(
     };
     let outcome = supervisor.run_services(run).await;
     // The image devices are unmounted when `containers` goes, on every path out of here.
-    match &outcome.decided_by {
-        Some((service, why)) => tracing::info!(
-            exit_code = outcome.code,
-            service = service.as_str(),
-            "services done: code {} from {service} ({why})",
-            outcome.code
-        ),
-        None => tracing::info!(
-            exit_code = outcome.code,
-            "services done: code {}",
-            outcome.code
-        ),
-    }
+    let by = outcome
+        .decided_by
+        .as_ref()
+        .map_or_else(String::new, |(service, why)| {
+            format!(" from {service} ({why})")
+        });
+    tracing::info!(
+        exit_code = outcome.code,
+        oom_killed = outcome.oom_killed,
+        "workload done: code {}{by} (oom_killed: {}, orphans reaped: {})",
+        outcome.code,
+        outcome.oom_killed,
+        outcome.orphans_reaped
+    );
     outcome
 }
 

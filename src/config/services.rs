@@ -312,6 +312,7 @@ fn service(
         files,
         mounts,
         container,
+        single_workload: false,
     })
 }
 

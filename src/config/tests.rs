@@ -355,7 +355,7 @@ mod containers {
             }
             let doc = serde_json::json!({ "Containers": containers }).to_string();
             let v = parse(doc.as_bytes()).unwrap_or_else(|e| panic!("{e}: {doc}"));
-            assert!(v.several);
+            assert!(v.services.iter().all(|s| !s.single_workload));
             assert_eq!(v.services.len(), containers.len());
         }
         let v = parse(

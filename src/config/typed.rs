@@ -82,6 +82,10 @@ pub struct Service {
     pub mounts: Vec<ServiceMount>,
     /// `kind: container`: a root of its own from an image, run by the OCI runtime.
     pub container: Option<ContainerSpec>,
+    /// The single workload of a config without `Containers`: it is the machine. Its output
+    /// goes to the console as written (no name prefix, no line cut), a stop of it is the
+    /// machine's stop, and nothing starts it again (docs/services.md, "One road").
+    pub single_workload: bool,
 }
 
 /// What a `kind: container` service runs in (docs/containers.md).
@@ -128,6 +132,7 @@ impl Service {
             files: Vec::new(),
             mounts: Vec::new(),
             container: None,
+            single_workload: true,
         }
     }
 

@@ -18,9 +18,6 @@ pub struct Validated {
     /// The services: the one implicit main service, or those of `Containers` in their
     /// order (the first is the main one signals go to).
     pub services: Vec<Service>,
-    /// Whether the services come from `Containers` (supervised as a graph) rather than the
-    /// single workload of the image config.
-    pub several: bool,
     pub volumes: Vec<typed::Volume>,
     pub signal_target: typed::SignalTarget,
     /// What validation noticed and accepted, for the log.
@@ -374,8 +371,7 @@ pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
         Some(other) => return Err(f("ForwardSignals", format!("{other:?} is not main or all"))),
     };
     let mut warnings = Vec::new();
-    let several = !config.containers.is_empty();
-    let (services, volumes) = if several {
+    let (services, volumes) = if !config.containers.is_empty() {
         let ignored: Vec<&str> = [
             ("ImageConfig", config.image_config != Default::default()),
             ("ExecOverride", config.exec_override.is_some()),
@@ -441,7 +437,6 @@ pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
         container_runtime,
         config,
         services,
-        several,
         volumes,
         signal_target,
         warnings,

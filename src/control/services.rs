@@ -3,7 +3,7 @@
 //! through the handle.
 
 use super::server::{error, json, json_body, Body};
-use super::state::{ControlState, WorkloadState};
+use super::state::ControlState;
 use crate::supervise::handle::{ServiceOp, ServiceRefusal};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -12,58 +12,13 @@ use std::time::Duration;
 /// The longest a log follower waits for a line in one request.
 pub const MAX_LOG_WAIT: Duration = Duration::from_secs(25);
 
-/// The commands every service of `Containers` accepts.
-pub const SERVICE_COMMANDS: [&str; 4] = ["signal", "stop", "start", "restart"];
-/// What the single workload's `main` accepts: it is the machine, so a stop stops the machine
-/// (as a SIGTERM to roost would) and nothing starts it again.
-pub const MAIN_COMMANDS: [&str; 2] = ["signal", "stop"];
-
-/// Every service, each with the commands it accepts (`accepts`); with the single workload,
-/// one entry `main` made from its state.
+/// Every service with the commands it accepts (`accepts`, decided by the supervisor: the
+/// single workload is the machine and takes only a signal and a stop). Empty until the
+/// supervisor has published the services.
 pub fn list(state: &ControlState) -> serde_json::Value {
-    if let Some(views) = state.services() {
-        let mut all = serde_json::to_value(&*views).unwrap_or_default();
-        for view in all.as_array_mut().into_iter().flatten() {
-            if let Some(obj) = view.as_object_mut() {
-                obj.insert("accepts".into(), serde_json::json!(SERVICE_COMMANDS));
-            }
-        }
-        return all;
-    }
-    let (st, pid, code) = match state.workload() {
-        WorkloadState::Starting => ("pending", None, None),
-        WorkloadState::Running { pid } => ("running", Some(pid), None),
-        WorkloadState::Exited(exit) => ("exited", None, Some(exit.code)),
-    };
-    serde_json::json!([{
-        "name": crate::config::typed::MAIN_SERVICE,
-        "state": st,
-        "ready": st == "running",
-        "restarts": 0,
-        "last_exit_code": code,
-        "pid": pid,
-        "accepts": MAIN_COMMANDS,
-    }])
-}
-
-/// A command to the single workload's `main`: a signal to its process group, or the
-/// machine's stop; what it does not accept is refused with 409 and why.
-fn main_command(state: &ControlState, action: &str, op: &ServiceOp) -> Response<Body> {
-    use crate::supervise::handle::SignalAnswer;
-    let ok = || json(StatusCode::OK, &serde_json::json!({ "ok": true }));
-    match op {
-        ServiceOp::Signal(signal) => match state.supervisor().signal_main(*signal) {
-            SignalAnswer::Sent | SignalAnswer::EndsBoot => ok(),
-            _ => error(StatusCode::CONFLICT, "main is not running"),
-        },
-        ServiceOp::Stop => {
-            state.supervisor().request_stop(libc::SIGTERM);
-            ok()
-        }
-        _ => error(
-            StatusCode::CONFLICT,
-            format!("main accepts {MAIN_COMMANDS:?}, not {action:?}: the single workload is the machine and does not start again"),
-        ),
+    match state.services() {
+        Some(views) => serde_json::to_value(&*views).unwrap_or_default(),
+        None => serde_json::json!([]),
     }
 }
 
@@ -101,10 +56,20 @@ pub async fn route(
                 },
                 "stop" => ServiceOp::Stop,
                 "start" => ServiceOp::Start,
-                _ => ServiceOp::Restart,
+                "restart" => ServiceOp::Restart,
+                _ => return error(StatusCode::NOT_FOUND, "not found"),
             };
-            if state.services().is_none() {
-                return main_command(state, action, &op);
+            let accepted = view["accepts"]
+                .as_array()
+                .is_some_and(|all| all.iter().any(|a| a == action));
+            if !accepted {
+                return error(
+                    StatusCode::CONFLICT,
+                    format!(
+                        "{name} accepts {}, not {action:?}: the single workload is the machine and does not start again",
+                        view["accepts"]
+                    ),
+                );
             }
             match state.supervisor().service(name, op).await {
                 Ok(()) => json(StatusCode::OK, &serde_json::json!({ "ok": true })),

@@ -37,11 +37,11 @@ struct Inner {
     bootstrapped: bool,
     config_source: &'static str,
     dialect: roost_control_protocol::Dialect,
-    /// With several services: their states and their log buffers.
+    /// The services' states (None until the supervisor publishes them) and log buffers.
     services: Option<Arc<Vec<ServiceView>>>,
     logs: Arc<Vec<(String, Arc<LogBuffer>)>>,
     service_specs: Vec<(String, WorkloadSpec)>,
-    /// With several services: which one decided the exit code, and why.
+    /// Which service decided the exit code, and why.
     decided_by: Option<(String, &'static str)>,
 }
 
@@ -132,34 +132,35 @@ impl ControlState {
         &self.supervisor
     }
 
-    /// Folds one of the supervisor's events into the projection.
+    /// Folds one of the supervisor's events into the projection. The workload is the
+    /// machine: running from its first service's start, exited once its exit code is
+    /// decided (a service's own exit is in that service's view).
     pub fn fold(&self, event: &Event) {
-        let several = self.with(|i| i.services.is_some());
         match event {
-            // With several services the workload is the machine: running from the first
-            // start, exited only with roost's own report.
             Event::Started { pid, .. } => {
-                if !several || self.workload() == WorkloadState::Starting {
+                if self.workload() == WorkloadState::Starting {
                     self.workload
                         .send_replace(WorkloadState::Running { pid: *pid });
                 }
             }
             Event::Services(views) => self.with(|i| i.services = Some(views.clone())),
-            Event::Logs(logs) => self.with(|i| {
-                i.logs = logs.clone();
-                i.services.get_or_insert_with(Default::default);
-            }),
-            Event::Exited { .. } if several => {}
-            Event::Exited {
-                code, oom_killed, ..
+            Event::Logs(logs) => self.with(|i| i.logs = logs.clone()),
+            Event::Decided {
+                code,
+                oom_killed,
+                service,
+                reason,
             } => {
+                if let Some(service) = service {
+                    self.set_decided_by(service, reason);
+                }
                 self.workload.send_replace(WorkloadState::Exited(ExitCode {
                     code: *code,
                     oom_killed: *oom_killed,
                 }));
             }
-            // The API shows a stopping workload as running until it exits.
-            Event::Stopping { .. } => {}
+            // The API shows a stopping service as running until it exits.
+            Event::Stopping { .. } | Event::Exited { .. } => {}
         }
     }
 
@@ -177,7 +178,7 @@ impl ControlState {
         self.workload.subscribe()
     }
 
-    /// With several services: each one's state (`None` for the single workload).
+    /// Each service's state (`None` before the supervisor publishes them).
     pub fn services(&self) -> Option<Arc<Vec<ServiceView>>> {
         self.with(|i| i.services.clone())
     }

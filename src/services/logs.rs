@@ -141,20 +141,34 @@ pub struct ServiceLog {
     pub reader: tokio::task::JoinHandle<()>,
 }
 
+/// How a service's output reaches the console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleStyle {
+    /// Line by line, each prefixed with `[name] ` (several services share the console).
+    Prefixed,
+    /// As written, byte for byte (the single workload: the console is its own).
+    Raw,
+}
+
 /// Starts the reader of `name`'s pipe; `ready` is called once, when a line holding
-/// `ready_line` is read.
+/// `ready_line` is read. Lines are kept in the buffer whatever the console's style.
 pub fn start(
     name: &str,
     console: &Console,
+    style: ConsoleStyle,
     ready_line: Option<String>,
     ready: impl FnOnce() + Send + 'static,
 ) -> std::io::Result<ServiceLog> {
     let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let receiver = tokio::net::unix::pipe::Receiver::from_owned_fd(read_end)?;
     let buffer = Arc::new(LogBuffer::default());
+    let prefix = match style {
+        ConsoleStyle::Prefixed => Some(format!("[{name}] ")),
+        ConsoleStyle::Raw => None,
+    };
     let reader = tokio::spawn(read_lines(
         receiver,
-        format!("[{name}] "),
+        prefix,
         console.tx.clone(),
         buffer.clone(),
         ready_line,
@@ -167,9 +181,10 @@ pub fn start(
     })
 }
 
+/// `prefix`: None for the raw console (bytes forwarded as read, lines only kept).
 async fn read_lines(
     mut pipe: tokio::net::unix::pipe::Receiver,
-    prefix: String,
+    prefix: Option<String>,
     console: tokio::sync::mpsc::Sender<Vec<u8>>,
     buffer: Arc<LogBuffer>,
     ready_line: Option<String>,
@@ -184,6 +199,10 @@ async fn read_lines(
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        if prefix.is_none() {
+            // Backpressure as below: a full console queue stalls this pipe only.
+            let _ = console.send(buf[..n].to_vec()).await;
+        }
         pending.extend_from_slice(&buf[..n]);
         loop {
             let cut = match pending.iter().position(|&b| b == b'\n') {
@@ -196,7 +215,9 @@ async fn read_lines(
         }
     }
     if !pending.is_empty() {
-        pending.push(b'\n');
+        if prefix.is_some() {
+            pending.push(b'\n');
+        }
         emit(
             &pending,
             &prefix,
@@ -211,7 +232,7 @@ async fn read_lines(
 
 async fn emit(
     piece: &[u8],
-    prefix: &str,
+    prefix: &Option<String>,
     console: &tokio::sync::mpsc::Sender<Vec<u8>>,
     buffer: &LogBuffer,
     ready_line: &Option<String>,
@@ -227,6 +248,9 @@ async fn emit(
         }
     }
     buffer.push(line.to_string());
+    let Some(prefix) = prefix else {
+        return;
+    };
     let mut out = Vec::with_capacity(prefix.len() + piece.len() + 1);
     out.extend_from_slice(prefix.as_bytes());
     out.extend_from_slice(piece);
@@ -272,9 +296,15 @@ mod tests {
     async fn lines_are_prefixed_kept_and_the_ready_line_is_seen_once() {
         let console = Console::start().expect("console");
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let log = start("web", &console, Some("listening".into()), move || {
-            let _ = tx.send(());
-        })
+        let log = start(
+            "web",
+            &console,
+            ConsoleStyle::Prefixed,
+            Some("listening".into()),
+            move || {
+                let _ = tx.send(());
+            },
+        )
         .expect("log");
         let mut w = std::fs::File::from(log.write_end);
         w.write_all(b"booting\nlistening on :80\nlistening again\nno newline")

@@ -175,6 +175,12 @@ impl Plan {
         self.stopping
     }
 
+    /// Whether the machine is over or stopping: nothing will start again, so what a
+    /// service leaves behind is the machine's leftovers.
+    pub fn is_ending(&self) -> bool {
+        self.stopping || self.ended
+    }
+
     /// The first starts (and skips).
     pub fn begin(&mut self) -> Vec<Action> {
         self.settle()

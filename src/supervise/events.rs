@@ -25,9 +25,18 @@ pub enum Event {
         /// Whether the OOM killer killed a process of the service's cgroup.
         oom_killed: bool,
     },
-    /// With several services: every service's state, after each change.
+    /// The machine's exit code is decided (a service's exit and its `on_exit`, or a critical
+    /// task's failure): `/v1/exit_code` answers from here on, before leftovers are stopped.
+    Decided {
+        code: i32,
+        oom_killed: bool,
+        /// The deciding service and why (None: no service decided).
+        service: Option<Arc<str>>,
+        reason: &'static str,
+    },
+    /// Every service's state, after each change.
     Services(Arc<Vec<super::services::ServiceView>>),
-    /// With several services: each service's log buffer, once at the start.
+    /// Each service's log buffer, once at the start.
     Logs(Arc<Vec<(String, Arc<crate::services::logs::LogBuffer>)>>),
 }
 

@@ -48,7 +48,7 @@ pub struct ExecCommand<'a> {
     pub cgroup_procs: Vec<std::ffi::CString>,
 }
 
-/// What the control API may ask of one named service (with several services).
+/// What the control API may ask of one named service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServiceOp {
     /// A signal to its process group.
@@ -74,8 +74,8 @@ pub enum ServiceRefusal {
     MachineStopping,
     #[error("too many service commands are waiting; try again")]
     Busy,
-    #[error("no services are running: the config has no Containers (the single workload is signalled with /v1/signals and does not restart), or the machine has stopped")]
-    SingleWorkload,
+    #[error("{0} is the single workload: it is the machine and does not start again")]
+    SingleWorkload(String),
 }
 
 /// A service command and where its answer goes.
@@ -114,7 +114,6 @@ impl SupervisorHandle {
     }
 
     /// Asks the services' loop to do `op` to `name`, and waits (at most 5 s) for its answer.
-    /// Without several services running, the loop is not there: `SingleWorkload`.
     pub async fn service(&self, name: &str, op: ServiceOp) -> Result<(), ServiceRefusal> {
         let (reply, answer) = oneshot::channel();
         let command = ServiceCommand {
@@ -127,8 +126,9 @@ impl SupervisorHandle {
             Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
                 return Err(ServiceRefusal::Busy)
             }
+            // The loop is gone: the machine has stopped (or not yet started its services).
             Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
-                return Err(ServiceRefusal::SingleWorkload)
+                return Err(ServiceRefusal::MachineStopping)
             }
         }
         match tokio::time::timeout(std::time::Duration::from_secs(5), answer).await {

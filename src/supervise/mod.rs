@@ -14,21 +14,18 @@ pub mod critical;
 pub mod events;
 pub mod handle;
 pub mod oci_verb;
-pub mod output;
 pub mod procs;
 pub mod reaper;
 pub mod services;
 pub mod signals;
 pub mod spawn;
 
-use crate::config::typed::Service;
 use crate::exit;
 use crate::workload::WorkloadSpec;
 use cgroup::WorkloadCgroup;
 pub use critical::CriticalTasks;
 use events::{Event, Events, Listener};
 use handle::{MainState, SupervisorHandle};
-use output::OutputPump;
 use procs::InitMode;
 pub use reaper::ChildExit;
 use reaper::{ReapState, Reaper};
@@ -40,15 +37,6 @@ use tokio::time::{sleep_until, Instant};
 
 /// How long SIGKILLed processes get to disappear before roost gives up waiting for them.
 const SIGKILL_GRACE: Duration = Duration::from_secs(10);
-/// How long roost waits for the output pipe to reach end-of-file once every process is gone.
-const OUTPUT_DRAIN: Duration = Duration::from_secs(5);
-
-/// How the workload is stopped, as the supervisor uses it.
-#[derive(Debug, Clone, Copy)]
-struct StopPolicy {
-    pub kill_signal: i32,
-    pub kill_timeout: Duration,
-}
 
 /// What became of the workload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,7 +193,10 @@ impl Supervisor {
                 self.main.send_replace(MainState::Exited);
             }
             Event::Started { .. } | Event::Exited { .. } => {}
-            Event::Stopping { .. } | Event::Services(_) | Event::Logs(_) => {}
+            Event::Stopping { .. }
+            | Event::Decided { .. }
+            | Event::Services(_)
+            | Event::Logs(_) => {}
         }
         self.events.emit(event);
     }
@@ -261,103 +252,6 @@ impl Supervisor {
         self.sigint_stops = true;
     }
 
-    /// Runs the workload to its end and stops everything it left behind. Listeners learn the
-    /// workload's pid when it starts and its exit the moment it ends (before leftovers are
-    /// stopped).
-    pub async fn run(&mut self, spec: &WorkloadSpec, service: &Service) -> Outcome {
-        // No services' loop: commands for named services are refused at once.
-        self.service_commands = None;
-        let policy = StopPolicy {
-            kill_signal: service.stop.signal.number(),
-            kill_timeout: service.stop.timeout,
-        };
-        let (memory_limit_mib, pids_max) = (service.memory_limit_mib, service.pids_max);
-        self.service = Arc::from(service.name.as_str());
-        let (cgroup, warnings) =
-            WorkloadCgroup::create(&cgroup::leaf_name(), memory_limit_mib, pids_max);
-        for warning in warnings {
-            tracing::warn!("{warning}");
-        }
-        if !cgroup.describe().is_empty() {
-            tracing::info!("workload cgroup: {}", cgroup.describe());
-        }
-        if let Some(max) = cgroup.pids_max() {
-            tracing::info!("workload pids.max: {max}");
-        }
-        let (pump, output) = match OutputPump::start() {
-            Ok(pair) => pair,
-            Err(err) => {
-                tracing::error!("cannot create the workload's output pipe: {err}");
-                cgroup.remove().await;
-                return self.outcome(exit::INTERNAL, None, false);
-            }
-        };
-
-        let InCgroup {
-            pid,
-            exit_rx,
-            born,
-            join_warnings,
-        } = match self.spawn_in_cgroup(spec, output, &cgroup) {
-            Ok(started) => started,
-            Err(err) => {
-                tracing::error!("cannot start the workload {:?}: {err}", spec.argv);
-                pump.finish(OUTPUT_DRAIN);
-                cgroup.remove().await;
-                return self.outcome(spawn::spawn_failure_code(&err), None, false);
-            }
-        };
-        if let spawn::Born::InCgroup { .. } = born {
-            tracing::info!("workload born in its cgroup (clone3 CLONE_INTO_CGROUP)");
-        }
-        for warning in join_warnings {
-            tracing::warn!("{warning}");
-        }
-        self.emit(Event::Started {
-            service: self.service.clone(),
-            pid,
-        });
-        tracing::info!(
-            pid,
-            uid = spec.identity.uid,
-            gid = spec.identity.gid,
-            "workload started: pid {pid}, uid {}, gid {}, argv {:?}",
-            spec.identity.uid,
-            spec.identity.gid,
-            spec.argv
-        );
-
-        let (exit, stop_deadline) = self.wait_workload(pid, exit_rx, policy).await;
-        // The OOM counter already holds the kill that ended the workload, if there was one.
-        self.emit(Event::Exited {
-            service: self.service.clone(),
-            code: exit.map_or(exit::INTERNAL, |e| e.exit_code()),
-            signal: exit.and_then(|e| e.signal),
-            oom_killed: cgroup.oom_kills() > 0,
-        });
-        // A requested stop is bounded by one KillTimeout in all; a workload that exited by
-        // itself leaves its leftovers a full KillTimeout to exit.
-        let grace_until = stop_deadline.unwrap_or_else(|| from_now(policy.kill_timeout));
-        self.stop_leftovers(policy.kill_signal, grace_until, &cgroup)
-            .await;
-
-        let oom_kills = cgroup.oom_kills();
-        if oom_kills > 0 {
-            tracing::warn!("the OOM killer killed {oom_kills} process(es) of the workload");
-        }
-        if pump.finish(OUTPUT_DRAIN).is_none() {
-            tracing::warn!("the workload's output pipe is still open; some output may be lost");
-        }
-        cgroup.remove().await;
-        let code = match exit {
-            // A critical task's failure stopped the workload: roost's own failure is the code.
-            Some(_) if self.critical.failure().is_some() => exit::INTERNAL,
-            Some(exit) => exit.exit_code(),
-            None => exit::INTERNAL,
-        };
-        self.outcome(code, exit, oom_kills > 0)
-    }
-
     /// The outcome when the workload never started.
     pub fn outcome_without_workload(&self, code: i32) -> Outcome {
         self.outcome(code, None, false)
@@ -403,112 +297,13 @@ impl Supervisor {
         }
     }
 
-    /// Waits for the workload's exit, reaping on every SIGCHLD, forwarding signals, and
-    /// escalating a graceful stop to SIGKILL after KillTimeout. Returns the exit and, when a
-    /// stop was requested, its deadline.
-    async fn wait_workload(
-        &mut self,
-        pid: i32,
-        mut exit_rx: tokio::sync::oneshot::Receiver<ChildExit>,
-        policy: StopPolicy,
-    ) -> (Option<ChildExit>, Option<Instant>) {
-        // When to send SIGKILL (cleared once sent), and the stop's deadline (kept).
-        let mut kill_at: Option<Instant> = None;
-        let mut stop_deadline: Option<Instant> = None;
-        let critical = self.critical.clone();
-        // False even when a task failed already: its arm below then fires at once.
-        let mut internal_failure = false;
-        let mut host_stop_seen = false;
-        loop {
-            let deadline = kill_at.unwrap_or_else(far_future);
-            tokio::select! {
-                biased;
-                exit = &mut exit_rx => {
-                    let exit = exit.ok();
-                    match exit {
-                        Some(exit) => tracing::info!(
-                            "workload exited: code {:?}, signal {:?}",
-                            exit.code,
-                            exit.signal.map(signal_name)
-                        ),
-                        None => tracing::error!("the workload's exit status was lost"),
-                    }
-                    return (exit, stop_deadline);
-                }
-                // A stop the host asked for as the boot ended, before the workload ran (later
-                // ones reach the workload's group directly).
-                changed = self.stop_requests.changed(), if !host_stop_seen => {
-                    host_stop_seen = true;
-                    if changed.is_ok() && self.stop_requests.borrow_and_update().is_some() {
-                        tracing::info!("stop requested by the host as the workload started");
-                        self.begin_stop(pid, policy, &mut stop_deadline, &mut kill_at);
-                    }
-                }
-                why = critical.failed(), if !internal_failure => {
-                    tracing::error!("{why}: stopping the workload");
-                    internal_failure = true;
-                    self.begin_stop(pid, policy, &mut stop_deadline, &mut kill_at);
-                }
-                sig = self.signals.recv() => match self.action_for(sig) {
-                    SignalAction::GracefulStop => {
-                        tracing::info!(
-                            "stop requested: sending {} to the workload, SIGKILL in {} s",
-                            signal_name(policy.kill_signal),
-                            policy.kill_timeout.as_secs()
-                        );
-                        self.begin_stop(pid, policy, &mut stop_deadline, &mut kill_at);
-                    }
-                    SignalAction::Forward(sig) => {
-                        tracing::info!("forwarding {} to the workload", signal_name(sig));
-                        procs::signal_group(pid, sig);
-                    }
-                },
-                // The reaper task may be what failed: reap here until the workload is gone.
-                _ = tokio::time::sleep(Duration::from_millis(100)), if internal_failure => {
-                    self.reaper.reap();
-                }
-                _ = sleep_until(deadline), if kill_at.is_some() => {
-                    tracing::warn!(
-                        "the workload did not stop within {} s: sending SIGKILL",
-                        policy.kill_timeout.as_secs()
-                    );
-                    procs::signal_group(pid, libc::SIGKILL);
-                    kill_at = None;
-                }
-            }
-        }
-    }
-
-    /// A graceful stop of the workload's group: `KillSignal` now, SIGKILL at the stop's
-    /// deadline (one `KillTimeout` from the first request, however many come).
-    fn begin_stop(
-        &self,
-        pid: i32,
-        policy: StopPolicy,
-        stop_deadline: &mut Option<Instant>,
-        kill_at: &mut Option<Instant>,
-    ) {
-        procs::signal_group(pid, policy.kill_signal);
-        let first = stop_deadline.is_none();
-        let deadline = *stop_deadline.get_or_insert(from_now(policy.kill_timeout));
-        if kill_at.is_none() && deadline > Instant::now() {
-            *kill_at = Some(deadline);
-        }
-        if first {
-            self.emit(Event::Stopping {
-                service: self.service.clone(),
-                signal: policy.kill_signal,
-            });
-        }
-    }
-
     /// Stops whatever the workload left behind: `kill_signal` to every remaining process,
     /// until `grace_until` for them to exit, SIGKILL for the rest, and reap them all.
     async fn stop_leftovers(
         &mut self,
         kill_signal: i32,
         grace_until: Instant,
-        cgroup: &WorkloadCgroup,
+        leaves: &[WorkloadCgroup],
     ) {
         if self.reaper.reap() == ReapState::NoChildren {
             return;
@@ -524,7 +319,9 @@ impl Supervisor {
         tracing::warn!("leftover processes are still running: sending SIGKILL");
         let deadline = from_now(SIGKILL_GRACE);
         while Instant::now() < deadline {
-            cgroup.kill_all();
+            for leaf in leaves {
+                leaf.kill_all();
+            }
             procs::signal_everyone(self.mode, libc::SIGKILL);
             // Short rounds: in subreaper mode a process forked after the scan needs another.
             if self
@@ -537,8 +334,4 @@ impl Supervisor {
         }
         tracing::error!("some processes did not die after SIGKILL (uninterruptible sleep?)");
     }
-}
-
-fn far_future() -> Instant {
-    from_now(roost_platform::deadline::FAR)
 }

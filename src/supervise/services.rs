@@ -60,6 +60,8 @@ pub struct ServiceView {
     pub pid: Option<i32>,
     /// Milliseconds since roost started, of the current (or last) start.
     pub started_at_ms: Option<u64>,
+    /// The commands of `/v2/services/NAME/...` it takes.
+    pub accepts: &'static [&'static str],
     /// Its cgroup leaves' `cgroup.procs` files, for an exec inside it.
     #[serde(skip)]
     pub cgroup_procs: Vec<std::ffi::CString>,
@@ -70,6 +72,12 @@ pub struct ServiceView {
     #[serde(skip)]
     pub exec_target: Option<ExecTarget>,
 }
+
+/// The commands a service of `Containers` takes.
+pub const SERVICE_COMMANDS: [&str; 4] = ["signal", "stop", "start", "restart"];
+/// What the single workload takes: it is the machine, so a stop stops the machine (as a
+/// SIGTERM to roost would) and nothing starts it again.
+pub const SINGLE_WORKLOAD_COMMANDS: [&str; 2] = ["signal", "stop"];
 
 /// What comes back to the loop.
 #[derive(Debug)]
@@ -153,9 +161,15 @@ impl Supervisor {
         let mut logs: Vec<ServiceLog> = Vec::with_capacity(n);
         for (i, service) in run.services.iter().enumerate() {
             let ready_tx = tx.clone();
+            let style = if service.single_workload {
+                logs::ConsoleStyle::Raw
+            } else {
+                logs::ConsoleStyle::Prefixed
+            };
             match logs::start(
                 &service.name,
                 &console,
+                style,
                 service.ready_log_line.clone(),
                 move || {
                     let _ = ready_tx.send(Msg::LogReady { i });
@@ -184,7 +198,7 @@ impl Supervisor {
             tracing::warn!("{warning}");
         }
         if let Some(max) = group.pids_max() {
-            tracing::info!("the services together may use {max} pids (pids.max of their group)");
+            tracing::info!("workload pids.max: {max} (the services' group: all of them together)");
         }
         let started = Instant::now();
         let now_ms = move || started.elapsed().as_millis() as u64;
@@ -192,6 +206,11 @@ impl Supervisor {
         let mut live: Vec<Option<Live>> = (0..n).map(|_| None).collect();
         let mut generation = 0u64;
         let mut decided: Option<(i32, Option<usize>, &'static str)> = None;
+        // Whether listeners were told the decision (`/v1/exit_code` answers from then on).
+        let mut decision_told = false;
+        // Leaves of services that exited once the machine was ending, stopped with the
+        // machine's leftovers and removed after them.
+        let mut ending_leaves: Vec<WorkloadCgroup> = Vec::new();
         let mut oom_of: Vec<bool> = vec![false; n];
         let mut machine_deadline: Option<Instant> = None;
         // The first stop deadline the machine had (machine_deadline is cleared at SIGKILL):
@@ -277,6 +296,13 @@ impl Supervisor {
                             );
                             decided = Some((code, service, reason));
                             machine_deadline = Some(from_now(run.kill_timeout));
+                            decision_told = true;
+                            self.emit(Event::Decided {
+                                code,
+                                oom_killed: service.is_some_and(|i| oom_of[i]),
+                                service: service.map(|i| Arc::from(run.services[i].name.as_str())),
+                                reason,
+                            });
                         }
                     }
                 }
@@ -304,13 +330,10 @@ impl Supervisor {
                             for check in &ended.checks {
                                 check.abort();
                             }
-                            // Whatever the service left in its leaf goes with it.
-                            ended.cgroup.kill_all();
                             oom_of[i] = ended.cgroup.oom_kills() > 0;
                             if let (Some(container), Some(host)) = (ended.container.take(), run.containers) {
                                 self.remove_container(host, container).await;
                             }
-                            tokio::spawn(ended.cgroup.remove());
                             let code = exit.map_or(exit::INTERNAL, |e| e.exit_code());
                             let name = run.services[i].name.as_str();
                             tracing::info!(
@@ -326,6 +349,17 @@ impl Supervisor {
                                 oom_killed: oom_of[i],
                             });
                             queue.extend(plan.exited(i, code, now_ms()));
+                            if plan.is_ending() {
+                                // Nothing starts again: what it left in its leaf is the
+                                // machine's leftovers (its KillSignal, what is left of the
+                                // KillTimeout, then SIGKILL), as the single workload's were.
+                                ending_leaves.push(ended.cgroup);
+                            } else {
+                                // A restart or the other services go on: what it left goes
+                                // with it, at once.
+                                ended.cgroup.kill_all();
+                                tokio::spawn(ended.cgroup.remove());
+                            }
                         }
                         Msg::Check { i, generation, check, ok } => {
                             let service = &run.services[i];
@@ -431,11 +465,15 @@ impl Supervisor {
                         if all || l.kill_at.is_some_and(|t| t <= now) {
                             tracing::warn!(
                                 service = run.services[i].name.as_str(),
-                                "{} did not stop in time: SIGKILL",
+                                "{} did not stop in time: SIGKILL (sending SIGKILL to all it runs)",
                                 run.services[i].name
                             );
                             l.signal(libc::SIGKILL);
-                            l.cgroup.kill_all();
+                            if !all {
+                                // The machine goes on: the rest of its leaf goes now. At
+                                // the machine's deadline the rest is the leftovers' stop.
+                                l.cgroup.kill_all();
+                            }
                             l.kill_at = None;
                         }
                     }
@@ -469,7 +507,7 @@ impl Supervisor {
         // One rule on both paths (docs/services.md): the leftovers get what is left of the
         // machine's one KillTimeout, counted from when it began to stop.
         let grace = stop_deadline.unwrap_or_else(|| from_now(run.kill_timeout));
-        self.stop_leftovers(kill_signal, grace, &WorkloadCgroup::default())
+        self.stop_leftovers(kill_signal, grace, &ending_leaves)
             .await;
         for log in logs {
             drop(log.write_end);
@@ -481,6 +519,9 @@ impl Supervisor {
             }
         }
         unmount_volumes(mounted);
+        for leaf in ending_leaves {
+            leaf.remove().await;
+        }
         group.remove().await;
         let main_code = plan
             .state(0)
@@ -497,6 +538,16 @@ impl Supervisor {
             ),
         };
         let oom = by.is_some_and(|i| oom_of[i]);
+        if !decision_told {
+            // No service's exit decided (a stop asked for, a critical failure): decided now
+            // that every service is over, before the leftovers.
+            self.emit(Event::Decided {
+                code,
+                oom_killed: oom,
+                service: by.map(|i| Arc::from(run.services[i].name.as_str())),
+                reason,
+            });
+        }
         let mut outcome = self.outcome(code, None, oom);
         outcome.decided_by = by.map(|i| (run.services[i].name.clone(), reason));
         outcome
@@ -530,6 +581,14 @@ impl Supervisor {
                 }
                 None => Err(ServiceRefusal::NotRunning(name.to_string())),
             },
+            // The single workload is the machine: its stop is the machine's, as a SIGTERM.
+            ServiceOp::Stop if service.single_workload => {
+                self.handle().request_stop(libc::SIGTERM);
+                Ok(())
+            }
+            ServiceOp::Start | ServiceOp::Restart if service.single_workload => {
+                Err(ServiceRefusal::SingleWorkload(name.to_string()))
+            }
             ServiceOp::Stop => {
                 let status = plan.state(i).map(|s| s.status);
                 plan.stop_sent(i, true);
@@ -603,6 +662,14 @@ impl Supervisor {
         for warning in warnings {
             tracing::warn!(service = name, "{name}: {warning}");
         }
+        if !cg.describe().is_empty() {
+            tracing::info!(
+                service = name,
+                "{} cgroup: {}",
+                label(service),
+                cg.describe()
+            );
+        }
         // From here on every failed path removes the leaf it made.
         let output = match log.write_end.try_clone() {
             Ok(fd) => fd,
@@ -643,6 +710,12 @@ impl Supervisor {
         let (pid, exit_rx, container) = match (&service.container, run.containers) {
             (None, _) => match self.spawn_in_cgroup(spec, output, &cg) {
                 Ok(started) => {
+                    if let spawn::Born::InCgroup { .. } = started.born {
+                        tracing::info!(
+                            service = name,
+                            "workload born in its cgroup (clone3 CLONE_INTO_CGROUP): {name}"
+                        );
+                    }
                     for warning in started.join_warnings {
                         tracing::warn!(service = name, "{name}: {warning}");
                     }
@@ -689,7 +762,8 @@ impl Supervisor {
             uid = spec.identity.uid,
             gid = spec.identity.gid,
             container = container.is_some(),
-            "{name} started: pid {pid}, uid {}, gid {}, argv {:?}{}",
+            "{} started: pid {pid}, uid {}, gid {}, argv {:?}{}",
+            label(service),
             spec.identity.uid,
             spec.identity.gid,
             spec.argv,
@@ -953,6 +1027,11 @@ impl Supervisor {
                     cgroup_procs: l.map(|l| l.procs.clone()).unwrap_or_default(),
                     is_container: s.container.is_some(),
                     exec_target: l.and_then(|l| l.exec_target.clone()),
+                    accepts: if s.single_workload {
+                        &SINGLE_WORKLOAD_COMMANDS
+                    } else {
+                        &SERVICE_COMMANDS
+                    },
                 }
             })
             .collect();
@@ -967,6 +1046,16 @@ impl Supervisor {
             .map(|(s, l)| (s.name.clone(), l.buffer.clone()))
             .collect();
         self.events.emit(Event::Logs(Arc::new(buffers)));
+    }
+}
+
+/// What the log calls a service: its name, or `workload` for the single workload (the
+/// words operators and host drivers already grep for).
+fn label(service: &Service) -> &str {
+    if service.single_workload {
+        "workload"
+    } else {
+        &service.name
     }
 }
 

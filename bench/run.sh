@@ -17,11 +17,30 @@ if rustup target list --installed 2>/dev/null | grep -q x86_64-unknown-linux-mus
     cargo build --quiet --release --target x86_64-unknown-linux-musl --bin roost
 fi
 
+# The previous release point, measured beside main in the same interleaved run: the commit
+# before several services were added (BASELINE=none leaves it out). Built from this
+# repository's own history in a worktree under target/.
+baseline=${BASELINE:-7dde490}
+baseline_args=()
+if [ "$baseline" != none ] && git rev-parse -q --verify "$baseline^{commit}" >/dev/null; then
+    tree=target/baseline-$baseline
+    [ -d "$tree" ] || git worktree add -q --detach "$tree" "$baseline"
+    if rustup target list --installed 2>/dev/null | grep -q x86_64-unknown-linux-musl; then
+        (cd "$tree" && CARGO_TARGET_DIR="$PWD/../baseline-target" cargo build --quiet --release \
+            --target x86_64-unknown-linux-musl --bin roost)
+        baseline_bin=target/baseline-target/x86_64-unknown-linux-musl/release/roost
+    else
+        (cd "$tree" && CARGO_TARGET_DIR="$PWD/../baseline-target" cargo build --quiet --release --bin roost)
+        baseline_bin=target/baseline-target/release/roost
+    fi
+    baseline_args=(--baseline "$baseline_bin" --baseline-name "roost $baseline")
+fi
+
 echo "## roost vs tini ($(nproc) cores, $(uname -r))"
 echo
 # roost runs as a child subreaper here, like `tini -s`: the same job, no namespace set-up cost.
 target/release/examples/roost-bench compare --roost "$musl" --tini "$(command -v tini)" \
-    --runs "$runs" --orphans "$orphans"
+    --runs "$runs" --orphans "$orphans" "${baseline_args[@]}"
 echo
 echo "| binary | size |"
 echo "|---|---|"

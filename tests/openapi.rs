@@ -249,7 +249,16 @@ fn schemathesis(spec: &std::path::Path, port: u16, mode: &str, filter: &[&str], 
 /// test may send); their malformed bodies are the hand-written cases above.
 #[test]
 fn schemathesis_finds_nothing_outside_the_document() {
-    let rig = Rig::start(json!({"Control": {"LingerSeconds": 120}}), 0);
+    // The workload writes a line every half second, so a log follower's wait (up to 25 s by
+    // the document) ends within the request timeout; once it exits, its log is closed and a
+    // wait answers at once.
+    let scratch_stop = Scratch::new();
+    let stop = scratch_stop.path("stop");
+    let rig = Rig::start(
+        json!({"Control": {"LingerSeconds": 120}, "ImageConfig": {"Cmd": ["/bin/sh", "-c", format!(
+            "while [ ! -e {} ]; do echo tick; sleep 0.5; done", stop.display())]}}),
+        0,
+    );
     let port = tcp_bridge(rig.ctl.clone());
 
     // Everything that is safe to send at random while the workload runs (the exit code
@@ -322,7 +331,7 @@ fn schemathesis_finds_nothing_outside_the_document() {
 
     // After the exit: the exit code answers at once, a signal of any kind is refused (valid
     // ones with 409: nothing is left to signal, so random ones are safe now), the rest holds.
-    rig.stop_workload();
+    std::fs::write(&stop, b"").expect("stop");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while rig.status()["workload"]["state"] == "running" {
         assert!(

@@ -31,21 +31,25 @@ pub(crate) fn orphans(n: usize) {
 }
 
 enum Init<'a> {
-    Roost { bin: &'a Path, dir: &'a Path },
+    Roost {
+        bin: &'a Path,
+        dir: &'a Path,
+        name: String,
+    },
     Tini(&'a Path),
 }
 
 impl Init<'_> {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         match self {
-            Init::Roost { .. } => "roost",
+            Init::Roost { name, .. } => name,
             Init::Tini(_) => "tini -s",
         }
     }
 
     fn command(&self, argv: &[String]) -> Command {
         match self {
-            Init::Roost { bin, dir } => {
+            Init::Roost { bin, dir, .. } => {
                 let config = dir.join(format!("bench-{}.json", monotonic_ns()));
                 let doc = serde_json::json!({ "ExecOverride": argv, "KillTimeout": 1 });
                 std::fs::write(&config, doc.to_string()).expect("write config");
@@ -132,15 +136,25 @@ pub fn run(args: &[String]) {
     let tini = PathBuf::from(arg_value(args, "--tini").unwrap_or("/usr/bin/tini".into()));
     let runs: usize = arg_value(args, "--runs").map_or(200, |v| v.parse().unwrap());
     let n_orphans: usize = arg_value(args, "--orphans").map_or(10_000, |v| v.parse().unwrap());
+    // `--baseline PATH --baseline-name NAME`: an earlier build of roost, measured in the same
+    // interleaved run (bench/run.sh builds the previous release point).
+    let baseline = arg_value(args, "--baseline").map(PathBuf::from);
+    let baseline_name = arg_value(args, "--baseline-name").unwrap_or("roost (baseline)".into());
     let me = std::env::current_exe().expect("current exe");
     let dir = tempfile::tempdir().expect("tempdir");
-    let inits = [
-        Init::Roost {
-            bin: &roost,
+    let mut inits = vec![Init::Roost {
+        bin: &roost,
+        dir: dir.path(),
+        name: "roost".into(),
+    }];
+    if let Some(bin) = &baseline {
+        inits.push(Init::Roost {
+            bin,
             dir: dir.path(),
-        },
-        Init::Tini(&tini),
-    ];
+            name: baseline_name,
+        });
+    }
+    inits.push(Init::Tini(&tini));
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -173,13 +187,31 @@ pub fn run(args: &[String]) {
         )
         .unwrap();
     }
-    if let [(roost_start, roost_exit), (tini_start, tini_exit)] = medians[..] {
-        writeln!(
-            out,
-            "| roost / tini (medians) | {:.2}× | {:.2}× | | |",
-            roost_start / tini_start,
-            roost_exit / tini_exit
-        )
-        .unwrap();
+    // The first row is this roost, the last tini; each other row is compared with both.
+    if let (Some(&(tini_start, tini_exit)), Some(&(roost_start, roost_exit))) =
+        (medians.last(), medians.first())
+    {
+        for (i, init) in inits.iter().enumerate().take(inits.len() - 1) {
+            let (start, exit) = medians[i];
+            writeln!(
+                out,
+                "| {} / tini (medians) | {:.2}× | {:.2}× | | |",
+                init.name(),
+                start / tini_start,
+                exit / tini_exit
+            )
+            .unwrap();
+        }
+        if inits.len() > 2 {
+            let (base_start, base_exit) = medians[1];
+            writeln!(
+                out,
+                "| roost / {} (medians) | {:.2}× | {:.2}× | | |",
+                inits[1].name(),
+                roost_start / base_start,
+                roost_exit / base_exit
+            )
+            .unwrap();
+        }
     }
 }

@@ -111,8 +111,10 @@ async fn logs(state: &ControlState, req: &Request<Incoming>, name: &str) -> Resp
                 Err(_) => return error(StatusCode::BAD_REQUEST, "after must be a line number"),
             },
             "wait" => match value.parse::<f64>() {
-                Ok(s) if s.is_finite() && s >= 0.0 => {
-                    wait = Duration::from_secs_f64(s.min(MAX_LOG_WAIT.as_secs_f64()))
+                // The document's bound: more is refused, not cut (a client that asked for
+                // 60 s would otherwise read an empty answer as "no line for a minute").
+                Ok(s) if s.is_finite() && (0.0..=MAX_LOG_WAIT.as_secs_f64()).contains(&s) => {
+                    wait = Duration::from_secs_f64(s)
                 }
                 _ => return error(StatusCode::BAD_REQUEST, "wait must be seconds (0 to 25)"),
             },

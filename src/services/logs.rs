@@ -27,8 +27,10 @@ pub const MAX_LINE: usize = 8 * 1024;
 #[derive(Debug, Default)]
 pub struct LogBuffer {
     inner: Mutex<Ring>,
-    /// Woken on every new line (followers of the log wait on it).
+    /// Woken on every new line (followers of the log wait on it), and when it closes.
     grew: tokio::sync::Notify,
+    /// Every writer is gone (the pipe reached its end): no line will come, so nobody waits.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -70,6 +72,13 @@ impl LogBuffer {
         self.grew.notify_waiters();
     }
 
+    /// No line will come any more: followers get what there is at once.
+    fn close(&self) {
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.grew.notify_waiters();
+    }
+
     /// The lines numbered `after` and later (all kept ones without it), with the number of
     /// the first returned and of the next to come. With `wait`, waits up to that long for a
     /// line when there is none yet.
@@ -86,14 +95,15 @@ impl LogBuffer {
             let lines: Vec<String> = ring.lines.iter().skip(skip).cloned().collect();
             (from, ring.total, lines)
         };
+        let closed = || self.closed.load(std::sync::atomic::Ordering::Acquire);
         let first = read();
-        if !first.2.is_empty() || wait.is_zero() || after.is_none() {
+        if !first.2.is_empty() || wait.is_zero() || after.is_none() || closed() {
             return first;
         }
         let notified = self.grew.notified();
-        // A line pushed between the read and here is seen by the second read.
+        // A line pushed (or the close) between the read and here is seen by the second read.
         let again = read();
-        if !again.2.is_empty() {
+        if !again.2.is_empty() || closed() {
             return again;
         }
         let _ = tokio::time::timeout(wait, notified).await;
@@ -228,6 +238,7 @@ async fn read_lines(
         )
         .await;
     }
+    buffer.close();
 }
 
 async fn emit(
@@ -325,5 +336,25 @@ mod tests {
                 "no newline"
             ]
         );
+    }
+
+    /// A follower of a log whose writers are all gone is answered at once, not after its
+    /// wait: no line can come.
+    #[tokio::test]
+    async fn a_closed_log_answers_a_follower_at_once() {
+        let console = Console::start().expect("console");
+        let log = start("one", &console, ConsoleStyle::Raw, None, || {}).expect("log");
+        let mut w = std::fs::File::from(log.write_end);
+        w.write_all(b"last words").expect("write");
+        drop(w);
+        log.reader.await.expect("reader");
+        let asked = std::time::Instant::now();
+        let (first, next, lines) = log
+            .buffer
+            .since(Some(1), std::time::Duration::from_secs(20))
+            .await;
+        assert!(asked.elapsed() < std::time::Duration::from_secs(5));
+        assert_eq!((first, next, lines.len()), (1, 1, 0));
+        assert_eq!(log.buffer.snapshot().1, ["last words"]);
     }
 }

@@ -300,7 +300,7 @@ impl Supervisor {
                             self.emit(Event::Decided {
                                 code,
                                 oom_killed: service.is_some_and(|i| oom_of[i]),
-                                service: service.map(|i| Arc::from(run.services[i].name.as_str())),
+                                service: decider_name(run.services, service),
                                 reason,
                             });
                         }
@@ -544,7 +544,7 @@ impl Supervisor {
             self.emit(Event::Decided {
                 code,
                 oom_killed: oom,
-                service: by.map(|i| Arc::from(run.services[i].name.as_str())),
+                service: decider_name(run.services, by),
                 reason,
             });
         }
@@ -1047,6 +1047,13 @@ impl Supervisor {
             .collect();
         self.events.emit(Event::Logs(Arc::new(buffers)));
     }
+}
+
+/// The deciding service's name for listeners: none for the single workload, which is the
+/// machine (its exit reports keep the shape host drivers know).
+fn decider_name(services: &[Service], i: Option<usize>) -> Option<Arc<str>> {
+    let service = services.get(i?)?;
+    (!service.single_workload).then(|| Arc::from(service.name.as_str()))
 }
 
 /// What the log calls a service: its name, or `workload` for the single workload (the

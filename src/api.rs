@@ -45,26 +45,24 @@ pub fn proxy_config(config: &Validated, platform: &Platform) -> Option<ProxyConf
     proxy.max_body_bytes = api.max_body_bytes;
     proxy.request_timeout = api.request_timeout;
     proxy.max_concurrent = api.max_concurrent;
-    {
-        // Each caller's service from its cgroup leaf: named in the audit line, and a
-        // container refused unless its service says `fly_api: true`.
-        let names: Vec<String> = config.services.iter().map(|s| s.name.clone()).collect();
-        let allowed: Vec<bool> = config
-            .services
-            .iter()
-            .map(|s| s.container.as_ref().is_none_or(|c| c.fly_api))
-            .collect();
-        proxy.caller_of = Some(api_proxy::config::CallerOf(std::sync::Arc::new(
-            move |pid: i32| {
-                let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-                let i = crate::supervise::cgroup::service_of_cgroup(&text, &names)?;
-                Some(api_proxy::config::Caller {
-                    service: std::sync::Arc::from(names.get(i)?.as_str()),
-                    allowed: allowed.get(i).copied().unwrap_or(false),
-                })
-            },
-        )));
-    }
+    // Each caller's service from its cgroup leaf: named in the audit line, and a
+    // container refused unless its service says `fly_api: true`.
+    let names: Vec<String> = config.services.iter().map(|s| s.name.clone()).collect();
+    let allowed: Vec<bool> = config
+        .services
+        .iter()
+        .map(|s| s.container.as_ref().is_none_or(|c| c.fly_api))
+        .collect();
+    proxy.caller_of = Some(api_proxy::config::CallerOf(std::sync::Arc::new(
+        move |pid: i32| {
+            let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+            let i = crate::supervise::cgroup::service_of_cgroup(&text, &names)?;
+            Some(api_proxy::config::Caller {
+                service: std::sync::Arc::from(names.get(i)?.as_str()),
+                allowed: allowed.get(i).copied().unwrap_or(false),
+            })
+        },
+    )));
     Some(proxy)
 }
 

@@ -119,27 +119,76 @@ impl LogBuffer {
     }
 }
 
-/// The console writer: one thread, fed line by line.
+/// The console writer: one thread, fed line by line, started by the first output (a machine
+/// whose services print nothing never pays for it).
 #[derive(Debug, Clone)]
 pub struct Console {
     tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+    /// The receiving end until the writer thread takes it.
+    waiting: Arc<Mutex<Option<tokio::sync::mpsc::Receiver<Vec<u8>>>>>,
+    /// Told by the writer thread once it has written everything and every sender is gone.
+    written: Arc<Mutex<Option<std::sync::mpsc::Receiver<()>>>>,
 }
 
 impl Console {
     pub fn start() -> std::io::Result<Self> {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(256);
-        std::thread::Builder::new()
-            .name("service-console".into())
-            .spawn(move || {
-                let mut out = std::io::stdout();
-                let mut writable = true;
-                while let Some(line) = rx.blocking_recv() {
-                    if writable && (out.write_all(&line).is_err() || out.flush().is_err()) {
-                        writable = false;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(256);
+        Ok(Console {
+            tx,
+            waiting: Arc::new(Mutex::new(Some(rx))),
+            written: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    /// Waits up to `timeout` for the writer to put every queued line on the console, once
+    /// every service's reader has ended (they hold the other senders). Without this, roost's
+    /// exit could cut the last lines a service wrote. Returns false on timeout.
+    pub fn finish(self, timeout: std::time::Duration) -> bool {
+        let written = self
+            .written
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        drop(self.tx);
+        match written {
+            Some(done) => done.recv_timeout(timeout).is_ok(),
+            // No output ever: no writer.
+            None => true,
+        }
+    }
+
+    /// Queues `bytes` for the console, starting the writer the first time. Waits while the
+    /// queue is full (backpressure to the service's pipe). Without a writer (its thread
+    /// could not start) the bytes are dropped, never queued for no one.
+    async fn send(&self, bytes: Vec<u8>) {
+        let first = self
+            .waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(mut rx) = first {
+            let (done_tx, done_rx) = std::sync::mpsc::channel();
+            *self.written.lock().unwrap_or_else(PoisonError::into_inner) = Some(done_rx);
+            let spawned = std::thread::Builder::new()
+                .name("service-console".into())
+                .spawn(move || {
+                    let mut out = std::io::stdout();
+                    let mut writable = true;
+                    while let Some(line) = rx.blocking_recv() {
+                        if writable && (out.write_all(&line).is_err() || out.flush().is_err()) {
+                            writable = false;
+                        }
                     }
-                }
-            })?;
-        Ok(Console { tx })
+                    let _ = done_tx.send(());
+                });
+            if let Err(err) = spawned {
+                // The receiver went with the closure: every send fails at once from now on.
+                tracing::error!(
+                    "cannot start the console writer: {err}; service output reaches only the logs"
+                );
+            }
+        }
+        let _ = self.tx.send(bytes).await;
     }
 }
 
@@ -179,7 +228,7 @@ pub fn start(
     let reader = tokio::spawn(read_lines(
         receiver,
         prefix,
-        console.tx.clone(),
+        console.clone(),
         buffer.clone(),
         ready_line,
         ready,
@@ -195,7 +244,7 @@ pub fn start(
 async fn read_lines(
     mut pipe: tokio::net::unix::pipe::Receiver,
     prefix: Option<String>,
-    console: tokio::sync::mpsc::Sender<Vec<u8>>,
+    console: Console,
     buffer: Arc<LogBuffer>,
     ready_line: Option<String>,
     ready: impl FnOnce() + Send + 'static,
@@ -211,7 +260,7 @@ async fn read_lines(
         };
         if prefix.is_none() {
             // Backpressure as below: a full console queue stalls this pipe only.
-            let _ = console.send(buf[..n].to_vec()).await;
+            console.send(buf[..n].to_vec()).await;
         }
         pending.extend_from_slice(&buf[..n]);
         loop {
@@ -244,7 +293,7 @@ async fn read_lines(
 async fn emit(
     piece: &[u8],
     prefix: &Option<String>,
-    console: &tokio::sync::mpsc::Sender<Vec<u8>>,
+    console: &Console,
     buffer: &LogBuffer,
     ready_line: &Option<String>,
     ready: &mut Option<impl FnOnce()>,
@@ -269,7 +318,7 @@ async fn emit(
         out.push(b'\n');
     }
     // Backpressure: a full console queue waits here, and so the service's pipe fills.
-    let _ = console.send(out).await;
+    console.send(out).await;
 }
 
 #[cfg(test)]

@@ -193,13 +193,22 @@ impl Supervisor {
 
         let leaf_base = cgroup::leaf_name();
         // Every service's leaves under one group whose pids.max keeps roost's reserve once.
-        let (group, warnings) = cgroup::ServicesGroup::create(&leaf_base);
-        for warning in warnings {
-            tracing::warn!("{warning}");
-        }
-        if let Some(max) = group.pids_max() {
-            tracing::info!("workload pids.max: {max} (the services' group: all of them together)");
-        }
+        // The single workload needs no group: its one leaf keeps the reserve itself (a
+        // cgroup level fewer to make and remove on the path every plain machine takes).
+        let group = if single_leaf(&run) {
+            None
+        } else {
+            let (group, warnings) = cgroup::ServicesGroup::create(&leaf_base);
+            for warning in warnings {
+                tracing::warn!("{warning}");
+            }
+            if let Some(max) = group.pids_max() {
+                tracing::info!(
+                    "workload pids.max: {max} (the services' group: all of them together)"
+                );
+            }
+            Some(group)
+        };
         let started = Instant::now();
         let now_ms = move || started.elapsed().as_millis() as u64;
         let mut plan = Plan::new(run.services);
@@ -518,11 +527,20 @@ impl Supervisor {
                 tracing::warn!("a service's output pipe is still open; some output may be lost");
             }
         }
+        // The last lines reach the console before roost reports and exits.
+        let written = tokio::task::spawn_blocking(move || console.finish(Duration::from_secs(5)))
+            .await
+            .unwrap_or(false);
+        if !written {
+            tracing::warn!("the console did not take the services' last output in 5 s");
+        }
         unmount_volumes(mounted);
         for leaf in ending_leaves {
             leaf.remove().await;
         }
-        group.remove().await;
+        if let Some(group) = group {
+            group.remove().await;
+        }
         let main_code = plan
             .state(0)
             .and_then(|s| s.last_exit)
@@ -649,12 +667,20 @@ impl Supervisor {
                 return Err(exit::CANNOT_EXECUTE);
             }
         }
-        // Inside the services' group: `<base>/<base>-<name>`.
-        let (cg, warnings) = WorkloadCgroup::create(
-            &format!("{leaf_base}/{leaf_base}-{name}"),
-            service.memory_limit_mib,
-            service.pids_max,
-        );
+        // Inside the services' group: `<base>/<base>-<name>`; the single workload's leaf is
+        // `<base>` itself.
+        let leaf_path = if single_leaf(run) {
+            leaf_base.to_string()
+        } else {
+            format!("{leaf_base}/{leaf_base}-{name}")
+        };
+        let (cg, warnings) =
+            WorkloadCgroup::create(&leaf_path, service.memory_limit_mib, service.pids_max);
+        if single_leaf(run) {
+            if let Some(max) = cg.pids_max() {
+                tracing::info!(service = name, "workload pids.max: {max}");
+            }
+        }
         let mut warnings = warnings;
         if let Some(weight) = service.cpu_weight {
             warnings.extend(cg.set_cpu_weight(weight));
@@ -1047,6 +1073,11 @@ impl Supervisor {
             .collect();
         self.events.emit(Event::Logs(Arc::new(buffers)));
     }
+}
+
+/// Whether the machine is the single workload, whose one leaf is the whole services' cgroup.
+fn single_leaf(run: &ServicesRun<'_>) -> bool {
+    matches!(run.services, [only] if only.single_workload)
 }
 
 /// The deciding service's name for listeners: none for the single workload, which is the

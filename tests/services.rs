@@ -330,6 +330,44 @@ fn v2_status_shows_each_service_and_v1_exit_code_means_the_machine() {
     assert!(done.stderr.contains("code 5 from app"), "{}", done.stderr);
 }
 
+/// `/v1/exit_code` answers once the deciding service has exited, while another service is
+/// still taking its time to stop (before, with `Containers`, only after the whole stop).
+#[test]
+fn the_exit_code_answers_at_the_deciding_exit_not_after_the_stop() {
+    let scratch = Scratch::new();
+    let stop = scratch.path("stop");
+    let slow_got_term = scratch.path("slow-got-term");
+    let doc = json!({"KillTimeout": 20, "Containers": [
+        {"name": "app", "exec": sh(format!("while [ ! -e {s} ]; do sleep 0.05; done; exit 5", s = stop.display())),
+         "restart": {"policy": "no"}},
+        {"name": "slow", "exec": sh(format!(
+            "trap 'touch {g}; sleep 4; exit 0' TERM; while :; do sleep 0.05; done", g = slow_got_term.display())),
+         "on_exit": "ignore", "stop": {"timeout": "20s"}},
+    ]});
+    let config = scratch.config(&doc);
+    let ctl = scratch.path("ctl.sock");
+    let roost = roost_with_control(&config, &ctl, &[]);
+    wait_until("both running", || {
+        let v = http(&ctl, "GET", "/v2/status", &[], b"").json();
+        v["services"][0]["state"] == "running" && v["services"][1]["state"] == "running"
+    });
+    std::fs::write(&stop, b"").expect("stop");
+    let exit = http(&ctl, "GET", "/v1/exit_code", &[], b"").json();
+    let answered = Instant::now();
+    assert_eq!(exit["code"], 5, "{exit}");
+    // Answered while `slow` is still in its 4 s stop.
+    wait_for_file(&slow_got_term, T);
+    let v = http(&ctl, "GET", "/v2/status", &[], b"").json();
+    assert_eq!(v["services"][1]["state"], "stopping", "{v}");
+    let done = roost.wait(T);
+    done.assert_code(5);
+    assert!(
+        answered.elapsed() >= Duration::from_secs(3),
+        "the machine ended {:?} after the answer: the answer waited for the stop",
+        answered.elapsed()
+    );
+}
+
 fn roostctl(ctl: &std::path::Path, args: &[&str]) -> (i32, String, String) {
     roostctl_on(ctl, args)
 }

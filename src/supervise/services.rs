@@ -507,6 +507,31 @@ impl Supervisor {
             }
         }
 
+        let main_code = plan
+            .state(0)
+            .and_then(|s| s.last_exit)
+            .unwrap_or(exit::INTERNAL);
+        let (code, by, reason) = match decided {
+            Some((code, Some(i), reason)) => (code, Some(i), reason),
+            Some((code, None, reason)) => (code, None, reason),
+            // A stop asked for: the main service's code, as with the single workload.
+            None => (
+                main_code,
+                Some(0),
+                "a stop was asked for; the main service's code",
+            ),
+        };
+        let oom = by.is_some_and(|i| oom_of[i]);
+        if !decision_told {
+            // No service's exit decided (a stop asked for, a critical failure): decided now
+            // that every service is over, before the leftovers.
+            self.emit(Event::Decided {
+                code,
+                oom_killed: oom,
+                service: decider_name(run.services, by),
+                reason,
+            });
+        }
         // Everything outside the services' groups and leaves (daemons that left both).
         let kill_signal = run
             .services
@@ -540,31 +565,6 @@ impl Supervisor {
         }
         if let Some(group) = group {
             group.remove().await;
-        }
-        let main_code = plan
-            .state(0)
-            .and_then(|s| s.last_exit)
-            .unwrap_or(exit::INTERNAL);
-        let (code, by, reason) = match decided {
-            Some((code, Some(i), reason)) => (code, Some(i), reason),
-            Some((code, None, reason)) => (code, None, reason),
-            // A stop asked for: the main service's code, as with the single workload.
-            None => (
-                main_code,
-                Some(0),
-                "a stop was asked for; the main service's code",
-            ),
-        };
-        let oom = by.is_some_and(|i| oom_of[i]);
-        if !decision_told {
-            // No service's exit decided (a stop asked for, a critical failure): decided now
-            // that every service is over, before the leftovers.
-            self.emit(Event::Decided {
-                code,
-                oom_killed: oom,
-                service: decider_name(run.services, by),
-                reason,
-            });
         }
         let mut outcome = self.outcome(code, None, oom);
         outcome.decided_by = by.map(|i| (run.services[i].name.clone(), reason));

@@ -117,15 +117,9 @@ async fn sequence<M: Mode>(mut mode: M, started: Instant) -> i32 {
     let report = outcome.report();
     let target = config.as_ref().and_then(|c| mode.report_target(c));
     let machine_id = config.as_ref().and_then(|c| c.config.machine_id.as_deref());
-    // The single workload is the machine: its report keeps the wire shape of `/v1/exit`
-    // that host drivers know (`{"code","oom_killed","machine_id"}`), naming no service.
-    let single = config
-        .as_ref()
-        .is_some_and(|c| c.services.iter().any(|s| s.single_workload));
     let decided_by = outcome
         .decided_by
         .as_ref()
-        .filter(|_| !single)
         .map(|(s, why)| (s.as_str(), *why));
     publish(&state, &report, target, machine_id, decided_by).await;
 

@@ -32,10 +32,7 @@ pub async fn prepare(
             .map(|h| h.to_string_lossy().into_owned())
     });
     // The AWS shared files the workload's SDKs would read (as image files: no FIFO, capped).
-    let wants_aws = spec
-        .env
-        .iter()
-        .any(|(k, v)| k == "AWS_ROLE_ARN" && !v.is_empty());
+    let wants_aws = broker::plan::clouds_asked(&spec.env).contains(&broker::Cloud::Aws);
     let aws_files: Vec<(PathBuf, String)> = broker::plan::aws_shared_files(&spec.env)
         .into_iter()
         .filter(|_| wants_aws)
@@ -91,15 +88,10 @@ pub async fn prepare(
     Some(status)
 }
 
-/// Whether a service's env asks for a cloud role (a broker of its own).
+/// Whether a service's env asks for a cloud role (a broker of its own): the broker's own
+/// triggers, so a service counts as asking exactly when its broker would plan a token.
 pub fn asks_for_cloud_role(env: &[(String, String)]) -> bool {
-    env.iter().any(|(k, v)| {
-        !v.is_empty()
-            && matches!(
-                k.as_str(),
-                "AWS_ROLE_ARN" | "GOOGLE_WORKLOAD_IDENTITY_PROVIDER" | "AZURE_CLIENT_ID"
-            )
-    })
+    !broker::plan::clouds_asked(env).is_empty()
 }
 
 /// What the token-isolation rule needs to know of one service.

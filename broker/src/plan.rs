@@ -134,15 +134,32 @@ const STATIC_KEYS: &[&str] = &[
     "AWS_SESSION_TOKEN",
 ];
 
+/// The clouds whose identity tokens `env` asks for, in `plan`'s order: the one statement of
+/// the triggers, which `plan` follows and the init reads to know who gets a broker.
+pub fn clouds_asked(env: &[(String, String)]) -> Vec<Cloud> {
+    let mut clouds = Vec::new();
+    if get(env, "AWS_ROLE_ARN").is_some() {
+        clouds.push(Cloud::Aws);
+    }
+    if get(env, "GOOGLE_WORKLOAD_IDENTITY_PROVIDER").is_some() {
+        clouds.push(Cloud::Gcp);
+    }
+    if get(env, "AZURE_CLIENT_ID").is_some() && get(env, "AZURE_TENANT_ID").is_some() {
+        clouds.push(Cloud::Azure);
+    }
+    clouds
+}
+
 pub fn plan(env: &[(String, String)], input: &PlanInput<'_>) -> Plan {
     let mut p = Plan::default();
+    let asked = clouds_asked(env);
     let dir = input
         .token_path
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("/"));
 
-    if get(env, "AWS_ROLE_ARN").is_some() {
+    if asked.contains(&Cloud::Aws) {
         let path = input.token_path.to_path_buf();
         p.tokens.push(TokenPlan {
             cloud: Cloud::Aws,
@@ -187,7 +204,10 @@ pub fn plan(env: &[(String, String)], input: &PlanInput<'_>) -> Plan {
         }
     }
 
-    if let Some(provider) = get(env, "GOOGLE_WORKLOAD_IDENTITY_PROVIDER") {
+    if let (true, Some(provider)) = (
+        asked.contains(&Cloud::Gcp),
+        get(env, "GOOGLE_WORKLOAD_IDENTITY_PROVIDER"),
+    ) {
         let resource = provider
             .trim_start_matches("https:")
             .trim_start_matches("//iam.googleapis.com/")
@@ -230,7 +250,7 @@ pub fn plan(env: &[(String, String)], input: &PlanInput<'_>) -> Plan {
         p.files.push((creds_path, creds.to_string()));
     }
 
-    if let (Some(_), Some(_)) = (get(env, "AZURE_CLIENT_ID"), get(env, "AZURE_TENANT_ID")) {
+    if asked.contains(&Cloud::Azure) {
         let path = dir.join("azure_oidc_token");
         p.tokens.push(TokenPlan {
             cloud: Cloud::Azure,
@@ -248,6 +268,38 @@ pub fn plan(env: &[(String, String)], input: &PlanInput<'_>) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The triggers, stated once: Azure needs its tenant too, empty values ask for nothing,
+    /// and `plan` plans a token for exactly the clouds asked.
+    #[test]
+    fn clouds_asked_are_the_clouds_planned() {
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a [Cloud]);
+        let cases: [Case<'_>; 5] = [
+            (&[("AWS_ROLE_ARN", "arn:aws:iam::1:role/r")], &[Cloud::Aws]),
+            (&[("AWS_ROLE_ARN", "")], &[]),
+            (&[("AZURE_CLIENT_ID", "c")], &[]),
+            (
+                &[("AZURE_CLIENT_ID", "c"), ("AZURE_TENANT_ID", "t")],
+                &[Cloud::Azure],
+            ),
+            (
+                &[
+                    (
+                        "GOOGLE_WORKLOAD_IDENTITY_PROVIDER",
+                        "projects/1/locations/global/workloadIdentityPools/p/providers/q",
+                    ),
+                    ("AWS_ROLE_ARN", "arn:aws:iam::1:role/r"),
+                ],
+                &[Cloud::Aws, Cloud::Gcp],
+            ),
+        ];
+        for (vars, want) in cases {
+            let e = env(vars);
+            assert_eq!(clouds_asked(&e), want, "{vars:?}");
+            let planned: Vec<Cloud> = plan(&e, &input()).tokens.iter().map(|t| t.cloud).collect();
+            assert_eq!(planned, want, "{vars:?}");
+        }
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

@@ -130,14 +130,21 @@ pub struct Console {
     written: Arc<Mutex<Option<std::sync::mpsc::Receiver<()>>>>,
 }
 
+impl Default for Console {
+    fn default() -> Self {
+        Console::new()
+    }
+}
+
 impl Console {
-    pub fn start() -> std::io::Result<Self> {
+    /// The queue; its writer thread comes with the first output.
+    pub fn new() -> Self {
         let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(256);
-        Ok(Console {
+        Console {
             tx,
             waiting: Arc::new(Mutex::new(Some(rx))),
             written: Arc::new(Mutex::new(None)),
-        })
+        }
     }
 
     /// Waits up to `timeout` for the writer to put every queued line on the console, once
@@ -354,7 +361,7 @@ mod tests {
 
     #[tokio::test]
     async fn lines_are_prefixed_kept_and_the_ready_line_is_seen_once() {
-        let console = Console::start().expect("console");
+        let console = Console::new();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let log = start(
             "web",
@@ -391,7 +398,7 @@ mod tests {
     /// wait: no line can come.
     #[tokio::test]
     async fn a_closed_log_answers_a_follower_at_once() {
-        let console = Console::start().expect("console");
+        let console = Console::new();
         let log = start("one", &console, ConsoleStyle::Raw, None, || {}).expect("log");
         let mut w = std::fs::File::from(log.write_end);
         w.write_all(b"last words").expect("write");

@@ -150,13 +150,7 @@ impl Supervisor {
         if let Some(main) = run.services.first() {
             self.service = Arc::from(main.name.as_str());
         }
-        let console = match Console::start() {
-            Ok(c) => c,
-            Err(err) => {
-                tracing::error!("cannot start the services' console writer: {err}");
-                return self.outcome(exit::INTERNAL, None, false);
-            }
-        };
+        let console = Console::new();
         let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
         let mut logs: Vec<ServiceLog> = Vec::with_capacity(n);
         for (i, service) in run.services.iter().enumerate() {
@@ -567,7 +561,7 @@ impl Supervisor {
             group.remove().await;
         }
         let mut outcome = self.outcome(code, None, oom);
-        outcome.decided_by = by.map(|i| (run.services[i].name.clone(), reason));
+        outcome.decided_by = decider_name(run.services, by).map(|name| (name.to_string(), reason));
         outcome
     }
 
@@ -1080,8 +1074,9 @@ fn single_leaf(run: &ServicesRun<'_>) -> bool {
     matches!(run.services, [only] if only.single_workload)
 }
 
-/// The deciding service's name for listeners: none for the single workload, which is the
-/// machine (its exit reports keep the shape host drivers know).
+/// The deciding service's name, for listeners and the outcome: none for the single
+/// workload, which is the machine (its exit report keeps the `/v1/exit` shape host drivers
+/// know, `{"code","oom_killed","machine_id"}`, naming no service).
 fn decider_name(services: &[Service], i: Option<usize>) -> Option<Arc<str>> {
     let service = services.get(i?)?;
     (!service.single_workload).then(|| Arc::from(service.name.as_str()))

@@ -56,7 +56,7 @@ pub fn proxy_config(config: &Validated, platform: &Platform) -> Option<ProxyConf
     proxy.caller_of = Some(api_proxy::config::CallerOf(std::sync::Arc::new(
         move |pid: i32| {
             let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-            let i = crate::supervise::cgroup::service_of_cgroup(&text, &names)?;
+            let i = crate::process::cgroup::service_of_cgroup(&text, &names)?;
             Some(api_proxy::config::Caller {
                 service: std::sync::Arc::from(names.get(i)?.as_str()),
                 allowed: allowed.get(i).copied().unwrap_or(false),
@@ -86,7 +86,7 @@ pub fn platform_or_log(config: &Validated) -> Option<Platform> {
 pub fn start(
     config: &Validated,
     platform: Option<&Platform>,
-    critical: &crate::supervise::CriticalTasks,
+    critical: &crate::supervisor::CriticalTasks,
 ) -> Option<Arc<ProxyStats>> {
     let proxy = proxy_config(config, platform?)?;
     match ProxyServer::bind(proxy) {

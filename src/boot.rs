@@ -19,8 +19,8 @@ use crate::config::Validated;
 use crate::control::report::{self, ReportTarget};
 use crate::control::{ControlServer, ControlState};
 use crate::exit::{self, BootFailure, Report};
-use crate::supervise::procs::InitMode;
-use crate::supervise::{CriticalTasks, Outcome, Supervisor};
+use crate::process::procs::InitMode;
+use crate::supervisor::{CriticalTasks, Outcome, Supervisor};
 use crate::workload::WorkloadSpec;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -210,7 +210,7 @@ async fn run_services<M: Mode>(
 ) -> Outcome {
     // Images mounted before anything resolves: a container's user and groups come from
     // its image's own /etc/passwd and /etc/group.
-    let containers = match crate::oci::ContainerHost::prepare(config) {
+    let containers = match crate::containers::ContainerHost::prepare(config) {
         Ok(host) => host,
         Err(err) => {
             let failure = BootFailure::Config(format!("containers: {err}"));
@@ -307,7 +307,7 @@ async fn run_services<M: Mode>(
             .collect(),
     );
     state.phase("workload_start");
-    let run = crate::supervise::services::ServicesRun {
+    let run = crate::supervisor::run_loop::ServicesRun {
         services: &config.services,
         specs,
         volumes: &config.volumes,
@@ -408,7 +408,7 @@ async fn close_control(servers: Vec<ControlServer>, linger: Duration, supervisor
 
 /// The panic policy of both modes: a panic is logged where it happens and nothing else. One
 /// inside a task (a connection, an exec, a critical task) is contained by tokio and handled
-/// as that task's end (see [`crate::supervise::critical`]), so the workload runs on and its
+/// as that task's end (see [`crate::supervisor::critical`]), so the workload runs on and its
 /// real exit code is reported.
 fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| tracing::error!("panic: {info}")));

@@ -1,6 +1,6 @@
 //! The `roost` binary: argument parsing only; everything else is in the library.
 
-use roost::container::{self, ContainerArgs};
+use roost::container_mode::{self, ContainerArgs};
 use std::path::PathBuf;
 
 const USAGE: &str = "\
@@ -63,7 +63,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let code = match parse_args(&args) {
         Ok(Command::Vm) => roost::vm::main(),
-        Ok(Command::Container(args)) => container::run(&args),
+        Ok(Command::Container(args)) => container_mode::run(&args),
         Ok(Command::Version) => {
             println!("roost {}", env!("CARGO_PKG_VERSION"));
             0

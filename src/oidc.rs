@@ -21,7 +21,7 @@ pub async fn prepare(
     config: &Validated,
     platform: Option<roost_platform::Platform>,
     spec: &mut WorkloadSpec,
-    critical: &crate::supervise::CriticalTasks,
+    critical: &crate::supervisor::CriticalTasks,
     token_path: &std::path::Path,
 ) -> Option<BrokerStatus> {
     let c = &config.config;

@@ -161,10 +161,10 @@ fn the_supervisor_never_imports_the_control_api() {
     for file in files {
         let text = std::fs::read_to_string(&file).expect("read");
         for forbidden in [
-            "supervise::reaper",
-            "supervise::spawn",
-            "supervise::procs",
-            "supervise::clone_into",
+            "process::reaper",
+            "process::spawn",
+            "process::procs",
+            "process::clone_into",
         ] {
             assert!(
                 !text.contains(forbidden),

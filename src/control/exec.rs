@@ -5,12 +5,12 @@
 
 use super::protocol::{Dialect, ExecRequest, ExecResponse, Output, OutputEncoding};
 use super::state::ControlState;
-use crate::oci::ExecTarget;
-use crate::supervise::handle::ExecCommand;
-use crate::supervise::ChildExit;
+use crate::containers::ExecTarget;
+use crate::supervisor::handle::ExecCommand;
+use crate::supervisor::ChildExit;
 use crate::workload::Identity;
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
@@ -98,18 +98,8 @@ impl Launch {
         tty: bool,
     ) -> std::io::Result<(i32, tokio::sync::oneshot::Receiver<ChildExit>)> {
         if let Some(target) = &self.container {
-            // The runtime runs as root in the VM and becomes the service's user inside; the
-            // container's env comes from its bundle.
-            let argv = target.argv(&self.identity, &self.cwd, argv);
-            return state.supervisor().exec(ExecCommand {
-                argv: &argv,
-                env: &crate::oci::runtime::runtime_env(),
-                identity: &Identity::root(),
-                cwd: Path::new("/"),
-                stdio,
-                tty,
-                cgroup_procs: Vec::new(),
-            });
+            let inside = target.exec(&self.identity, &self.cwd, argv);
+            return state.supervisor().exec(inside.command(stdio, tty));
         }
         state.supervisor().exec(ExecCommand {
             argv,

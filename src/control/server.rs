@@ -107,7 +107,7 @@ impl ControlServer {
 pub fn start(
     state: ControlState,
     listen: Listen,
-    critical: &crate::supervise::CriticalTasks,
+    critical: &crate::supervisor::CriticalTasks,
 ) -> std::io::Result<ControlServer> {
     let (stop, stopped) = watch::channel(false);
     let in_flight = Arc::new(InFlight::default());
@@ -368,7 +368,7 @@ fn signal(state: &ControlState, sig: i64) -> Response<Body> {
             format!("signal {sig} is outside 1..=64"),
         );
     }
-    use crate::supervise::handle::SignalAnswer;
+    use crate::supervisor::handle::SignalAnswer;
     match state.supervisor().signal_main(sig as i32) {
         SignalAnswer::Sent | SignalAnswer::EndsBoot => {
             json(StatusCode::OK, &serde_json::json!({ "ok": true }))

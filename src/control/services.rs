@@ -4,7 +4,7 @@
 
 use super::server::{error, json, json_body, Body};
 use super::state::ControlState;
-use crate::supervise::handle::{ServiceOp, ServiceRefusal};
+use crate::supervisor::handle::{ServiceOp, ServiceRefusal};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use std::time::Duration;

@@ -4,10 +4,10 @@
 //! way, through the [`SupervisorHandle`] kept here.
 
 use super::protocol::ExitCode;
-use crate::services::logs::LogBuffer;
-use crate::supervise::events::Event;
-use crate::supervise::handle::SupervisorHandle;
-use crate::supervise::services::ServiceView;
+use crate::supervisor::events::Event;
+use crate::supervisor::handle::SupervisorHandle;
+use crate::supervisor::logs::LogBuffer;
+use crate::supervisor::view::ServiceView;
 use crate::workload::WorkloadSpec;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;

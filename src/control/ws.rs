@@ -20,7 +20,7 @@
 use super::exec::{check_command, launch_for};
 use super::protocol::{WsInit, WsResize, WsServerMessage};
 use super::state::ControlState;
-use crate::supervise::ChildExit;
+use crate::supervisor::ChildExit;
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;

@@ -20,7 +20,7 @@ use crate::control::report::ReportTarget;
 use crate::control::{self, ControlServer, ControlState, Listen};
 use crate::exit::{self, BootFailure};
 use crate::net::Netlink;
-use crate::supervise::CriticalTasks;
+use crate::supervisor::CriticalTasks;
 use cmdline::BootOptions;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};

@@ -4,6 +4,7 @@
 
 pub mod argv;
 pub mod env;
+pub mod files;
 pub mod image_file;
 pub mod user;
 

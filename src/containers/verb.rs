@@ -1,9 +1,10 @@
-//! One verb of the OCI runtime ([`crate::oci::runtime`]) run to its end: started through the
+//! One verb of the OCI runtime ([`crate::containers::runtime`]) run to its end: started through the
 //! one reaper as root in `/` with a plain PATH, and waited for within a bound, so a runtime
 //! that hangs cannot hold PID 1 (it is killed, group and all, at the bound).
 
-use super::handle::{ExecCommand, SupervisorHandle};
-use crate::oci::runtime::{runtime_env, RuntimeError};
+use crate::containers::runtime::{runtime_env, RuntimeError};
+use crate::process::exec::{self, ExecCommand};
+use crate::process::reaper::Reaper;
 use crate::workload::Identity;
 use std::path::Path;
 use std::process::Stdio;
@@ -15,7 +16,7 @@ const STDERR_KEPT: usize = 2048;
 /// Runs `argv` (a verb) to its end within `timeout`, stdout and stderr to `output` when
 /// given (`create`: the container's init inherits them), else stderr kept for the error.
 pub async fn run_verb(
-    handle: &SupervisorHandle,
+    reaper: &Reaper,
     argv: &[String],
     output: Option<std::os::fd::OwnedFd>,
     timeout: Duration,
@@ -39,8 +40,9 @@ pub async fn run_verb(
     };
     let env = runtime_env();
     let identity = Identity::root();
-    let (pid, exit) = handle
-        .exec(ExecCommand {
+    let (pid, exit) = exec::start(
+        reaper,
+        ExecCommand {
             argv,
             env: &env,
             identity: &identity,
@@ -48,8 +50,9 @@ pub async fn run_verb(
             stdio: [Stdio::null(), stdout, stderr],
             tty: false,
             cgroup_procs: Vec::new(),
-        })
-        .map_err(spawn_err)?;
+        },
+    )
+    .map_err(spawn_err)?;
     let read_stderr = async {
         let Some(fd) = captured else {
             return String::new();
@@ -65,7 +68,7 @@ pub async fn run_verb(
             stderr,
         }),
         Err(_) => {
-            handle.kill_exec(pid);
+            exec::kill(pid);
             Err(RuntimeError::Timeout { verb, timeout })
         }
     }

@@ -129,6 +129,61 @@ pub fn in_pid_namespace_of(pid: i32, init: i32) -> bool {
     }
 }
 
+/// Whose `READY=1` counts: a process's session, or every process of a container's PID
+/// namespace (the abstract socket is reachable over the shared network namespace).
+#[derive(Debug, Clone, Copy)]
+pub enum Sender {
+    SessionOf(i32),
+    PidNamespaceOf(i32),
+}
+
+impl Sender {
+    fn is(self, pid: i32) -> bool {
+        match self {
+            Sender::SessionOf(leader) => from_service(pid, leader),
+            Sender::PidNamespaceOf(init) => in_pid_namespace_of(pid, init),
+        }
+    }
+}
+
+/// Listens on `sock` until `READY=1` comes from `ours`, then calls `ready` once and ends.
+/// Spoofs are logged (aggregated per [`SPOOF_WINDOW`]) and ignored.
+pub async fn listen(sock: NotifySocket, service: String, ours: Sender, ready: impl FnOnce()) {
+    let mut spoofs = SpoofLog::default();
+    let mut window = tokio::time::interval(SPOOF_WINDOW);
+    window.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let (sender, message) = tokio::select! {
+            received = sock.recv() => match received {
+                Ok(received) => received,
+                Err(_) => return,
+            },
+            _ = window.tick() => {
+                for line in spoofs.end_window(&service) {
+                    tracing::warn!(service = service.as_str(), "{line}");
+                }
+                continue;
+            }
+        };
+        if !says_ready(&message) {
+            continue;
+        }
+        if sender.is_some_and(|p| ours.is(p)) {
+            ready();
+            for line in spoofs.end_window(&service) {
+                tracing::warn!(service = service.as_str(), "{line}");
+            }
+            return;
+        }
+        if spoofs.record(sender) {
+            tracing::warn!(
+                service = service.as_str(),
+                "READY=1 for {service} from pid {sender:?}, not of its session or container: ignored"
+            );
+        }
+    }
+}
+
 /// How long one window of spoofed-notification aggregation lasts.
 pub const SPOOF_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
 /// Spoofed `READY=1`s of one sender logged in full per window; the rest are counted.

@@ -9,7 +9,7 @@ use crate::config::{self, Validated};
 use crate::control::report::ReportTarget;
 use crate::control::{self, ControlServer, ControlState, Listen};
 use crate::exit::BootFailure;
-use crate::supervise::CriticalTasks;
+use crate::supervisor::CriticalTasks;
 use std::path::PathBuf;
 use std::time::Instant;
 

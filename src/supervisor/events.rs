@@ -35,9 +35,9 @@ pub enum Event {
         reason: &'static str,
     },
     /// Every service's state, after each change.
-    Services(Arc<Vec<super::services::ServiceView>>),
+    Services(Arc<Vec<super::view::ServiceView>>),
     /// Each service's log buffer, once at the start.
-    Logs(Arc<Vec<(String, Arc<crate::services::logs::LogBuffer>)>>),
+    Logs(Arc<Vec<(String, Arc<crate::supervisor::logs::LogBuffer>)>>),
 }
 
 /// A listener: called for every event, in order. It must not block.

@@ -172,19 +172,12 @@ impl Reaper {
 
     /// Reaps on every SIGCHLD for as long as roost runs, in a task of its own, so execs and
     /// orphans are reaped in every phase (boot, run, shutdown), not only while the workload
-    /// is waited for.
-    pub fn spawn_task(
-        &self,
-        mut sigchld: tokio::signal::unix::Signal,
-        critical: &super::critical::CriticalTasks,
-    ) {
-        let reaper = self.clone();
-        critical.spawn("reaper", async move {
-            while sigchld.recv().await.is_some() {
-                reaper.reap();
-                crate::fault::point("reaper");
-            }
-        });
+    /// is waited for. Spawned as a watched task: its end is a critical failure.
+    pub async fn reap_forever(self, mut sigchld: tokio::signal::unix::Signal) {
+        while sigchld.recv().await.is_some() {
+            self.reap();
+            crate::fault::point("reaper");
+        }
     }
 
     /// Reaps until no child is left or `deadline` passes. Returns whether none is left.

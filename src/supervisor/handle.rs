@@ -3,12 +3,10 @@
 //! [`SupervisorHandle`]. The reaper, the spawn path and the process table stay behind it;
 //! execs are children of the one reaper like every other process.
 
-use super::reaper::{ChildExit, Reaper};
-use super::spawn::{spawn_child, ChildSpec};
-use super::{procs, signal_name};
-use crate::workload::Identity;
-use std::path::Path;
-use std::process::Stdio;
+use crate::exit::signal_name;
+pub use crate::process::exec::ExecCommand;
+use crate::process::reaper::{ChildExit, Reaper};
+use crate::process::{exec, procs};
 use std::sync::Arc;
 use tokio::sync::{oneshot, watch};
 
@@ -32,20 +30,6 @@ pub enum SignalAnswer {
     NotStarted,
     /// The main service has exited.
     NotRunning,
-}
-
-/// A command asking for an exec: what to run, as whom, where, with which stdio.
-#[derive(Debug)]
-pub struct ExecCommand<'a> {
-    pub argv: &'a [String],
-    pub env: &'a [(String, String)],
-    pub identity: &'a Identity,
-    pub cwd: &'a Path,
-    pub stdio: [Stdio; 3],
-    /// fd 0 becomes the exec's controlling terminal.
-    pub tty: bool,
-    /// `cgroup.procs` files the exec joins before it runs (a service's leaf).
-    pub cgroup_procs: Vec<std::ffi::CString>,
 }
 
 /// What the control API may ask of one named service.
@@ -172,24 +156,11 @@ impl SupervisorHandle {
         &self,
         command: ExecCommand<'_>,
     ) -> std::io::Result<(i32, oneshot::Receiver<ChildExit>)> {
-        let [stdin, stdout, stderr] = command.stdio;
-        self.reaper.spawn(|| {
-            spawn_child(ChildSpec {
-                argv: command.argv,
-                env: command.env,
-                identity: command.identity,
-                cwd: command.cwd,
-                stdin,
-                stdout,
-                stderr,
-                cgroup_procs: command.cgroup_procs,
-                controlling_tty: command.tty,
-            })
-        })
+        exec::start(&self.reaper, command)
     }
 
     /// Kills an exec's whole process group (its session ended, or its time ran out).
     pub fn kill_exec(&self, pid: i32) {
-        procs::signal_group(pid, libc::SIGKILL);
+        exec::kill(pid);
     }
 }

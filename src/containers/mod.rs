@@ -1,17 +1,21 @@
 //! PID 1's side of `kind: container` services (docs/containers.md): the images mounted
 //! once, each container's bundle (`config.json` from [`bundle`], a root from [`rootfs`]),
-//! and the OCI runtime's verbs ([`runtime`]). The runtime is a short-lived child, as
-//! containerd runs runc: it is not linked into PID 1. The supervisor
-//! ([`crate::supervise::services`]) registers each container's init with its one reaper and
-//! runs the verbs in order.
+//! and the OCI runtime's verbs ([`runtime`], each run to its end by [`verb`]). The runtime is
+//! a short-lived child, as containerd runs runc: it is not linked into PID 1. A container's
+//! life (create, adopt its init, start, delete) is [`lifecycle`]; it builds on the process
+//! layer ([`crate::process`]) only, and the supervisor picks a container or a process per
+//! service.
 
 pub mod bundle;
+pub mod lifecycle;
 pub mod rootfs;
 pub mod runtime;
 pub mod seccomp_profile;
+pub mod verb;
 
 use crate::config::typed::{ImageRoot, Service, Volume};
 use crate::config::Validated;
+use crate::process::exec::ExecCommand;
 use crate::workload::{Identity, WorkloadSpec};
 use bundle::{Bind, BundleSpec, Rlimit};
 use rootfs::Rootfs;
@@ -45,10 +49,39 @@ pub struct ExecTarget {
 }
 
 impl ExecTarget {
-    /// The runtime's argv that runs `command` inside, as `identity` in `cwd`; the runtime
-    /// itself runs as root with [`runtime::runtime_env`].
-    pub fn argv(&self, identity: &Identity, cwd: &Path, command: &[String]) -> Vec<String> {
-        self.runtime.exec_argv(&self.id, identity, cwd, command)
+    /// The one way into a running container, for the control API's execs and exec checks
+    /// alike: the runtime's `exec` runs `command` inside as `identity` in `cwd`; the runtime
+    /// itself runs as root in `/` with [`runtime::runtime_env`] (the container's own env
+    /// comes from its bundle).
+    pub fn exec(&self, identity: &Identity, cwd: &Path, command: &[String]) -> ContainerExec {
+        ContainerExec {
+            argv: self.runtime.exec_argv(&self.id, identity, cwd, command),
+            env: runtime::runtime_env(),
+            identity: Identity::root(),
+        }
+    }
+}
+
+/// The runtime's `exec` of a command, ready to start through the one reaper.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerExec {
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub identity: Identity,
+}
+
+impl ContainerExec {
+    /// The exec command (in `/`, no cgroup to join: the runtime puts the process inside).
+    pub fn command(&self, stdio: [std::process::Stdio; 3], tty: bool) -> ExecCommand<'_> {
+        ExecCommand {
+            argv: &self.argv,
+            env: &self.env,
+            identity: &self.identity,
+            cwd: Path::new("/"),
+            stdio,
+            tty,
+            cgroup_procs: Vec::new(),
+        }
     }
 }
 
@@ -325,7 +358,7 @@ fn fill_bundle(
             .map_err(|e| format!("cannot create {}: {e}", files.display()))?;
         for (j, file) in service.files.iter().enumerate() {
             let source = files.join(j.to_string());
-            crate::services::files::write_file(&source, file, &spec.identity)
+            crate::workload::files::write_file(&source, file, &spec.identity)
                 .map_err(|e| format!("cannot write {}: {e}", file.path.display()))?;
             binds.push(Bind {
                 source,

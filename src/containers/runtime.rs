@@ -1,6 +1,6 @@
 //! The OCI runtime (runc's command line: `roost-oci`, crun, runc, youki) as PID 1 drives it:
 //! the argv of each verb and their bounds, pure. The supervisor runs them
-//! ([`crate::supervise::oci_verb`]) through the one reaper.
+//! ([`crate::containers::verb`]) through the one reaper.
 
 use crate::workload::Identity;
 use std::path::{Path, PathBuf};

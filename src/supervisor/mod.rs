@@ -8,29 +8,33 @@
 //! through [`handle::SupervisorHandle`] (signal, stop, exec). It knows nothing of the control
 //! API that listens and asks.
 
-pub mod cgroup;
-pub mod clone_into;
+mod checks;
+mod commands;
 pub mod critical;
 pub mod events;
 pub mod handle;
-pub mod oci_verb;
-pub mod procs;
-pub mod reaper;
-pub mod services;
-pub mod signals;
-pub mod spawn;
+pub mod health;
+mod live;
+pub mod logs;
+pub mod notify;
+pub mod plan;
+pub mod run_loop;
+mod start;
+pub mod view;
+mod volumes;
 
 use crate::exit;
+use crate::process::cgroup::WorkloadCgroup;
+use crate::process::procs::InitMode;
+pub use crate::process::reaper::ChildExit;
+use crate::process::reaper::{ReapState, Reaper};
+use crate::process::signals::{SignalAction, Signals};
+use crate::process::{procs, signals, spawn};
 use crate::workload::WorkloadSpec;
-use cgroup::WorkloadCgroup;
 pub use critical::CriticalTasks;
 use events::{Event, Events, Listener};
 use handle::{MainState, SupervisorHandle};
-use procs::InitMode;
-pub use reaper::ChildExit;
-use reaper::{ReapState, Reaper};
 use roost_platform::deadline::from_now;
-use signals::{SignalAction, Signals};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::{sleep_until, Instant};
@@ -120,7 +124,7 @@ impl Supervisor {
         let reaper = Reaper::new();
         reaper.reap();
         let critical = CriticalTasks::new();
-        reaper.spawn_task(sigchld, &critical);
+        critical.spawn("reaper", reaper.clone().reap_forever(sigchld));
         let (tx, stop_requests) = tokio::sync::watch::channel(None);
         // Bounded: a host that floods commands gets Busy, not PID 1's memory.
         let (service_sender, service_commands) = tokio::sync::mpsc::channel(64);

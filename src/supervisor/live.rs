@@ -1,0 +1,65 @@
+//! A service's running start: its pid, its cgroup leaf, its checks' tasks and trackers, its
+//! container if it is one, and where its stop stands.
+
+use super::health::Tracker;
+use crate::config::typed::Service;
+use crate::containers::lifecycle::Container;
+use crate::containers::ExecTarget;
+use crate::process::cgroup::WorkloadCgroup;
+use crate::process::procs;
+use roost_platform::deadline::from_now;
+use tokio::time::Instant;
+
+/// A running start of a service.
+#[derive(Debug)]
+pub(super) struct Live {
+    pub pid: i32,
+    /// Which start this is: messages of an earlier start are ignored.
+    pub generation: u64,
+    pub cgroup: WorkloadCgroup,
+    /// Its checks' and `NOTIFY_SOCKET` listener's tasks, aborted at its exit.
+    pub checks: Vec<tokio::task::AbortHandle>,
+    pub trackers: Vec<Tracker>,
+    /// When its stop escalates to SIGKILL.
+    pub kill_at: Option<Instant>,
+    pub started_at_ms: u64,
+    /// Its leaf's `cgroup.procs` files, for an exec inside it.
+    pub procs: Vec<std::ffi::CString>,
+    /// `READY=1` came (services with `notify`).
+    pub notified: bool,
+    /// A `kind: container` service's container, deleted when its init has exited.
+    pub container: Option<Container>,
+    pub exec_target: Option<ExecTarget>,
+}
+
+impl Live {
+    /// A signal to the service: a process's whole group; a container's init, directly (what
+    /// the runtime's `kill` would do, without a process per signal). In its own PID
+    /// namespace the init passes it on, or, without a handler, the kernel drops it; SIGKILL
+    /// is never dropped and ends the whole namespace.
+    pub fn signal(&self, sig: i32) {
+        if self.container.is_some() {
+            // SAFETY: kill(2) has no memory effects; the pid is the adopted init, registered
+            // with the reaper and not yet reaped (its exit removes this Live).
+            unsafe { libc::kill(self.pid, sig) };
+        } else {
+            procs::signal_group(self.pid, sig);
+        }
+    }
+
+    /// A stop of the service: its signal now, SIGKILL after its timeout (sooner if the
+    /// machine's stop bound comes first).
+    pub fn stop(&mut self, service: &Service, machine_deadline: Option<Instant>) {
+        self.signal(service.stop.signal.number());
+        let own = from_now(service.stop.timeout);
+        let at = machine_deadline.map_or(own, |d| d.min(own));
+        self.kill_at = Some(self.kill_at.map_or(at, |k| k.min(at)));
+    }
+
+    /// Its checks end with it.
+    pub fn end_checks(&self) {
+        for check in &self.checks {
+            check.abort();
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! One start of one service: its files, its cgroup leaf, its process (or its container),
+//! then what watches it: a task for its exit, its checks, its `NOTIFY_SOCKET` listener.
+//! Every failed path removes the leaf it made and returns the exit code that stands for the
+//! failure (for the service's restart policy).
+
+use super::checks::{self, CheckOf};
+use super::live::Live;
+use super::notify::{self, NotifySocket};
+use super::run_loop::{Msg, RunLoop};
+use crate::config::typed::Service;
+use crate::containers::lifecycle::{Container, ContainerError};
+use crate::containers::{BundleInputs, ContainerHost};
+use crate::exit;
+use crate::process::cgroup::WorkloadCgroup;
+use crate::process::reaper::ChildExit;
+use crate::process::spawn;
+use crate::workload::WorkloadSpec;
+use std::borrow::Cow;
+use std::os::fd::OwnedFd;
+use tokio::sync::oneshot;
+
+/// What a start made run.
+struct Launched {
+    pid: i32,
+    exit: oneshot::Receiver<ChildExit>,
+    container: Option<Container>,
+    notify: Option<NotifySocket>,
+}
+
+impl RunLoop<'_> {
+    /// Starts service `i` as start number `generation`.
+    pub(super) async fn start(&mut self, i: usize, generation: u64) -> Result<Live, i32> {
+        let service = &self.run.services[i];
+        let name = service.name.as_str();
+        if service.container.is_none() {
+            if let Err(err) = write_files(service, &self.run.specs[i]) {
+                tracing::error!(service = name, "cannot start {name}: {err}");
+                return Err(exit::CANNOT_EXECUTE);
+            }
+        }
+        let cg = self.make_leaf(service);
+        match self.launch(i, generation, &cg).await {
+            Ok(launched) => Ok(self.watch(i, generation, cg, launched)),
+            Err(code) => {
+                tokio::spawn(cg.remove());
+                Err(code)
+            }
+        }
+    }
+
+    /// The service's cgroup leaf: `<base>/<base>-<name>` inside the services' group; the
+    /// single workload's leaf is `<base>` itself.
+    fn make_leaf(&self, service: &Service) -> WorkloadCgroup {
+        let name = service.name.as_str();
+        let base = &self.leaf_base;
+        let path = if self.run.single_leaf() {
+            base.clone()
+        } else {
+            format!("{base}/{base}-{name}")
+        };
+        let (cg, mut warnings) =
+            WorkloadCgroup::create(&path, service.memory_limit_mib, service.pids_max);
+        if self.run.single_leaf() {
+            if let Some(max) = cg.pids_max() {
+                tracing::info!(service = name, "workload pids.max: {max}");
+            }
+        }
+        if let Some(weight) = service.cpu_weight {
+            warnings.extend(cg.set_cpu_weight(weight));
+        }
+        for warning in warnings {
+            tracing::warn!(service = name, "{name}: {warning}");
+        }
+        if !cg.describe().is_empty() {
+            tracing::info!(
+                service = name,
+                "{} cgroup: {}",
+                label(service),
+                cg.describe()
+            );
+        }
+        cg
+    }
+
+    /// The process or the container, its output the service's log.
+    async fn launch(
+        &self,
+        i: usize,
+        generation: u64,
+        cg: &WorkloadCgroup,
+    ) -> Result<Launched, i32> {
+        let service = &self.run.services[i];
+        let name = service.name.as_str();
+        let output = self.logs[i].write_end.try_clone().map_err(|err| {
+            tracing::error!(service = name, "cannot start {name}: {err}");
+            exit::TEMPORARY
+        })?;
+        // systemd's readiness protocol: a socket of this start's own, named in its env, with
+        // a random part no other service can guess and take first.
+        let notify = if service.notify {
+            let prefix = format!("{}-{name}-{generation}", self.leaf_base);
+            let sock = NotifySocket::bind_unguessable(&prefix).map_err(|err| {
+                tracing::error!(
+                    service = name,
+                    "cannot create {name}'s NOTIFY_SOCKET: {err}"
+                );
+                exit::TEMPORARY
+            })?;
+            Some(sock)
+        } else {
+            None
+        };
+        let spec = with_notify_socket(&self.run.specs[i], notify.as_ref());
+        let (pid, exit, container) = match (&service.container, self.run.containers) {
+            (None, _) => {
+                let (pid, exit) = self.spawn_process(service, &spec, output, cg)?;
+                (pid, exit, None)
+            }
+            (Some(_), Some(host)) => {
+                let (pid, exit, container) =
+                    self.start_container(host, i, &spec, output, cg).await?;
+                (pid, exit, Some(container))
+            }
+            (Some(_), None) => {
+                tracing::error!(
+                    service = name,
+                    "cannot start {name}: no container runtime was prepared"
+                );
+                return Err(exit::INTERNAL);
+            }
+        };
+        log_started(service, &spec, pid, container.is_some());
+        Ok(Launched {
+            pid,
+            exit,
+            container,
+            notify,
+        })
+    }
+
+    fn spawn_process(
+        &self,
+        service: &Service,
+        spec: &WorkloadSpec,
+        output: OwnedFd,
+        cg: &WorkloadCgroup,
+    ) -> Result<(i32, oneshot::Receiver<ChildExit>), i32> {
+        let name = service.name.as_str();
+        match self.sup.spawn_in_cgroup(spec, output, cg) {
+            Ok(started) => {
+                if let spawn::Born::InCgroup { .. } = started.born {
+                    tracing::info!(
+                        service = name,
+                        "workload born in its cgroup (clone3 CLONE_INTO_CGROUP): {name}"
+                    );
+                }
+                for warning in started.join_warnings {
+                    tracing::warn!(service = name, "{name}: {warning}");
+                }
+                Ok((started.pid, started.exit_rx))
+            }
+            Err(err) => {
+                tracing::error!(service = name, "cannot start {name} {:?}: {err}", spec.argv);
+                Err(spawn::spawn_failure_code(&err))
+            }
+        }
+    }
+
+    /// A container's start through its lifecycle: create, adopt, start; what was made is
+    /// deleted at a failure.
+    async fn start_container(
+        &self,
+        host: &ContainerHost,
+        i: usize,
+        spec: &WorkloadSpec,
+        output: OwnedFd,
+        cg: &WorkloadCgroup,
+    ) -> Result<(i32, oneshot::Receiver<ChildExit>, Container), i32> {
+        let service = &self.run.services[i];
+        let name = service.name.as_str();
+        let reaper = &self.sup.reaper;
+        let fail = |err: ContainerError| {
+            let words = match err {
+                ContainerError::Create(_) => {
+                    format!(" (the runtime's own words are in {name}'s log)")
+                }
+                _ => String::new(),
+            };
+            tracing::error!(service = name, "cannot start {name}: {err}{words}");
+            err.code()
+        };
+        // The service's own v2 leaf on a pure v2 machine; elsewhere the runtime's cgroups get
+        // the leaf's name, which no other roost on the host shares (a runtime's default,
+        // `:youki:<id>` or `/<id>`, would be shared by every roost with a service of that name).
+        let leaf = format!("{}-{name}", self.leaf_base);
+        let cgroups_path = Some(cg.v2_path().unwrap_or_else(|| format!("/{leaf}")));
+        let inputs = BundleInputs {
+            volumes: self.run.volumes,
+            volume_dir: &self.run.volume_dir,
+            cgroups_path: cgroups_path.as_deref(),
+            token_dir: self.run.token_dirs.get(i).and_then(|d| d.as_deref()),
+            api_socket: self.run.api_socket.as_deref(),
+        };
+        let mut container = Container::create(reaper, host, (i, service, spec), &inputs, output)
+            .await
+            .map_err(fail)?;
+        let mut exit = match container.adopt(reaper, cg) {
+            Ok((exit, warnings)) => {
+                for warning in warnings {
+                    tracing::warn!(service = name, "{name}: {warning}");
+                }
+                exit
+            }
+            Err(err) => {
+                let code = fail(err);
+                container.delete(reaper, host).await;
+                return Err(code);
+            }
+        };
+        match container.start(reaper, host, &mut exit).await {
+            Ok(pid) => Ok((pid, exit, container)),
+            Err(err) => {
+                let code = fail(err);
+                container.delete(reaper, host).await;
+                Err(code)
+            }
+        }
+    }
+
+    /// What watches a started service: a task that sends its exit to the loop, its checks,
+    /// its `NOTIFY_SOCKET` listener.
+    fn watch(&self, i: usize, generation: u64, cgroup: WorkloadCgroup, launched: Launched) -> Live {
+        let Launched {
+            pid,
+            exit,
+            container,
+            notify,
+        } = launched;
+        let service = &self.run.services[i];
+        let exit_tx = self.tx.clone();
+        tokio::spawn(async move {
+            let exit = exit.await.ok();
+            let _ = exit_tx.send(Msg::Exited {
+                i,
+                generation,
+                exit,
+            });
+        });
+        let exec_target = container
+            .as_ref()
+            .zip(self.run.containers)
+            .map(|(c, host)| c.exec_target(host));
+        let mut checks = checks::spawn_all(
+            service,
+            CheckOf { i, generation },
+            &self.run.specs[i],
+            &self.sup.handle(),
+            exec_target.as_ref(),
+            &self.tx,
+        );
+        if let Some(sock) = notify {
+            let ours = if container.is_some() {
+                notify::Sender::PidNamespaceOf(pid)
+            } else {
+                notify::Sender::SessionOf(pid)
+            };
+            let tx = self.tx.clone();
+            let ready = move || {
+                let _ = tx.send(Msg::Notified { i, generation });
+            };
+            let listener = notify::listen(sock, service.name.clone(), ours, ready);
+            checks.push(tokio::spawn(listener).abort_handle());
+        }
+        Live {
+            procs: cgroup.procs_files(),
+            pid,
+            generation,
+            cgroup,
+            checks,
+            trackers: checks::trackers(service),
+            kill_at: None,
+            started_at_ms: 0,
+            notified: false,
+            container,
+            exec_target,
+        }
+    }
+}
+
+/// The spec with this start's `NOTIFY_SOCKET` in its env (replacing any the config set).
+fn with_notify_socket<'s>(
+    spec: &'s WorkloadSpec,
+    notify: Option<&NotifySocket>,
+) -> Cow<'s, WorkloadSpec> {
+    match notify {
+        Some(sock) => {
+            let mut spec = spec.clone();
+            spec.env.retain(|(k, _)| k != "NOTIFY_SOCKET");
+            spec.env.push(("NOTIFY_SOCKET".into(), sock.env_value()));
+            Cow::Owned(spec)
+        }
+        None => Cow::Borrowed(spec),
+    }
+}
+
+fn log_started(service: &Service, spec: &WorkloadSpec, pid: i32, container: bool) {
+    tracing::info!(
+        service = service.name.as_str(),
+        pid,
+        uid = spec.identity.uid,
+        gid = spec.identity.gid,
+        container,
+        "{} started: pid {pid}, uid {}, gid {}, argv {:?}{}",
+        label(service),
+        spec.identity.uid,
+        spec.identity.gid,
+        spec.argv,
+        if container {
+            " (its container's init)"
+        } else {
+            ""
+        }
+    );
+}
+
+/// What the log calls a service: its name, or `workload` for the single workload (the
+/// words operators and host drivers already grep for).
+fn label(service: &Service) -> &str {
+    if service.single_workload {
+        "workload"
+    } else {
+        &service.name
+    }
+}
+
+/// Writes the service's files, owned by its user (parents created, root-owned, 0755).
+fn write_files(service: &Service, spec: &WorkloadSpec) -> std::io::Result<()> {
+    for file in &service.files {
+        crate::workload::files::write_file(&file.path, file, &spec.identity)?;
+        if !file.secret {
+            tracing::debug!(
+                "wrote {} ({} bytes)",
+                file.path.display(),
+                file.contents.len()
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,7 +1,8 @@
 //! The import graph, checked from the sources: inside each crate of the workspace no two
-//! top-level modules import each other, directly or around a circle, and the supervisor never
+//! top-level modules import each other, directly or around a circle; roost's middle is
+//! layered (process <- containers <- supervisor <- control and boot), so the supervisor never
 //! imports the control API (it emits events and takes commands; the control API listens and
-//! asks).
+//! asks); and no source file is over 600 lines.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -150,21 +151,51 @@ fn no_module_circle_inside_any_crate() {
     }
 }
 
+/// The layers of roost's middle, lowest first: each may import the ones below it, never one
+/// above. Process mechanics know no policy; containers build on processes; the supervisor
+/// chooses a process or a container per service; the control API, the boot and the modes
+/// that run it sit on top.
+const LAYERS: &[&[&str]] = &[
+    &["process"],
+    &["containers"],
+    &["supervisor"],
+    &["control", "boot", "vm", "container_mode", "api", "oidc"],
+];
+
 #[test]
-fn the_supervisor_never_imports_the_control_api() {
+fn no_layer_imports_one_above_it() {
     let edges = graph(&repo().join("src"));
-    let supervise = edges.get("supervise").expect("a supervise module");
-    assert!(!supervise.contains("control"), "supervise imports control");
-    // And the control API does not reach past the supervisor's handle.
+    for (level, layer) in LAYERS.iter().enumerate() {
+        let above: BTreeSet<&str> = LAYERS[level + 1..]
+            .iter()
+            .flat_map(|l| l.iter().copied())
+            .collect();
+        for module in *layer {
+            let imports = edges
+                .get(*module)
+                .unwrap_or_else(|| panic!("no module {module}"));
+            for target in imports {
+                assert!(
+                    !above.contains(target.as_str()),
+                    "{module} imports {target}, a layer above it"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_control_api_reaches_the_supervisor_only_through_its_handle_and_events() {
     let mut files = Vec::new();
     rust_files(&repo().join("src/control"), &mut files);
     for file in files {
         let text = std::fs::read_to_string(&file).expect("read");
         for forbidden in [
-            "process::reaper",
-            "process::spawn",
-            "process::procs",
-            "process::clone_into",
+            "crate::process",
+            "supervisor::plan",
+            "supervisor::run_loop",
+            "supervisor::live",
+            "supervisor::start",
         ] {
             assert!(
                 !text.contains(forbidden),
@@ -173,6 +204,34 @@ fn the_supervisor_never_imports_the_control_api() {
             );
         }
     }
+}
+
+/// No source file of the crates (tests apart) is over this many lines: a file that grows past
+/// it is doing more than one job.
+const MAX_LINES: usize = 600;
+
+#[test]
+fn no_source_file_is_over_600_lines() {
+    let mut long = Vec::new();
+    for krate in CRATES {
+        let mut files = Vec::new();
+        rust_files(&repo().join(krate), &mut files);
+        for file in files {
+            let is_test = file.file_name().is_some_and(|n| n == "tests.rs")
+                || file.components().any(|c| c.as_os_str() == "tests");
+            if is_test {
+                continue;
+            }
+            let text = std::fs::read_to_string(&file).expect("read");
+            // Unit tests at the end of a file are tests, not the file's job.
+            let code = text.split("\n#[cfg(test)]\nmod tests").next().unwrap_or("");
+            let lines = code.lines().count();
+            if lines > MAX_LINES {
+                long.push(format!("{} ({lines} lines)", file.display()));
+            }
+        }
+    }
+    assert!(long.is_empty(), "over {MAX_LINES} lines: {long:?}");
 }
 
 #[test]

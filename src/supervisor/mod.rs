@@ -10,6 +10,7 @@
 
 mod checks;
 mod commands;
+mod ending;
 pub mod critical;
 pub mod events;
 pub mod handle;

@@ -10,7 +10,7 @@ use super::handle::ServiceCommand;
 use super::live::Live;
 use super::logs::{self, Console, ServiceLog};
 use super::plan::{Action, Plan};
-use super::{volumes, CriticalTasks, Outcome, Supervisor, SIGKILL_GRACE};
+use super::{volumes, CriticalTasks, Outcome, Supervisor};
 use crate::config::typed::{Service, SignalTarget, Volume};
 use crate::containers::ContainerHost;
 use crate::exit::{self, signal_name};
@@ -100,10 +100,10 @@ enum Input {
 
 /// Who decided the machine's exit code, and why.
 #[derive(Debug, Clone, Copy)]
-struct Decision {
-    code: i32,
-    service: Option<usize>,
-    reason: &'static str,
+pub(super) struct Decision {
+    pub code: i32,
+    pub service: Option<usize>,
+    pub reason: &'static str,
 }
 
 /// The loop's state: the plan, each service's running start, the deadlines of the stop.
@@ -115,33 +115,33 @@ pub(super) struct RunLoop<'a> {
     pub(super) live: Vec<Option<Live>>,
     pub(super) logs: Vec<ServiceLog>,
     pub(super) tx: mpsc::UnboundedSender<Msg>,
-    rx: mpsc::UnboundedReceiver<Msg>,
+    pub(super) rx: mpsc::UnboundedReceiver<Msg>,
     /// The name every leaf of this machine is made from.
     pub(super) leaf_base: String,
-    generation: u64,
-    queue: VecDeque<Action>,
-    decided: Option<Decision>,
+    pub(super) generation: u64,
+    pub(super) queue: VecDeque<Action>,
+    pub(super) decided: Option<Decision>,
     /// Whether listeners were told the decision (`/v1/exit_code` answers from then on).
-    decision_told: bool,
+    pub(super) decision_told: bool,
     /// Leaves of services that exited once the machine was ending, stopped with the
     /// machine's leftovers and removed after them.
-    ending_leaves: Vec<WorkloadCgroup>,
-    oom_of: Vec<bool>,
+    pub(super) ending_leaves: Vec<WorkloadCgroup>,
+    pub(super) oom_of: Vec<bool>,
     /// When the whole machine's stop escalates to SIGKILL (cleared once it has).
     pub(super) machine_deadline: Option<Instant>,
     /// The first stop deadline the machine had: what is left of it bounds the leftovers.
-    stop_deadline: Option<Instant>,
+    pub(super) stop_deadline: Option<Instant>,
     /// After the stop's SIGKILL, how long the loop waits for the last exits before it gives
     /// up on processes that do not die (uninterruptible sleep).
-    give_up_at: Option<Instant>,
-    internal_failure: bool,
-    host_stop_seen: bool,
-    commands: Option<mpsc::Receiver<ServiceCommand>>,
-    critical: CriticalTasks,
-    started: Instant,
-    console: Console,
-    mounted: Vec<PathBuf>,
-    group: Option<ServicesGroup>,
+    pub(super) give_up_at: Option<Instant>,
+    pub(super) internal_failure: bool,
+    pub(super) host_stop_seen: bool,
+    pub(super) commands: Option<mpsc::Receiver<ServiceCommand>>,
+    pub(super) critical: CriticalTasks,
+    pub(super) started: Instant,
+    pub(super) console: Console,
+    pub(super) mounted: Vec<PathBuf>,
+    pub(super) group: Option<ServicesGroup>,
 }
 
 impl Supervisor {
@@ -378,38 +378,6 @@ impl<'a> RunLoop<'a> {
         }
     }
 
-    /// The machine's exit code is decided (the first decision counts): logged, the stop's
-    /// bound set, and listeners told at once (`/v1/exit_code` answers at the deciding exit).
-    fn decide(&mut self, decision: Decision) {
-        if self.decided.is_some() {
-            return;
-        }
-        let Decision {
-            code,
-            service,
-            reason,
-        } = decision;
-        let who = service.map_or("no service", |i| self.run.services[i].name.as_str());
-        tracing::info!(
-            exit_code = code,
-            service = who,
-            "the machine stops with {code}: {who} decided ({reason})"
-        );
-        self.decided = Some(decision);
-        self.machine_deadline = Some(from_now(self.run.kill_timeout));
-        self.tell_decision(decision);
-    }
-
-    fn tell_decision(&mut self, decision: Decision) {
-        self.decision_told = true;
-        self.sup.emit(Event::Decided {
-            code: decision.code,
-            oom_killed: decision.service.is_some_and(|i| self.oom_of[i]),
-            service: self.decider_name(decision.service),
-            reason: decision.reason,
-        });
-    }
-
     async fn on_message(&mut self, msg: Msg) {
         match msg {
             Msg::Exited {
@@ -520,110 +488,10 @@ impl<'a> RunLoop<'a> {
         }
     }
 
-    /// Every service stops, in reverse dependency order, within the machine's one bound.
-    fn stop_machine(&mut self) {
-        let kill_timeout = self.run.kill_timeout;
-        self.machine_deadline
-            .get_or_insert_with(|| from_now(kill_timeout));
-        let actions = self.plan.stop_machine();
-        self.then(actions);
-    }
-
-    /// A stop deadline passed: SIGKILL for each service whose own (or the machine's) came.
-    fn on_kill_deadline(&mut self) {
-        let now = Instant::now();
-        let all = self.machine_deadline.is_some_and(|d| d <= now);
-        for (i, l) in self.live.iter_mut().enumerate() {
-            let Some(l) = l else { continue };
-            if all || l.kill_at.is_some_and(|t| t <= now) {
-                let name = self.run.services[i].name.as_str();
-                tracing::warn!(
-                    service = name,
-                    "{name} did not stop in time: SIGKILL (sending SIGKILL to all it runs)"
-                );
-                l.signal(libc::SIGKILL);
-                if !all {
-                    // The machine goes on: the rest of its leaf goes now. At the machine's
-                    // deadline the rest is the leftovers' stop.
-                    l.cgroup.kill_all();
-                }
-                l.kill_at = None;
-            }
-        }
-        if all {
-            self.machine_deadline = None;
-            self.give_up_at = Some(from_now(SIGKILL_GRACE));
-        }
-    }
-
-    fn give_up(&self) {
-        let left: Vec<&str> = self
-            .live
-            .iter()
-            .zip(self.run.services)
-            .filter(|(l, _)| l.is_some())
-            .map(|(_, s)| s.name.as_str())
-            .collect();
-        tracing::error!(
-            "{left:?} did not die within {} s of SIGKILL (uninterruptible sleep?): ending without their exits",
-            SIGKILL_GRACE.as_secs()
-        );
-    }
-
-    /// After the loop: the decision (if no service's exit made it), the leftovers stopped,
-    /// the logs drained to the console, volumes and leaves removed.
-    async fn finish(mut self) -> Outcome {
-        let decision = self.decided.unwrap_or_else(|| Decision {
-            // A stop asked for: the main service's code, as with the single workload.
-            code: self
-                .plan
-                .state(0)
-                .and_then(|s| s.last_exit)
-                .unwrap_or(exit::INTERNAL),
-            service: Some(0),
-            reason: "a stop was asked for; the main service's code",
-        });
-        if !self.decision_told {
-            // No service's exit decided (a stop asked for, a critical failure): decided now
-            // that every service is over, before the leftovers.
-            self.tell_decision(decision);
-        }
-        // Everything outside the services' groups and leaves (daemons that left both) gets
-        // what is left of the machine's one KillTimeout, counted from when it began to stop.
-        let kill_signal = self
-            .run
-            .services
-            .first()
-            .map_or(libc::SIGTERM, |s| s.stop.signal.number());
-        let grace = self
-            .stop_deadline
-            .or(self.machine_deadline)
-            .unwrap_or_else(|| from_now(self.run.kill_timeout));
-        self.sup
-            .stop_leftovers(kill_signal, grace, &self.ending_leaves)
-            .await;
-        drain_logs(std::mem::take(&mut self.logs), self.console).await;
-        volumes::unmount(self.mounted);
-        for leaf in self.ending_leaves {
-            leaf.remove().await;
-        }
-        if let Some(group) = self.group {
-            group.remove().await;
-        }
-        let oom = decision.service.is_some_and(|i| self.oom_of[i]);
-        let mut outcome = self.sup.outcome(decision.code, None, oom);
-        outcome.decided_by = decider_name(self.run.services, decision.service)
-            .map(|name| (name.to_string(), decision.reason));
-        outcome
-    }
-
     pub(super) fn name_of(&self, i: usize) -> Arc<str> {
         Arc::from(self.run.services[i].name.as_str())
     }
 
-    fn decider_name(&self, i: Option<usize>) -> Option<Arc<str>> {
-        decider_name(self.run.services, i)
-    }
 }
 
 /// The services' group, where every service's leaf lives, whose pids.max keeps roost's
@@ -637,34 +505,6 @@ fn services_group(leaf_base: &str) -> ServicesGroup {
         tracing::info!("workload pids.max: {max} (the services' group: all of them together)");
     }
     group
-}
-
-/// Each service's last output read to its end (5 s at most each), then the console's
-/// queue written out (5 s at most): the last lines reach the console before roost reports.
-async fn drain_logs(service_logs: Vec<ServiceLog>, console: Console) {
-    for log in service_logs {
-        drop(log.write_end);
-        if tokio::time::timeout(Duration::from_secs(5), log.reader)
-            .await
-            .is_err()
-        {
-            tracing::warn!("a service's output pipe is still open; some output may be lost");
-        }
-    }
-    let written = tokio::task::spawn_blocking(move || console.finish(Duration::from_secs(5)))
-        .await
-        .unwrap_or(false);
-    if !written {
-        tracing::warn!("the console did not take the services' last output in 5 s");
-    }
-}
-
-/// The deciding service's name, for listeners and the outcome: none for the single
-/// workload, which is the machine (its exit report keeps the `/v1/exit` shape host drivers
-/// know, `{"code","oom_killed","machine_id"}`, naming no service).
-fn decider_name(services: &[Service], i: Option<usize>) -> Option<Arc<str>> {
-    let service = services.get(i?)?;
-    (!service.single_workload).then(|| Arc::from(service.name.as_str()))
 }
 
 /// The next service command, or never when there is no command channel.

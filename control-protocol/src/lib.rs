@@ -143,6 +143,44 @@ pub enum WsServerMessage {
     Stderr(String),
 }
 
+/// One service in `GET /v2/services` and `GET /v2/services/{name}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ServiceStatus {
+    pub name: String,
+    /// pending, starting, running, stopping, restarting, exited, skipped...
+    pub state: String,
+    pub ready: bool,
+    pub restarts: u32,
+    pub last_exit_code: Option<i32>,
+    pub pid: Option<i32>,
+    /// Milliseconds since roost started, of the current (or last) start.
+    pub started_at_ms: Option<u64>,
+    /// The commands of `/v2/services/{name}/...` it takes.
+    pub accepts: Vec<String>,
+}
+
+impl ServiceStatus {
+    /// Whether it takes the command `action` (`signal`, `stop`, `start`, `restart`).
+    pub fn accepts(&self, action: &str) -> bool {
+        self.accepts.iter().any(|a| a == action)
+    }
+}
+
+/// `GET /v2/services`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ServiceList {
+    pub services: Vec<ServiceStatus>,
+}
+
+/// `GET /v2/services/{name}/logs`: lines `first` to `next - 1` (numbered from the first the
+/// service wrote); `next` is the `after` of the following request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct LogsPage {
+    pub first: u64,
+    pub next: u64,
+    pub lines: Vec<String>,
+}
+
 /// A JSON error body: the same text under `error` (pigeon-init's key) and `message` (Fly's).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct ErrorBody {

@@ -306,7 +306,9 @@ async fn route(state: ControlState, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET, "/v1/sysinfo") => json(StatusCode::OK, &sysinfo::collect()),
         (&Method::GET, "/v2/services") => json(
             StatusCode::OK,
-            &serde_json::json!({ "services": services::list(&state) }),
+            &roost_control_protocol::ServiceList {
+                services: services::list(&state),
+            },
         ),
         (_, p)
             if p.starts_with("/v2/services/")

@@ -7,6 +7,7 @@ use super::state::ControlState;
 use crate::supervisor::handle::{ServiceOp, ServiceRefusal};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
+use roost_control_protocol::{LogsPage, ServiceStatus};
 use std::time::Duration;
 
 /// The longest a log follower waits for a line in one request.
@@ -15,11 +16,11 @@ pub const MAX_LOG_WAIT: Duration = Duration::from_secs(25);
 /// Every service with the commands it accepts (`accepts`, decided by the supervisor: the
 /// single workload is the machine and takes only a signal and a stop). Empty until the
 /// supervisor has published the services.
-pub fn list(state: &ControlState) -> serde_json::Value {
-    match state.services() {
-        Some(views) => serde_json::to_value(&*views).unwrap_or_default(),
-        None => serde_json::json!([]),
-    }
+pub fn list(state: &ControlState) -> Vec<ServiceStatus> {
+    state
+        .services()
+        .map(|views| views.iter().map(|v| v.status()).collect())
+        .unwrap_or_default()
 }
 
 /// `/v2/services/{name}` and `/v2/services/{name}/{action}`.
@@ -33,9 +34,7 @@ pub async fn route(
         Some((name, action)) => (name, Some(action)),
         None => (rest, None),
     };
-    let known = list(state)
-        .as_array()
-        .and_then(|all| all.iter().find(|s| s["name"] == name).cloned());
+    let known = list(state).into_iter().find(|s| s.name == name);
     let Some(view) = known else {
         return error(StatusCode::NOT_FOUND, format!("no service named {name:?}"));
     };
@@ -59,15 +58,12 @@ pub async fn route(
                 "restart" => ServiceOp::Restart,
                 _ => return error(StatusCode::NOT_FOUND, "not found"),
             };
-            let accepted = view["accepts"]
-                .as_array()
-                .is_some_and(|all| all.iter().any(|a| a == action));
-            if !accepted {
+            if !view.accepts(action) {
                 return error(
                     StatusCode::CONFLICT,
                     format!(
                         "{name} accepts {}, not {action:?}: the single workload is the machine and does not start again",
-                        view["accepts"]
+                        view.accepts.join(", ")
                     ),
                 );
             }
@@ -122,8 +118,5 @@ async fn logs(state: &ControlState, req: &Request<Incoming>, name: &str) -> Resp
         }
     }
     let (first, next, lines) = buffer.since(after, wait).await;
-    json(
-        StatusCode::OK,
-        &serde_json::json!({ "first": first, "next": next, "lines": lines }),
-    )
+    json(StatusCode::OK, &LogsPage { first, next, lines })
 }

@@ -249,7 +249,9 @@ impl ControlState {
                 "broker": i.broker.as_ref().map(|b| b.snapshot()),
                 "proxy": proxy,
                 "log_lines_dropped": crate::logging::dropped_lines(),
-                "services": i.services.as_deref(),
+                "services": i.services.as_deref().map(|views| {
+                    views.iter().map(|v| v.status()).collect::<Vec<_>>()
+                }),
             })
         })
     }

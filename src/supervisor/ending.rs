@@ -177,4 +177,3 @@ fn decider_name(services: &[Service], i: Option<usize>) -> Option<Arc<str>> {
     let service = services.get(i?)?;
     (!service.single_workload).then(|| Arc::from(service.name.as_str()))
 }
-

@@ -10,8 +10,8 @@
 
 mod checks;
 mod commands;
-mod ending;
 pub mod critical;
+mod ending;
 pub mod events;
 pub mod handle;
 pub mod health;

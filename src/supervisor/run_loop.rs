@@ -491,7 +491,6 @@ impl<'a> RunLoop<'a> {
     pub(super) fn name_of(&self, i: usize) -> Arc<str> {
         Arc::from(self.run.services[i].name.as_str())
     }
-
 }
 
 /// The services' group, where every service's leaf lives, whose pids.max keeps roost's

@@ -9,7 +9,7 @@ use crate::containers::ExecTarget;
 use std::sync::Arc;
 
 /// One service's state as the control API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceView {
     pub name: String,
     pub state: &'static str,
@@ -22,14 +22,27 @@ pub struct ServiceView {
     /// The commands of `/v2/services/NAME/...` it takes.
     pub accepts: &'static [&'static str],
     /// Its cgroup leaves' `cgroup.procs` files, for an exec inside it.
-    #[serde(skip)]
     pub cgroup_procs: Vec<std::ffi::CString>,
     /// A `kind: container` service.
-    #[serde(skip)]
     pub is_container: bool,
     /// Where an exec into it goes while its container runs.
-    #[serde(skip)]
     pub exec_target: Option<ExecTarget>,
+}
+
+impl ServiceView {
+    /// What the control API answers of it.
+    pub fn status(&self) -> roost_control_protocol::ServiceStatus {
+        roost_control_protocol::ServiceStatus {
+            name: self.name.clone(),
+            state: self.state.to_string(),
+            ready: self.ready,
+            restarts: self.restarts,
+            last_exit_code: self.last_exit_code,
+            pid: self.pid,
+            started_at_ms: self.started_at_ms,
+            accepts: self.accepts.iter().map(|a| a.to_string()).collect(),
+        }
+    }
 }
 
 /// The commands a service of `Containers` takes.

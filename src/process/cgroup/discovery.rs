@@ -157,4 +157,3 @@ pub(super) fn own_dir(mount: &(PathBuf, String), own_path: &str) -> PathBuf {
         .trim_start_matches('/');
     point.join(relative)
 }
-

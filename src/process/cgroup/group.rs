@@ -132,4 +132,3 @@ pub fn leaf_name() -> String {
     hasher.write_u32(std::process::id());
     format!("roost-workload-{:08x}", hasher.finish() as u32)
 }
-

@@ -77,9 +77,8 @@ fn pids_defaults_keep_a_reserve_for_roost() {
         parse_proc_cgroup_v1(text, "pids"),
         Some("/user.slice/x".into())
     );
-    let m = parse_mountinfo(
-        "36 30 0:33 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids\n",
-    );
+    let m =
+        parse_mountinfo("36 30 0:33 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids\n");
     assert_eq!(
         m.v1_pids,
         Some((PathBuf::from("/sys/fs/cgroup/pids"), "/".into()))

@@ -25,7 +25,7 @@ pub fn platform(config: &Validated) -> Result<Option<Platform>, PlatformError> {
         api.token.clone(),
         &api.scheme,
         api.attenuate,
-        config.config.machine_id.as_deref(),
+        config.machine.id.as_deref(),
     );
     Platform::connect(&endpoint, credentials).map(Some)
 }
@@ -40,8 +40,8 @@ pub fn proxy_config(config: &Validated, platform: &Platform) -> Option<ProxyConf
     );
     proxy.allow_uids = api.allow_uids.clone();
     proxy.allow_gids = api.allow_gids.clone();
-    proxy.app_name = config.config.app_name.clone();
-    proxy.machine_id = config.config.machine_id.clone();
+    proxy.app_name = config.machine.app_name.clone();
+    proxy.machine_id = config.machine.id.clone();
     proxy.max_body_bytes = api.max_body_bytes;
     proxy.request_timeout = api.request_timeout;
     proxy.max_concurrent = api.max_concurrent;

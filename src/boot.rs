@@ -116,7 +116,7 @@ async fn sequence<M: Mode>(mut mode: M, started: Instant) -> i32 {
         boot_and_supervise(&mut mode, &mut supervisor, &state, &mut control).await;
     let report = outcome.report();
     let target = config.as_ref().and_then(|c| mode.report_target(c));
-    let machine_id = config.as_ref().and_then(|c| c.config.machine_id.as_deref());
+    let machine_id = config.as_ref().and_then(|c| c.machine.id.as_deref());
     let decided_by = outcome
         .decided_by
         .as_ref()
@@ -317,12 +317,7 @@ async fn run_services<M: Mode>(
             Into::into,
         ),
         signal_target: config.signal_target,
-        kill_timeout: Duration::from_secs(
-            config
-                .config
-                .kill_timeout
-                .unwrap_or(crate::config::DEFAULT_KILL_TIMEOUT_SECS),
-        ),
+        kill_timeout: config.machine.kill_timeout,
         containers: containers.as_ref(),
         api_socket: config.api.as_ref().map(|api| api.socket_path.clone()),
         token_dirs,

@@ -24,9 +24,8 @@ pub async fn prepare(
     critical: &crate::supervisor::CriticalTasks,
     token_path: &std::path::Path,
 ) -> Option<BrokerStatus> {
-    let c = &config.config;
     let oidc = &config.oidc;
-    let hostname = c.hostname.clone().or_else(|| {
+    let hostname = config.machine.hostname.clone().or_else(|| {
         nix::unistd::gethostname()
             .ok()
             .map(|h| h.to_string_lossy().into_owned())
@@ -45,7 +44,7 @@ pub async fn prepare(
         &spec.env,
         &PlanInput {
             token_path,
-            machine_id: c.machine_id.as_deref(),
+            machine_id: config.machine.id.as_deref(),
             hostname: hostname.as_deref(),
             aws_files: &aws_files,
         },

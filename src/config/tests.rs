@@ -54,23 +54,19 @@ fn full_schema_parses() {
     );
     assert_eq!(v.oidc.boot_wait, std::time::Duration::from_secs(3));
     assert_eq!(v.control.linger, std::time::Duration::from_secs(2));
-    let c = &v.config;
-    assert_eq!(c.image_config.entrypoint, ["/bin/app"]);
-    assert_eq!(c.cmd_override.as_deref(), Some("run"));
-    assert_eq!(c.ip_configs.len(), 2);
-    assert_eq!(c.ip_configs[0].mask, 30);
-    assert_eq!(c.mtu, Some(1500));
-    assert_eq!(c.etc_hosts[0].desc.as_deref(), Some("database"));
-    assert_eq!(c.memory_limit_mib, Some(256));
-    assert_eq!(c.mmds.after_boot, MmdsAfterBoot::Keep);
-    assert_eq!(c.control.exit_report_port, Some(10001));
-    let api = c.api.as_ref().expect("api");
-    assert_eq!(api.allow_uids, [0, 1000]);
-    assert!(api.attenuate);
-    assert_eq!(
-        api.token.as_ref().map(roost_platform::Token::expose),
-        Some("fm2_secret")
-    );
+    let main = v.main_service().expect("main service");
+    assert_eq!(main.process.image_config.entrypoint, ["/bin/app"]);
+    assert_eq!(main.process.cmd_override.as_deref(), Some("run"));
+    assert_eq!(v.network.addresses.len(), 2);
+    assert_eq!(v.network.addresses[0].prefix, 30);
+    assert_eq!(v.network.mtu, Some(1500));
+    assert_eq!(v.network.hosts[0].desc.as_deref(), Some("database"));
+    assert_eq!(main.memory_limit_mib, Some(256));
+    assert!(v.vm.mmds_reachable_after_boot);
+    assert_eq!(v.control.exit_report_port, Some(10001));
+    assert_eq!(typed_api.allow_uids, [0, 1000]);
+    assert!(typed_api.attenuate);
+    assert_eq!(typed_api.token.expose(), "fm2_secret");
 }
 
 #[test]
@@ -84,7 +80,7 @@ fn empty_document_gets_defaults() {
     );
     assert!(v.api.is_none());
     assert_eq!(v.oidc.token_path, std::path::Path::new("/.fly/oidc_token"));
-    assert_eq!(v.config.mmds.after_boot, MmdsAfterBoot::Block);
+    assert!(!v.vm.mmds_reachable_after_boot);
 }
 
 #[test]
@@ -95,8 +91,9 @@ fn nulls_from_go_drivers_mean_absent() {
             "Control": null, "Mmds": null}"#,
     )
     .expect("valid");
-    assert!(v.config.image_config.cmd.is_empty());
-    assert!(v.config.extra_env.is_empty());
+    let main = v.main_service().expect("main service");
+    assert!(main.process.image_config.cmd.is_empty());
+    assert!(main.process.extra_env.is_empty());
 }
 
 #[test]

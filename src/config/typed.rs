@@ -343,6 +343,44 @@ pub struct Api {
     pub max_concurrent: usize,
 }
 
+/// Who the machine is, as the platform named it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Machine {
+    /// `MachineId`: the proxy's and the broker's machine, and the host name's fallback.
+    pub id: Option<String>,
+    /// `AppName`: the proxy's app.
+    pub app_name: Option<String>,
+    /// `Hostname` (checked as a host name).
+    pub hostname: Option<String>,
+    /// `KillTimeout`: the bound of the whole machine's stop.
+    pub kill_timeout: Duration,
+}
+
+impl Machine {
+    /// The host name the VM takes: `Hostname`, else the machine's id.
+    pub fn vm_hostname(&self) -> Option<&str> {
+        self.hostname.as_deref().or(self.id.as_deref())
+    }
+}
+
+/// What only a VM does with the config: its root device, its disks, MMDS after the boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vm {
+    /// `RootDevice` (default `/dev/vda`).
+    pub root_device: PathBuf,
+    /// `Mounts`: block devices mounted before the workload starts.
+    pub disks: Vec<Disk>,
+    /// `Mmds.AfterBoot`: whether the workload may still reach MMDS.
+    pub mmds_reachable_after_boot: bool,
+}
+
+/// One of `Mounts`: a block device and where it goes (both absolute).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disk {
+    pub device: PathBuf,
+    pub mount_path: PathBuf,
+}
+
 /// The host control API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Control {

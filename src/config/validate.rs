@@ -14,7 +14,8 @@ use std::time::Duration;
 /// [`crate::workload`]).
 #[derive(Debug)]
 pub struct Validated {
-    pub config: RunConfig,
+    pub machine: typed::Machine,
+    pub vm: typed::Vm,
     /// The services: the one implicit main service, or those of `Containers` in their
     /// order (the first is the main one signals go to).
     pub services: Vec<Service>,
@@ -433,9 +434,28 @@ pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
             ))
         }
     };
+    let machine = typed::Machine {
+        id: config.machine_id.clone(),
+        app_name: config.app_name.clone(),
+        hostname: config.hostname.clone(),
+        kill_timeout: Duration::from_secs(kill_timeout),
+    };
+    let vm = typed::Vm {
+        root_device: PathBuf::from(config.root_device.as_deref().unwrap_or("/dev/vda")),
+        disks: config
+            .mounts
+            .iter()
+            .map(|m| typed::Disk {
+                device: PathBuf::from(&m.device_path),
+                mount_path: PathBuf::from(&m.mount_path),
+            })
+            .collect(),
+        mmds_reachable_after_boot: config.mmds.after_boot == super::MmdsAfterBoot::Keep,
+    };
     Ok(Validated {
         container_runtime,
-        config,
+        machine,
+        vm,
         services,
         volumes,
         signal_target,

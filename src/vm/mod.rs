@@ -15,7 +15,7 @@ pub mod mmds;
 pub mod mounts;
 
 use crate::boot::{self, Mode};
-use crate::config::{self, MmdsAfterBoot, Validated};
+use crate::config::{self, Validated};
 use crate::control::report::ReportTarget;
 use crate::control::{self, ControlServer, ControlState, Listen};
 use crate::exit::{self, BootFailure};
@@ -198,8 +198,7 @@ impl Mode for VmMode {
         config: &Validated,
         state: &ControlState,
     ) -> Result<(), BootFailure> {
-        let c = &config.config;
-        let root = PathBuf::from(c.root_device.as_deref().unwrap_or("/dev/vda"));
+        let root = config.vm.root_device.clone();
         step(state, "root", || {
             if root.exists() {
                 let fs = mounts::switch_root(&root).map_err(|e| {
@@ -233,7 +232,7 @@ impl Mode for VmMode {
                 tracing::warn!("RLIMIT_NOFILE: {e}");
             }
         });
-        let hostname = c.hostname.clone().or_else(|| c.machine_id.clone());
+        let hostname = config.machine.vm_hostname().map(str::to_string);
         step(state, "etc", || {
             if let Some(name) = &hostname {
                 if let Err(e) = nix::unistd::sethostname(name) {
@@ -277,7 +276,7 @@ impl Mode for VmMode {
         state: &ControlState,
     ) {
         self.volumes = step(state, "volumes", || {
-            mounts::mount_volumes(&config.config.mounts, owner.uid, owner.gid)
+            mounts::mount_volumes(&config.vm.disks, owner.uid, owner.gid)
         });
     }
 
@@ -323,7 +322,7 @@ async fn load_config(opts: &BootOptions, state: &ControlState) -> Result<Validat
         }
     };
     remove_config_file(&opts.config_file);
-    if config.config.mmds.after_boot == MmdsAfterBoot::Block {
+    if !config.vm.mmds_reachable_after_boot {
         block_mmds().await;
     }
     Ok(config)

@@ -295,18 +295,18 @@ pub fn switch_root(device: &Path) -> Result<&'static str, MountError> {
 
 /// Mounts the config's volumes, owned by the workload's user. Returns what was mounted, in
 /// order, for the shutdown.
-pub fn mount_volumes(mounts: &[crate::config::MountSpec], uid: u32, gid: u32) -> Vec<PathBuf> {
+pub fn mount_volumes(disks: &[crate::config::typed::Disk], uid: u32, gid: u32) -> Vec<PathBuf> {
     let mut done = Vec::new();
-    for m in mounts {
-        let target = PathBuf::from(&m.mount_path);
-        match mount_block(Path::new(&m.device_path), &target) {
+    for disk in disks {
+        let target = disk.mount_path.clone();
+        match mount_block(&disk.device, &target) {
             Ok(fstype) => {
                 if let Err(e) = std::os::unix::fs::chown(&target, Some(uid), Some(gid)) {
                     tracing::warn!("cannot chown {} to {uid}:{gid}: {e}", target.display());
                 }
                 tracing::info!(
                     "volume {} ({fstype}) mounted on {}",
-                    m.device_path,
+                    disk.device.display(),
                     target.display()
                 );
                 done.push(target);

@@ -1,6 +1,6 @@
 //! roostctl's command line.
 
-use crate::transport::Failure;
+use crate::failure::Failure;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 

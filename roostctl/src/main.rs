@@ -15,6 +15,7 @@
 //! handshake, guest not listening), 70 for an answer roostctl cannot read.
 
 mod cli;
+mod failure;
 mod image;
 mod import;
 mod print;

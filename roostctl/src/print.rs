@@ -1,6 +1,6 @@
 //! What roostctl prints, and the exit code a command's end maps to.
 
-use crate::transport::EXIT_PROTOCOL;
+use crate::failure::EXIT_PROTOCOL;
 use roost_control_protocol::ServiceList;
 
 pub fn code_of(code: Option<i32>, signal: Option<i32>) -> i32 {

@@ -3,20 +3,13 @@
 //! the exit code each failure maps to.
 
 use crate::cli::Cli;
+pub use crate::failure::{Failure, EXIT_PROTOCOL, EXIT_REFUSED, EXIT_UNAVAILABLE};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use std::pin::Pin;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-
-pub const EXIT_REFUSED: i32 = 1;
-pub const EXIT_UNAVAILABLE: i32 = 69;
-pub const EXIT_PROTOCOL: i32 = 70;
-
-/// A failure with the exit code it maps to.
-#[derive(Debug)]
-pub struct Failure(pub i32, pub String);
 
 pub type Stream = Pin<Box<dyn Io>>;
 pub trait Io: AsyncRead + AsyncWrite + Send {}

@@ -25,3 +25,19 @@ pub const MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
 pub const MAX_TOKEN_BYTES: usize = 64 * 1024;
 /// `Api.AllowUids`, `Api.AllowGids`, `Api.Paths`, `Control.AllowCids`: entries.
 pub const MAX_LIST: usize = 256;
+
+// Containers and Volumes.
+
+/// Most services one VM runs.
+pub const MAX_SERVICES: usize = 256;
+/// Most entries of each list inside a service (files, checks, dependencies, mounts, secrets).
+pub const MAX_PER_SERVICE: usize = 64;
+/// Longest health check period, timeout or grace, and the longest restart backoff.
+pub const MAX_PERIOD_SECS: f64 = 3600.0;
+/// Shortest check period or timeout: 10 ms.
+pub const MIN_PERIOD_SECS: f64 = 0.01;
+/// Most restarts `max_retries` allows, and longest retry window.
+pub const MAX_RETRIES: u64 = 10_000;
+pub const MAX_WINDOW_SECS: u64 = 86_400;
+/// Longest `ready_log_line`.
+pub const MAX_READY_LINE: usize = 4096;

@@ -4,10 +4,15 @@
 //! and lenient about presence: every field is optional, unknown keys are ignored, and `null`
 //! (which the Go host drivers send for empty slices and maps) means "absent".
 
+mod checks;
 pub mod containers;
+pub mod decode;
 pub mod graph;
+mod healthcheck;
+mod lifecycle;
 pub mod limits;
 mod schema;
+mod service_files;
 pub mod services;
 pub mod typed;
 mod validate;

@@ -3,37 +3,20 @@
 //! possible), and every refusal names the field's path. Pure, no I/O. docs/services.md has
 //! each default and why.
 
-use super::containers::{
-    ContainerConfig, DependsOn, GoDuration, HealthcheckConfig, Seconds, VolumeConfig,
-};
+use super::checks::*;
+use super::containers::{ContainerConfig, VolumeConfig};
+use super::healthcheck::healthcheck;
+use super::lifecycle::{dependency, restart, stop};
+use super::limits::*;
+use super::service_files::files;
 use super::typed::{
-    defaults, CheckKind, Condition, ContainerSpec, Dependency, HealthCheck, ImageRoot, OnExit,
-    Probe, Process, Restart, RestartPolicy, Service, ServiceFile, ServiceMount, Signal, Stop,
-    Volume,
+    Condition, ContainerSpec, HealthCheck, ImageRoot, OnExit, Process, RestartPolicy, Service,
+    ServiceMount, Signal, Volume,
 };
 use super::ConfigError;
 use roost_platform::Token;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
-
-/// Most services one VM runs.
-pub const MAX_SERVICES: usize = 256;
-/// Most entries of each list inside a service (files, checks, dependencies, mounts, secrets).
-pub const MAX_PER_SERVICE: usize = 64;
-/// Longest health check period, timeout or grace, and the longest restart backoff.
-pub const MAX_PERIOD_SECS: f64 = 3600.0;
-/// Shortest check period or timeout: 10 ms.
-pub const MIN_PERIOD_SECS: f64 = 0.01;
-/// Most restarts `max_retries` allows, and longest retry window.
-pub const MAX_RETRIES: u64 = 10_000;
-pub const MAX_WINDOW_SECS: u64 = 86_400;
-/// Longest `ready_log_line`.
-pub const MAX_READY_LINE: usize = 4096;
-
-fn f(field: impl Into<String>, problem: impl Into<String>) -> ConfigError {
-    ConfigError::field(field, problem)
-}
 
 /// What the rest of the config gives the services.
 #[derive(Debug)]
@@ -75,49 +58,6 @@ pub fn validate(
     check_graph(&services)?;
     apply_on_exit_defaults(containers, &mut services)?;
     Ok((services, volumes))
-}
-
-/// A DNS label: 1 to 63 lowercase letters, digits and `-`, not at either end (the name is
-/// a path segment of the API, a cgroup leaf and a log prefix).
-fn check_name(field: &str, name: &str) -> Result<(), ConfigError> {
-    let ok = (1..=63).contains(&name.len())
-        && !name.starts_with('-')
-        && !name.ends_with('-')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if !ok {
-        return Err(f(
-            field,
-            format!("{name:?} must be 1 to 63 lowercase letters, digits or '-' (a DNS label)"),
-        ));
-    }
-    Ok(())
-}
-
-fn check_len<T>(field: &str, list: &[T]) -> Result<(), ConfigError> {
-    if list.len() > MAX_PER_SERVICE {
-        return Err(f(field, format!("has more than {MAX_PER_SERVICE} entries")));
-    }
-    Ok(())
-}
-
-fn check_text(field: &str, value: &str) -> Result<(), ConfigError> {
-    if value.contains('\0') {
-        return Err(f(field, "contains a NUL byte"));
-    }
-    Ok(())
-}
-
-fn check_absolute(field: &str, path: &str) -> Result<PathBuf, ConfigError> {
-    check_text(field, path)?;
-    if !path.starts_with('/') {
-        return Err(f(field, format!("{path:?} is not an absolute path")));
-    }
-    if path.split('/').any(|part| part == "..") {
-        return Err(f(field, format!("{path:?} has a '..' component")));
-    }
-    Ok(PathBuf::from(path))
 }
 
 fn validate_volumes(volumes: &[VolumeConfig]) -> Result<Vec<Volume>, ConfigError> {
@@ -239,7 +179,7 @@ fn service(
         }
     };
     if let Some(line) = &c.ready_log_line {
-        check_text(&at("ready_log_line"), line)?;
+        check_no_nul(&at("ready_log_line"), line)?;
         if line.is_empty() || line.len() > MAX_READY_LINE || line.contains('\n') {
             return Err(f(
                 at("ready_log_line"),
@@ -387,7 +327,7 @@ fn process(i: usize, c: &ContainerConfig, cx: &Context<'_>) -> Result<Process, C
         ("cmd", &c.cmd),
     ] {
         for (j, arg) in argv.iter().enumerate() {
-            check_text(&at(&format!("{field}[{j}]")), arg)?;
+            check_no_nul(&at(&format!("{field}[{j}]")), arg)?;
         }
     }
     if !c.entrypoint.is_empty() {
@@ -410,7 +350,7 @@ fn process(i: usize, c: &ContainerConfig, cx: &Context<'_>) -> Result<Process, C
         ));
     }
     if let Some(user) = &c.user {
-        check_text(&at("user"), user)?;
+        check_no_nul(&at("user"), user)?;
     }
     let mut env = cx.machine_env.clone();
     let mut secret_env = BTreeMap::new();
@@ -466,7 +406,7 @@ fn process(i: usize, c: &ContainerConfig, cx: &Context<'_>) -> Result<Process, C
     }
     for (k, v) in &c.env {
         check_env_name(&at(&format!("env.{k}")), k)?;
-        check_text(&at(&format!("env.{k}")), v)?;
+        check_no_nul(&at(&format!("env.{k}")), v)?;
         secret_env.remove(k);
         env.insert(k.clone(), v.clone());
     }
@@ -480,461 +420,6 @@ fn process(i: usize, c: &ContainerConfig, cx: &Context<'_>) -> Result<Process, C
     })
 }
 
-fn check_env_name(field: &str, name: &str) -> Result<(), ConfigError> {
-    if name.is_empty() || name.contains('=') || name.contains('\0') {
-        return Err(f(
-            field,
-            format!("{name:?} is not an environment variable name"),
-        ));
-    }
-    Ok(())
-}
-
-fn stop(i: usize, c: &ContainerConfig, cx: &Context<'_>) -> Result<Stop, ConfigError> {
-    let at = |rest: &str| format!("Containers[{i}].{rest}");
-    let config = c.stop.clone().unwrap_or_default();
-    let signal = match &config.signal {
-        Some(spec) => super::parse_signal(spec).map_err(|e| f(at("stop.signal"), e))?,
-        None => cx.kill_signal,
-    };
-    let timeout = match &config.timeout {
-        None => defaults::SERVICE_STOP_TIMEOUT.min(cx.kill_timeout.max(Duration::from_secs(1))),
-        Some(GoDuration::Nanos(n)) => Duration::from_nanos(*n),
-        Some(GoDuration::Text(text)) => {
-            parse_go_duration(text).map_err(|e| f(at("stop.timeout"), e))?
-        }
-    };
-    if timeout > Duration::from_secs(super::MAX_KILL_TIMEOUT_SECS) {
-        return Err(f(
-            at("stop.timeout"),
-            format!("is longer than {} s", super::MAX_KILL_TIMEOUT_SECS),
-        ));
-    }
-    Ok(Stop { signal, timeout })
-}
-
-fn dependency(
-    field: &str,
-    d: &DependsOn,
-    index: &BTreeMap<&str, usize>,
-    me: usize,
-) -> Result<Dependency, ConfigError> {
-    let Some(&on) = index.get(d.name.as_str()) else {
-        return Err(f(
-            format!("{field}.name"),
-            format!("no service named {:?} in Containers", d.name),
-        ));
-    };
-    if on == me {
-        return Err(f(
-            format!("{field}.name"),
-            "a service cannot depend on itself",
-        ));
-    }
-    let condition = match d.condition.as_deref() {
-        None | Some("started") => Condition::Started,
-        Some("healthy") => Condition::Healthy,
-        Some("exited_successfully") => Condition::ExitedSuccessfully,
-        Some("completed") => Condition::Completed,
-        Some("log_ready") => Condition::LogReady,
-        Some(other) => {
-            return Err(f(
-                format!("{field}.condition"),
-                format!(
-                    "{other:?} is not started, healthy, exited_successfully, completed or log_ready"
-                ),
-            ))
-        }
-    };
-    Ok(Dependency { on, condition })
-}
-
-fn restart(i: usize, c: &ContainerConfig) -> Result<Restart, ConfigError> {
-    let at = |rest: &str| format!("Containers[{i}].restart.{rest}");
-    let r = c.restart.clone().unwrap_or_default();
-    let policy = match r.policy.as_deref() {
-        // Fly's machine default.
-        None | Some("on-failure") | Some("on_failure") => RestartPolicy::OnFailure,
-        Some("always") => RestartPolicy::Always,
-        Some("no") | Some("never") => RestartPolicy::No,
-        Some(other) => {
-            return Err(f(
-                at("policy"),
-                format!("{other:?} is not no, always or on-failure"),
-            ))
-        }
-    };
-    let max_retries = match r.max_retries {
-        Some(n) if n > MAX_RETRIES => {
-            return Err(f(
-                at("max_retries"),
-                format!("{n} is outside 0..={MAX_RETRIES}"),
-            ))
-        }
-        Some(n) => n as u32,
-        None => defaults::RESTART_MAX_RETRIES,
-    };
-    let seconds = |field: &str, v: Option<f64>, default: Duration| match v {
-        None => Ok(default),
-        Some(s) if s.is_finite() && (0.0..=MAX_PERIOD_SECS).contains(&s) => {
-            Ok(Duration::from_secs_f64(s))
-        }
-        Some(s) => Err(f(
-            at(field),
-            format!("{s} is outside 0..={MAX_PERIOD_SECS}"),
-        )),
-    };
-    let backoff = seconds(
-        "backoff_seconds",
-        r.backoff_seconds,
-        defaults::RESTART_BACKOFF,
-    )?;
-    let max_backoff = seconds(
-        "max_backoff_seconds",
-        r.max_backoff_seconds,
-        defaults::RESTART_MAX_BACKOFF.max(backoff),
-    )?;
-    if max_backoff < backoff {
-        return Err(f(
-            at("max_backoff_seconds"),
-            "is shorter than backoff_seconds",
-        ));
-    }
-    let window = match r.window_seconds {
-        None => defaults::RESTART_WINDOW,
-        Some(s) if (1..=MAX_WINDOW_SECS).contains(&s) => Duration::from_secs(s),
-        Some(s) => {
-            return Err(f(
-                at("window_seconds"),
-                format!("{s} is outside 1..={MAX_WINDOW_SECS}"),
-            ))
-        }
-    };
-    Ok(Restart {
-        policy,
-        max_retries,
-        backoff,
-        max_backoff,
-        window,
-    })
-}
-
-fn period(
-    field: &str,
-    v: &Option<Seconds>,
-    default: Duration,
-    min: f64,
-) -> Result<Duration, ConfigError> {
-    let secs = match v {
-        None => return Ok(default),
-        Some(Seconds::Number(n)) => *n,
-        Some(Seconds::Text(text)) => parse_go_duration(text)
-            .map_err(|e| f(field, e))?
-            .as_secs_f64(),
-    };
-    if !secs.is_finite() || secs < min || secs > MAX_PERIOD_SECS {
-        return Err(f(
-            field,
-            format!("{secs} s is outside {min}..={MAX_PERIOD_SECS} s"),
-        ));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
-fn healthcheck(field: &str, j: usize, h: &HealthcheckConfig) -> Result<HealthCheck, ConfigError> {
-    let at = |rest: &str| format!("{field}.{rest}");
-    let name = h.name.clone().unwrap_or_else(|| format!("check-{j}"));
-    check_text(&at("name"), &name)?;
-    let kind = match h.kind.as_deref() {
-        None | Some("readiness") => CheckKind::Readiness,
-        Some("liveness") => CheckKind::Liveness,
-        Some(other) => {
-            return Err(f(
-                at("kind"),
-                format!("{other:?} is not readiness or liveness"),
-            ))
-        }
-    };
-    let stop_when_unhealthy = match h.unhealthy.as_deref() {
-        None => kind == CheckKind::Liveness,
-        Some("stop") => true,
-        Some(other) => return Err(f(at("unhealthy"), format!("{other:?} is not stop"))),
-    };
-    let threshold = |name: &str, v: Option<u32>, default: u32| match v {
-        None => Ok(default),
-        Some(n) if (1..=1000).contains(&n) => Ok(n),
-        Some(n) => Err(f(at(name), format!("{n} is outside 1..=1000"))),
-    };
-    let probes = [h.http.is_some(), h.tcp.is_some(), h.exec.is_some()];
-    if probes.iter().filter(|&&p| p).count() != 1 {
-        return Err(f(field, "needs exactly one of http, tcp or exec"));
-    }
-    let port = |name: &str, port: u16| {
-        if port == 0 {
-            Err(f(at(name), "is not a port (1..=65535)"))
-        } else {
-            Ok(port)
-        }
-    };
-    let probe = if let Some(http) = &h.http {
-        let https = match http.scheme.as_deref() {
-            None | Some("http") => false,
-            Some("https") => true,
-            Some(other) => {
-                return Err(f(
-                    at("http.scheme"),
-                    format!("{other:?} is not http or https"),
-                ))
-            }
-        };
-        let method = http
-            .method
-            .clone()
-            .unwrap_or_else(|| "GET".into())
-            .to_ascii_uppercase();
-        if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(f(
-                at("http.method"),
-                format!("{method:?} is not an HTTP method"),
-            ));
-        }
-        let path = http.path.clone().unwrap_or_else(|| "/".into());
-        if !path.starts_with('/') || path.bytes().any(|b| b <= b' ' || b == 0x7f) {
-            return Err(f(
-                at("http.path"),
-                format!("{path:?} is not a request path"),
-            ));
-        }
-        let mut headers = Vec::new();
-        for (k, header) in http.headers.iter().enumerate() {
-            let ok_name = !header.name.is_empty()
-                && header
-                    .name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
-            if !ok_name {
-                return Err(f(
-                    at(&format!("http.headers[{k}].name")),
-                    "is not a header name",
-                ));
-            }
-            for value in &header.values {
-                if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-                    return Err(f(
-                        at(&format!("http.headers[{k}].values")),
-                        "has a line break",
-                    ));
-                }
-                headers.push((header.name.clone(), value.clone()));
-            }
-        }
-        Probe::Http {
-            port: port("http.port", http.port)?,
-            method,
-            path,
-            headers,
-            https,
-            tls_skip_verify: http.tls_skip_verify.unwrap_or(false),
-            tls_server_name: match &http.tls_server_name {
-                Some(name) if rustls::pki_types::ServerName::try_from(name.as_str()).is_err() => {
-                    return Err(f(
-                        at("http.tls_server_name"),
-                        format!("{name:?} is not a server name"),
-                    ))
-                }
-                name => name.clone(),
-            },
-        }
-    } else if let Some(tcp) = &h.tcp {
-        Probe::Tcp {
-            port: port("tcp.port", tcp.port)?,
-        }
-    } else {
-        let command = h
-            .exec
-            .as_ref()
-            .map(|e| e.command.clone())
-            .unwrap_or_default();
-        if command.is_empty() {
-            return Err(f(at("exec.command"), "is empty"));
-        }
-        for (k, arg) in command.iter().enumerate() {
-            check_text(&at(&format!("exec.command[{k}]")), arg)?;
-        }
-        Probe::Exec { command }
-    };
-    Ok(HealthCheck {
-        name,
-        kind,
-        stop_when_unhealthy,
-        grace_period: period(&at("grace_period"), &h.grace_period, Duration::ZERO, 0.0)?,
-        interval: period(
-            &at("interval"),
-            &h.interval,
-            defaults::CHECK_INTERVAL,
-            MIN_PERIOD_SECS,
-        )?,
-        timeout: period(
-            &at("timeout"),
-            &h.timeout,
-            defaults::CHECK_TIMEOUT,
-            MIN_PERIOD_SECS,
-        )?,
-        success_threshold: threshold(
-            "success_threshold",
-            h.success_threshold,
-            defaults::CHECK_SUCCESS_THRESHOLD,
-        )?,
-        failure_threshold: threshold(
-            "failure_threshold",
-            h.failure_threshold,
-            defaults::CHECK_FAILURE_THRESHOLD,
-        )?,
-        probe,
-    })
-}
-
-/// The mode of a `secret_name` file that gives none: read-only, for its service's user.
-pub const SECRET_FILE_MODE: u32 = 0o400;
-
-fn files(i: usize, c: &ContainerConfig, cx: &Context<'_>) -> Result<Vec<ServiceFile>, ConfigError> {
-    let at = |rest: &str| format!("Containers[{i}].files{rest}");
-    check_len(&at(""), &c.files)?;
-    let mut out: Vec<ServiceFile> = Vec::new();
-    for (j, file) in c.files.iter().enumerate() {
-        let here = |rest: &str| at(&format!("[{j}].{rest}"));
-        let path = check_absolute(&here("guest_path"), &file.guest_path)?;
-        if file.local_path.is_some() {
-            return Err(f(
-                here("local_path"),
-                "is flyctl's: it reads the file and sends its contents as raw_value (base64)",
-            ));
-        }
-        let (contents, secret) =
-            match (&file.raw_value, &file.secret_name, &file.image_config) {
-                (Some(raw), None, None) => (
-                    decode_base64(raw).map_err(|e| f(here("raw_value"), e))?,
-                    false,
-                ),
-                (None, Some(name), None) => match cx.secrets.get(name) {
-                    Some(value) => (value.expose().as_bytes().to_vec(), true),
-                    None => {
-                        return Err(f(
-                            here("secret_name"),
-                            format!("no secret named {name:?} in Secrets"),
-                        ))
-                    }
-                },
-                (None, None, Some(_)) => return Err(f(
-                    here("image_config"),
-                    "an image's config as a file is not supported: give raw_value or secret_name",
-                )),
-                _ => {
-                    return Err(f(
-                        format!("Containers[{i}].files[{j}]"),
-                        "needs exactly one of raw_value, secret_name or image_config",
-                    ))
-                }
-            };
-        // A secret's file is its user's alone by default: process services share the VM's
-        // root, so 0644 would hand it to every other service (Fly's containers each have a
-        // root of their own, where 0644 reaches no one else).
-        let mode = file
-            .mode
-            .unwrap_or(if secret { SECRET_FILE_MODE } else { 0o644 });
-        if mode > 0o7777 {
-            return Err(f(here("mode"), format!("{mode:o} has bits beyond 07777")));
-        }
-        if out.iter().any(|o| o.path == path) {
-            return Err(f(here("guest_path"), "is written twice"));
-        }
-        out.push(ServiceFile {
-            path,
-            contents,
-            mode,
-            secret,
-        });
-    }
-    Ok(out)
-}
-
-/// Standard base64 (padding optional, whitespace ignored), as fly-go's `raw_value` is. Small
-/// enough to keep here rather than add a crate to PID 1's size budget.
-pub fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    let mut padding = 0;
-    for c in text.bytes().filter(|b| !b.is_ascii_whitespace()) {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => {
-                padding += 1;
-                continue;
-            }
-            _ => return Err(format!("{:?} is not a base64 character", c as char)),
-        };
-        if padding > 0 {
-            return Err("data after base64 padding".into());
-        }
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    if bits >= 6 || padding > 2 {
-        return Err("is not whole base64".into());
-    }
-    Ok(out)
-}
-
-/// A Go duration string (`300ms`, `10s`, `1m30s`, `2h`; units ns, us, µs, ms, s, m, h), as
-/// fly-go's `Duration` takes it. Negative durations are refused.
-pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("{text:?} is not a duration like \"10s\" or \"1m30s\"");
-    let s = text.trim().strip_prefix('+').unwrap_or(text.trim());
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if s.is_empty() || s.starts_with('-') {
-        return Err(bad());
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let number: f64 = rest[..num_len].parse().map_err(|_| bad())?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        total += number * scale;
-        rest = &rest[unit_len..];
-    }
-    if !total.is_finite() || total > 1e12 {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs_f64(total))
-}
-
-/// The graph as a whole: no cycle (named), and each condition can hold.
 fn check_graph(services: &[Service]) -> Result<(), ConfigError> {
     let deps: Vec<Vec<usize>> = services
         .iter()
@@ -1014,6 +499,7 @@ fn apply_on_exit_defaults(
 
 #[cfg(test)]
 mod tests {
+    use super::super::decode::*;
     use super::*;
 
     #[test]

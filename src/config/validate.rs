@@ -1,5 +1,6 @@
 //! Validation: every rule names the field it checks. Pure, no I/O.
 
+use super::checks::*;
 use super::limits::*;
 use super::schema::{RunConfig, SignalSpec};
 use super::typed::{self, defaults, Address, HostEntry, Network, Service, Signal, Stop};
@@ -60,11 +61,6 @@ pub fn parse_signal(spec: &SignalSpec) -> Result<Signal, String> {
                 .ok_or_else(|| format!("unknown signal name {name:?}"))
         }
     }
-}
-
-/// Shorthand for a field error.
-fn f(field: impl Into<String>, problem: impl Into<String>) -> ConfigError {
-    ConfigError::field(field, problem)
 }
 
 pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
@@ -465,88 +461,4 @@ pub(super) fn validate(config: RunConfig) -> Result<Validated, ConfigError> {
         control,
         oidc,
     })
-}
-
-/// A number within `min..=max` (each field's documented bounds), or absent.
-fn check_range(field: &str, value: Option<u64>, min: u64, max: u64) -> Result<(), ConfigError> {
-    match value {
-        Some(v) if v < min || v > max => Err(ConfigError::field(
-            field,
-            format!("{v} is outside {min}..={max}"),
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// A list of ids: at most [`MAX_LIST`] entries, none of them `u32::MAX` (`(uid_t)-1`).
-fn check_list(field: &str, ids: &[u32]) -> Result<(), ConfigError> {
-    if ids.len() > MAX_LIST {
-        return Err(ConfigError::field(
-            field,
-            format!("has more than {MAX_LIST} entries"),
-        ));
-    }
-    if ids.contains(&u32::MAX) {
-        return Err(ConfigError::field(field, "4294967295 is not a usable id"));
-    }
-    Ok(())
-}
-
-/// `MachineId` and `AppName` become a host name, a line of `/etc/hosts`, path segments of
-/// the Machines API and a caveat: 1 to 63 ASCII letters, digits, `-` and `_`.
-fn check_identifier(field: &str, id: &str) -> Result<(), ConfigError> {
-    let ok = (1..=63).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if !ok {
-        return Err(ConfigError::field(
-            field,
-            format!("{id:?} must be 1 to 63 ASCII letters, digits, '-' or '_'"),
-        ));
-    }
-    Ok(())
-}
-
-fn check_no_nul(field: &str, value: &str) -> Result<(), ConfigError> {
-    if value.contains('\0') {
-        return Err(ConfigError::field(field, "contains a NUL byte"));
-    }
-    Ok(())
-}
-
-fn check_argv(field: &str, argv: &[String]) -> Result<(), ConfigError> {
-    for (i, arg) in argv.iter().enumerate() {
-        check_no_nul(&format!("{field}[{i}]"), arg)?;
-    }
-    Ok(())
-}
-
-fn check_absolute(field: &str, path: &str) -> Result<(), ConfigError> {
-    check_no_nul(field, path)?;
-    if !path.starts_with('/') {
-        return Err(ConfigError::field(
-            field,
-            format!("{path:?} is not an absolute path"),
-        ));
-    }
-    Ok(())
-}
-
-/// RFC 1123 host names: labels of letters, digits and hyphens, at most 253 characters.
-fn check_hostname(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > 253 {
-        return Err(format!("{name:?} must be 1 to 253 characters"));
-    }
-    for label in name.split('.') {
-        let ok = !label.is_empty()
-            && label.len() <= 63
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-        if !ok {
-            return Err(format!("{name:?} is not a valid host name"));
-        }
-    }
-    Ok(())
 }

@@ -312,3 +312,41 @@ fn with_an_init_roost_runs_as_root_and_its_config_carries_the_workload() {
     let main = parsed.main_service().expect("main");
     assert_eq!(main.stop.timeout, std::time::Duration::from_secs(6));
 }
+
+/// What a runtime reads: every config.json roost writes (a process service's user, a root
+/// container with seccomp, an init, binds, rlimits) deserialises as the OCI runtime spec's
+/// own `Spec` type (the `oci-spec` crate youki and others build on), not only as JSON.
+#[test]
+fn every_config_json_reads_as_the_oci_specs_own_type() {
+    let binds = [Bind {
+        source: PathBuf::from("/run/roost/volumes/data"),
+        destination: "/data".into(),
+        readonly: false,
+    }];
+    let cases = [
+        (container(json!({})), spec(1000)),
+        (container(json!({})), spec(0)),
+        (container(json!({"seccomp": "unconfined"})), spec(0)),
+        (container(json!({"init": true})), spec(1000)),
+    ];
+    for (service, spec) in &cases {
+        let value = build(service, spec, &binds);
+        let text = value.to_string();
+        let parsed: oci_spec::runtime::Spec =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("not an OCI Spec: {e}\n{text}"));
+        let process = parsed.process().as_ref().expect("a process");
+        assert!(
+            process.args().as_ref().is_some_and(|a| !a.is_empty()),
+            "{text}"
+        );
+        assert_eq!(
+            parsed.root().as_ref().map(|r| r.path().clone()),
+            Some(PathBuf::from("/run/roost/containers/web/rootfs"))
+        );
+        let linux = parsed.linux().as_ref().expect("linux");
+        assert_eq!(
+            linux.cgroups_path().as_deref(),
+            Some(Path::new("/roost-workload-1-web"))
+        );
+    }
+}

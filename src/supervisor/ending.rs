@@ -162,9 +162,15 @@ async fn drain_logs(service_logs: Vec<ServiceLog>, console: Console) {
             tracing::warn!("a service's output pipe is still open; some output may be lost");
         }
     }
-    let written = tokio::task::spawn_blocking(move || console.finish(Duration::from_secs(5)))
-        .await
-        .unwrap_or(false);
+    // Nothing was ever written: nothing to wait for, and no blocking thread to start (and
+    // join at the runtime's end) on the path every quiet machine takes.
+    let written = if console.started() {
+        tokio::task::spawn_blocking(move || console.finish(Duration::from_secs(5)))
+            .await
+            .unwrap_or(false)
+    } else {
+        console.finish(Duration::ZERO)
+    };
     if !written {
         tracing::warn!("the console did not take the services' last output in 5 s");
     }

@@ -147,6 +147,14 @@ impl Console {
         }
     }
 
+    /// Whether the writer thread was started (some service wrote output).
+    pub fn started(&self) -> bool {
+        self.written
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
     /// Waits up to `timeout` for the writer to put every queued line on the console, once
     /// every service's reader has ended (they hold the other senders). Without this, roost's
     /// exit could cut the last lines a service wrote. Returns false on timeout.

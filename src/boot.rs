@@ -232,18 +232,7 @@ async fn run_services<M: Mode>(
         }
     }
     // No service may read another's cloud token: refused before anything starts.
-    let holders: Vec<crate::oidc::TokenHolder<'_>> = config
-        .services
-        .iter()
-        .zip(&specs)
-        .map(|(service, spec)| crate::oidc::TokenHolder {
-            name: &service.name,
-            uid: spec.identity.uid,
-            container: service.container.is_some(),
-            asks: crate::oidc::asks_for_cloud_role(&spec.env),
-        })
-        .collect();
-    if let Err(refusal) = crate::oidc::check_token_isolation(&holders) {
+    if let Err(refusal) = crate::credentials::check_isolation(config, &specs) {
         return ended_boot(supervisor, &BootFailure::Config(refusal));
     }
     // The machine's volumes, on this path as on the single workload's: owned by the first
@@ -252,48 +241,10 @@ async fn run_services<M: Mode>(
         .first()
         .map_or_else(crate::workload::Identity::root, |s| s.identity.clone());
     mode.before_services(config, &owner, state);
-    let critical = supervisor.critical().clone();
-    let platform = crate::api::platform_or_log(config);
-    state.set_proxy(crate::api::start(config, platform.as_ref(), &critical));
-    state.phase("api_proxy");
-    // One broker per service that asks for a cloud role, with token files as its user: the
-    // first process service at Oidc.TokenPath, every other one, and every container, in a
-    // directory of its own beside it (`/.fly/<service>/oidc_token`), so no service reads
-    // another's token (process services by their users, which `check_token_isolation` made
-    // sure differ, containers because they see only their own directory).
-    let asking: Vec<usize> = (0..specs.len())
-        .filter(|&i| crate::oidc::asks_for_cloud_role(&specs[i].env))
-        .collect();
-    let at_token_path = asking
-        .iter()
-        .copied()
-        .find(|&i| config.services[i].container.is_none());
-    // Where each asking service's token files are: a container gets that directory, which is
-    // no other service's ancestor, bind-mounted (read-only) at the same path, so its SDK
-    // finds what the env names and nothing else.
-    let mut token_dirs: Vec<Option<std::path::PathBuf>> = vec![None; specs.len()];
-    for (n, &i) in asking.iter().enumerate() {
-        let token_path = if Some(i) == at_token_path {
-            config.oidc.token_path.clone()
-        } else {
-            per_service_token_path(&config.oidc.token_path, &config.services[i].name)
-        };
-        token_dirs[i] = token_path.parent().map(Path::to_path_buf);
-        let broker = supervisor
-            .during_boot(crate::oidc::prepare(
-                config,
-                platform.clone(),
-                &mut specs[i],
-                &critical,
-                &token_path,
-            ))
-            .await;
-        match broker {
-            Ok(status) if n == 0 => state.set_broker(status),
-            Ok(_) => {}
-            Err(interrupted) => return ended_boot(supervisor, &interrupted.into()),
-        }
-    }
+    let token_dirs = match crate::credentials::start(config, supervisor, state, &mut specs).await {
+        Ok(dirs) => dirs,
+        Err(interrupted) => return ended_boot(supervisor, &interrupted.into()),
+    };
     state.phase("oidc");
     if let Some(first) = specs.first() {
         state.set_spec(first);
@@ -339,19 +290,6 @@ async fn run_services<M: Mode>(
         outcome.orphans_reaped
     );
     outcome
-}
-
-/// `<dir>/<service>/<file>` for a `TokenPath` of `<dir>/<file>`.
-fn per_service_token_path(token_path: &Path, service: &str) -> std::path::PathBuf {
-    let file = token_path.file_name().map_or_else(
-        || std::ffi::OsString::from("oidc_token"),
-        |f| f.to_os_string(),
-    );
-    token_path
-        .parent()
-        .unwrap_or(Path::new("/"))
-        .join(service)
-        .join(file)
 }
 
 /// The outcome of a boot that ended before the workload started, logged once.

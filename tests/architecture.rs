@@ -159,7 +159,7 @@ const LAYERS: &[&[&str]] = &[
     &["process"],
     &["containers"],
     &["supervisor"],
-    &["control", "boot", "vm", "container_mode", "api", "oidc"],
+    &["control", "boot", "vm", "container_mode", "credentials"],
 ];
 
 #[test]

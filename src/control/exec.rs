@@ -78,7 +78,7 @@ pub enum ExecError {
 /// directory when asked (`workload_user`); otherwise root, a root environment
 /// ([`crate::workload::env::root_env`]: nothing of the workload's that names a path) and `/`.
 pub(super) struct Launch {
-    pub env: Vec<(String, String)>,
+    pub env: crate::workload::env::Env,
     pub identity: Identity,
     pub cwd: PathBuf,
     /// A service's cgroup leaves, joined before exec.
@@ -164,7 +164,7 @@ pub(super) fn launch_for(
         }
     } else {
         Launch {
-            env: crate::workload::env::root_env(&spec.env),
+            env: crate::workload::env::root_env(&spec.env).into(),
             identity: Identity::root(),
             cwd: PathBuf::from("/"),
             cgroup_procs: Vec::new(),

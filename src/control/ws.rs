@@ -85,8 +85,8 @@ pub async fn session(state: ControlState, mut ws: Ws) {
         Ok(l) => l,
         Err(e) => return fail(&mut ws, e.to_string()).await,
     };
-    if init.tty && !launch.env.iter().any(|(k, _)| k == "TERM") {
-        launch.env.push(("TERM".into(), DEFAULT_TERM.into()));
+    if init.tty && launch.env.get("TERM").is_none() {
+        launch.env.set("TERM", DEFAULT_TERM);
     }
     let result = if init.tty {
         run_tty(&state, &mut ws, &init, launch).await

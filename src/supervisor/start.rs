@@ -295,8 +295,7 @@ fn with_notify_socket<'s>(
     match notify {
         Some(sock) => {
             let mut spec = spec.clone();
-            spec.env.retain(|(k, _)| k != "NOTIFY_SOCKET");
-            spec.env.push(("NOTIFY_SOCKET".into(), sock.env_value()));
+            spec.env.set("NOTIFY_SOCKET", &sock.env_value());
             Cow::Owned(spec)
         }
         None => Cow::Borrowed(spec),

@@ -5,27 +5,78 @@ use std::collections::BTreeMap;
 /// PATH used when neither the image nor ExtraEnv sets one (Docker's and runc's default).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// The merged environment in a stable order, and what was skipped on the way.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct MergedEnv {
-    pub vars: Vec<(String, String)>,
-    pub warnings: Vec<String>,
-}
+/// An environment: `KEY=VALUE` pairs in a stable order, each key once. The one type every
+/// environment roost builds is (a service's, the broker's additions, `NOTIFY_SOCKET`, an
+/// exec's); it reads as a slice of pairs wherever one is taken.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Env(Vec<(String, String)>);
 
-impl MergedEnv {
+impl Env {
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.vars
+        self.0
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
 
+    /// Sets `key`, replacing an existing value in place (else appending it).
+    pub fn set(&mut self, key: &str, value: &str) {
+        match self.0.iter_mut().find(|(k, _)| k == key) {
+            Some(slot) => slot.1 = value.to_string(),
+            None => self.0.push((key.to_string(), value.to_string())),
+        }
+    }
+}
+
+impl std::ops::Deref for Env {
+    type Target = [(String, String)];
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<'a> IntoIterator for &'a Env {
+    type Item = &'a (String, String);
+    type IntoIter = std::slice::Iter<'a, (String, String)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl PartialEq<Vec<(String, String)>> for Env {
+    fn eq(&self, other: &Vec<(String, String)>) -> bool {
+        &self.0 == other
+    }
+}
+
+impl From<Vec<(String, String)>> for Env {
+    /// Pairs in order; a later pair of a key already there replaces its value.
+    fn from(pairs: Vec<(String, String)>) -> Self {
+        let mut env = Env::default();
+        for (k, v) in pairs {
+            env.set(&k, &v);
+        }
+        env
+    }
+}
+
+/// The merged environment in a stable order, and what was skipped on the way.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct MergedEnv {
+    pub vars: Env,
+    pub warnings: Vec<String>,
+}
+
+impl MergedEnv {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.vars.get(key)
+    }
+
     /// Sets `key`, replacing an existing value in place.
     pub fn set(&mut self, key: &str, value: &str) {
-        match self.vars.iter_mut().find(|(k, _)| k == key) {
-            Some(slot) => slot.1 = value.to_string(),
-            None => self.vars.push((key.to_string(), value.to_string())),
-        }
+        self.vars.set(key, value);
     }
 }
 

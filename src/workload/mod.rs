@@ -18,7 +18,7 @@ pub use user::{Identity, UserError};
 #[derive(Debug, Clone)]
 pub struct WorkloadSpec {
     pub argv: Vec<String>,
-    pub env: Vec<(String, String)>,
+    pub env: env::Env,
     pub identity: Identity,
     pub working_dir: PathBuf,
     /// Non-fatal problems found while resolving (skipped env entries), for the log.

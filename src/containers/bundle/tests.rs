@@ -13,7 +13,8 @@ fn spec(uid: u32) -> WorkloadSpec {
         env: vec![
             ("PATH".into(), "/usr/bin:/bin".into()),
             ("TOKEN".into(), "s3cret".into()),
-        ],
+        ]
+        .into(),
         identity: Identity {
             uid,
             gid: uid,

@@ -7,13 +7,6 @@ use crate::workload::WorkloadSpec;
 use broker::{BrokerOptions, BrokerStatus, PlanInput};
 use std::path::PathBuf;
 
-fn set_env(env: &mut Vec<(String, String)>, key: &str, value: &str) {
-    match env.iter_mut().find(|(k, _)| k == key) {
-        Some(slot) => slot.1 = value.to_string(),
-        None => env.push((key.to_string(), value.to_string())),
-    }
-}
-
 /// Runs the broker's boot phase for `spec` and exports its variables into `spec.env`, with
 /// the token (and the clouds' other files beside it) at `token_path`. Returns the live status
 /// when a broker runs.
@@ -82,7 +75,7 @@ pub async fn prepare(
         );
     }
     for (key, value) in &plan.env {
-        set_env(&mut spec.env, key, value);
+        spec.env.set(key, value);
     }
     Some(status)
 }

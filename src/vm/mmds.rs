@@ -7,19 +7,34 @@
 //! the token is gone (a snapshot restore): take a new one. Headers stay small (MMDS resets
 //! requests over 2,500 bytes), answers are capped at 1 MiB.
 
+use crate::net::Netlink;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::rt::TokioIo;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 use tokio::time::Instant;
 
 /// Where MMDS answers inside a Firecracker guest.
 pub const MMDS_ADDR: &str = "169.254.169.254:80";
+/// MMDS's address (Firecracker's default).
+const MMDS_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
+/// The temporary address used to reach MMDS (QEMU's user network gives the guest this one;
+/// under Firecracker any link-local address works).
+const MMDS_CLIENT_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 0, 15);
 /// Token lifetime asked for (the maximum).
 const TOKEN_TTL: u32 = 21_600;
 const MAX_DOCUMENT: usize = 1024 * 1024;
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why the fetch over the temporary route failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("network: {0}")]
+    Network(#[from] crate::net::NetError),
+    #[error(transparent)]
+    Mmds(#[from] MmdsError),
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum MmdsError {
@@ -187,6 +202,51 @@ impl MmdsClient {
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(1));
         }
+    }
+}
+
+/// A temporary link-local address and route to MMDS on the first interface, the fetch, and
+/// the temporary address and route removed again.
+pub async fn fetch_over_link_local(
+    iface: Option<&str>,
+    wait: Duration,
+) -> Result<serde_json::Value, FetchError> {
+    let nl = Netlink::connect()?;
+    let iface = match iface {
+        Some(i) => i.to_string(),
+        None => nl.first_ethernet().await?,
+    };
+    let index = nl.index(&iface).await?;
+    nl.up(index, None).await?;
+    let tmp = IpAddr::V4(MMDS_CLIENT_IP);
+    nl.add_address(index, tmp, 16).await?;
+    nl.add_route(index, IpAddr::V4(MMDS_IP), 32, None, false)
+        .await?;
+    let addr = std::net::SocketAddr::new(IpAddr::V4(MMDS_IP), 80);
+    let fetched = MmdsClient::new(addr)
+        .fetch(roost_platform::deadline::from_now(wait))
+        .await;
+    if let Err(e) = nl.del_route_v4(index, MMDS_IP, 32).await {
+        tracing::warn!("removing the MMDS route: {e}");
+    }
+    if let Err(e) = nl.del_address(index, tmp, 16).await {
+        tracing::warn!("removing the temporary MMDS address: {e}");
+    }
+    Ok(fetched?)
+}
+
+/// After bootstrap nothing in the guest may read MMDS (it holds the macaroon): a prohibit
+/// route makes 169.254.169.254 unreachable. The control API reports `bootstrapped`, so the
+/// host can also PATCH the secret out of MMDS.
+pub async fn block_after_boot() {
+    match Netlink::connect() {
+        Ok(nl) => match nl.prohibit_v4(MMDS_IP).await {
+            Ok(()) => tracing::info!(
+                "MMDS is blocked for every process after bootstrap (prohibit route verified)"
+            ),
+            Err(e) => tracing::error!("cannot block MMDS: {e}"),
+        },
+        Err(e) => tracing::error!("cannot block MMDS: {e}"),
     }
 }
 

@@ -19,19 +19,13 @@ use crate::config::{self, Validated};
 use crate::control::report::ReportTarget;
 use crate::control::{self, ControlServer, ControlState, Listen};
 use crate::exit::{self, BootFailure};
-use crate::net::Netlink;
 use crate::supervisor::CriticalTasks;
 use cmdline::BootOptions;
-use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The control API's default vsock port.
 pub const DEFAULT_VSOCK_PORT: u32 = 10000;
-const MMDS_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
-/// The temporary address used to reach MMDS (QEMU's user network gives the guest this one;
-/// under Firecracker any link-local address works).
-const MMDS_CLIENT_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 0, 15);
 /// Files descriptors a workload may open (Fly's default).
 const NOFILE: u64 = 10_240;
 
@@ -323,7 +317,7 @@ async fn load_config(opts: &BootOptions, state: &ControlState) -> Result<Validat
     };
     remove_config_file(&opts.config_file);
     if !config.vm.mmds_reachable_after_boot {
-        block_mmds().await;
+        mmds::block_after_boot().await;
     }
     Ok(config)
 }
@@ -356,55 +350,17 @@ fn remove_config_file(path: &Path) {
 /// Why no config came from MMDS (the boot then tries the file).
 #[derive(Debug, thiserror::Error)]
 enum FromMmds {
-    #[error("network: {0}")]
-    Network(#[from] crate::net::NetError),
     #[error(transparent)]
-    Mmds(#[from] mmds::MmdsError),
+    Fetch(#[from] mmds::FetchError),
     #[error(transparent)]
     Config(#[from] config::ConfigError),
     #[error("the document: {0}")]
     Document(#[from] serde_json::Error),
 }
 
-/// A temporary link-local address and route to MMDS on the first interface, the fetch, and
-/// the temporary address and route removed again.
+/// The config from MMDS: the document fetched over a temporary route, then validated.
 async fn config_from_mmds(opts: &BootOptions) -> Result<Validated, FromMmds> {
-    let nl = Netlink::connect()?;
-    let iface = match &opts.iface {
-        Some(i) => i.clone(),
-        None => nl.first_ethernet().await?,
-    };
-    let index = nl.index(&iface).await?;
-    nl.up(index, None).await?;
-    let tmp = IpAddr::V4(MMDS_CLIENT_IP);
-    nl.add_address(index, tmp, 16).await?;
-    nl.add_route(index, IpAddr::V4(MMDS_IP), 32, None, false)
-        .await?;
-    let addr = std::net::SocketAddr::new(IpAddr::V4(MMDS_IP), 80);
-    let fetched = mmds::MmdsClient::new(addr)
-        .fetch(roost_platform::deadline::from_now(opts.mmds_wait))
-        .await;
-    if let Err(e) = nl.del_route_v4(index, MMDS_IP, 32).await {
-        tracing::warn!("removing the MMDS route: {e}");
-    }
-    if let Err(e) = nl.del_address(index, tmp, 16).await {
-        tracing::warn!("removing the temporary MMDS address: {e}");
-    }
-    let bytes = serde_json::to_vec(&fetched?)?;
+    let document = mmds::fetch_over_link_local(opts.iface.as_deref(), opts.mmds_wait).await?;
+    let bytes = serde_json::to_vec(&document)?;
     Ok(config::parse(&bytes)?)
-}
-
-/// After bootstrap nothing in the guest may read MMDS (it holds the macaroon): a prohibit
-/// route makes 169.254.169.254 unreachable. The control API reports `bootstrapped`, so the
-/// host can also PATCH the secret out of MMDS.
-async fn block_mmds() {
-    match Netlink::connect() {
-        Ok(nl) => match nl.prohibit_v4(MMDS_IP).await {
-            Ok(()) => tracing::info!(
-                "MMDS is blocked for every process after bootstrap (prohibit route verified)"
-            ),
-            Err(e) => tracing::error!("cannot block MMDS: {e}"),
-        },
-        Err(e) => tracing::error!("cannot block MMDS: {e}"),
-    }
 }

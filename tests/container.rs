@@ -120,6 +120,37 @@ fn other_signals_are_forwarded_unchanged() {
     assert!(usr1 < hup, "{}", r.stdout);
 }
 
+/// catatonit's rule: every catchable signal reaches the workload, not only the usual five;
+/// here SIGWINCH, SIGURG, SIGPWR and a real-time one (40).
+#[test]
+fn every_catchable_signal_is_forwarded_real_time_ones_too() {
+    let scratch = Scratch::new();
+    let ready = scratch.path("ready");
+    let script = format!(
+        r#"trap 'echo got-28' 28; trap 'echo got-23' 23; trap 'echo got-30' 30
+           trap 'echo got-40; exit 6' 40
+           touch {}; while :; do sleep 0.05; done"#,
+        ready.display()
+    );
+    let config = scratch.config(&sh_config(&script));
+    let running = Running::start(PID_NS, &config);
+    wait_for_file(&ready, T);
+    for sig in [libc::SIGWINCH, libc::SIGURG, libc::SIGPWR] {
+        running.signal(sig);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    running.signal(40);
+    let r = running.wait(T);
+    r.assert_code(6);
+    for sig in [28, 23, 30, 40] {
+        assert!(
+            r.stdout.contains(&format!("got-{sig}")),
+            "{sig}: {}",
+            r.stdout
+        );
+    }
+}
+
 #[test]
 fn workload_ignoring_sigterm_is_killed_after_kill_timeout() {
     let scratch = Scratch::new();

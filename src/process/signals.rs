@@ -33,16 +33,42 @@ pub fn action_in_vm(sig: i32) -> SignalAction {
     }
 }
 
-/// Signals roost installs handlers for.
-pub const HANDLED: [i32; 7] = [
-    libc::SIGCHLD,
-    libc::SIGTERM,
-    libc::SIGINT,
+/// Every signal roost forwards (catatonit's rule: every catchable signal, SIGTERM and, in a
+/// VM, SIGINT being the stop), besides the real-time ones (see [`forwarded`]). Left out, with
+/// their reasons: SIGKILL and SIGSTOP (cannot be caught); SIGCHLD (the reaper's); SIGSEGV,
+/// SIGBUS, SIGILL, SIGFPE, SIGTRAP and SIGSYS (faults of roost's own thread: a handler that
+/// returns would fault again); SIGABRT (roost's own abort must end it); SIGPIPE (roost writing
+/// to a closed pipe would otherwise pass the workload a SIGPIPE it never earned).
+pub const FORWARDED_STANDARD: [i32; 20] = [
     libc::SIGHUP,
+    libc::SIGINT,
     libc::SIGQUIT,
     libc::SIGUSR1,
     libc::SIGUSR2,
+    libc::SIGALRM,
+    libc::SIGTERM,
+    libc::SIGCONT,
+    libc::SIGTSTP,
+    libc::SIGTTIN,
+    libc::SIGTTOU,
+    libc::SIGURG,
+    libc::SIGXCPU,
+    libc::SIGXFSZ,
+    libc::SIGVTALRM,
+    libc::SIGPROF,
+    libc::SIGWINCH,
+    libc::SIGIO,
+    libc::SIGPWR,
+    libc::SIGSTKFLT,
 ];
+
+/// Every signal number roost installs a handler for but SIGCHLD: [`FORWARDED_STANDARD`] and
+/// the real-time signals the C library leaves to programs (`SIGRTMIN..=SIGRTMAX`).
+pub fn forwarded() -> impl Iterator<Item = i32> {
+    FORWARDED_STANDARD
+        .into_iter()
+        .chain(libc::SIGRTMIN()..=libc::SIGRTMAX())
+}
 
 /// The installed handlers but SIGCHLD's, as one stream of signal numbers.
 #[derive(Debug)]
@@ -51,14 +77,12 @@ pub struct Signals {
 }
 
 impl Signals {
-    /// Installs every handler in [`HANDLED`]; returns the SIGCHLD stream (for the reaper
-    /// task) apart from the others. Needs a tokio runtime with signals enabled.
+    /// Installs every handler ([`forwarded`] and SIGCHLD); returns the SIGCHLD stream (for
+    /// the reaper task) apart from the others. Needs a tokio runtime with signals enabled.
     pub fn install() -> std::io::Result<(Signal, Self)> {
         let sigchld = signal(SignalKind::child())?;
-        let streams = HANDLED
-            .iter()
-            .filter(|&&sig| sig != libc::SIGCHLD)
-            .map(|&sig| Ok((sig, signal(SignalKind::from_raw(sig))?)))
+        let streams = forwarded()
+            .map(|sig| Ok((sig, signal(SignalKind::from_raw(sig))?)))
             .collect::<std::io::Result<Vec<_>>>()?;
         Ok((sigchld, Signals { streams }))
     }
@@ -94,6 +118,33 @@ mod tests {
             action_for(libc::SIGINT),
             SignalAction::Forward(libc::SIGINT)
         );
+    }
+
+    #[test]
+    fn every_catchable_signal_is_handled_but_the_reapers_and_roosts_own_faults() {
+        let all: Vec<i32> = forwarded().collect();
+        for sig in 1..=libc::SIGRTMAX() {
+            let kept_out = [
+                libc::SIGKILL,
+                libc::SIGSTOP,
+                libc::SIGCHLD,
+                libc::SIGSEGV,
+                libc::SIGBUS,
+                libc::SIGILL,
+                libc::SIGFPE,
+                libc::SIGTRAP,
+                libc::SIGSYS,
+                libc::SIGABRT,
+                libc::SIGPIPE,
+            ];
+            // 32 and 33 (34 with musl) are the C library's own, below SIGRTMIN.
+            let libc_own = (32..libc::SIGRTMIN()).contains(&sig);
+            assert_eq!(
+                all.contains(&sig),
+                !kept_out.contains(&sig) && !libc_own,
+                "signal {sig}"
+            );
+        }
     }
 
     #[test]

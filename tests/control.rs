@@ -10,12 +10,20 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use std::io::Write;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
 const T: Duration = Duration::from_secs(60);
+
+async fn ws_connect(ctl: &Path) -> tokio_tungstenite::WebSocketStream<tokio::net::UnixStream> {
+    let stream = tokio::net::UnixStream::connect(ctl).await.expect("connect");
+    let (ws, _) = tokio_tungstenite::client_async("ws://roost/v1/ws/exec", stream)
+        .await
+        .expect("WebSocket handshake");
+    ws
+}
 
 #[test]
 fn status_exec_signals_sysinfo_and_their_errors() {
@@ -196,71 +204,6 @@ fn fifty_concurrent_execs_while_the_workload_exits_lose_no_exit_code() {
         completed += usize::from(j["exit_code"] == 3);
     }
     assert!(completed > 0, "no exec completed at all");
-}
-
-#[test]
-fn the_exit_code_is_answered_to_every_caller_after_the_exit_and_pushed_to_the_host() {
-    let scratch = Scratch::new();
-    let report_sock = scratch.path("host-exit.sock");
-    let host = exit_report_listener(&report_sock);
-    let rig = Rig::start(
-        json!({
-            "MachineId": "m-exit",
-            "Control": {"LingerSeconds": 3, "ExitReportSocket": report_sock},
-        }),
-        7,
-    );
-    // A long-poll that starts before the exit...
-    let ctl = rig.ctl.clone();
-    let early = std::thread::spawn(move || http(&ctl, "GET", "/v1/exit_code", &[], b""));
-    std::thread::sleep(Duration::from_millis(200));
-    rig.stop_workload();
-    let deadline = Instant::now() + T;
-    while rig.status()["workload"]["state"] != "exited" {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // ...and callers that ask after it all get the same answer.
-    let want = json!({"code": 7, "oom_killed": false});
-    assert_eq!(early.join().expect("thread").json(), want);
-    for _ in 0..3 {
-        assert_eq!(
-            http(&rig.ctl, "GET", "/v1/exit_code", &[], b"").json(),
-            want
-        );
-    }
-    assert_eq!(
-        http(&rig.ctl, "POST", "/v1/signals", &[], br#"{"signal": 15}"#).status,
-        409
-    );
-    let (head, body) = host.join().expect("host");
-    assert!(head.starts_with("POST /v1/exit HTTP/1.1"), "{head}");
-    let body: serde_json::Value = serde_json::from_str(&body).expect("json");
-    assert_eq!(
-        body,
-        json!({"code": 7, "oom_killed": false, "machine_id": "m-exit"})
-    );
-    let f = rig.finish();
-    f.assert_code(7);
-    assert!(
-        f.stderr
-            .contains(r#"roost: exit {"code":7,"oom_killed":false}"#),
-        "{}",
-        f.stderr
-    );
-    assert!(
-        f.stderr.contains("exit report acknowledged"),
-        "{}",
-        f.stderr
-    );
-}
-
-async fn ws_connect(ctl: &Path) -> tokio_tungstenite::WebSocketStream<tokio::net::UnixStream> {
-    let stream = tokio::net::UnixStream::connect(ctl).await.expect("connect");
-    let (ws, _) = tokio_tungstenite::client_async("ws://roost/v1/ws/exec", stream)
-        .await
-        .expect("WebSocket handshake");
-    ws
 }
 
 /// Reads frames until the accumulated binary output contains `want`.
@@ -660,98 +603,6 @@ fn a_panic_while_answering_one_request_costs_that_request_only() {
 }
 
 #[test]
-fn a_critical_task_that_dies_stops_roost_with_70_never_a_hang() {
-    // The reaper task panics at the first SIGCHLD (an orphan's exit): roost notices, stops
-    // the workload gracefully, reaps it itself, and reports 70.
-    let scratch = Scratch::new();
-    let config = scratch.config(&json!({
-        "ImageConfig": { "Cmd": ["/bin/sh", "-c",
-            "trap 'echo workload-got-term; exit 0' TERM; sh -c 'sleep 0.3 &'; while :; do sleep 0.05; done"] },
-        "KillTimeout": 5,
-    }));
-    let mut cmd = Command::new("unshare");
-    cmd.args(PID_NS)
-        .arg(ROOST)
-        .args(["container", "--config"])
-        .arg(&config)
-        .env("ROOST_FAULT", "reaper");
-    let f = Running::spawn(cmd).wait(T);
-    f.assert_code(70);
-    assert!(
-        f.stderr.contains("critical task reaper panicked"),
-        "{}",
-        f.stderr
-    );
-    assert!(f.stdout.contains("workload-got-term"), "{}", f.stdout);
-    assert!(
-        f.stderr.contains(r#"roost: exit {"code":70"#),
-        "{}",
-        f.stderr
-    );
-}
-
-/// roost whose boot waits (up to 60 s) for a first identity token that never comes: the
-/// platform's socket does not exist.
-fn roost_waiting_for_a_token(scratch: &Scratch) -> (Running, PathBuf, PathBuf) {
-    let marker = scratch.path("workload-ran");
-    let config = scratch.config(&json!({
-        "ImageConfig": { "Cmd": ["/bin/sh", "-c", format!("touch {}", marker.display())] },
-        "ExtraEnv": { "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/r" },
-        "Api": { "Upstream": format!("unix://{}", scratch.path("no-platform.sock").display()),
-                 "Token": "fm2_never_used", "SocketPath": scratch.path("api.sock") },
-        "Oidc": { "BootWaitSeconds": 60, "TokenPath": scratch.path("oidc/token") },
-    }));
-    let ctl = scratch.path("ctl.sock");
-    let roost = roost_with_control(&config, &ctl, &[]);
-    // The boot is in the token wait once the proxy's socket is there.
-    wait_for_file(&scratch.path("api.sock"), T);
-    (roost, ctl, marker)
-}
-
-#[test]
-fn a_stop_during_the_boot_ends_it_at_once_without_starting_the_workload() {
-    // SIGTERM to roost.
-    let scratch = Scratch::new();
-    let (roost, ctl, marker) = roost_waiting_for_a_token(&scratch);
-    let status = http(&ctl, "GET", "/v2/status", &[], b"").json();
-    assert_eq!(status["workload"]["state"], "starting");
-    roost.signal(libc::SIGTERM);
-    let f = roost.wait(Duration::from_secs(20));
-    f.assert_code(128 + libc::SIGTERM);
-    assert!(
-        !marker.exists(),
-        "the workload was started just to be stopped"
-    );
-    assert!(
-        f.stderr
-            .contains("stop requested during the boot by a signal (SIGTERM)"),
-        "{}",
-        f.stderr
-    );
-    assert!(
-        f.stderr.contains(r#"roost: exit {"code":143"#),
-        "{}",
-        f.stderr
-    );
-
-    // The host's POST /v1/signals (it used to answer 409 until the workload ran).
-    let scratch = Scratch::new();
-    let (roost, ctl, marker) = roost_waiting_for_a_token(&scratch);
-    let r = http(&ctl, "POST", "/v1/signals", &[], br#"{"signal": 15}"#);
-    assert_eq!((r.status, r.json()), (200, json!({"ok": true})));
-    let f = roost.wait(Duration::from_secs(20));
-    f.assert_code(143);
-    assert!(!marker.exists());
-    assert!(f.stderr.contains("by the host"), "{}", f.stderr);
-    // A signal that is no stop still has no workload to go to.
-    let scratch = Scratch::new();
-    let (roost, ctl, _marker) = roost_waiting_for_a_token(&scratch);
-    let r = http(&ctl, "POST", "/v1/signals", &[], br#"{"signal": 1}"#);
-    assert_eq!(r.status, 409);
-    drop(roost);
-}
-
-#[test]
 fn execs_are_bounded_in_number_and_in_the_output_they_hold() {
     let rig = Rig::start(json!({}), 0);
     let spawn_exec = |body: serde_json::Value| {
@@ -865,35 +716,6 @@ fn a_ws_client_that_fills_stdin_and_leaves_takes_its_command_with_it() {
     });
     rig.stop_workload();
     rig.finish().assert_code(0);
-}
-
-#[test]
-fn a_stop_signal_ends_the_linger_after_the_exit() {
-    for sig in [libc::SIGTERM, libc::SIGINT] {
-        let scratch = Scratch::new();
-        let config = scratch.config(&json!({
-            "ImageConfig": { "Cmd": ["/bin/sh", "-c", "exit 5"] },
-            "Control": { "LingerSeconds": 60 },
-        }));
-        let ctl = scratch.path("ctl.sock");
-        let roost = roost_with_control(&config, &ctl, &[]);
-        // The exit code is there, and the API lingers for it.
-        let code = http(&ctl, "GET", "/v1/exit_code", &[], b"").json();
-        assert_eq!(code["code"], 5);
-        let asked = Instant::now();
-        roost.signal(sig);
-        let f = roost.wait(Duration::from_secs(20));
-        f.assert_code(5);
-        assert!(
-            asked.elapsed() < Duration::from_secs(20),
-            "the linger was not ended"
-        );
-        assert!(
-            f.stderr.contains("while lingering: ending the linger"),
-            "{}",
-            f.stderr
-        );
-    }
 }
 
 #[test]

@@ -117,11 +117,7 @@ async fn sequence<M: Mode>(mut mode: M, started: Instant) -> i32 {
     let report = outcome.report();
     let target = config.as_ref().and_then(|c| mode.report_target(c));
     let machine_id = config.as_ref().and_then(|c| c.machine.id.as_deref());
-    let decided_by = outcome
-        .decided_by
-        .as_ref()
-        .map(|(s, why)| (s.as_str(), *why));
-    publish(&state, &report, target, machine_id, decided_by).await;
+    publish(&state, &report, target, machine_id).await;
 
     let linger = config
         .as_ref()
@@ -278,9 +274,7 @@ async fn run_services<M: Mode>(
     let by = outcome
         .decided_by
         .as_ref()
-        .map_or_else(String::new, |(service, why)| {
-            format!(" from {service} ({why})")
-        });
+        .map_or_else(String::new, |d| format!(" from {} ({})", d.service, d.reason));
     tracing::info!(
         exit_code = outcome.code,
         oom_killed = outcome.oom_killed,
@@ -305,12 +299,8 @@ async fn publish(
     report: &Report,
     target: Option<ReportTarget>,
     machine_id: Option<&str>,
-    decided_by: Option<(&str, &'static str)>,
 ) {
-    if let Some((service, reason)) = decided_by {
-        state.set_decided_by(service, reason);
-    }
-    state.record_exit(*report);
+    state.record_exit(report.clone());
     tracing::info!(
         exit_code = report.code,
         oom_killed = report.oom_killed,
@@ -319,7 +309,7 @@ async fn publish(
     );
     exit::print_console(report);
     if let Some(target) = target {
-        report::push(&target, report, machine_id, decided_by).await;
+        report::push(&target, report, machine_id).await;
     }
 }
 

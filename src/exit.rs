@@ -26,14 +26,16 @@ pub fn of_signal(signal: i32) -> i32 {
     128i32.saturating_add(signal)
 }
 
-/// The exit report: `GET /v1/exit_code`, the console line, the push to the host.
-pub use roost_control_protocol::ExitCode as Report;
+/// The exit report: the console line, `/v2/status`, the push to the host (and its code
+/// part, `GET /v1/exit_code`).
+pub use roost_control_protocol::ExitReport as Report;
 
 /// The report of a run that ended with `code` and nothing else known.
 pub fn report_of_code(code: i32) -> Report {
     Report {
         code,
         oom_killed: false,
+        decided_by: None,
     }
 }
 
@@ -120,7 +122,20 @@ mod tests {
         let line = console_line(&Report {
             code: 137,
             oom_killed: true,
+            decided_by: None,
         });
         assert_eq!(line, r#"roost: exit {"code":137,"oom_killed":true}"#);
+        let line = console_line(&Report {
+            code: 3,
+            oom_killed: false,
+            decided_by: Some(roost_control_protocol::DecidedBy {
+                service: "setup".into(),
+                reason: "its on_exit is stop_machine".into(),
+            }),
+        });
+        assert_eq!(
+            line,
+            r#"roost: exit {"code":3,"oom_killed":false,"decided_by":{"service":"setup","reason":"its on_exit is stop_machine"}}"#
+        );
     }
 }

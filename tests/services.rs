@@ -107,9 +107,9 @@ fn a_failed_one_shot_skips_its_dependents_and_ends_the_machine_with_its_code() {
     let (_, body) = host.join().expect("host");
     let body: serde_json::Value = serde_json::from_str(&body).expect("json");
     assert_eq!(body["code"], 3);
-    assert_eq!(body["service"], "setup");
+    assert_eq!(body["decided_by"]["service"], "setup");
     assert!(
-        body["reason"]
+        body["decided_by"]["reason"]
             .as_str()
             .is_some_and(|r| r.contains("stop_machine_on_failure")),
         "{body}"

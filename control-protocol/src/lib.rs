@@ -10,6 +10,44 @@ pub struct ExitCode {
     pub oom_killed: bool,
 }
 
+/// Which service's exit decided the machine's code, and why (machines of several services).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecidedBy {
+    pub service: String,
+    pub reason: String,
+}
+
+/// The exit report, in one shape wherever it goes: the console line (`roost: exit {...}`),
+/// `workload.exit` of `GET /v2/status`, and the report pushed to the host (`POST /v1/exit`,
+/// with `machine_id` beside it). `GET /v1/exit_code` answers its [`ExitCode`] part, the
+/// anchors' shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitReport {
+    pub code: i32,
+    pub oom_killed: bool,
+    /// None for the single workload, which is the machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<DecidedBy>,
+}
+
+impl ExitReport {
+    /// The anchors' part: code and OOM.
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode {
+            code: self.code,
+            oom_killed: self.oom_killed,
+        }
+    }
+}
+
+/// `POST /v1/exit`: the exit report and the machine it is of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushedExitReport {
+    #[serde(flatten)]
+    pub report: ExitReport,
+    pub machine_id: Option<String>,
+}
+
 /// `POST /v1/signals`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct SignalRequest {

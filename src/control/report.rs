@@ -3,7 +3,7 @@
 //! guest-initiated connection, acknowledged, with a deadline. (The console line, the other
 //! way the host learns it, is [`crate::exit::console_line`].)
 
-use super::protocol::ExitCode;
+use roost_control_protocol::{ExitReport, PushedExitReport};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
@@ -73,23 +73,15 @@ async fn attempt(target: &ReportTarget, body: String) -> Result<u16, PushError> 
 }
 
 /// Pushes `POST /v1/exit {"code","oom_killed","machine_id"}` (with several services also
-/// `"service"` and `"reason"`: which one decided the code, and why) until the host
-/// acknowledges it with a 2xx or [`REPORT_DEADLINE`] passes. Returns whether it was
-/// acknowledged.
-pub async fn push(
-    target: &ReportTarget,
-    exit: &ExitCode,
-    machine_id: Option<&str>,
-    decided_by: Option<(&str, &str)>,
-) -> bool {
-    let mut body = serde_json::json!({
-        "code": exit.code, "oom_killed": exit.oom_killed, "machine_id": machine_id,
-    });
-    if let Some((service, reason)) = decided_by {
-        body["service"] = service.into();
-        body["reason"] = reason.into();
-    }
-    let body = body.to_string();
+/// `"decided_by": {"service","reason"}`: which one decided the code, and why: the exit
+/// report's one shape) until the host acknowledges it with a 2xx or [`REPORT_DEADLINE`]
+/// passes. Returns whether it was acknowledged.
+pub async fn push(target: &ReportTarget, exit: &ExitReport, machine_id: Option<&str>) -> bool {
+    let pushed = PushedExitReport {
+        report: exit.clone(),
+        machine_id: machine_id.map(str::to_string),
+    };
+    let body = serde_json::to_string(&pushed).unwrap_or_default();
     let deadline = roost_platform::deadline::from_now(REPORT_DEADLINE);
     let mut wait = Duration::from_millis(100);
     let mut last_error = String::new();

@@ -42,7 +42,8 @@ struct Inner {
     logs: Arc<Vec<(String, Arc<LogBuffer>)>>,
     service_specs: Vec<(String, WorkloadSpec)>,
     /// Which service decided the exit code, and why.
-    decided_by: Option<(String, &'static str)>,
+    /// The exit report, once the exit code is decided.
+    exit_report: Option<roost_control_protocol::ExitReport>,
 }
 
 /// Shared state. Cheap to clone.
@@ -151,13 +152,16 @@ impl ControlState {
                 service,
                 reason,
             } => {
-                if let Some(service) = service {
-                    self.set_decided_by(service, reason);
-                }
-                self.workload.send_replace(WorkloadState::Exited(ExitCode {
+                self.record_exit(roost_control_protocol::ExitReport {
                     code: *code,
                     oom_killed: *oom_killed,
-                }));
+                    decided_by: service.as_ref().map(|service| {
+                        roost_control_protocol::DecidedBy {
+                            service: service.to_string(),
+                            reason: reason.to_string(),
+                        }
+                    }),
+                });
             }
             // The API shows a stopping service as running until it exits.
             Event::Stopping { .. } | Event::Exited { .. } => {}
@@ -166,8 +170,12 @@ impl ControlState {
 
     /// Records roost's final exit report (which may differ from the workload's own exit: a
     /// critical failure is 70, a boot that never started the workload has no exit).
-    pub fn record_exit(&self, report: ExitCode) {
-        self.workload.send_replace(WorkloadState::Exited(report));
+    /// The exit report: `/v1/exit_code` answers its code part from now on, `/v2/status` all
+    /// of it.
+    pub fn record_exit(&self, report: roost_control_protocol::ExitReport) {
+        let code = report.exit_code();
+        self.with(|i| i.exit_report = Some(report));
+        self.workload.send_replace(WorkloadState::Exited(code));
     }
 
     pub fn workload(&self) -> WorkloadState {
@@ -181,11 +189,6 @@ impl ControlState {
     /// Each service's state (`None` before the supervisor publishes them).
     pub fn services(&self) -> Option<Arc<Vec<ServiceView>>> {
         self.with(|i| i.services.clone())
-    }
-
-    /// Which service decided the machine's exit code, and why.
-    pub fn set_decided_by(&self, service: &str, reason: &'static str) {
-        self.with(|i| i.decided_by = Some((service.to_string(), reason)));
     }
 
     /// What each service runs (argv, env, identity, directory), for execs inside it.
@@ -218,11 +221,14 @@ impl ControlState {
             WorkloadState::Starting => serde_json::json!({ "state": "starting" }),
             WorkloadState::Running { pid } => serde_json::json!({ "state": "running", "pid": pid }),
             WorkloadState::Exited(exit) => {
-                let mut v = serde_json::json!({ "state": "exited", "exit": exit });
-                if let Some((service, reason)) = self.with(|i| i.decided_by.clone()) {
-                    v["decided_by"] = serde_json::json!({ "service": service, "reason": reason });
-                }
-                v
+                let report = self.with(|i| i.exit_report.clone()).unwrap_or(
+                    roost_control_protocol::ExitReport {
+                        code: exit.code,
+                        oom_killed: exit.oom_killed,
+                        decided_by: None,
+                    },
+                );
+                serde_json::json!({ "state": "exited", "exit": report })
             }
         };
         self.with(|i| {

@@ -140,8 +140,12 @@ impl RunLoop<'_> {
         }
         let oom = decision.service.is_some_and(|i| self.oom_of[i]);
         let mut outcome = self.sup.outcome(decision.code, None, oom);
-        outcome.decided_by = decider_name(self.run.services, decision.service)
-            .map(|name| (name.to_string(), decision.reason));
+        outcome.decided_by = decider_name(self.run.services, decision.service).map(|name| {
+            roost_control_protocol::DecidedBy {
+                service: name.to_string(),
+                reason: decision.reason.to_string(),
+            }
+        });
         outcome
     }
 

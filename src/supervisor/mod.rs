@@ -53,7 +53,7 @@ pub struct Outcome {
     pub oom_killed: bool,
     pub orphans_reaped: u64,
     /// With several services: the one whose exit decided the code, and why.
-    pub decided_by: Option<(String, &'static str)>,
+    pub decided_by: Option<roost_control_protocol::DecidedBy>,
 }
 
 pub use crate::exit::signal_name;
@@ -64,6 +64,7 @@ impl Outcome {
         exit::Report {
             code: self.code,
             oom_killed: self.oom_killed,
+            decided_by: self.decided_by.clone(),
         }
     }
 }

@@ -271,10 +271,9 @@ async fn run_services<M: Mode>(
     };
     let outcome = supervisor.run_services(run).await;
     // The image devices are unmounted when `containers` goes, on every path out of here.
-    let by = outcome
-        .decided_by
-        .as_ref()
-        .map_or_else(String::new, |d| format!(" from {} ({})", d.service, d.reason));
+    let by = outcome.decided_by.as_ref().map_or_else(String::new, |d| {
+        format!(" from {} ({})", d.service, d.reason)
+    });
     tracing::info!(
         exit_code = outcome.code,
         oom_killed = outcome.oom_killed,

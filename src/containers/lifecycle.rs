@@ -31,7 +31,7 @@ pub enum ContainerError {
     #[error("its bundle: {0}")]
     Bundle(String),
     /// The runtime's own words are in the service's log (the init's stdio).
-    #[error("{0}")]
+    #[error("{0} (the runtime's own words are in the service's log)")]
     Create(RuntimeError),
     #[error("its container's init: {0}")]
     Init(String),

@@ -3,10 +3,10 @@
 //! guest-initiated connection, acknowledged, with a deadline. (The console line, the other
 //! way the host learns it, is [`crate::exit::console_line`].)
 
-use roost_control_protocol::{ExitReport, PushedExitReport};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
+use roost_control_protocol::{ExitReport, PushedExitReport};
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};

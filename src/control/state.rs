@@ -155,12 +155,12 @@ impl ControlState {
                 self.record_exit(roost_control_protocol::ExitReport {
                     code: *code,
                     oom_killed: *oom_killed,
-                    decided_by: service.as_ref().map(|service| {
-                        roost_control_protocol::DecidedBy {
+                    decided_by: service
+                        .as_ref()
+                        .map(|service| roost_control_protocol::DecidedBy {
                             service: service.to_string(),
                             reason: reason.to_string(),
-                        }
-                    }),
+                        }),
                 });
             }
             // The API shows a stopping service as running until it exits.

@@ -327,9 +327,11 @@ impl<'a> RunLoop<'a> {
                         let actions = self.plan.started(i, self.now_ms());
                         self.then(actions);
                     }
-                    Err(code) => {
+                    Err(err) => {
+                        let code = err.code();
+                        let name = self.run.services[i].name.as_str();
+                        tracing::error!(service = name, "cannot start {name}: {err}");
                         if code == exit::TEMPORARY {
-                            let name = self.run.services[i].name.as_str();
                             tracing::warn!(
                                 service = name,
                                 "{name} could not start for now: an exit with {code} for its restart policy"

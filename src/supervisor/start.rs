@@ -19,6 +19,42 @@ use std::borrow::Cow;
 use std::os::fd::OwnedFd;
 use tokio::sync::oneshot;
 
+/// Why a start failed; each has the exit code the service's restart policy sees (as a boot
+/// failure has the code roost ends with). Logged once, by the loop.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum StartError {
+    #[error("its files: {0}")]
+    Files(std::io::Error),
+    #[error("its output pipe: {0}")]
+    Output(std::io::Error),
+    #[error("its NOTIFY_SOCKET: {0}")]
+    Notify(std::io::Error),
+    #[error("{argv:?}: {source}")]
+    Spawn {
+        argv: Vec<String>,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Container(ContainerError),
+    #[error("no container runtime was prepared")]
+    NoRuntime,
+}
+
+impl StartError {
+    /// The exit code that stands for it: 126 for what will not pass (files, the program, the
+    /// container's bundle or runtime), 75 for what may (no descriptor, `EAGAIN`), 70 for
+    /// roost's own fault.
+    pub(super) fn code(&self) -> i32 {
+        match self {
+            StartError::Files(_) => exit::CANNOT_EXECUTE,
+            StartError::Output(_) | StartError::Notify(_) => exit::TEMPORARY,
+            StartError::Spawn { source, .. } => spawn::spawn_failure_code(source),
+            StartError::Container(err) => err.code(),
+            StartError::NoRuntime => exit::INTERNAL,
+        }
+    }
+}
+
 /// What a start made run.
 struct Launched {
     pid: i32,
@@ -29,21 +65,17 @@ struct Launched {
 
 impl RunLoop<'_> {
     /// Starts service `i` as start number `generation`.
-    pub(super) async fn start(&mut self, i: usize, generation: u64) -> Result<Live, i32> {
+    pub(super) async fn start(&mut self, i: usize, generation: u64) -> Result<Live, StartError> {
         let service = &self.run.services[i];
-        let name = service.name.as_str();
         if service.container.is_none() {
-            if let Err(err) = write_files(service, &self.run.specs[i]) {
-                tracing::error!(service = name, "cannot start {name}: {err}");
-                return Err(exit::CANNOT_EXECUTE);
-            }
+            write_files(service, &self.run.specs[i]).map_err(StartError::Files)?;
         }
         let cg = self.make_leaf(service);
         match self.launch(i, generation, &cg).await {
             Ok(launched) => Ok(self.watch(i, generation, cg, launched)),
-            Err(code) => {
+            Err(err) => {
                 tokio::spawn(cg.remove());
-                Err(code)
+                Err(err)
             }
         }
     }
@@ -88,24 +120,18 @@ impl RunLoop<'_> {
         i: usize,
         generation: u64,
         cg: &WorkloadCgroup,
-    ) -> Result<Launched, i32> {
+    ) -> Result<Launched, StartError> {
         let service = &self.run.services[i];
         let name = service.name.as_str();
-        let output = self.logs[i].write_end.try_clone().map_err(|err| {
-            tracing::error!(service = name, "cannot start {name}: {err}");
-            exit::TEMPORARY
-        })?;
+        let output = self.logs[i]
+            .write_end
+            .try_clone()
+            .map_err(StartError::Output)?;
         // systemd's readiness protocol: a socket of this start's own, named in its env, with
         // a random part no other service can guess and take first.
         let notify = if service.notify {
             let prefix = format!("{}-{name}-{generation}", self.leaf_base);
-            let sock = NotifySocket::bind_unguessable(&prefix).map_err(|err| {
-                tracing::error!(
-                    service = name,
-                    "cannot create {name}'s NOTIFY_SOCKET: {err}"
-                );
-                exit::TEMPORARY
-            })?;
+            let sock = NotifySocket::bind_unguessable(&prefix).map_err(StartError::Notify)?;
             Some(sock)
         } else {
             None
@@ -121,13 +147,7 @@ impl RunLoop<'_> {
                     self.start_container(host, i, &spec, output, cg).await?;
                 (pid, exit, Some(container))
             }
-            (Some(_), None) => {
-                tracing::error!(
-                    service = name,
-                    "cannot start {name}: no container runtime was prepared"
-                );
-                return Err(exit::INTERNAL);
-            }
+            (Some(_), None) => return Err(StartError::NoRuntime),
         };
         log_started(service, &spec, pid, container.is_some());
         Ok(Launched {
@@ -144,7 +164,7 @@ impl RunLoop<'_> {
         spec: &WorkloadSpec,
         output: OwnedFd,
         cg: &WorkloadCgroup,
-    ) -> Result<(i32, oneshot::Receiver<ChildExit>), i32> {
+    ) -> Result<(i32, oneshot::Receiver<ChildExit>), StartError> {
         let name = service.name.as_str();
         match self.sup.spawn_in_cgroup(spec, output, cg) {
             Ok(started) => {
@@ -159,10 +179,10 @@ impl RunLoop<'_> {
                 }
                 Ok((started.pid, started.exit_rx))
             }
-            Err(err) => {
-                tracing::error!(service = name, "cannot start {name} {:?}: {err}", spec.argv);
-                Err(spawn::spawn_failure_code(&err))
-            }
+            Err(source) => Err(StartError::Spawn {
+                argv: spec.argv.clone(),
+                source,
+            }),
         }
     }
 
@@ -175,20 +195,11 @@ impl RunLoop<'_> {
         spec: &WorkloadSpec,
         output: OwnedFd,
         cg: &WorkloadCgroup,
-    ) -> Result<(i32, oneshot::Receiver<ChildExit>, Container), i32> {
+    ) -> Result<(i32, oneshot::Receiver<ChildExit>, Container), StartError> {
         let service = &self.run.services[i];
         let name = service.name.as_str();
         let reaper = &self.sup.reaper;
-        let fail = |err: ContainerError| {
-            let words = match err {
-                ContainerError::Create(_) => {
-                    format!(" (the runtime's own words are in {name}'s log)")
-                }
-                _ => String::new(),
-            };
-            tracing::error!(service = name, "cannot start {name}: {err}{words}");
-            err.code()
-        };
+        let fail = StartError::Container;
         // The service's own v2 leaf on a pure v2 machine; elsewhere the runtime's cgroups get
         // the leaf's name, which no other roost on the host shares (a runtime's default,
         // `:youki:<id>` or `/<id>`, would be shared by every roost with a service of that name).
@@ -212,17 +223,15 @@ impl RunLoop<'_> {
                 exit
             }
             Err(err) => {
-                let code = fail(err);
                 container.delete(reaper, host).await;
-                return Err(code);
+                return Err(fail(err));
             }
         };
         match container.start(reaper, host, &mut exit).await {
             Ok(pid) => Ok((pid, exit, container)),
             Err(err) => {
-                let code = fail(err);
                 container.delete(reaper, host).await;
-                Err(code)
+                Err(fail(err))
             }
         }
     }
@@ -345,4 +354,33 @@ fn write_files(service: &Service, spec: &WorkloadSpec) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_start_failure_has_its_code() {
+        let io = |errno| std::io::Error::from_raw_os_error(errno);
+        assert_eq!(StartError::Files(io(libc::EACCES)).code(), 126);
+        assert_eq!(StartError::Output(io(libc::EMFILE)).code(), 75);
+        assert_eq!(StartError::Notify(io(libc::EADDRINUSE)).code(), 75);
+        let spawn = |errno| StartError::Spawn {
+            argv: vec!["/bin/app".into()],
+            source: io(errno),
+        };
+        assert_eq!(spawn(libc::ENOENT).code(), 127);
+        assert_eq!(spawn(libc::EAGAIN).code(), 75);
+        assert_eq!(spawn(libc::EACCES).code(), 126);
+        assert_eq!(StartError::NoRuntime.code(), 70);
+        assert_eq!(
+            StartError::Container(ContainerError::Init("no pid".into())).code(),
+            75
+        );
+        assert_eq!(
+            StartError::Container(ContainerError::Bundle("x".into())).code(),
+            126
+        );
+    }
 }

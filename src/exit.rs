@@ -83,10 +83,14 @@ impl BootFailure {
 }
 
 /// The console line: `roost: exit {"code":N,"oom_killed":false}` on stderr, unformatted (not
-/// a log line), so a host reading the serial console can grep it.
+/// a log line), so a host reading the serial console can grep it. It carries the report's
+/// anchor part ([`roost_control_protocol::ExitCode`], what `/v1/exit_code` answers), never
+/// more: hosts match this line as it has always been; `decided_by` is in `/v2/status` and the
+/// pushed report.
 pub fn console_line(report: &Report) -> String {
+    let code = report.exit_code();
     let json =
-        serde_json::to_string(report).unwrap_or_else(|_| format!("{{\"code\":{}}}", report.code));
+        serde_json::to_string(&code).unwrap_or_else(|_| format!("{{\"code\":{}}}", code.code));
     format!("roost: exit {json}")
 }
 
@@ -133,9 +137,6 @@ mod tests {
                 reason: "its on_exit is stop_machine".into(),
             }),
         });
-        assert_eq!(
-            line,
-            r#"roost: exit {"code":3,"oom_killed":false,"decided_by":{"service":"setup","reason":"its on_exit is stop_machine"}}"#
-        );
+        assert_eq!(line, r#"roost: exit {"code":3,"oom_killed":false}"#);
     }
 }

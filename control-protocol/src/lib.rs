@@ -17,10 +17,9 @@ pub struct DecidedBy {
     pub reason: String,
 }
 
-/// The exit report, in one shape wherever it goes: the console line (`roost: exit {...}`),
-/// `workload.exit` of `GET /v2/status`, and the report pushed to the host (`POST /v1/exit`,
-/// with `machine_id` beside it). `GET /v1/exit_code` answers its [`ExitCode`] part, the
-/// anchors' shape.
+/// The exit report, in one shape wherever it goes whole: `workload.exit` of `GET /v2/status`
+/// and the report pushed to the host (`POST /v1/exit`, with `machine_id` beside it). The
+/// console line and `GET /v1/exit_code` carry its [`ExitCode`] part, the anchors' shape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExitReport {
     pub code: i32,

@@ -180,6 +180,77 @@ pub enum WsServerMessage {
     Stderr(String),
 }
 
+/// `GET /v2/status`: `{"ok": true}` (what `/v1/status` answers) and roost's additions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub ok: bool,
+    pub version: String,
+    /// `vm` or `container`.
+    pub mode: String,
+    pub pid1: bool,
+    pub uptime_ms: f64,
+    /// Where the config came from (`mmds`, `file`, ...).
+    pub config_source: String,
+    /// Whether the boot is over (in a VM, MMDS is blocked from then on).
+    pub bootstrapped: bool,
+    pub phases: Vec<Phase>,
+    pub workload: WorkloadStatus,
+    /// Each identity token the broker keeps fresh (null: no broker runs).
+    pub broker: Option<Vec<TokenStatus>>,
+    /// The `/.fly/api` proxy's counters (null: no proxy).
+    pub proxy: Option<ProxyCounters>,
+    /// Log lines dropped because the console could not keep up.
+    pub log_lines_dropped: u64,
+    /// Each service's state (null until the supervisor has published them).
+    pub services: Option<Vec<ServiceStatus>>,
+}
+
+/// One boot phase and when it ended, in ms since roost started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Phase {
+    pub name: String,
+    pub at_ms: f64,
+}
+
+/// The machine's workload: `starting`, `running` (with its main process's pid), `exited`
+/// (with the exit report).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkloadStatus {
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<ExitReport>,
+}
+
+/// One identity token the broker keeps fresh.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenStatus {
+    pub cloud: String,
+    pub path: String,
+    pub audience: String,
+    /// Unix seconds.
+    pub expires_at: Option<u64>,
+    pub last_refresh: Option<u64>,
+    pub last_error: Option<String>,
+    pub refreshes: u64,
+    pub failures: u64,
+    /// When the platform's tokens do not live long enough for this cloud's SDKs.
+    pub warning: Option<String>,
+    /// How many times the refresher was restarted after it died.
+    pub restarts: u64,
+}
+
+/// The `/.fly/api` proxy's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProxyCounters {
+    pub requests: u64,
+    pub forwarded: u64,
+    pub refused: u64,
+    pub upstream_errors: u64,
+    pub connections_dropped: u64,
+}
+
 /// One service in `GET /v2/services` and `GET /v2/services/{name}`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct ServiceStatus {

@@ -25,7 +25,7 @@ mod transport;
 use clap::Parser;
 use cli::{parse_signal, path_segment, Cli, Cmd, ImageCmd};
 use print::{code_of, ps_table};
-use roost_control_protocol::{ExecRequest, ExecResponse, ExitCode, LogsPage, ServiceList};
+use roost_control_protocol::{ExecRequest, ExecResponse, ExitCode, LogsPage, ServiceList, Status};
 use shell::shell;
 use std::io::Write;
 use transport::{parse, refused, request, Failure, EXIT_PROTOCOL, EXIT_REFUSED, EXIT_UNAVAILABLE};
@@ -37,10 +37,10 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             if status != 200 {
                 return Err(refused(status, &body));
             }
-            let value: serde_json::Value = parse(&body)?;
+            let status: Status = parse(&body)?;
             println!(
                 "{}",
-                serde_json::to_string_pretty(&value).unwrap_or_default()
+                serde_json::to_string_pretty(&status).unwrap_or_default()
             );
             Ok(0)
         }

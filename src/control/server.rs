@@ -274,7 +274,7 @@ async fn route(state: ControlState, req: Request<Incoming>) -> Response<Body> {
         // it into a map of booleans).
         (&Method::GET, "/v1/status") => json(StatusCode::OK, &serde_json::json!({ "ok": true })),
         // roost's own, versioned: phases, the workload, broker, proxy.
-        (&Method::GET, "/v2/status") => json(StatusCode::OK, &state.status_json()),
+        (&Method::GET, "/v2/status") => json(StatusCode::OK, &state.status()),
         // The contract itself (docs/control-api.openapi.json, compiled in).
         (&Method::GET, "/v2/openapi.json") => {
             let mut resp = Response::new(Full::new(Bytes::from_static(OPENAPI.as_bytes())).boxed());

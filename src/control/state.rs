@@ -216,49 +216,81 @@ impl ControlState {
     }
 
     /// `GET /v2/status`: `{"ok": true}` and roost's additions.
-    pub fn status_json(&self) -> serde_json::Value {
+    pub fn status(&self) -> roost_control_protocol::Status {
+        use roost_control_protocol as protocol;
         let workload = match self.workload() {
-            WorkloadState::Starting => serde_json::json!({ "state": "starting" }),
-            WorkloadState::Running { pid } => serde_json::json!({ "state": "running", "pid": pid }),
-            WorkloadState::Exited(exit) => {
-                let report = self.with(|i| i.exit_report.clone()).unwrap_or(
-                    roost_control_protocol::ExitReport {
-                        code: exit.code,
-                        oom_killed: exit.oom_killed,
-                        decided_by: None,
-                    },
-                );
-                serde_json::json!({ "state": "exited", "exit": report })
-            }
+            WorkloadState::Starting => protocol::WorkloadStatus {
+                state: "starting".into(),
+                pid: None,
+                exit: None,
+            },
+            WorkloadState::Running { pid } => protocol::WorkloadStatus {
+                state: "running".into(),
+                pid: Some(pid),
+                exit: None,
+            },
+            WorkloadState::Exited(exit) => protocol::WorkloadStatus {
+                state: "exited".into(),
+                pid: None,
+                exit: Some(
+                    self.with(|i| i.exit_report.clone())
+                        .unwrap_or(protocol::ExitReport {
+                            code: exit.code,
+                            oom_killed: exit.oom_killed,
+                            decided_by: None,
+                        }),
+                ),
+            },
         };
-        self.with(|i| {
-            let proxy = i.proxy.as_ref().map(|p| {
-                use std::sync::atomic::Ordering::Relaxed;
-                serde_json::json!({
-                    "requests": p.requests.load(Relaxed),
-                    "forwarded": p.forwarded.load(Relaxed),
-                    "refused": p.refused.load(Relaxed),
-                    "upstream_errors": p.upstream_errors.load(Relaxed),
-                    "connections_dropped": p.connections_dropped.load(Relaxed),
+        self.with(|i| protocol::Status {
+            ok: true,
+            version: env!("CARGO_PKG_VERSION").into(),
+            mode: self.mode.into(),
+            pid1: self.pid1,
+            uptime_ms: (self.started.elapsed().as_secs_f64() * 1e3).round(),
+            config_source: i.config_source.into(),
+            bootstrapped: i.bootstrapped,
+            phases: i
+                .phases
+                .iter()
+                .map(|p| protocol::Phase {
+                    name: p.name.into(),
+                    at_ms: p.at_ms,
                 })
-            });
-            serde_json::json!({
-                "ok": true,
-                "version": env!("CARGO_PKG_VERSION"),
-                "mode": self.mode,
-                "pid1": self.pid1,
-                "uptime_ms": (self.started.elapsed().as_secs_f64() * 1e3).round(),
-                "config_source": i.config_source,
-                "bootstrapped": i.bootstrapped,
-                "phases": i.phases,
-                "workload": workload,
-                "broker": i.broker.as_ref().map(|b| b.snapshot()),
-                "proxy": proxy,
-                "log_lines_dropped": crate::logging::dropped_lines(),
-                "services": i.services.as_deref().map(|views| {
-                    views.iter().map(|v| v.status()).collect::<Vec<_>>()
-                }),
-            })
+                .collect(),
+            workload,
+            broker: i.broker.as_ref().map(|b| {
+                b.snapshot()
+                    .into_iter()
+                    .map(|t| protocol::TokenStatus {
+                        cloud: t.cloud.into(),
+                        path: t.path,
+                        audience: t.audience,
+                        expires_at: t.expires_at,
+                        last_refresh: t.last_refresh,
+                        last_error: t.last_error,
+                        refreshes: t.refreshes,
+                        failures: t.failures,
+                        warning: t.warning,
+                        restarts: t.restarts,
+                    })
+                    .collect()
+            }),
+            proxy: i.proxy.as_ref().map(|p| {
+                use std::sync::atomic::Ordering::Relaxed;
+                protocol::ProxyCounters {
+                    requests: p.requests.load(Relaxed),
+                    forwarded: p.forwarded.load(Relaxed),
+                    refused: p.refused.load(Relaxed),
+                    upstream_errors: p.upstream_errors.load(Relaxed),
+                    connections_dropped: p.connections_dropped.load(Relaxed),
+                }
+            }),
+            log_lines_dropped: crate::logging::dropped_lines(),
+            services: i
+                .services
+                .as_deref()
+                .map(|views| views.iter().map(|v| v.status()).collect()),
         })
     }
 }

@@ -249,8 +249,12 @@ async fn run_services<M: Mode>(
         config
             .services
             .iter()
-            .map(|s| s.name.clone())
             .zip(specs.iter().cloned())
+            .map(|(s, spec)| crate::control::state::ServiceSpec {
+                name: s.name.clone(),
+                spec,
+                container: s.container.is_some(),
+            })
             .collect(),
     );
     state.phase("workload_start");

@@ -6,8 +6,8 @@
 use super::protocol::{Dialect, ExecRequest, ExecResponse, Output, OutputEncoding};
 use super::state::ControlState;
 use crate::containers::ExecTarget;
-use crate::supervisor::handle::ExecCommand;
-use crate::supervisor::ChildExit;
+use crate::supervisor::handle::ChildExit;
+use crate::supervisor::handle::{ExecCommand, ExecInto, Placement, ServiceRefusal};
 use crate::workload::Identity;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -113,45 +113,21 @@ impl Launch {
     }
 }
 
-pub(super) fn launch_for(
+pub(super) async fn launch_for(
     state: &ControlState,
     workload_user: bool,
     container: Option<&str>,
 ) -> Result<Launch, ExecError> {
-    if let Some(name) = container {
-        // Inside a service: as it runs, never as root with its env.
-        let spec = state
-            .service_spec(name)
-            .ok_or_else(|| ExecError::NoSuchService(name.to_string()))?;
-        let view = state
-            .services()
-            .and_then(|v| v.iter().find(|s| s.name == name).cloned());
-        let container = match &view {
-            Some(v) if v.is_container => Some(
-                v.exec_target
-                    .clone()
-                    .ok_or_else(|| ExecError::ContainerNotRunning(name.to_string()))?,
-            ),
-            _ => None,
-        };
-        return Ok(Launch {
-            env: spec.env,
-            identity: spec.identity,
-            cwd: spec.working_dir,
-            cgroup_procs: view.map(|v| v.cgroup_procs).unwrap_or_default(),
-            container,
-        });
-    }
-    // The workload's user with several services is the first service's; when that one is a
-    // container, its user and directory are the container's, so the command runs in it (its
+    // Inside a service: as its current start runs, which the supervisor resolves; the
+    // workload's user is the first service's, inside it when that one is a container (its
     // uid on the VM's root would be another identity altogether).
-    if workload_user {
-        let first = state
-            .services()
-            .and_then(|v| v.first().filter(|s| s.is_container).map(|s| s.name.clone()));
-        if let Some(name) = first {
-            return launch_for(state, false, Some(&name));
-        }
+    let into = match container {
+        Some(name) => Some(ExecInto::Service(name.to_string())),
+        None if workload_user && state.first_is_container() => Some(ExecInto::WorkloadUser),
+        None => None,
+    };
+    if let Some(into) = into {
+        return placed(state, into).await;
     }
     let spec = state.spec().ok_or(ExecError::NotReady)?;
     Ok(if workload_user {
@@ -171,6 +147,40 @@ pub(super) fn launch_for(
             container: None,
         }
     })
+}
+
+/// An exec inside a service, placed by the supervisor. While it runs no services (the boot,
+/// after the machine's end) a process service's exec runs as the boot resolved it, without
+/// its leaves; a container has nothing to exec in.
+async fn placed(state: &ControlState, into: ExecInto) -> Result<Launch, ExecError> {
+    let launch = |p: Placement| Launch {
+        env: p.spec.env,
+        identity: p.spec.identity,
+        cwd: p.spec.working_dir,
+        cgroup_procs: p.cgroup_procs,
+        container: p.container,
+    };
+    let name = match &into {
+        ExecInto::Service(name) => name.clone(),
+        ExecInto::WorkloadUser => state.first_service_name().ok_or(ExecError::NotReady)?,
+    };
+    let boot = state
+        .service_spec(&name)
+        .ok_or_else(|| ExecError::NoSuchService(name.clone()))?;
+    match state.supervisor().placement(into).await {
+        Ok(Some(placement)) => Ok(launch(placement)),
+        Ok(None) => Err(ExecError::NotReady),
+        Err(ServiceRefusal::NoSuchService(n)) => Err(ExecError::NoSuchService(n)),
+        Err(ServiceRefusal::NotRunning(n)) => Err(ExecError::ContainerNotRunning(n)),
+        Err(_) if boot.container => Err(ExecError::ContainerNotRunning(name)),
+        Err(_) => Ok(Launch {
+            env: boot.spec.env,
+            identity: boot.spec.identity,
+            cwd: boot.spec.working_dir,
+            cgroup_procs: Vec::new(),
+            container: None,
+        }),
+    }
 }
 
 pub(super) fn check_command(cmd: &[String]) -> Result<(), ExecError> {
@@ -233,7 +243,7 @@ pub async fn run(state: &ControlState, req: ExecRequest) -> Result<ExecResponse,
         Some(_) => return Err(ExecError::BadTimeout),
     };
     let cap = req.max_output.unwrap_or(DEFAULT_MAX_OUTPUT).min(MAX_OUTPUT);
-    let launch = launch_for(state, req.workload_user, req.container.as_deref())?;
+    let launch = launch_for(state, req.workload_user, req.container.as_deref()).await?;
     // Held until the answer is built: bounded in number and in the output they hold.
     let _slot = EXEC_SLOTS
         .try_acquire()

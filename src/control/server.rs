@@ -107,7 +107,7 @@ impl ControlServer {
 pub fn start(
     state: ControlState,
     listen: Listen,
-    critical: &crate::supervisor::CriticalTasks,
+    critical: &crate::supervisor::critical::CriticalTasks,
 ) -> std::io::Result<ControlServer> {
     let (stop, stopped) = watch::channel(false);
     let in_flight = Arc::new(InFlight::default());
@@ -286,7 +286,7 @@ async fn route(state: ControlState, req: Request<Incoming>) -> Response<Body> {
         }
         (&Method::GET, "/v1/exit_code") => exit_code(&state).await,
         (&Method::POST, "/v1/signals") => match json_body::<SignalRequest>(req).await {
-            Ok(r) => signal(&state, r.signal),
+            Ok(r) => signal(&state, r.signal).await,
             Err(resp) => resp,
         },
         (&Method::POST, "/v1/exec") => match json_body::<ExecRequest>(req).await {
@@ -363,7 +363,7 @@ async fn exit_code(state: &ControlState) -> Response<Body> {
     }
 }
 
-fn signal(state: &ControlState, sig: i64) -> Response<Body> {
+async fn signal(state: &ControlState, sig: i64) -> Response<Body> {
     if !(1..=64).contains(&sig) {
         return error(
             StatusCode::BAD_REQUEST,
@@ -371,7 +371,7 @@ fn signal(state: &ControlState, sig: i64) -> Response<Body> {
         );
     }
     use crate::supervisor::handle::SignalAnswer;
-    match state.supervisor().signal_main(sig as i32) {
+    match state.supervisor().signal_main(sig as i32).await {
         SignalAnswer::Sent | SignalAnswer::EndsBoot => {
             json(StatusCode::OK, &serde_json::json!({ "ok": true }))
         }

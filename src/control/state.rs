@@ -4,14 +4,21 @@
 //! way, through the [`SupervisorHandle`] kept here.
 
 use super::protocol::ExitCode;
-use crate::supervisor::events::Event;
+use crate::supervisor::events::{Event, ServiceView};
 use crate::supervisor::handle::SupervisorHandle;
-use crate::supervisor::logs::LogBuffer;
-use crate::supervisor::view::ServiceView;
 use crate::workload::WorkloadSpec;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 use tokio::sync::watch;
+
+/// A service as the boot resolved it.
+#[derive(Debug, Clone)]
+pub struct ServiceSpec {
+    pub name: String,
+    pub spec: WorkloadSpec,
+    /// A `kind: container` service: an exec goes inside it or nowhere.
+    pub container: bool,
+}
 
 /// Where the workload is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,11 +44,9 @@ struct Inner {
     bootstrapped: bool,
     config_source: &'static str,
     dialect: roost_control_protocol::Dialect,
-    /// The services' states (None until the supervisor publishes them) and log buffers.
+    /// The services' states (None until the supervisor publishes them).
     services: Option<Arc<Vec<ServiceView>>>,
-    logs: Arc<Vec<(String, Arc<LogBuffer>)>>,
-    service_specs: Vec<(String, WorkloadSpec)>,
-    /// Which service decided the exit code, and why.
+    service_specs: Vec<ServiceSpec>,
     /// The exit report, once the exit code is decided.
     exit_report: Option<roost_control_protocol::ExitReport>,
 }
@@ -145,7 +150,6 @@ impl ControlState {
                 }
             }
             Event::Services(views) => self.with(|i| i.services = Some(views.clone())),
-            Event::Logs(logs) => self.with(|i| i.logs = logs.clone()),
             Event::Decided {
                 code,
                 oom_killed,
@@ -191,28 +195,24 @@ impl ControlState {
         self.with(|i| i.services.clone())
     }
 
-    /// What each service runs (argv, env, identity, directory), for execs inside it.
-    pub fn set_service_specs(&self, specs: Vec<(String, WorkloadSpec)>) {
+    /// What each service runs as the boot resolved it, for execs while the supervisor does
+    /// not run the services (during the boot, after the machine's end).
+    pub fn set_service_specs(&self, specs: Vec<ServiceSpec>) {
         self.with(|i| i.service_specs = specs);
     }
 
-    pub fn service_spec(&self, name: &str) -> Option<WorkloadSpec> {
-        self.with(|i| {
-            i.service_specs
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, s)| s.clone())
-        })
+    pub fn service_spec(&self, name: &str) -> Option<ServiceSpec> {
+        self.with(|i| i.service_specs.iter().find(|s| s.name == name).cloned())
     }
 
-    /// The log buffer of the service `name`.
-    pub fn service_log(&self, name: &str) -> Option<Arc<LogBuffer>> {
-        self.with(|i| {
-            i.logs
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, b)| b.clone())
-        })
+    /// The first service's name (whose user is the workload's).
+    pub fn first_service_name(&self) -> Option<String> {
+        self.with(|i| i.service_specs.first().map(|s| s.name.clone()))
+    }
+
+    /// Whether the first service (whose user is the workload's) is a container.
+    pub fn first_is_container(&self) -> bool {
+        self.with(|i| i.service_specs.first().is_some_and(|s| s.container))
     }
 
     /// `GET /v2/status`: `{"ok": true}` and roost's additions.

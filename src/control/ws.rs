@@ -20,7 +20,7 @@
 use super::exec::{check_command, launch_for};
 use super::protocol::{WsInit, WsResize, WsServerMessage};
 use super::state::ControlState;
-use crate::supervisor::ChildExit;
+use crate::supervisor::handle::ChildExit;
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
@@ -81,7 +81,7 @@ pub async fn session(state: ControlState, mut ws: Ws) {
     if let Err(e) = check_command(&init.command) {
         return fail(&mut ws, e.to_string()).await;
     }
-    let mut launch = match launch_for(&state, init.workload_user, init.container.as_deref()) {
+    let mut launch = match launch_for(&state, init.workload_user, init.container.as_deref()).await {
         Ok(l) => l,
         Err(e) => return fail(&mut ws, e.to_string()).await,
     };

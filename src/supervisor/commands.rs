@@ -1,11 +1,88 @@
-//! The control API's commands for one named service (`/v2/services/NAME/...`): signal, stop,
-//! start, restart, checked against the plan and carried out by the loop.
+//! The control side's commands, answered by the loop: a named service's signal, stop, start
+//! and restart (`/v2/services/NAME/...`, checked against the plan), where an exec into a
+//! service goes, and a service's log buffer.
 
-use super::handle::{ServiceOp, ServiceRefusal};
+use super::handle::{Command, ExecInto, Placement, ServiceOp, ServiceRefusal, SignalAnswer};
 use super::plan::Status;
 use super::run_loop::RunLoop;
+use crate::exit::signal_name;
 
 impl RunLoop<'_> {
+    /// One command, answered (an answer no one waits for any more is dropped).
+    pub(super) fn on_control(&mut self, command: Command) {
+        match command {
+            Command::Service { name, op, reply } => {
+                let _ = reply.send(self.on_command(&name, op));
+            }
+            Command::Exec { into, reply } => {
+                let _ = reply.send(self.placement(&into));
+            }
+            Command::SignalMain { signal, reply } => {
+                let _ = reply.send(self.signal_main(signal));
+            }
+            Command::Logs { name, reply } => {
+                let buffer = self
+                    .run
+                    .services
+                    .iter()
+                    .position(|s| s.name == name)
+                    .and_then(|i| self.logs.get(i))
+                    .map(|log| log.buffer.clone());
+                let _ = reply.send(buffer);
+            }
+        }
+    }
+
+    /// `/v1/signals`: the main service's process group (a container's init); before its
+    /// first start a stop signal stops the machine, as it ends a boot.
+    fn signal_main(&mut self, signal: i32) -> SignalAnswer {
+        if let Some(l) = self.live.first().and_then(Option::as_ref) {
+            tracing::info!("sending {} to the workload", signal_name(signal));
+            l.signal(signal);
+            return SignalAnswer::Sent;
+        }
+        let never_started = self
+            .plan
+            .state(0)
+            .is_some_and(|s| s.status == Status::Pending || s.status == Status::Starting);
+        if never_started {
+            self.sup.handle().before_the_start(signal)
+        } else {
+            SignalAnswer::NotRunning
+        }
+    }
+
+    /// Where an exec goes: a service as its current start runs (its user, env, directory and
+    /// leaves; a container through the runtime's `exec`, refused while it is not running).
+    /// The workload's user is the first service's, inside it when it is a container, else on
+    /// the VM's root (None: the caller uses the workload's identity as the boot resolved it).
+    fn placement(&self, into: &ExecInto) -> Result<Option<Placement>, ServiceRefusal> {
+        let i = match into {
+            ExecInto::Service(name) => self
+                .run
+                .services
+                .iter()
+                .position(|s| &s.name == name)
+                .ok_or_else(|| ServiceRefusal::NoSuchService(name.clone()))?,
+            ExecInto::WorkloadUser => match self.run.services.first() {
+                Some(first) if first.container.is_some() => 0,
+                _ => return Ok(None),
+            },
+        };
+        let service = &self.run.services[i];
+        let live = self.live[i].as_ref();
+        let container = match (&service.container, live) {
+            (None, _) => None,
+            (Some(_), Some(l)) => l.exec_target.clone(),
+            (Some(_), None) => return Err(ServiceRefusal::NotRunning(service.name.clone())),
+        };
+        Ok(Some(Placement {
+            spec: self.run.specs[i].clone(),
+            cgroup_procs: live.map(|l| l.procs.clone()).unwrap_or_default(),
+            container,
+        }))
+    }
+
     /// One command for the service `name`.
     pub(super) fn on_command(&mut self, name: &str, op: ServiceOp) -> Result<(), ServiceRefusal> {
         let Some(i) = self.run.services.iter().position(|s| s.name == name) else {

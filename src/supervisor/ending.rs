@@ -101,6 +101,9 @@ impl RunLoop<'_> {
     /// After the loop: the decision (if no service's exit made it), the leftovers stopped,
     /// the logs drained to the console, volumes and leaves removed.
     pub(super) async fn finish(mut self) -> Outcome {
+        // No command is answered from here on: closing the queue makes every later one a
+        // refusal at once (the machine is stopping), not a wait for an answer that never comes.
+        self.commands = None;
         let decision = self.decided.unwrap_or_else(|| Decision {
             // A stop asked for: the main service's code, as with the single workload.
             code: self

@@ -35,10 +35,45 @@ pub enum Event {
         reason: &'static str,
     },
     /// Every service's state, after each change.
-    Services(Arc<Vec<super::view::ServiceView>>),
-    /// Each service's log buffer, once at the start.
-    Logs(Arc<Vec<(String, Arc<crate::supervisor::logs::LogBuffer>)>>),
+    Services(Arc<Vec<ServiceView>>),
 }
+
+/// One service's state as the control API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceView {
+    pub name: String,
+    pub state: &'static str,
+    pub ready: bool,
+    pub restarts: u32,
+    pub last_exit_code: Option<i32>,
+    pub pid: Option<i32>,
+    /// Milliseconds since roost started, of the current (or last) start.
+    pub started_at_ms: Option<u64>,
+    /// The commands of `/v2/services/NAME/...` it takes.
+    pub accepts: &'static [&'static str],
+}
+
+impl ServiceView {
+    /// What the control API answers of it.
+    pub fn status(&self) -> roost_control_protocol::ServiceStatus {
+        roost_control_protocol::ServiceStatus {
+            name: self.name.clone(),
+            state: self.state.to_string(),
+            ready: self.ready,
+            restarts: self.restarts,
+            last_exit_code: self.last_exit_code,
+            pid: self.pid,
+            started_at_ms: self.started_at_ms,
+            accepts: self.accepts.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+}
+
+/// The commands a service of `Containers` takes.
+pub const SERVICE_COMMANDS: [&str; 4] = ["signal", "stop", "start", "restart"];
+/// What the single workload takes: it is the machine, so a stop stops the machine (as a
+/// SIGTERM to roost would) and nothing starts it again.
+pub const SINGLE_WORKLOAD_COMMANDS: [&str; 2] = ["signal", "stop"];
 
 /// A listener: called for every event, in order. It must not block.
 pub type Listener = Arc<dyn Fn(&Event) + Send + Sync>;

@@ -3,19 +3,24 @@
 //! [`SupervisorHandle`]. The reaper, the spawn path and the process table stay behind it;
 //! execs are children of the one reaper like every other process.
 
+use super::logs::LogBuffer;
+use crate::containers::ExecTarget;
 use crate::exit::signal_name;
+use crate::process::exec;
 pub use crate::process::exec::ExecCommand;
-use crate::process::reaper::{ChildExit, Reaper};
-use crate::process::{exec, procs};
+pub use crate::process::reaper::ChildExit;
+use crate::process::reaper::Reaper;
+use crate::workload::WorkloadSpec;
 use std::sync::Arc;
 use tokio::sync::{oneshot, watch};
 
-/// Where the main service is, as the supervisor records it.
+/// Where the supervisor is: booting (no services yet), running the services (its loop takes
+/// commands), or over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MainState {
-    NotStarted,
-    Running { pid: i32 },
-    Exited,
+pub enum Stage {
+    Boot,
+    Services,
+    Over,
 }
 
 /// What became of a signal sent to the main service.
@@ -62,12 +67,52 @@ pub enum ServiceRefusal {
     SingleWorkload(String),
 }
 
-/// A service command and where its answer goes.
+/// Where an exec into a service goes, as the supervisor resolves it from the service's
+/// current start: its user, env and directory, its cgroup leaves (joined before exec), and,
+/// for a container, the runtime's `exec` of it.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    pub spec: WorkloadSpec,
+    pub cgroup_procs: Vec<std::ffi::CString>,
+    /// A `kind: container` service: where its `exec` goes.
+    pub container: Option<ExecTarget>,
+}
+
+/// What an exec asks to run inside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecInto {
+    /// The named service.
+    Service(String),
+    /// The workload's user: the first service's, inside it when it is a container.
+    WorkloadUser,
+}
+
+/// Every command the control side sends the supervisor, over one bounded channel, each with
+/// where its answer goes.
 #[derive(Debug)]
-pub struct ServiceCommand {
-    pub name: String,
-    pub op: ServiceOp,
-    pub reply: oneshot::Sender<Result<(), ServiceRefusal>>,
+pub enum Command {
+    /// Signal, stop, start or restart a named service.
+    Service {
+        name: String,
+        op: ServiceOp,
+        reply: oneshot::Sender<Result<(), ServiceRefusal>>,
+    },
+    /// Where an exec into a service goes (None for `WorkloadUser` when the first service is a
+    /// process: the workload's user on the VM's root, no cgroup).
+    Exec {
+        into: ExecInto,
+        reply: oneshot::Sender<Result<Option<Placement>, ServiceRefusal>>,
+    },
+    /// A signal to the main service's process group (`/v1/signals`).
+    SignalMain {
+        signal: i32,
+        reply: oneshot::Sender<SignalAnswer>,
+    },
+    /// A service's log buffer, for `/v2/services/NAME/logs` to read and follow.
+    Logs {
+        name: String,
+        reply: oneshot::Sender<Option<Arc<LogBuffer>>>,
+    },
 }
 
 /// Signals that end a boot when they come before the main service has started.
@@ -78,66 +123,96 @@ const BOOT_STOP_SIGNALS: [i32; 4] = [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT,
 pub struct SupervisorHandle {
     reaper: Reaper,
     stop_requests: Arc<watch::Sender<Option<i32>>>,
-    main: watch::Receiver<MainState>,
-    services: tokio::sync::mpsc::Sender<ServiceCommand>,
+    stage: watch::Receiver<Stage>,
+    commands: tokio::sync::mpsc::Sender<Command>,
 }
 
 impl SupervisorHandle {
     pub(super) fn new(
         reaper: Reaper,
         stop_requests: Arc<watch::Sender<Option<i32>>>,
-        main: watch::Receiver<MainState>,
-        services: tokio::sync::mpsc::Sender<ServiceCommand>,
+        stage: watch::Receiver<Stage>,
+        commands: tokio::sync::mpsc::Sender<Command>,
     ) -> Self {
         SupervisorHandle {
             reaper,
             stop_requests,
-            main,
-            services,
+            stage,
+            commands,
         }
     }
 
-    /// Asks the services' loop to do `op` to `name`, and waits (at most 5 s) for its answer.
-    pub async fn service(&self, name: &str, op: ServiceOp) -> Result<(), ServiceRefusal> {
+    /// Sends a command and waits (at most 5 s) for its answer. A full queue is `Busy`; a
+    /// closed one, or no answer, means the loop is not running (the machine is stopping, or
+    /// its services have not started).
+    async fn ask<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, ServiceRefusal> {
         let (reply, answer) = oneshot::channel();
-        let command = ServiceCommand {
-            name: name.to_string(),
-            op,
-            reply,
-        };
-        match self.services.try_send(command) {
+        match self.commands.try_send(command(reply)) {
             Ok(()) => {}
             Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
                 return Err(ServiceRefusal::Busy)
             }
-            // The loop is gone: the machine has stopped (or not yet started its services).
             Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
                 return Err(ServiceRefusal::MachineStopping)
             }
         }
         match tokio::time::timeout(std::time::Duration::from_secs(5), answer).await {
-            Ok(Ok(result)) => result,
-            // The loop ended (the machine stopped) or did not answer in time.
+            Ok(Ok(result)) => Ok(result),
             _ => Err(ServiceRefusal::MachineStopping),
         }
     }
 
+    /// Where an exec into a service goes (see [`Command::Exec`]).
+    pub async fn placement(&self, into: ExecInto) -> Result<Option<Placement>, ServiceRefusal> {
+        self.ask(|reply| Command::Exec { into, reply }).await?
+    }
+
+    /// The log buffer of the service `name` (None: no such service, or the loop is not
+    /// running).
+    pub async fn logs(&self, name: &str) -> Option<Arc<LogBuffer>> {
+        let name = name.to_string();
+        self.ask(|reply| Command::Logs { name, reply })
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Asks the services' loop to do `op` to `name`, and waits (at most 5 s) for its answer.
+    pub async fn service(&self, name: &str, op: ServiceOp) -> Result<(), ServiceRefusal> {
+        let name = name.to_string();
+        self.ask(|reply| Command::Service { name, op, reply })
+            .await?
+    }
+
     /// Sends `signal` (1..=64) to the main service's process group; during the boot, a stop
     /// signal (TERM, INT, QUIT, KILL) ends the boot instead.
-    pub fn signal_main(&self, signal: i32) -> SignalAnswer {
-        match *self.main.borrow() {
-            MainState::Running { pid } => {
-                tracing::info!("sending {} to the workload", signal_name(signal));
-                procs::signal_group(pid, signal);
-                SignalAnswer::Sent
-            }
-            MainState::NotStarted if BOOT_STOP_SIGNALS.contains(&signal) => {
-                tracing::info!("{} during the boot: ending the boot", signal_name(signal));
-                self.request_stop(signal);
-                SignalAnswer::EndsBoot
-            }
-            MainState::NotStarted => SignalAnswer::NotStarted,
-            MainState::Exited => SignalAnswer::NotRunning,
+    pub async fn signal_main(&self, signal: i32) -> SignalAnswer {
+        let stage = *self.stage.borrow();
+        match stage {
+            Stage::Boot => self.before_the_start(signal),
+            Stage::Over => SignalAnswer::NotRunning,
+            Stage::Services => self
+                .ask(|reply| Command::SignalMain { signal, reply })
+                .await
+                .unwrap_or(SignalAnswer::NotRunning),
+        }
+    }
+
+    /// A signal for the main service before it has started: a stop signal ends the boot (or,
+    /// with the services' loop running, stops the machine); nothing else means anything yet.
+    pub(super) fn before_the_start(&self, signal: i32) -> SignalAnswer {
+        if BOOT_STOP_SIGNALS.contains(&signal) {
+            tracing::info!(
+                "{} before the workload started: stopping",
+                signal_name(signal)
+            );
+            self.request_stop(signal);
+            SignalAnswer::EndsBoot
+        } else {
+            SignalAnswer::NotStarted
         }
     }
 

@@ -34,7 +34,7 @@ use crate::process::{procs, signals, spawn};
 use crate::workload::WorkloadSpec;
 pub use critical::CriticalTasks;
 use events::{Event, Events, Listener};
-use handle::{MainState, SupervisorHandle};
+use handle::{Stage, SupervisorHandle};
 use roost_platform::deadline::from_now;
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,14 +100,14 @@ pub struct Supervisor {
     /// The sending side of the stop requests, for the handles.
     stop_sender: Arc<tokio::sync::watch::Sender<Option<i32>>>,
     /// The main service's state, as the handles read it.
-    main: tokio::sync::watch::Sender<MainState>,
+    stage: tokio::sync::watch::Sender<Stage>,
     events: Events,
     /// The main service's name in events.
     service: Arc<str>,
     /// Commands for named services, read by the services' loop; the handles hold the sender
     /// (dropped unread with the single workload, so a command is refused at once).
-    service_commands: Option<tokio::sync::mpsc::Receiver<handle::ServiceCommand>>,
-    service_sender: tokio::sync::mpsc::Sender<handle::ServiceCommand>,
+    service_commands: Option<tokio::sync::mpsc::Receiver<handle::Command>>,
+    service_sender: tokio::sync::mpsc::Sender<handle::Command>,
 }
 
 /// A workload started by [`Supervisor::spawn_in_cgroup`].
@@ -140,7 +140,7 @@ impl Supervisor {
             critical,
             stop_requests,
             stop_sender: Arc::new(tx),
-            main: tokio::sync::watch::Sender::new(MainState::NotStarted),
+            stage: tokio::sync::watch::Sender::new(Stage::Boot),
             events: Events::default(),
             service: Arc::from(events::MAIN_SERVICE),
         })
@@ -178,7 +178,7 @@ impl Supervisor {
         SupervisorHandle::new(
             self.reaper.clone(),
             self.stop_sender.clone(),
-            self.main.subscribe(),
+            self.stage.subscribe(),
             self.service_sender.clone(),
         )
     }
@@ -188,22 +188,8 @@ impl Supervisor {
         self.events.listen(listener);
     }
 
-    /// Records an event in the supervisor's own state, then tells the listeners.
+    /// Tells the listeners.
     fn emit(&self, event: Event) {
-        match &event {
-            // The handles signal the main service: with several, only its events count.
-            Event::Started { pid, service } if *service == self.service => {
-                self.main.send_replace(MainState::Running { pid: *pid });
-            }
-            Event::Exited { service, .. } if *service == self.service => {
-                self.main.send_replace(MainState::Exited);
-            }
-            Event::Started { .. } | Event::Exited { .. } => {}
-            Event::Stopping { .. }
-            | Event::Decided { .. }
-            | Event::Services(_)
-            | Event::Logs(_) => {}
-        }
         self.events.emit(event);
     }
 

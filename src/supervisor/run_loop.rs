@@ -6,7 +6,7 @@
 //! makes the syscalls; the plan makes the decisions.
 
 use super::events::Event;
-use super::handle::ServiceCommand;
+use super::handle::Command;
 use super::live::Live;
 use super::logs::{self, Console, ServiceLog};
 use super::plan::{Action, Plan};
@@ -86,7 +86,7 @@ enum Input {
     Message(Msg),
     /// Every sender is gone (cannot happen while the loop holds one; ends the loop).
     MessagesClosed,
-    Command(ServiceCommand),
+    Command(Command),
     CommandsClosed,
     /// The host's stop request changed (false: its sender is gone).
     HostStop(bool),
@@ -136,7 +136,7 @@ pub(super) struct RunLoop<'a> {
     pub(super) give_up_at: Option<Instant>,
     pub(super) internal_failure: bool,
     pub(super) host_stop_seen: bool,
-    pub(super) commands: Option<mpsc::Receiver<ServiceCommand>>,
+    pub(super) commands: Option<mpsc::Receiver<Command>>,
     pub(super) critical: CriticalTasks,
     pub(super) started: Instant,
     pub(super) console: Console,
@@ -152,13 +152,16 @@ impl Supervisor {
         if let Some(main) = run.services.first() {
             self.service = Arc::from(main.name.as_str());
         }
-        match RunLoop::new(self, run) {
+        self.stage.send_replace(super::handle::Stage::Services);
+        let outcome = match RunLoop::new(self, run) {
             Ok(run_loop) => run_loop.run().await,
             Err(err) => {
                 tracing::error!("{err}");
                 self.outcome(exit::INTERNAL, None, false)
             }
-        }
+        };
+        self.stage.send_replace(super::handle::Stage::Over);
+        outcome
     }
 }
 
@@ -225,7 +228,6 @@ impl<'a> RunLoop<'a> {
             group,
             run,
         };
-        run_loop.publish_logs();
         Ok(run_loop)
     }
 
@@ -254,10 +256,7 @@ impl<'a> RunLoop<'a> {
             match self.next_input().await {
                 Input::Message(msg) => self.on_message(msg).await,
                 Input::MessagesClosed => break,
-                Input::Command(command) => {
-                    let result = self.on_command(&command.name, command.op);
-                    let _ = command.reply.send(result);
-                }
+                Input::Command(command) => self.on_control(command),
                 Input::CommandsClosed => self.commands = None,
                 Input::HostStop(open) => self.on_host_stop(open),
                 Input::CriticalFailed(why) => self.on_critical_failure(&why),
@@ -509,9 +508,7 @@ fn services_group(leaf_base: &str) -> ServicesGroup {
 }
 
 /// The next service command, or never when there is no command channel.
-async fn next_command(
-    commands: &mut Option<mpsc::Receiver<ServiceCommand>>,
-) -> Option<ServiceCommand> {
+async fn next_command(commands: &mut Option<mpsc::Receiver<Command>>) -> Option<Command> {
     match commands {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

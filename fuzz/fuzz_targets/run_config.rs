@@ -16,8 +16,8 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         }
         let _ = roost_platform::deadline::after_std(std::time::Instant::now(), config.control.linger);
         let _ = roost_platform::deadline::after_std(std::time::Instant::now(), config.oidc.boot_wait);
-        if let Ok(Some(platform)) = roost::api::platform(&config) {
-            if let Some(proxy) = roost::api::proxy_config(&config, &platform) {
+        if let Ok(Some(platform)) = roost::credentials::proxy::platform(&config) {
+            if let Some(proxy) = roost::credentials::proxy::proxy_config(&config, &platform) {
                 let _ = api_proxy::ProxyServer::check(&proxy);
                 let _ = roost_platform::deadline::after_std(std::time::Instant::now(), proxy.request_timeout);
             }

@@ -191,3 +191,40 @@ fn a_stop_signal_ends_the_linger_after_the_exit() {
         );
     }
 }
+
+/// A service's log outlives the machine: during the linger a host still reads the single
+/// workload's last lines (the supervisor's buffers, not its loop's answer).
+#[test]
+fn the_last_lines_are_readable_during_the_linger() {
+    let scratch = Scratch::new();
+    let config = scratch.config(&json!({
+        "ImageConfig": { "Cmd": ["/bin/sh", "-c", "echo first words; echo last words; exit 4"] },
+        "Control": { "LingerSeconds": 60 },
+    }));
+    let ctl = scratch.path("ctl.sock");
+    let roost = roost_with_control(&config, &ctl, &[]);
+    // /v1/exit_code waits for the exit; the leftovers and the report follow it.
+    let code = http(&ctl, "GET", "/v1/exit_code", &[], b"").json();
+    assert_eq!(code["code"], 4);
+    let deadline = Instant::now() + T;
+    let page = loop {
+        let page = http(&ctl, "GET", "/v2/services/main/logs", &[], b"");
+        if page.status == 200
+            && page.json()["lines"]
+                .as_array()
+                .is_some_and(|l| l.len() == 2)
+        {
+            break page.json();
+        }
+        assert!(Instant::now() < deadline, "{}", page.text());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(page["lines"], json!(["first words", "last words"]));
+    // Well after the machine's end (the console line is out), still there.
+    std::thread::sleep(Duration::from_millis(500));
+    let again = http(&ctl, "GET", "/v2/services/main/logs", &[], b"");
+    assert_eq!(again.status, 200, "{}", again.text());
+    assert_eq!(again.json()["lines"], page["lines"]);
+    roost.signal(libc::SIGTERM);
+    roost.wait(T).assert_code(4);
+}

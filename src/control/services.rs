@@ -85,7 +85,7 @@ pub async fn route(
 /// `GET /v2/services/{name}/logs[?after=N[&wait=S]]`: the kept lines, or those from number
 /// `after` on, waiting up to `wait` seconds (at most 25) for one when there is none yet.
 async fn logs(state: &ControlState, req: &Request<Incoming>, name: &str) -> Response<Body> {
-    let Some(buffer) = state.supervisor().logs(name).await else {
+    let Some(buffer) = state.supervisor().logs(name) else {
         return error(
             StatusCode::NOT_FOUND,
             format!("{name} has no log buffer (its output goes to the console)"),

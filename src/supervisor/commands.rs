@@ -1,6 +1,6 @@
 //! The control side's commands, answered by the loop: a named service's signal, stop, start
-//! and restart (`/v2/services/NAME/...`, checked against the plan), where an exec into a
-//! service goes, and a service's log buffer.
+//! and restart (`/v2/services/NAME/...`, checked against the plan), `/v1/signals` to the main
+//! service, and where an exec into a service goes.
 
 use super::handle::{Command, ExecInto, Placement, ServiceOp, ServiceRefusal, SignalAnswer};
 use super::plan::Status;
@@ -19,16 +19,6 @@ impl RunLoop<'_> {
             }
             Command::SignalMain { signal, reply } => {
                 let _ = reply.send(self.signal_main(signal));
-            }
-            Command::Logs { name, reply } => {
-                let buffer = self
-                    .run
-                    .services
-                    .iter()
-                    .position(|s| s.name == name)
-                    .and_then(|i| self.logs.get(i))
-                    .map(|log| log.buffer.clone());
-                let _ = reply.send(buffer);
             }
         }
     }

@@ -108,12 +108,13 @@ pub enum Command {
         signal: i32,
         reply: oneshot::Sender<SignalAnswer>,
     },
-    /// A service's log buffer, for `/v2/services/NAME/logs` to read and follow.
-    Logs {
-        name: String,
-        reply: oneshot::Sender<Option<Arc<LogBuffer>>>,
-    },
 }
+
+/// Each service's log buffer, by name: the supervisor's, filled when its services' loop
+/// begins, and readable through the handles for as long as roost runs (a host reads a
+/// service's last lines after the machine's end, during the linger, when no loop is left to
+/// answer a command).
+pub type ServiceLogs = Arc<std::sync::Mutex<Vec<(String, Arc<LogBuffer>)>>>;
 
 /// Signals that end a boot when they come before the main service has started.
 const BOOT_STOP_SIGNALS: [i32; 4] = [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGKILL];
@@ -125,6 +126,7 @@ pub struct SupervisorHandle {
     stop_requests: Arc<watch::Sender<Option<i32>>>,
     stage: watch::Receiver<Stage>,
     commands: tokio::sync::mpsc::Sender<Command>,
+    logs: ServiceLogs,
 }
 
 impl SupervisorHandle {
@@ -133,12 +135,14 @@ impl SupervisorHandle {
         stop_requests: Arc<watch::Sender<Option<i32>>>,
         stage: watch::Receiver<Stage>,
         commands: tokio::sync::mpsc::Sender<Command>,
+        logs: ServiceLogs,
     ) -> Self {
         SupervisorHandle {
             reaper,
             stop_requests,
             stage,
             commands,
+            logs,
         }
     }
 
@@ -170,14 +174,15 @@ impl SupervisorHandle {
         self.ask(|reply| Command::Exec { into, reply }).await?
     }
 
-    /// The log buffer of the service `name` (None: no such service, or the loop is not
-    /// running).
-    pub async fn logs(&self, name: &str) -> Option<Arc<LogBuffer>> {
-        let name = name.to_string();
-        self.ask(|reply| Command::Logs { name, reply })
-            .await
-            .ok()
-            .flatten()
+    /// The log buffer of the service `name` (None: no such service, or its services have
+    /// not begun).
+    pub fn logs(&self, name: &str) -> Option<Arc<LogBuffer>> {
+        self.logs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, buffer)| buffer.clone())
     }
 
     /// Asks the services' loop to do `op` to `name`, and waits (at most 5 s) for its answer.

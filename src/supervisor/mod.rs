@@ -101,6 +101,8 @@ pub struct Supervisor {
     stop_sender: Arc<tokio::sync::watch::Sender<Option<i32>>>,
     /// The main service's state, as the handles read it.
     stage: tokio::sync::watch::Sender<Stage>,
+    /// Each service's log buffer, shared with the handles.
+    logs: handle::ServiceLogs,
     events: Events,
     /// The main service's name in events.
     service: Arc<str>,
@@ -141,6 +143,7 @@ impl Supervisor {
             stop_requests,
             stop_sender: Arc::new(tx),
             stage: tokio::sync::watch::Sender::new(Stage::Boot),
+            logs: handle::ServiceLogs::default(),
             events: Events::default(),
             service: Arc::from(events::MAIN_SERVICE),
         })
@@ -180,6 +183,7 @@ impl Supervisor {
             self.stop_sender.clone(),
             self.stage.subscribe(),
             self.service_sender.clone(),
+            self.logs.clone(),
         )
     }
 

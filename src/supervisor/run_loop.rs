@@ -194,6 +194,14 @@ impl<'a> RunLoop<'a> {
             .map_err(|err| format!("cannot create {}'s output pipe: {err}", service.name))?;
             service_logs.push(log);
         }
+        *sup.logs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = run
+            .services
+            .iter()
+            .zip(&service_logs)
+            .map(|(s, log)| (s.name.clone(), log.buffer.clone()))
+            .collect();
         let mounted = volumes::mount(run.volumes, &run.volume_dir, run.services)?;
         let leaf_base = cgroup::leaf_name();
         let group = (!run.single_leaf()).then(|| services_group(&leaf_base));

@@ -9,7 +9,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             let _ = roost::workload::WorkloadSpec::resolve(service, std::path::Path::new("/nonexistent"));
         }
         let _ = roost::net::plan(&config.network.addresses, config.network.mtu);
-        let _ = roost::vm::etc::render_hosts("", config.config.hostname.as_deref(), &config.network);
+        let _ = roost::vm::etc::render_hosts("", config.machine.hostname.as_deref(), &config.network);
         let _ = roost::vm::etc::render_resolv(&config.network);
         for service in &config.services {
             let _ = roost_platform::deadline::after_std(std::time::Instant::now(), service.stop.timeout);

@@ -251,6 +251,134 @@ pub struct ProxyCounters {
     pub connections_dropped: u64,
 }
 
+/// `GET /v1/sysinfo`: Fly's init's fields and shapes (`memory`, `load_average`, `cpus`,
+/// `disks`, `net`, `filefd`), and roost's own beside them under names of their own
+/// (`cpu_count`, `filesystems`, `file_descriptors`, the short names inside `memory`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SysInfo {
+    pub memory: Memory,
+    /// 1, 5 and 15 minutes.
+    pub load_average: Vec<f64>,
+    /// Per CPU, keyed by its number.
+    pub cpus: std::collections::BTreeMap<String, CpuTimes>,
+    /// The virtio disks (`vd*`).
+    pub disks: Vec<DiskStats>,
+    /// Every interface but `lo`.
+    pub net: Vec<NetDev>,
+    pub filefd: FileFd,
+    pub cpu_count: usize,
+    pub filesystems: Vec<Filesystem>,
+    pub file_descriptors: FileDescriptors,
+}
+
+/// `/proc/meminfo` in bytes: Fly's `mem_*` names (0 where the kernel has no such line), and
+/// roost's `total`, `free`, `available` (null where it has none).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Memory {
+    pub mem_total: u64,
+    pub mem_free: u64,
+    pub mem_available: Option<u64>,
+    pub buffers: u64,
+    pub cached: u64,
+    pub swap_cached: u64,
+    pub active: u64,
+    pub inactive: u64,
+    pub swap_total: u64,
+    pub swap_free: u64,
+    pub dirty: u64,
+    pub writeback: u64,
+    pub slab: u64,
+    pub shmem: Option<u64>,
+    pub vmalloc_total: u64,
+    pub vmalloc_used: u64,
+    pub vmalloc_chunk: u64,
+    pub total: Option<u64>,
+    pub free: Option<u64>,
+    pub available: Option<u64>,
+}
+
+/// One CPU's times in seconds (`/proc/stat`); the later columns are null on kernels without
+/// them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CpuTimes {
+    pub user: f64,
+    pub nice: f64,
+    pub system: f64,
+    pub idle: f64,
+    pub iowait: Option<f64>,
+    pub irq: Option<f64>,
+    pub softirq: Option<f64>,
+    pub steal: Option<f64>,
+    pub guest: Option<f64>,
+    pub guest_nice: Option<f64>,
+}
+
+/// One disk's counters (`/proc/diskstats`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskStats {
+    pub name: String,
+    pub reads_completed: u64,
+    pub reads_merged: u64,
+    pub sectors_read: u64,
+    pub time_reading: u64,
+    pub writes_completed: u64,
+    pub writes_merged: u64,
+    pub sectors_written: u64,
+    pub time_writing: u64,
+    pub io_in_progress: u64,
+    pub time_io: u64,
+    pub time_io_weighted: u64,
+}
+
+/// One interface's counters (`/proc/net/dev`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetDev {
+    pub name: String,
+    pub recv_bytes: u64,
+    pub recv_packets: u64,
+    pub recv_errs: u64,
+    pub recv_drop: u64,
+    pub recv_fifo: u64,
+    pub recv_frame: u64,
+    pub recv_compressed: u64,
+    pub recv_multicast: u64,
+    pub sent_bytes: u64,
+    pub sent_packets: u64,
+    pub sent_errs: u64,
+    pub sent_drop: u64,
+    pub sent_fifo: u64,
+    pub sent_colls: u64,
+    pub sent_carrier: u64,
+    pub sent_compressed: u64,
+}
+
+/// Fly's `filefd`: allocated and maximum file handles.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileFd {
+    pub allocated: u64,
+    pub maximum: u64,
+}
+
+/// roost's `file_descriptors` (null where `/proc/sys/fs/file-nr` has no such column).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileDescriptors {
+    pub allocated: Option<u64>,
+    pub max: Option<u64>,
+}
+
+/// One mounted file system with its space and inodes (statvfs).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Filesystem {
+    pub device: String,
+    pub mount: String,
+    pub fstype: String,
+    pub total: u64,
+    pub free: u64,
+    pub available: u64,
+    pub inodes_total: u64,
+    pub inodes_free: u64,
+}
+
 /// One service in `GET /v2/services` and `GET /v2/services/{name}`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct ServiceStatus {

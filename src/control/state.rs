@@ -45,7 +45,7 @@ struct Inner {
     config_source: &'static str,
     dialect: roost_control_protocol::Dialect,
     /// The services' states (None until the supervisor publishes them).
-    services: Option<Arc<Vec<ServiceView>>>,
+    services: Option<Vec<ServiceView>>,
     service_specs: Vec<ServiceSpec>,
     /// The exit report, once the exit code is decided.
     exit_report: Option<roost_control_protocol::ExitReport>,
@@ -149,7 +149,13 @@ impl ControlState {
                         .send_replace(WorkloadState::Running { pid: *pid });
                 }
             }
-            Event::Services(views) => self.with(|i| i.services = Some(views.clone())),
+            Event::ServiceChanged(view) => self.with(|i| {
+                let services = i.services.get_or_insert_with(Vec::new);
+                match services.iter_mut().find(|s| s.name == view.name) {
+                    Some(known) => *known = view.clone(),
+                    None => services.push(view.clone()),
+                }
+            }),
             Event::Decided {
                 code,
                 oom_killed,
@@ -191,7 +197,7 @@ impl ControlState {
     }
 
     /// Each service's state (`None` before the supervisor publishes them).
-    pub fn services(&self) -> Option<Arc<Vec<ServiceView>>> {
+    pub fn services(&self) -> Option<Vec<ServiceView>> {
         self.with(|i| i.services.clone())
     }
 

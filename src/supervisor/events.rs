@@ -34,8 +34,9 @@ pub enum Event {
         service: Option<Arc<str>>,
         reason: &'static str,
     },
-    /// Every service's state, after each change.
-    Services(Arc<Vec<ServiceView>>),
+    /// One service's state changed (its status, readiness, restarts, last exit or pid): what
+    /// it is now. Every service is told once at the start (pending), then on each change.
+    ServiceChanged(ServiceView),
 }
 
 /// One service's state as the control API shows it.

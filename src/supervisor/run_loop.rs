@@ -142,6 +142,8 @@ pub(super) struct RunLoop<'a> {
     pub(super) console: Console,
     pub(super) mounted: Vec<PathBuf>,
     pub(super) group: Option<ServicesGroup>,
+    /// Each service's state as last told to the listeners.
+    pub(super) published: Vec<super::events::ServiceView>,
 }
 
 impl Supervisor {
@@ -234,6 +236,7 @@ impl<'a> RunLoop<'a> {
             console,
             mounted,
             group,
+            published: Vec::with_capacity(n),
             run,
         };
         Ok(run_loop)

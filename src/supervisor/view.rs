@@ -4,11 +4,10 @@
 use super::events::{Event, ServiceView, SERVICE_COMMANDS, SINGLE_WORKLOAD_COMMANDS};
 use super::plan::Status;
 use super::run_loop::RunLoop;
-use std::sync::Arc;
 
 impl RunLoop<'_> {
-    /// Each service's state, for the control API.
-    pub(super) fn publish_views(&self) {
+    /// Each service whose state changed since the last turn, told to the listeners.
+    pub(super) fn publish_views(&mut self) {
         let views: Vec<ServiceView> = self
             .run
             .services
@@ -36,6 +35,14 @@ impl RunLoop<'_> {
                 }
             })
             .collect();
-        self.sup.events.emit(Event::Services(Arc::new(views)));
+        for (i, view) in views.into_iter().enumerate() {
+            if self.published.get(i) != Some(&view) {
+                self.sup.events.emit(Event::ServiceChanged(view.clone()));
+                match self.published.get_mut(i) {
+                    Some(slot) => *slot = view,
+                    None => self.published.push(view),
+                }
+            }
+        }
     }
 }

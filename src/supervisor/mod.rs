@@ -1,11 +1,12 @@
-//! Supervision of the workload: spawn, reap, forward signals, stop, and report.
+//! One supervisor for one service or many (a config without `Containers` is a machine of one
+//! service): the plan's decisions carried out over the process layer ([`crate::process`]) and
+//! the containers ([`crate::containers`]).
 //!
-//! [`Supervisor`] wires the parts (each its own module with one job) in the order that makes
-//! PID 1 correct: handlers first, an initial reap, then the spawn; a graceful stop that
-//! escalates; every leftover process stopped and reaped; the output pipe drained last.
-//!
-//! Out of it come [`events::Event`]s (started, stopping, exited); into it come commands
-//! through [`handle::SupervisorHandle`] (signal, stop, exec). It knows nothing of the control
+//! [`Supervisor`] holds what outlives the services' loop: the signal handlers, the reaper, the
+//! watched task set, the stop requests, the log buffers. [`run_loop`] is the loop itself, one
+//! method per input; [`plan`] decides (pure); `start`, `checks`, `notify`, `logs`, `volumes`
+//! and `ending` each do one job of it. Out of it come [`events::Event`]s; into it come
+//! [`handle::Command`]s through [`handle::SupervisorHandle`]. It knows nothing of the control
 //! API that listens and asks.
 
 mod checks;

@@ -10,7 +10,7 @@
 //! 7. the linger (the control API stays up for the exit code), then the control API closes;
 //! 8. the mode's teardown (in a VM: volumes unmounted, `/` read-only).
 //!
-//! Each mode ([`crate::vm`], [`crate::container`]) supplies only what is its own, through
+//! Each mode ([`crate::vm`], [`crate::container_mode`]) supplies only what is its own, through
 //! [`Mode`]. Every step that fails becomes a [`BootFailure`], logged once, reported with its
 //! code; nothing ends roost without the report.
 

@@ -39,7 +39,7 @@ struct CloneArgs {
 /// Everything the child needs, prepared before the clone (the child allocates nothing).
 #[derive(Debug)]
 pub struct Prepared<'a> {
-    /// Programs to try in order (argv[0] itself, or each `PATH` entry joined with it), as
+    /// Programs to try in order (`argv[0]` itself, or each `PATH` entry joined with it), as
     /// execvp does: ENOENT, ENOTDIR and EACCES go on to the next.
     pub candidates: Vec<CString>,
     pub argv: Vec<CString>,

@@ -377,6 +377,10 @@ async fn signal(state: &ControlState, sig: i64) -> Response<Body> {
         }
         SignalAnswer::NotStarted => error(StatusCode::CONFLICT, "the workload has not started"),
         SignalAnswer::NotRunning => error(StatusCode::CONFLICT, "the workload is not running"),
+        SignalAnswer::Busy => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many commands are waiting; try again",
+        ),
     }
 }
 

@@ -35,6 +35,8 @@ pub enum SignalAnswer {
     NotStarted,
     /// The main service has exited.
     NotRunning,
+    /// Too many commands are waiting for the services' loop; try again.
+    Busy,
 }
 
 /// What the control API may ask of one named service.
@@ -199,10 +201,14 @@ impl SupervisorHandle {
         match stage {
             Stage::Boot => self.before_the_start(signal),
             Stage::Over => SignalAnswer::NotRunning,
-            Stage::Services => self
+            Stage::Services => match self
                 .ask(|reply| Command::SignalMain { signal, reply })
                 .await
-                .unwrap_or(SignalAnswer::NotRunning),
+            {
+                Ok(answer) => answer,
+                Err(ServiceRefusal::Busy) => SignalAnswer::Busy,
+                Err(_) => SignalAnswer::NotRunning,
+            },
         }
     }
 

@@ -25,24 +25,9 @@ pub struct BrokerOptions {
     pub group_readable: bool,
 }
 
-/// What the control API reports about one token.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct TokenStatus {
-    pub cloud: &'static str,
-    pub path: String,
-    pub audience: String,
-    /// Unix seconds.
-    pub expires_at: Option<u64>,
-    pub last_refresh: Option<u64>,
-    pub last_error: Option<String>,
-    pub refreshes: u64,
-    pub failures: u64,
-    /// When the platform's tokens do not live long enough for this cloud's SDKs (see
-    /// [`crate::Cloud::min_validity`]), what that means; said once in the log too.
-    pub warning: Option<String>,
-    /// How many times the refresher was restarted after it died (a panic).
-    pub restarts: u64,
-}
+/// What the control API reports about one token: the control protocol's own type, so the
+/// status the broker keeps is the status `/v2/status` answers.
+pub use roost_control_protocol::TokenStatus;
 
 /// Shared, live status of every token.
 #[derive(Debug, Clone, Default)]
@@ -241,7 +226,7 @@ pub async fn start(
         plan.tokens
             .iter()
             .map(|t| TokenStatus {
-                cloud: t.cloud.name(),
+                cloud: t.cloud.name().to_string(),
                 path: t.path.display().to_string(),
                 audience: t.audience.clone(),
                 ..TokenStatus::default()

@@ -235,9 +235,10 @@ pub struct TokenStatus {
     pub last_error: Option<String>,
     pub refreshes: u64,
     pub failures: u64,
-    /// When the platform's tokens do not live long enough for this cloud's SDKs.
+    /// When the platform's tokens do not live long enough for this cloud's SDKs, what that
+    /// means; said once in the log too.
     pub warning: Option<String>,
-    /// How many times the refresher was restarted after it died.
+    /// How many times the refresher was restarted after it died (a panic).
     pub restarts: u64,
 }
 

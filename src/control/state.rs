@@ -265,23 +265,7 @@ impl ControlState {
                 })
                 .collect(),
             workload,
-            broker: i.broker.as_ref().map(|b| {
-                b.snapshot()
-                    .into_iter()
-                    .map(|t| protocol::TokenStatus {
-                        cloud: t.cloud.into(),
-                        path: t.path,
-                        audience: t.audience,
-                        expires_at: t.expires_at,
-                        last_refresh: t.last_refresh,
-                        last_error: t.last_error,
-                        refreshes: t.refreshes,
-                        failures: t.failures,
-                        warning: t.warning,
-                        restarts: t.restarts,
-                    })
-                    .collect()
-            }),
+            broker: i.broker.as_ref().map(|b| b.snapshot()),
             proxy: i.proxy.as_ref().map(|p| {
                 use std::sync::atomic::Ordering::Relaxed;
                 protocol::ProxyCounters {

@@ -15,7 +15,7 @@ pub mod verb;
 
 use crate::config::typed::{ImageRoot, Service, Volume};
 use crate::config::Validated;
-use crate::process::exec::ExecCommand;
+use crate::process::exec::ChildSpec;
 use crate::workload::{Identity, WorkloadSpec};
 use bundle::{Bind, BundleSpec, Rlimit};
 use rootfs::Rootfs;
@@ -72,15 +72,18 @@ pub struct ContainerExec {
 
 impl ContainerExec {
     /// The exec command (in `/`, no cgroup to join: the runtime puts the process inside).
-    pub fn command(&self, stdio: [std::process::Stdio; 3], tty: bool) -> ExecCommand<'_> {
-        ExecCommand {
+    pub fn command(&self, stdio: [std::process::Stdio; 3], tty: bool) -> ChildSpec<'_> {
+        let [stdin, stdout, stderr] = stdio;
+        ChildSpec {
             argv: &self.argv,
             env: &self.env,
             identity: &self.identity,
             cwd: Path::new("/"),
-            stdio,
-            tty,
+            stdin,
+            stdout,
+            stderr,
             cgroup_procs: Vec::new(),
+            controlling_tty: tty,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! that hangs cannot hold PID 1 (it is killed, group and all, at the bound).
 
 use crate::containers::runtime::{runtime_env, RuntimeError};
-use crate::process::exec::{self, ExecCommand};
+use crate::process::exec::{self, ChildSpec};
 use crate::process::reaper::Reaper;
 use crate::workload::Identity;
 use std::path::Path;
@@ -42,14 +42,16 @@ pub async fn run_verb(
     let identity = Identity::root();
     let (pid, exit) = exec::start(
         reaper,
-        ExecCommand {
+        ChildSpec {
             argv,
             env: &env,
             identity: &identity,
             cwd: Path::new("/"),
-            stdio: [Stdio::null(), stdout, stderr],
-            tty: false,
+            stdin: Stdio::null(),
+            stdout,
+            stderr,
             cgroup_procs: Vec::new(),
+            controlling_tty: false,
         },
     )
     .map_err(spawn_err)?;

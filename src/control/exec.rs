@@ -7,7 +7,7 @@ use super::protocol::{Dialect, ExecRequest, ExecResponse, Output, OutputEncoding
 use super::state::ControlState;
 use crate::containers::ExecTarget;
 use crate::supervisor::handle::ChildExit;
-use crate::supervisor::handle::{ExecCommand, ExecInto, Placement, ServiceRefusal};
+use crate::supervisor::handle::{ChildSpec, ExecInto, Placement, ServiceRefusal};
 use crate::workload::Identity;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -101,14 +101,17 @@ impl Launch {
             let inside = target.exec(&self.identity, &self.cwd, argv);
             return state.supervisor().exec(inside.command(stdio, tty));
         }
-        state.supervisor().exec(ExecCommand {
+        let [stdin, stdout, stderr] = stdio;
+        state.supervisor().exec(ChildSpec {
             argv,
             env: &self.env,
             identity: &self.identity,
             cwd: &self.cwd,
-            stdio,
-            tty,
+            stdin,
+            stdout,
+            stderr,
             cgroup_procs: self.cgroup_procs.clone(),
+            controlling_tty: tty,
         })
     }
 }

@@ -3,7 +3,7 @@
 //! loop, where the thresholds turn results into ready, not ready and unhealthy
 //! ([`RunLoop::on_check`]). `READY=1` joins the same readiness ([`RunLoop::on_notified`]).
 
-use super::handle::{ExecCommand, SupervisorHandle};
+use super::handle::{ChildSpec, SupervisorHandle};
 use super::health::{self, Change, Tracker};
 use super::plan::Status;
 use super::run_loop::{Msg, RunLoop};
@@ -134,15 +134,20 @@ async fn exec_probe(
             let inside = target.exec(&spec.identity, &spec.working_dir, command);
             handle.exec(inside.command(null(), false))
         }
-        None => handle.exec(ExecCommand {
-            argv: command,
-            env: &spec.env,
-            identity: &spec.identity,
-            cwd: &spec.working_dir,
-            stdio: null(),
-            tty: false,
-            cgroup_procs: Vec::new(),
-        }),
+        None => {
+            let [stdin, stdout, stderr] = null();
+            handle.exec(ChildSpec {
+                argv: command,
+                env: &spec.env,
+                identity: &spec.identity,
+                cwd: &spec.working_dir,
+                stdin,
+                stdout,
+                stderr,
+                cgroup_procs: Vec::new(),
+                controlling_tty: false,
+            })
+        }
     };
     let Ok((pid, mut exit)) = started else {
         return false;

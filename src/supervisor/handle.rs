@@ -7,7 +7,7 @@ use super::logs::LogBuffer;
 use crate::containers::ExecTarget;
 use crate::exit::signal_name;
 use crate::process::exec;
-pub use crate::process::exec::ExecCommand;
+pub use crate::process::exec::ChildSpec;
 pub use crate::process::reaper::ChildExit;
 use crate::process::reaper::Reaper;
 use crate::workload::WorkloadSpec;
@@ -240,7 +240,7 @@ impl SupervisorHandle {
     /// before it can exit. Returns its pid and where its exit will arrive.
     pub fn exec(
         &self,
-        command: ExecCommand<'_>,
+        command: ChildSpec<'_>,
     ) -> std::io::Result<(i32, oneshot::Receiver<ChildExit>)> {
         exec::start(&self.reaper, command)
     }

@@ -41,6 +41,7 @@ pub fn main() -> i32 {
         }
     }
     attach_console();
+    crate::logging::attach_console(std::path::Path::new("/dev/console"));
     // Ctrl-Alt-Del becomes SIGINT to PID 1 (a graceful stop) instead of an instant reset.
     if let Err(e) = nix::sys::reboot::set_cad_enabled(false) {
         tracing::warn!("cannot disable Ctrl-Alt-Del: {e}");

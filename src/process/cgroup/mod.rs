@@ -40,9 +40,9 @@ struct Leaf {
 #[derive(Debug, Default)]
 pub struct WorkloadCgroup {
     leaves: Vec<Leaf>,
-    /// The file whose `oom_kill` counter tells of OOM kills, and its value at creation.
+    /// The file whose `oom_kill` counter tells of OOM kills: 0 at creation, as the leaf is
+    /// new (`create_dir` fails on one that exists), so it is not read then.
     oom_counter: Option<PathBuf>,
-    oom_base: u64,
     pids_max: Option<u64>,
 }
 
@@ -65,13 +65,27 @@ impl WorkloadCgroup {
             return (Self::default(), Vec::new());
         }
         let own_paths = parse_proc_cgroup(&own);
-        let (mut cg, mut warnings) = Self::create_in(&mounts, &own_paths, name, memory_limit_mib);
+        // The controllers v2 offers below roost's own cgroup, read once for both limits.
+        let v2_controllers = match (&mounts.v2, &own_paths.0) {
+            (Some(mount), Some(path)) => {
+                std::fs::read_to_string(own_dir(mount, path).join("cgroup.controllers"))
+                    .unwrap_or_default()
+            }
+            _ => String::new(),
+        };
+        let offers = |controller: &str| v2_controllers.split_whitespace().any(|c| c == controller);
+        let (mut cg, mut warnings) = Self::create_in(
+            &mounts,
+            &own_paths,
+            name,
+            (memory_limit_mib, offers("memory")),
+        );
         let own_pids = parse_proc_cgroup_v1(&own, "pids");
         cg.limit_pids(
             &mounts,
             (own_paths.0.as_deref(), own_pids.as_deref()),
             name,
-            pids_max,
+            (pids_max, offers("pids")),
             &mut warnings,
         );
         (cg, warnings)
@@ -84,18 +98,13 @@ impl WorkloadCgroup {
         mounts: &CgroupMounts,
         (own_v2, own_pids): (Option<&str>, Option<&str>),
         name: &str,
-        pids_max: Option<u64>,
+        (pids_max, v2_has_pids): (Option<u64>, bool),
         warnings: &mut Vec<String>,
     ) {
         let v2_parent = match (&mounts.v2, own_v2) {
             (Some(mount), Some(path)) => Some((mount.0.clone(), own_dir(mount, path))),
             _ => None,
         };
-        let v2_has_pids = v2_parent.as_ref().is_some_and(|(_, parent)| {
-            std::fs::read_to_string(parent.join("cgroup.controllers"))
-                .map(|c| c.split_whitespace().any(|c| c == "pids"))
-                .unwrap_or(false)
-        });
         let (mount_point, parent, hierarchy) = if v2_has_pids {
             let Some((point, parent)) = v2_parent else {
                 return;
@@ -139,7 +148,7 @@ impl WorkloadCgroup {
         mounts: &CgroupMounts,
         own: &(Option<String>, Option<String>),
         name: &str,
-        memory_limit_mib: Option<u64>,
+        (memory_limit_mib, has_memory): (Option<u64>, bool),
     ) -> (Self, Vec<String>) {
         let mut cg = WorkloadCgroup::default();
         let mut warnings = Vec::new();
@@ -149,9 +158,6 @@ impl WorkloadCgroup {
             let parent = own_dir(mount, path);
             // Delegate the memory controller to our children; refused when roost's cgroup has
             // other processes in it and is not the root (the "no internal processes" rule).
-            let has_memory = std::fs::read_to_string(parent.join("cgroup.controllers"))
-                .map(|c| c.split_whitespace().any(|c| c == "memory"))
-                .unwrap_or(false);
             if has_memory {
                 if let Err(err) = std::fs::write(parent.join("cgroup.subtree_control"), "+memory") {
                     warnings.push(format!(
@@ -218,7 +224,6 @@ impl WorkloadCgroup {
                 warnings.push("MemoryLimitMiB is ignored: no memory controller".into());
             }
         }
-        cg.oom_base = cg.read_oom_kills().unwrap_or(0);
         (cg, warnings)
     }
 
@@ -312,9 +317,7 @@ impl WorkloadCgroup {
 
     /// How many processes of the workload the OOM killer has killed since creation.
     pub fn oom_kills(&self) -> u64 {
-        self.read_oom_kills()
-            .map(|n| n.saturating_sub(self.oom_base))
-            .unwrap_or(0)
+        self.read_oom_kills().unwrap_or(0)
     }
 
     /// Sets `cpu.weight` (1..=10000) in the v2 leaf, enabling the cpu controller below the

@@ -58,8 +58,12 @@ fn oom_counters() {
 
 #[test]
 fn nothing_mounted_means_warnings_not_failure() {
-    let (cg, warnings) =
-        WorkloadCgroup::create_in(&CgroupMounts::default(), &(None, None), "x", Some(64));
+    let (cg, warnings) = WorkloadCgroup::create_in(
+        &CgroupMounts::default(),
+        &(None, None),
+        "x",
+        (Some(64), false),
+    );
     assert!(!cg.detects_oom());
     assert!(cg.procs_files().is_empty());
     assert_eq!(cg.oom_kills(), 0);

@@ -8,91 +8,25 @@
 //! always last. `ROOST_LOG_FORMAT=json` writes the same as one JSON object per line. The one
 //! machine-readable exit line (`roost: exit {...}`) is not a log line and stays as it is.
 //!
-//! Lines go through a bounded queue to a writer thread of their own: a slow serial console
-//! (or a stderr pipe nobody reads) must never stall the event loop, where the reaper, the
-//! signals, the stop timers and the control API run. When the queue is full a line is
-//! dropped and counted, and the writer says how many were lost once it catches up. The one
-//! machine-readable exit line is written after a bounded [`flush`], directly.
+//! Where the lines go, and how a slow console is kept from stalling PID 1, is
+//! [`console`]'s job.
 //!
-//! Hand-written rather than tracing-appender's `non_blocking`: that one's flush is only on
-//! drop of its guard, which joins the writer thread without a bound (a console that never
-//! drains would hang PID 1's last step).
-
-use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::OnceLock;
 use std::time::Duration;
 
-/// Lines held for the console at most; beyond it lines are dropped and counted.
-pub const QUEUE_LINES: usize = 1024;
+mod console;
+
+pub use console::{dropped_lines, QUEUE_LINES};
+
 /// Longest line kept (a hostile path in an audit line cannot make one huge write).
 const MAX_LINE: usize = 8 * 1024;
 
-enum Msg {
-    Line(Vec<u8>),
-    Flush(SyncSender<()>),
-}
-
-struct Queue {
-    tx: SyncSender<Msg>,
-    dropped: AtomicU64,
-}
-
-static QUEUE: OnceLock<Queue> = OnceLock::new();
-/// Lines dropped in all, for the control API.
-static DROPPED_TOTAL: AtomicU64 = AtomicU64::new(0);
-
-/// How many log lines were dropped because the console was too slow.
-pub fn dropped_lines() -> u64 {
-    DROPPED_TOTAL.load(Ordering::Relaxed)
-}
-
-fn writer_thread(rx: Receiver<Msg>, queue: &'static OnceLock<Queue>) {
-    let mut err = std::io::stderr();
-    while let Ok(msg) = rx.recv() {
-        match msg {
-            Msg::Line(line) => {
-                let _ = err.write_all(&line);
-                let lost = queue
-                    .get()
-                    .map_or(0, |q| q.dropped.swap(0, Ordering::Relaxed));
-                if lost > 0 {
-                    let _ = writeln!(
-                        err,
-                        "roost: {lost} log line(s) dropped: the console is slower than the log"
-                    );
-                }
-            }
-            Msg::Flush(done) => {
-                let _ = err.flush();
-                let _ = done.try_send(());
-            }
-        }
-    }
-}
-
 /// What the subscriber writes through: one `write` per formatted event.
 #[derive(Debug, Clone, Copy)]
-pub struct QueuedStderr;
+pub struct ConsoleWriter;
 
-impl Write for QueuedStderr {
+impl std::io::Write for ConsoleWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let Some(queue) = QUEUE.get() else {
-            // No writer thread (it could not be started): write directly.
-            return std::io::stderr().write(buf);
-        };
-        let line = buf[..buf.len().min(MAX_LINE)].to_vec();
-        match queue.tx.try_send(Msg::Line(line)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                queue.dropped.fetch_add(1, Ordering::Relaxed);
-                DROPPED_TOTAL.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                let _ = std::io::stderr().write_all(buf);
-            }
-        }
+        console::write_line(&buf[..buf.len().min(MAX_LINE)]);
         Ok(buf.len())
     }
 
@@ -101,29 +35,14 @@ impl Write for QueuedStderr {
     }
 }
 
-/// Waits up to `timeout` for every queued line to reach stderr.
+/// Waits up to `timeout` for every queued line to reach the console.
 pub fn flush(timeout: Duration) {
-    let Some(queue) = QUEUE.get() else { return };
-    let (tx, rx) = sync_channel(1);
-    let deadline = std::time::Instant::now() + timeout;
-    if send_by(queue, Msg::Flush(tx), deadline) {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let _ = rx.recv_timeout(left);
-    }
+    console::flush(timeout);
 }
 
-/// Queues `msg`, waiting for room until `deadline` at most; whether it was queued.
-fn send_by(queue: &Queue, mut msg: Msg, deadline: std::time::Instant) -> bool {
-    loop {
-        match queue.tx.try_send(msg) {
-            Ok(()) => return true,
-            Err(TrySendError::Full(m)) if std::time::Instant::now() < deadline => {
-                msg = m;
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(_) => return false,
-        }
-    }
+/// Writes log lines through `path` (a VM's `/dev/console`) once it is the console.
+pub fn attach_console(path: &std::path::Path) {
+    console::attach_console(path);
 }
 
 /// One event's fields: the message and the rest, in the order they were recorded.
@@ -246,24 +165,10 @@ pub fn init() {
         .ok()
         .and_then(|v| v.parse::<tracing::Level>().ok())
         .unwrap_or(tracing::Level::INFO);
-    let (tx, rx) = sync_channel(QUEUE_LINES);
-    // Builder::spawn reports a failure instead of panicking; without the thread, lines are
-    // written directly.
-    if std::thread::Builder::new()
-        .name("roost-log".into())
-        // It only writes what the callers formatted: a small stack keeps PID 1's RSS small.
-        .stack_size(64 * 1024)
-        .spawn(move || writer_thread(rx, &QUEUE))
-        .is_ok()
-    {
-        let _ = QUEUE.set(Queue {
-            tx,
-            dropped: AtomicU64::new(0),
-        });
-    }
+    console::attach_stderr();
     let json = std::env::var("ROOST_LOG_FORMAT").is_ok_and(|v| v == "json");
     let subscriber = tracing_subscriber::fmt()
-        .with_writer(|| QueuedStderr)
+        .with_writer(|| ConsoleWriter)
         .with_ansi(false)
         .with_max_level(level)
         .event_format(LineFormat {
@@ -282,19 +187,7 @@ pub fn init() {
 pub fn console_line(line: &str) {
     let mut bytes = line.as_bytes().to_vec();
     bytes.push(b'\n');
-    match QUEUE.get() {
-        None => {
-            let _ = std::io::stderr().write_all(&bytes);
-        }
-        Some(queue) => {
-            send_by(
-                queue,
-                Msg::Line(bytes),
-                std::time::Instant::now() + Duration::from_secs(2),
-            );
-            flush(Duration::from_secs(2));
-        }
-    }
+    console::write_line_surely(&bytes, Duration::from_secs(2));
 }
 
 #[cfg(test)]

@@ -254,6 +254,8 @@ async fn run_services<M: Mode>(
                 name: s.name.clone(),
                 spec,
                 container: s.container.is_some(),
+                snapshot: s.snapshot.clone(),
+                depends_on: s.depends_on.iter().map(|d| d.on).collect(),
             })
             .collect(),
     );

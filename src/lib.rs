@@ -25,6 +25,7 @@ pub mod fault;
 pub mod logging;
 pub mod net;
 pub mod process;
+pub mod snapshot;
 pub mod supervisor;
 pub mod vm;
 pub mod workload;

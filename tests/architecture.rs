@@ -156,7 +156,7 @@ fn no_module_circle_inside_any_crate() {
 /// chooses a process or a container per service; the control API, the boot and the modes
 /// that run it sit on top.
 const LAYERS: &[&[&str]] = &[
-    &["process"],
+    &["process", "snapshot"],
     &["containers"],
     &["supervisor"],
     &["control", "boot", "vm", "container_mode", "credentials"],

@@ -203,6 +203,72 @@ pub struct Status {
     pub log_lines_dropped: u64,
     /// Each service's state (null until the supervisor has published them).
     pub services: Option<Vec<ServiceStatus>>,
+    /// Where the machine is in the snapshot cycle (docs/snapshots.md).
+    #[serde(default)]
+    pub snapshot: SnapshotStatus,
+}
+
+/// `/v2/status` `snapshot`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotStatus {
+    /// Restores this machine has gone through (0: never restored).
+    pub generation: u64,
+    /// When the last restore was applied, in ms since 1970 (null: never).
+    pub last_restore_at: Option<u64>,
+    /// `prepare` or `restored` while one runs; null otherwise.
+    pub in_progress: Option<String>,
+    /// Whether the machine is prepared (a `prepare` succeeded and no restore came yet).
+    pub prepared: bool,
+}
+
+/// What one service's snapshot hook did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HookOutcome {
+    pub service: String,
+    /// `exec`, `signal` or `http`.
+    pub hook: String,
+    /// `ok`, or what went wrong (`exited 3`, `timed out after 10 s`, ...).
+    pub outcome: String,
+    pub duration_ms: f64,
+}
+
+/// One step of a restore and how long it took.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepTime {
+    pub step: String,
+    pub duration_ms: f64,
+}
+
+/// `POST /v2/snapshot/prepare`'s answer: the machine may be snapshotted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrepareAnswer {
+    /// The generation the snapshot is of.
+    pub generation: u64,
+    pub hooks: Vec<HookOutcome>,
+    pub steps: Vec<StepTime>,
+    pub duration_ms: f64,
+}
+
+/// `POST /v2/snapshot/restored`'s answer: what the restore did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RestoredAnswer {
+    pub generation: u64,
+    /// How far the wall clock was stepped, in ms (positive: it was behind); null when it was
+    /// not stepped (`clock` says why).
+    pub clock_step_ms: Option<f64>,
+    /// `stepped`, or why not.
+    pub clock: String,
+    /// Whether the host's entropy was credited and the CRNG reseeded.
+    pub reseeded: bool,
+    pub identity_changed: bool,
+    /// Identity tokens fetched anew.
+    pub tokens_refreshed: u32,
+    pub hooks: Vec<HookOutcome>,
+    pub steps: Vec<StepTime>,
+    pub duration_ms: f64,
+    /// This generation was restored before: nothing was done again.
+    #[serde(default)]
+    pub replayed: bool,
 }
 
 /// One boot phase and when it ended, in ms since roost started.

@@ -70,6 +70,8 @@ pub struct ContainerConfig {
     /// With `kind: container`: `/.fly/api` is bound into the container (process services
     /// always reach it; a container only when it asks).
     pub fly_api: bool,
+    /// What runs before a snapshot and after a restore (docs/snapshots.md).
+    pub snapshot: Option<super::snapshot_hooks::SnapshotHooksConfig>,
 }
 
 /// `image_root`: exactly one of `directory` or `device` (with its `fstype`).

@@ -41,3 +41,8 @@ pub const MAX_RETRIES: u64 = 10_000;
 pub const MAX_WINDOW_SECS: u64 = 86_400;
 /// Longest `ready_log_line`.
 pub const MAX_READY_LINE: usize = 4096;
+
+/// A snapshot hook's bound when it names none (docs/snapshots.md).
+pub const DEFAULT_HOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// The longest bound a snapshot hook may have.
+pub const MAX_HOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);

@@ -14,6 +14,7 @@ pub mod limits;
 mod schema;
 mod service_files;
 pub mod services;
+pub mod snapshot_hooks;
 pub mod typed;
 mod validate;
 

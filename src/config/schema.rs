@@ -69,6 +69,9 @@ pub struct RunConfig {
     /// roost extension: the OCI runtime (runc's command line) that runs `kind: container`
     /// services, an absolute path. Default: `roost-oci` beside roost's own executable.
     pub container_runtime: Option<String>,
+    /// roost extension: the single workload's snapshot hooks (as a service's `snapshot`).
+    #[serde(rename = "Snapshot")]
+    pub snapshot: Option<super::snapshot_hooks::SnapshotHooksConfig>,
 }
 
 /// The subset of the OCI image config that decides how the workload runs.

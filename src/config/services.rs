@@ -252,6 +252,7 @@ fn service(
         files,
         mounts,
         container,
+        snapshot: super::snapshot_hooks::snapshot_hooks(&at("snapshot"), c.snapshot.as_ref())?,
         single_workload: false,
     })
 }

@@ -82,10 +82,39 @@ pub struct Service {
     pub mounts: Vec<ServiceMount>,
     /// `kind: container`: a root of its own from an image, run by the OCI runtime.
     pub container: Option<ContainerSpec>,
+    /// What runs before a snapshot and after a restore (docs/snapshots.md).
+    pub snapshot: SnapshotHooks,
     /// The single workload of a config without `Containers`: it is the machine. Its output
     /// goes to the console as written (no name prefix, no line cut), a stop of it is the
     /// machine's stop, and nothing starts it again (docs/services.md, "One road").
     pub single_workload: bool,
+}
+
+/// A service's snapshot hooks: `before` runs in reverse dependency order before the VM is
+/// snapshotted, `after` in dependency order once it is restored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SnapshotHooks {
+    pub before: Option<Hook>,
+    pub after: Option<Hook>,
+}
+
+/// One snapshot hook and its bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hook {
+    pub action: HookAction,
+    pub timeout: std::time::Duration,
+}
+
+/// What a hook does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HookAction {
+    /// A command run as the service, in its cgroup (in its container for a container); it
+    /// succeeds by exiting 0.
+    Exec(Vec<String>),
+    /// A signal to the service's process group; it succeeds once sent.
+    Signal(Signal),
+    /// `POST http://127.0.0.1:PORT/PATH`; it succeeds on a 2xx answer.
+    Http { port: u16, path: String },
 }
 
 /// What a `kind: container` service runs in (docs/containers.md).
@@ -132,6 +161,7 @@ impl Service {
             files: Vec::new(),
             mounts: Vec::new(),
             container: None,
+            snapshot: SnapshotHooks::default(),
             single_workload: true,
         }
     }

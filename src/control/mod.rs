@@ -16,6 +16,7 @@ pub mod handshake;
 pub mod report;
 pub mod server;
 pub mod services;
+pub mod snapshot;
 pub mod state;
 pub mod sysinfo;
 pub mod ws;

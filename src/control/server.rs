@@ -3,7 +3,7 @@
 
 use super::protocol::{ErrorBody, ExecRequest, SignalRequest};
 use super::state::{ControlState, WorkloadState};
-use super::{exec, services, sysinfo, ws};
+use super::{exec, services, snapshot, sysinfo, ws};
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited};
@@ -240,11 +240,9 @@ pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response<
     )
 }
 
-/// Reads and parses a JSON body of at most [`MAX_BODY`] bytes.
-pub(super) async fn json_body<T: serde::de::DeserializeOwned>(
-    req: Request<Incoming>,
-) -> Result<T, Response<Body>> {
-    let bytes = Limited::new(req.into_body(), MAX_BODY)
+/// Reads a body of at most [`MAX_BODY`] bytes.
+pub(super) async fn body_bytes(req: Request<Incoming>) -> Result<Bytes, Response<Body>> {
+    Ok(Limited::new(req.into_body(), MAX_BODY)
         .collect()
         .await
         .map_err(|_| {
@@ -253,7 +251,14 @@ pub(super) async fn json_body<T: serde::de::DeserializeOwned>(
                 format!("body over {MAX_BODY} bytes"),
             )
         })?
-        .to_bytes();
+        .to_bytes())
+}
+
+/// Reads and parses a JSON body of at most [`MAX_BODY`] bytes.
+pub(super) async fn json_body<T: serde::de::DeserializeOwned>(
+    req: Request<Incoming>,
+) -> Result<T, Response<Body>> {
+    let bytes = body_bytes(req).await?;
     serde_json::from_slice(&bytes)
         .map_err(|e| error(StatusCode::BAD_REQUEST, format!("bad JSON: {e}")))
 }
@@ -304,6 +309,15 @@ async fn route(state: ControlState, req: Request<Incoming>) -> Response<Body> {
         },
         (&Method::GET, "/v1/ws/exec") if req.method() == Method::GET => upgrade(state, req),
         (&Method::GET, "/v1/sysinfo") => json(StatusCode::OK, &sysinfo::collect()),
+        // Suspend, resume and clones (docs/snapshots.md).
+        (&Method::POST, "/v2/snapshot/prepare") => match body_bytes(req).await {
+            Ok(body) => snapshot::prepare(&state, &body).await,
+            Err(resp) => resp,
+        },
+        (&Method::POST, "/v2/snapshot/restored") => match body_bytes(req).await {
+            Ok(body) => snapshot::restored(&state, &body).await,
+            Err(resp) => resp,
+        },
         (&Method::GET, "/v2/services") => json(
             StatusCode::OK,
             &roost_control_protocol::ServiceList {
@@ -336,7 +350,9 @@ fn allowed_methods(path: &str) -> Option<&'static str> {
             Some("GET, HEAD")
         }
         "/v1/ws/exec" => Some("GET"),
-        "/v1/signals" | "/v1/exec" => Some("POST"),
+        "/v1/signals" | "/v1/exec" | "/v2/snapshot/prepare" | "/v2/snapshot/restored" => {
+            Some("POST")
+        }
         "/v2/services" => Some("GET, HEAD"),
         _ => match path
             .strip_prefix("/v2/services/")

@@ -18,6 +18,10 @@ pub struct ServiceSpec {
     pub spec: WorkloadSpec,
     /// A `kind: container` service: an exec goes inside it or nowhere.
     pub container: bool,
+    /// What runs before a snapshot and after a restore.
+    pub snapshot: crate::config::typed::SnapshotHooks,
+    /// The services it depends on (indices into the service list).
+    pub depends_on: Vec<usize>,
 }
 
 /// Where the workload is in its life.
@@ -60,6 +64,8 @@ pub struct ControlState {
     supervisor: SupervisorHandle,
     workload: watch::Sender<WorkloadState>,
     inner: Arc<Mutex<Inner>>,
+    /// The snapshot cycle (its calls hold it only between their steps).
+    snapshot: Arc<Mutex<crate::snapshot::Book>>,
 }
 
 impl ControlState {
@@ -76,6 +82,7 @@ impl ControlState {
             supervisor,
             workload: watch::Sender::new(WorkloadState::Starting),
             inner: Arc::new(Mutex::new(Inner::default())),
+            snapshot: Arc::default(),
         }
     }
 
@@ -281,6 +288,22 @@ impl ControlState {
                 .services
                 .as_deref()
                 .map(|views| views.iter().map(|v| v.status()).collect()),
+            snapshot: self.snapshot(|book| book.status()),
         })
+    }
+
+    /// The snapshot cycle's book, for one step of a call.
+    pub fn snapshot<R>(&self, f: impl FnOnce(&mut crate::snapshot::Book) -> R) -> R {
+        f(&mut self.snapshot.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Every service as the boot resolved it, in the config's order.
+    pub fn service_specs(&self) -> Vec<ServiceSpec> {
+        self.with(|i| i.service_specs.clone())
+    }
+
+    /// `VM` or container mode: whether roost owns the kernel (and may step its clock).
+    pub fn owns_the_kernel(&self) -> bool {
+        self.mode == "vm"
     }
 }

@@ -157,7 +157,7 @@ fn services(config: &RunConfig, stop: Stop) -> Result<ServicesSection, ConfigErr
         if !config.volumes.is_empty() {
             warnings.push("Volumes is given without Containers: nothing mounts them".into());
         }
-        (vec![workload::main_service(config, stop)], Vec::new())
+        (vec![workload::main_service(config, stop)?], Vec::new())
     };
     Ok((services, volumes, warnings))
 }

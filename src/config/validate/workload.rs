@@ -35,7 +35,7 @@ pub(super) fn check(config: &RunConfig) -> Result<(), ConfigError> {
 }
 
 /// The one implicit service a config without `Containers` runs.
-pub(super) fn main_service(config: &RunConfig, stop: Stop) -> Service {
+pub(super) fn main_service(config: &RunConfig, stop: Stop) -> Result<Service, ConfigError> {
     let mut main = Service::single(
         typed::MAIN_SERVICE,
         typed::Process {
@@ -50,5 +50,7 @@ pub(super) fn main_service(config: &RunConfig, stop: Stop) -> Service {
     );
     main.memory_limit_mib = config.memory_limit_mib;
     main.pids_max = config.pids_max;
-    main
+    main.snapshot =
+        crate::config::snapshot_hooks::snapshot_hooks("Snapshot", config.snapshot.as_ref())?;
+    Ok(main)
 }

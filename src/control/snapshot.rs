@@ -1,0 +1,325 @@
+//! `POST /v2/snapshot/prepare` and `POST /v2/snapshot/restored` (docs/snapshots.md): the
+//! steps in their order, each timed, around the decisions of [`crate::snapshot`]. A bad body
+//! or a generation going backwards is refused before any step, so it changes nothing; the
+//! host's entropy is credited and dropped (zeroed) and appears in no log and no answer.
+
+use super::server::{error, json, Body};
+use super::state::{ControlState, ServiceSpec};
+use crate::config::typed::{Hook, HookAction};
+use crate::snapshot::{self, kernel, request, Call, Refusal, Restore};
+use crate::supervisor::handle::ServiceOp;
+use http::StatusCode;
+use hyper::Response;
+use roost_control_protocol::{ExecRequest, HookOutcome, PrepareAnswer, RestoredAnswer, StepTime};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// Times one step into `steps`.
+async fn timed<T>(
+    steps: &mut Vec<StepTime>,
+    name: &str,
+    f: impl std::future::Future<Output = T>,
+) -> T {
+    let t = Instant::now();
+    let out = f.await;
+    steps.push(StepTime {
+        step: name.to_string(),
+        duration_ms: ms(t.elapsed()),
+    });
+    out
+}
+
+fn refused(e: Refusal) -> Response<Body> {
+    match e {
+        Refusal::Busy(_) => error(StatusCode::CONFLICT, e.to_string()),
+        Refusal::Backwards { .. } => error(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+pub async fn prepare(state: &ControlState, body: &[u8]) -> Response<Body> {
+    let started = Instant::now();
+    let req = match request::prepare(body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.0),
+    };
+    let generation = match state.snapshot(|b| b.begin_prepare()) {
+        Ok(g) => g,
+        Err(e) => return refused(e),
+    };
+    let deadline = started + req.timeout;
+    let mut steps = Vec::new();
+    let hooks = timed(
+        &mut steps,
+        "hooks",
+        run_hooks(state, Call::Prepare, Some(deadline)),
+    )
+    .await;
+    if let Some(failed) = hooks.iter().find(|h| h.outcome != "ok") {
+        state.snapshot(|b| b.end_prepare(false));
+        let message = format!(
+            "{}'s before-snapshot hook did not succeed ({}): the machine is not prepared",
+            failed.service, failed.outcome
+        );
+        tracing::warn!(service = %failed.service, "snapshot prepare refused: {message}");
+        return json(
+            StatusCode::CONFLICT,
+            &serde_json::json!({ "error": message, "message": message, "hooks": hooks }),
+        );
+    }
+    // What the services wrote reaches the disks before the memory is saved.
+    let left = deadline.saturating_duration_since(Instant::now());
+    let synced = timed(
+        &mut steps,
+        "sync",
+        tokio::time::timeout(left, tokio::task::spawn_blocking(nix::unistd::sync)),
+    )
+    .await;
+    if synced.is_err() {
+        state.snapshot(|b| b.end_prepare(false));
+        return error(
+            StatusCode::CONFLICT,
+            "the file systems did not sync within the timeout: the machine is not prepared",
+        );
+    }
+    state.snapshot(|b| b.end_prepare(true));
+    let answer = PrepareAnswer {
+        generation,
+        hooks,
+        steps,
+        duration_ms: ms(started.elapsed()),
+    };
+    tracing::info!(
+        generation,
+        duration_ms = answer.duration_ms,
+        "snapshot prepared: the machine may be snapshotted"
+    );
+    json(StatusCode::OK, &answer)
+}
+
+pub async fn restored(state: &ControlState, body: &[u8]) -> Response<Body> {
+    let received = Instant::now();
+    let req = match request::restored(body, kernel::boot_unix_ns(&kernel::KernelClock)) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.0),
+    };
+    let generation = match state.snapshot(|b| b.begin_restore(req.generation)) {
+        Ok(Restore::New(g)) => g,
+        Ok(Restore::Replay(answer)) => return json(StatusCode::OK, &answer),
+        Err(e) => return refused(e),
+    };
+    let mut steps = Vec::new();
+    // Fresh randomness first: nothing after it may use the snapshot's CRNG state.
+    let entropy = req.entropy;
+    let reseeded = timed(
+        &mut steps,
+        "entropy",
+        tokio::task::spawn_blocking(move || kernel::reseed(entropy.bytes())),
+    )
+    .await;
+    let reseeded = match reseeded {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::error!("restore: the host's entropy was not credited: {e}");
+            false
+        }
+        Err(_) => false,
+    };
+    let (clock_step_ms, clock) = timed(&mut steps, "clock", async {
+        if !state.owns_the_kernel() {
+            return (
+                None,
+                "not stepped: in container mode the clock is the host's own".to_string(),
+            );
+        }
+        match kernel::step_clock(
+            &mut kernel::KernelClock,
+            req.time_unix_ns,
+            received.elapsed(),
+        ) {
+            Ok(step) => (Some((step * 1e3).round() / 1e3), "stepped".to_string()),
+            Err(e) => {
+                tracing::error!("restore: the wall clock was not stepped: {e}");
+                (None, format!("not stepped: {e}"))
+            }
+        }
+    })
+    .await;
+    let hooks = timed(&mut steps, "hooks", run_hooks(state, Call::Restored, None)).await;
+    let answer = RestoredAnswer {
+        generation,
+        clock_step_ms,
+        clock,
+        reseeded,
+        identity_changed: false,
+        tokens_refreshed: 0,
+        hooks,
+        steps,
+        duration_ms: ms(received.elapsed()),
+        replayed: false,
+    };
+    let now_ms = u64::try_from(kernel::KernelClock.now_unix_ns() / 1_000_000).unwrap_or(0);
+    state.snapshot(|b| b.end_restore(answer.clone(), now_ms));
+    tracing::info!(
+        generation,
+        clone = req.clone,
+        reseeded,
+        clock_step_ms = ?answer.clock_step_ms,
+        duration_ms = answer.duration_ms,
+        "snapshot restored"
+    );
+    json(StatusCode::OK, &answer)
+}
+
+use kernel::WallClock;
+
+/// Runs every service's hook for `call`, in its order, each within its own bound and the
+/// call's `deadline`. A failed before-hook ends the round (the machine is not prepared); a
+/// failed after-hook is reported and the others still run.
+async fn run_hooks(
+    state: &ControlState,
+    call: Call,
+    deadline: Option<Instant>,
+) -> Vec<HookOutcome> {
+    let services = state.service_specs();
+    let deps: Vec<Vec<usize>> = services.iter().map(|s| s.depends_on.clone()).collect();
+    let mut outcomes = Vec::new();
+    for i in snapshot::hook_order(&deps, call) {
+        let Some(service) = services.get(i) else {
+            continue;
+        };
+        let hook = match call {
+            Call::Prepare => &service.snapshot.before,
+            Call::Restored => &service.snapshot.after,
+        };
+        let Some(hook) = hook else { continue };
+        let bound = match deadline {
+            Some(d) => hook
+                .timeout
+                .min(d.saturating_duration_since(Instant::now())),
+            None => hook.timeout,
+        };
+        let outcome = run_hook(state, service, hook, bound).await;
+        tracing::info!(
+            service = %service.name,
+            hook = %outcome.hook,
+            outcome = %outcome.outcome,
+            duration_ms = outcome.duration_ms,
+            "snapshot {} hook of {}: {}",
+            match call { Call::Prepare => "before", Call::Restored => "after" },
+            service.name,
+            outcome.outcome
+        );
+        let failed = outcome.outcome != "ok";
+        outcomes.push(outcome);
+        if failed && call == Call::Prepare {
+            break;
+        }
+    }
+    outcomes
+}
+
+async fn run_hook(
+    state: &ControlState,
+    service: &ServiceSpec,
+    hook: &Hook,
+    bound: Duration,
+) -> HookOutcome {
+    let started = Instant::now();
+    let (kind, outcome) = if bound.is_zero() {
+        ("", "not run: the call's timeout was spent".to_string())
+    } else {
+        match &hook.action {
+            HookAction::Exec(argv) => ("exec", exec_hook(state, &service.name, argv, bound).await),
+            HookAction::Signal(signal) => (
+                "signal",
+                match state
+                    .supervisor()
+                    .service(&service.name, ServiceOp::Signal(signal.number()))
+                    .await
+                {
+                    Ok(()) => "ok".to_string(),
+                    Err(e) => e.to_string(),
+                },
+            ),
+            HookAction::Http { port, path } => (
+                "http",
+                match tokio::time::timeout(bound, http_hook(*port, path)).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => format!("timed out after {} s", bound.as_secs_f64()),
+                },
+            ),
+        }
+    };
+    HookOutcome {
+        service: service.name.clone(),
+        hook: kind.to_string(),
+        outcome,
+        duration_ms: ms(started.elapsed()),
+    }
+}
+
+/// The hook's command as the service (its user, env, directory and cgroup; inside it for a
+/// container), through the same path as `/v1/exec`.
+async fn exec_hook(
+    state: &ControlState,
+    service: &str,
+    argv: &[String],
+    bound: Duration,
+) -> String {
+    let req = ExecRequest {
+        cmd: argv.to_vec(),
+        timeout: Some(bound.as_secs_f64().max(0.001)),
+        workload_user: false,
+        max_output: Some(4096),
+        output: None,
+        container: Some(service.to_string()),
+    };
+    match super::exec::run(state, req).await {
+        Ok(r) if r.timed_out => format!("timed out after {} s", bound.as_secs_f64()),
+        Ok(r) => match (r.exit_code, r.exit_signal) {
+            (Some(0), _) => "ok".to_string(),
+            (Some(code), _) if code >= 0 => format!("exited {code}"),
+            (_, Some(sig)) => format!("killed by signal {sig}"),
+            _ => "ended without a status".to_string(),
+        },
+        Err(e) => format!("not started: {e}"),
+    }
+}
+
+/// `POST PATH` to the service on 127.0.0.1:PORT; ok on a 2xx status line.
+async fn http_hook(port: u16, path: &str) -> String {
+    let mut stream = match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+        Ok(s) => s,
+        Err(e) => return format!("cannot connect to 127.0.0.1:{port}: {e}"),
+    };
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\nUser-Agent: roost\r\n\r\n"
+    );
+    if let Err(e) = stream.write_all(request.as_bytes()).await {
+        return format!("cannot send the request: {e}");
+    }
+    // The status line is all that is read, and at most 1 KiB of it.
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = [0u8; 256];
+    while !head.contains(&b'\n') && head.len() < 1024 {
+        match stream.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+            Err(e) => return format!("no answer: {e}"),
+        }
+    }
+    let line = String::from_utf8_lossy(&head);
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok());
+    match status {
+        Some(code) if (200..300).contains(&code) => "ok".to_string(),
+        Some(code) => format!("answered {code}"),
+        None => "no HTTP answer".to_string(),
+    }
+}

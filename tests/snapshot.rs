@@ -1,0 +1,226 @@
+//! The snapshot contract in container mode, against the real roost as PID 1 of a fresh PID
+//! namespace: hooks run as the services in CRaC's order, a restore credits the host's entropy
+//! and answers what it did, a repeat is answered as before, and bad bodies are refused with
+//! a 400 that changes nothing (docs/snapshots.md). The wall clock is not stepped in container
+//! mode (it is the host's); the step itself is unit-tested with a fake clock.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(60);
+/// 32 bytes of base64.
+const ENTROPY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+fn post(ctl: &std::path::Path, path: &str, body: &serde_json::Value) -> HttpResponse {
+    http(ctl, "POST", path, &[], body.to_string().as_bytes())
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_nanos() as u64
+}
+
+/// A service that appends `NAME:WHAT` to the shared journal when a hook runs it.
+fn hooked(name: &str, journal: &std::path::Path, extra: serde_json::Value) -> serde_json::Value {
+    let mark = |what: &str| json!({"exec": ["/bin/sh", "-c", format!("echo {name}:{what}:$(id -u) >> {}", journal.display())]});
+    let mut service = json!({
+        "name": name,
+        "exec": ["/bin/sh", "-c", "sleep 300"],
+        "snapshot": {"before": mark("before"), "after": mark("after")},
+    });
+    if let (Some(s), Some(e)) = (service.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            s.insert(k.clone(), v.clone());
+        }
+    }
+    service
+}
+
+fn wait_running(ctl: &std::path::Path, n: usize) {
+    let deadline = Instant::now() + T;
+    loop {
+        let v = http(ctl, "GET", "/v2/status", &[], b"").json();
+        let running = v["services"]
+            .as_array()
+            .map_or(0, |s| s.iter().filter(|s| s["state"] == "running").count());
+        if running == n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "not running: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn hooks_run_in_dependency_order_and_a_restore_answers_what_it_did() {
+    let scratch = Scratch::new();
+    let journal = scratch.path("journal");
+    std::fs::write(&journal, b"").expect("journal");
+    std::fs::set_permissions(
+        &journal,
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .expect("mode");
+    // web depends on db; worker on web. db runs as nobody: its hooks must too.
+    let doc = json!({"KillTimeout": 2, "Containers": [
+        hooked("worker", &journal, json!({"depends_on": [{"name": "web", "condition": "started"}]})),
+        hooked("web", &journal, json!({"depends_on": [{"name": "db", "condition": "started"}]})),
+        hooked("db", &journal, json!({"user": "nobody"})),
+    ]});
+    let config = scratch.config(&doc);
+    let ctl = scratch.path("ctl.sock");
+    let roost = roost_with_control(&config, &ctl, &[]);
+    wait_running(&ctl, 3);
+
+    let r = post(&ctl, "/v2/snapshot/prepare", &json!({"timeout_ms": 20000}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let prepared = r.json();
+    assert_eq!(prepared["generation"], 0);
+    let order: Vec<&str> = prepared["hooks"]
+        .as_array()
+        .expect("hooks")
+        .iter()
+        .map(|h| {
+            assert_eq!(h["outcome"], "ok", "{h}");
+            h["service"].as_str().expect("name")
+        })
+        .collect();
+    assert_eq!(
+        order,
+        ["worker", "web", "db"],
+        "before-hooks: dependents first"
+    );
+    let status = http(&ctl, "GET", "/v2/status", &[], b"").json();
+    assert_eq!(status["snapshot"]["prepared"], true, "{status}");
+
+    let body = json!({"time_unix_ns": now_ns(), "entropy": ENTROPY, "clone": false});
+    let r = post(&ctl, "/v2/snapshot/restored", &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let restored = r.json();
+    assert_eq!(restored["generation"], 1, "{restored}");
+    assert_eq!(restored["reseeded"], true, "{restored}");
+    assert!(restored["clock_step_ms"].is_null(), "{restored}");
+    assert!(
+        restored["clock"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("not stepped"),
+        "{restored}"
+    );
+    let steps: Vec<&str> = restored["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["step"].as_str().expect("step"))
+        .collect();
+    assert_eq!(steps, ["entropy", "clock", "hooks"], "{restored}");
+    let after: Vec<&str> = restored["hooks"]
+        .as_array()
+        .expect("hooks")
+        .iter()
+        .map(|h| h["service"].as_str().expect("name"))
+        .collect();
+    assert_eq!(
+        after,
+        ["db", "web", "worker"],
+        "after-hooks: dependencies first"
+    );
+    // The entropy is in no answer and no log line.
+    assert!(!r.text().contains(ENTROPY));
+
+    // The journal: each hook ran once, in that order, as its service's user.
+    let nobody = nix::unistd::User::from_name("nobody")
+        .expect("passwd")
+        .expect("nobody")
+        .uid
+        .as_raw();
+    let lines = std::fs::read_to_string(&journal).expect("journal");
+    assert_eq!(
+        lines.lines().collect::<Vec<_>>(),
+        [
+            "worker:before:0".to_string(),
+            "web:before:0".to_string(),
+            format!("db:before:{nobody}"),
+            format!("db:after:{nobody}"),
+            "web:after:0".to_string(),
+            "worker:after:0".to_string(),
+        ]
+    );
+
+    // The same generation again: the same answer, marked, and nothing run again.
+    let r = post(
+        &ctl,
+        "/v2/snapshot/restored",
+        &json!({"time_unix_ns": now_ns(), "entropy": ENTROPY, "clone": false, "generation": 1}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["replayed"], true);
+    assert_eq!(
+        std::fs::read_to_string(&journal)
+            .expect("journal")
+            .lines()
+            .count(),
+        6
+    );
+
+    // Bad bodies: a clear 400 each, and the generation stays where it was.
+    let bad = [
+        json!({"entropy": ENTROPY, "clone": false}),
+        json!({"time_unix_ns": now_ns(), "entropy": "AAEC", "clone": false}),
+        json!({"time_unix_ns": now_ns(), "clone": false}),
+        json!({"time_unix_ns": 5, "entropy": ENTROPY, "clone": false}),
+        json!({"time_unix_ns": now_ns(), "entropy": ENTROPY, "clone": false, "generation": 0}),
+        json!({"time_unix_ns": now_ns(), "entropy": ENTROPY}),
+    ];
+    for body in bad {
+        let r = post(&ctl, "/v2/snapshot/restored", &body);
+        assert_eq!(r.status, 400, "{body}: {}", r.text());
+        assert!(!r.json()["error"].as_str().unwrap_or("").is_empty());
+    }
+    let status = http(&ctl, "GET", "/v2/status", &[], b"").json();
+    assert_eq!(status["snapshot"]["generation"], 1, "{status}");
+    assert_eq!(status["snapshot"]["in_progress"], serde_json::Value::Null);
+    assert_eq!(
+        std::fs::read_to_string(&journal)
+            .expect("journal")
+            .lines()
+            .count(),
+        6
+    );
+
+    roost.signal(libc::SIGTERM);
+    let done = roost.wait(T);
+    assert!(!done.stderr.contains(ENTROPY));
+}
+
+#[test]
+fn a_failing_before_hook_refuses_the_prepare() {
+    let scratch = Scratch::new();
+    let doc = json!({"KillTimeout": 2, "Containers": [
+        {"name": "app", "exec": ["/bin/sh", "-c", "sleep 300"],
+         "snapshot": {"before": {"exec": ["/bin/sh", "-c", "exit 3"]}}},
+    ]});
+    let config = scratch.config(&doc);
+    let ctl = scratch.path("ctl.sock");
+    let roost = roost_with_control(&config, &ctl, &[]);
+    wait_running(&ctl, 1);
+    let r = post(&ctl, "/v2/snapshot/prepare", &json!({}));
+    assert_eq!(r.status, 409, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["hooks"][0]["outcome"], "exited 3", "{v}");
+    assert!(
+        v["error"].as_str().unwrap_or("").contains("not prepared"),
+        "{v}"
+    );
+    let status = http(&ctl, "GET", "/v2/status", &[], b"").json();
+    assert_eq!(status["snapshot"]["prepared"], false, "{status}");
+    roost.signal(libc::SIGTERM);
+    roost.wait(T);
+}

@@ -97,6 +97,13 @@ fn hooks_run_in_dependency_order_and_a_restore_answers_what_it_did() {
         ["worker", "web", "db"],
         "before-hooks: dependents first"
     );
+    let steps: Vec<&str> = prepared["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["step"].as_str().expect("step"))
+        .collect();
+    assert_eq!(steps, ["hooks", "upstream_pools", "sync"], "{prepared}");
     let status = http(&ctl, "GET", "/v2/status", &[], b"").json();
     assert_eq!(status["snapshot"]["prepared"], true, "{status}");
 
@@ -120,7 +127,15 @@ fn hooks_run_in_dependency_order_and_a_restore_answers_what_it_did() {
         .iter()
         .map(|s| s["step"].as_str().expect("step"))
         .collect();
-    assert_eq!(steps, ["entropy", "clock", "hooks"], "{restored}");
+    assert_eq!(
+        steps,
+        ["entropy", "clock", "upstream_pools", "tokens", "hooks"],
+        "{restored}"
+    );
+    assert_eq!(
+        restored["tokens_refreshed"], 0,
+        "no broker here: {restored}"
+    );
     let after: Vec<&str> = restored["hooks"]
         .as_array()
         .expect("hooks")
@@ -221,6 +236,42 @@ fn a_failing_before_hook_refuses_the_prepare() {
     );
     let status = http(&ctl, "GET", "/v2/status", &[], b"").json();
     assert_eq!(status["snapshot"]["prepared"], false, "{status}");
+    roost.signal(libc::SIGTERM);
+    roost.wait(T);
+}
+
+#[test]
+fn a_restore_fetches_every_token_anew_before_it_answers() {
+    let scratch = Scratch::new();
+    let dir = scratch.dir.path();
+    let token = dir.join("fly/oidc_token");
+    let base = json!({
+        "ImageConfig": {"Cmd": ["/bin/sh", "-c", "sleep 300"], "Env": ["AWS_ROLE_ARN=arn:aws:iam::1:role/r"], "WorkingDir": dir},
+        "Api": {"SocketPath": dir.join("fly/api")},
+        "Oidc": {"TokenPath": token},
+        "KillTimeout": 2,
+    });
+    // Hour-long tokens: nothing but the restore refreshes them during the test.
+    let platform = DevPlatform::start(dir, &base, &["--token-lifetime", "3600"]);
+    let ctl = scratch.path("ctl.sock");
+    let roost = roost_with_control(&platform.config, &ctl, &[]);
+    wait_for_file(&token, T);
+    let before = std::fs::read_to_string(&token).expect("token");
+    // A token's times are in seconds: the next one must differ.
+    std::thread::sleep(Duration::from_millis(1100));
+    let r = post(
+        &ctl,
+        "/v2/snapshot/restored",
+        &json!({"time_unix_ns": now_ns(), "entropy": ENTROPY, "clone": false}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let answer = r.json();
+    assert_eq!(answer["tokens_refreshed"], 1, "{answer}");
+    // Answered after the new token is in place, not before.
+    let after = std::fs::read_to_string(&token).expect("token");
+    assert_ne!(before, after, "the token file was not written anew");
+    let status = http(&ctl, "GET", "/v2/status", &[], b"").json();
+    assert_eq!(status["broker"][0]["refreshes"], 2, "{status}");
     roost.signal(libc::SIGTERM);
     roost.wait(T);
 }

@@ -17,5 +17,5 @@ pub mod session_name;
 pub mod token_file;
 
 pub use plan::{plan, Cloud, Plan, PlanInput, TokenPlan, DEFAULT_TOKEN_PATH};
-pub use run::{start, BrokerOptions, BrokerStatus, TokenStatus};
+pub use run::{start, BrokerOptions, BrokerStatus, RefreshAll, TokenStatus};
 pub use session_name::session_name;

@@ -23,6 +23,63 @@ pub struct BrokerOptions {
     pub gid: u32,
     /// 0440 with the workload's gid instead of 0400.
     pub group_readable: bool,
+    /// Each change is "fetch every token now" (after a VM restore); see [`RefreshAll`].
+    pub refresh_now: tokio::sync::watch::Receiver<u64>,
+}
+
+/// "Fetch every token now", to every refresher of every broker at once: after a restore the
+/// tokens on disk may have expired while the VM was saved.
+#[derive(Debug, Clone)]
+pub struct RefreshAll(Arc<tokio::sync::watch::Sender<u64>>);
+
+impl Default for RefreshAll {
+    fn default() -> Self {
+        RefreshAll(Arc::new(tokio::sync::watch::Sender::new(0)))
+    }
+}
+
+impl RefreshAll {
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.0.subscribe()
+    }
+
+    /// Tells every refresher to fetch now.
+    pub fn now(&self) {
+        self.0.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+/// How often a refresher that waits looks at the wall clock: a suspended VM's monotonic
+/// clock stands still while it is saved, so a wait measured on it alone would sleep past the
+/// token's expiry after a long suspend.
+const WALL_CLOCK_CHECK: Duration = Duration::from_secs(15);
+
+/// Waits until the wall clock reaches `until_ms` (ms since 1970), checking it at least every
+/// [`WALL_CLOCK_CHECK`], or until a "fetch now" comes.
+async fn wait_until(until_ms: u64, refresh_now: &mut tokio::sync::watch::Receiver<u64>) {
+    loop {
+        let now = unix_now_ms();
+        if now >= until_ms {
+            return;
+        }
+        let left = Duration::from_millis(until_ms - now).min(WALL_CLOCK_CHECK);
+        tokio::select! {
+            () = tokio::time::sleep(left) => {}
+            changed = refresh_now.changed() => {
+                if changed.is_ok() {
+                    return;
+                }
+                // Nobody can ask any more: the wall clock alone decides.
+                tokio::time::sleep(left).await;
+            }
+        }
+    }
+}
+
+fn unix_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// What the control API reports about one token: the control protocol's own type, so the
@@ -109,7 +166,9 @@ async fn keep_fresh(
     status: BrokerStatus,
     index: usize,
     mut first: Option<oneshot::Sender<()>>,
+    mut refresh_now: tokio::sync::watch::Receiver<u64>,
 ) {
+    refresh_now.mark_unchanged();
     let cloud = token.cloud.name();
     let min_validity = token.cloud.min_validity();
     let mut failures: u32 = 0;
@@ -155,7 +214,10 @@ async fn keep_fresh(
                 if let Some(tx) = first.take() {
                     let _ = tx.send(());
                 }
-                tokio::time::sleep(refresh_delay_for(remaining, min_validity, jitter())).await;
+                let delay = refresh_delay_for(remaining, min_validity, jitter());
+                let until = unix_now_ms()
+                    .saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+                wait_until(until, &mut refresh_now).await;
             }
             Err(err) => {
                 failures = failures.saturating_add(1);
@@ -171,7 +233,10 @@ async fn keep_fresh(
                 } else {
                     tracing::debug!("{cloud} OIDC token refresh failed again ({failures}): {err}");
                 }
-                tokio::time::sleep(backoff(failures, jitter())).await;
+                let until = unix_now_ms().saturating_add(
+                    u64::try_from(backoff(failures, jitter()).as_millis()).unwrap_or(u64::MAX),
+                );
+                wait_until(until, &mut refresh_now).await;
             }
         }
     }
@@ -246,6 +311,7 @@ pub async fn start(
             status.clone(),
         );
         let died_status = status.clone();
+        let refresh_now = opts.refresh_now.clone();
         spawn(Box::pin(async move {
             let name = token.cloud.name();
             restarting(
@@ -258,6 +324,7 @@ pub async fn start(
                         status.clone(),
                         index,
                         first.take(),
+                        refresh_now.clone(),
                     )
                 },
                 move |why| {
@@ -285,6 +352,28 @@ pub async fn start(
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fetch_now_cuts_a_long_wait_short() {
+        let refresh = RefreshAll::default();
+        let mut rx = refresh.subscribe();
+        let far = unix_now_ms() + 3_600_000;
+        let waiting = tokio::spawn(async move { wait_until(far, &mut rx).await });
+        refresh.now();
+        tokio::time::timeout(Duration::from_secs(1), waiting)
+            .await
+            .expect("the wait ended at the fetch-now")
+            .expect("joined");
+    }
+
+    #[tokio::test]
+    async fn a_wait_ends_when_the_wall_clock_says_so() {
+        let refresh = RefreshAll::default();
+        let mut rx = refresh.subscribe();
+        let t = std::time::Instant::now();
+        wait_until(unix_now_ms() + 50, &mut rx).await;
+        assert!(t.elapsed() >= Duration::from_millis(40));
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_refresher_that_panics_is_restarted_and_its_death_reported() {

@@ -149,10 +149,36 @@ enum Pool {
     Local(LocalClient),
 }
 
-/// A pooled HTTP/1.1 client for one upstream. Cheap to clone.
+type TcpConnector = hyper_rustls::HttpsConnector<HttpConnector<PinnedResolver>>;
+
+/// What a pool is built from, kept so [`UpstreamClient::drop_connections`] can build a new one.
+#[derive(Debug, Clone)]
+enum Connector {
+    Tcp(TcpConnector),
+    Local(LocalConnector),
+}
+
+impl Connector {
+    fn pool(&self, idle: Duration) -> Pool {
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
+            .pool_idle_timeout(idle)
+            .pool_timer(hyper_util::rt::TokioTimer::new());
+        match self {
+            Connector::Tcp(c) => Pool::Tcp(builder.build(c.clone())),
+            Connector::Local(c) => Pool::Local(builder.build(c.clone())),
+        }
+    }
+}
+
+/// A pooled HTTP/1.1 client for one upstream. Cheap to clone; the clones share one pool.
 #[derive(Debug, Clone)]
 pub struct UpstreamClient {
-    pool: Pool,
+    /// Replaced whole by [`UpstreamClient::drop_connections`]; a request in flight keeps the
+    /// pool it started on until it ends.
+    pool: std::sync::Arc<std::sync::RwLock<Pool>>,
+    connector: std::sync::Arc<Connector>,
+    idle: Duration,
     /// `scheme://authority` the request URIs are built on.
     base: String,
     /// A path prefix from the upstream URL (`https://host/prefix`), without a trailing `/`.
@@ -224,12 +250,11 @@ impl UpstreamClient {
                     .https_or_http()
                     .enable_http1()
                     .wrap_connector(http);
-                let client = Client::builder(TokioExecutor::new())
-                    .pool_idle_timeout(idle)
-                    .pool_timer(hyper_util::rt::TokioTimer::new())
-                    .build(https);
+                let connector = Connector::Tcp(https);
                 Ok(UpstreamClient {
-                    pool: Pool::Tcp(client),
+                    pool: std::sync::Arc::new(std::sync::RwLock::new(connector.pool(idle))),
+                    connector: std::sync::Arc::new(connector),
+                    idle,
                     base: format!("{scheme}://{authority}"),
                     prefix: uri.path().trim_end_matches('/').to_string(),
                     host: authority.to_string(),
@@ -252,13 +277,11 @@ impl UpstreamClient {
     }
 
     fn local(target: LocalTarget, timeout: Duration, idle: Duration) -> Self {
-        let connector = LocalConnector { target, timeout };
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(idle)
-            .pool_timer(hyper_util::rt::TokioTimer::new())
-            .build(connector);
+        let connector = Connector::Local(LocalConnector { target, timeout });
         UpstreamClient {
-            pool: Pool::Local(client),
+            pool: std::sync::Arc::new(std::sync::RwLock::new(connector.pool(idle))),
+            connector: std::sync::Arc::new(connector),
+            idle,
             base: "http://localhost".to_string(),
             prefix: String::new(),
             host: "localhost".to_string(),
@@ -272,6 +295,17 @@ impl UpstreamClient {
             .map_err(|e| ClientError::Build(format!("{path_and_query}: {e}")))
     }
 
+    /// Drops every idle pooled connection (a new pool takes the old one's place; requests in
+    /// flight end on theirs). After a VM restore they are dead, and before a snapshot they
+    /// would be saved half-open.
+    pub fn drop_connections(&self) {
+        let fresh = self.connector.pool(self.idle);
+        *self
+            .pool
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+    }
+
     /// The Host header for upstream requests.
     pub fn host(&self) -> &str {
         &self.host
@@ -280,7 +314,12 @@ impl UpstreamClient {
     /// Sends a request (its URI from [`UpstreamClient::uri`]) and returns the response head;
     /// the body streams.
     pub async fn send(&self, req: Request<ProxyBody>) -> Result<Response<Incoming>, ClientError> {
-        let result = match &self.pool {
+        let pool = self
+            .pool
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let result = match &pool {
             Pool::Tcp(c) => c.request(req).await,
             Pool::Local(c) => c.request(req).await,
         };
@@ -318,4 +357,77 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, Empty};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    /// A keep-alive HTTP/1.1 server on a Unix socket that answers every request 200 and
+    /// counts the connections it accepted.
+    async fn counting_server(path: PathBuf) -> Arc<AtomicUsize> {
+        let listener = tokio::net::UnixListener::bind(&path).expect("bind");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut lines = BufReader::new(read).lines();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        if line.is_empty() {
+                            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                            if write.write_all(answer).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        accepted
+    }
+
+    async fn get(client: &UpstreamClient) {
+        let req = Request::get(client.uri("/").expect("uri"))
+            .header("host", client.host())
+            .body(Empty::<Bytes>::new().map_err(|e| match e {}).boxed())
+            .expect("request");
+        let resp = client.send(req).await.expect("answer");
+        assert_eq!(resp.status(), 200);
+        let _ = resp.into_body().collect().await;
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn dropped_connections_are_not_used_again() {
+        let dir = std::env::temp_dir().join(format!("roost-pool-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("upstream.sock");
+        let _ = std::fs::remove_file(&path);
+        let accepted = counting_server(path.clone()).await;
+        let client =
+            UpstreamClient::new(&Upstream::Unix(path.clone()), Duration::from_secs(5), None)
+                .expect("client");
+        get(&client).await;
+        get(&client).await;
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "the pool keeps one connection"
+        );
+        // A clone shares the pool: dropping through it drops for every holder.
+        client.clone().drop_connections();
+        get(&client).await;
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            2,
+            "a new connection after the drop"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

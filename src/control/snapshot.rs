@@ -70,6 +70,11 @@ pub async fn prepare(state: &ControlState, body: &[u8]) -> Response<Body> {
             &serde_json::json!({ "error": message, "message": message, "hooks": hooks }),
         );
     }
+    // Connections saved open would be dead, or worse half-alive, in every restored copy.
+    timed(&mut steps, "upstream_pools", async {
+        state.drop_upstream_connections()
+    })
+    .await;
     // What the services wrote reaches the disks before the memory is saved.
     let left = deadline.saturating_duration_since(Instant::now());
     let synced = timed(
@@ -148,6 +153,19 @@ pub async fn restored(state: &ControlState, body: &[u8]) -> Response<Body> {
         }
     })
     .await;
+    // Pooled connections from before the snapshot are dead (or another machine's).
+    timed(&mut steps, "upstream_pools", async {
+        state.drop_upstream_connections()
+    })
+    .await;
+    // Tokens may have expired while the VM was saved: every broker fetches every token now,
+    // and the answer waits for them (the token upstream is all it waits on).
+    let tokens_refreshed = timed(
+        &mut steps,
+        "tokens",
+        state.refresh_all_tokens(snapshot::TOKEN_REFRESH_BOUND),
+    )
+    .await;
     let hooks = timed(&mut steps, "hooks", run_hooks(state, Call::Restored, None)).await;
     let answer = RestoredAnswer {
         generation,
@@ -155,7 +173,7 @@ pub async fn restored(state: &ControlState, body: &[u8]) -> Response<Body> {
         clock,
         reseeded,
         identity_changed: false,
-        tokens_refreshed: 0,
+        tokens_refreshed,
         hooks,
         steps,
         duration_ms: ms(received.elapsed()),

@@ -51,6 +51,11 @@ struct Inner {
     /// The services' states (None until the supervisor publishes them).
     services: Option<Vec<ServiceView>>,
     service_specs: Vec<ServiceSpec>,
+    /// Every broker's tokens (of every service), and the one "fetch them all now".
+    tokens: Vec<broker::BrokerStatus>,
+    token_refresh: Option<broker::RefreshAll>,
+    /// The one pool of platform connections (the proxy's and the brokers').
+    upstream: Option<roost_platform::pool::UpstreamClient>,
     /// The exit report, once the exit code is decided.
     exit_report: Option<roost_control_protocol::ExitReport>,
 }
@@ -118,6 +123,54 @@ impl ControlState {
 
     pub fn set_broker(&self, status: Option<broker::BrokerStatus>) {
         self.with(|i| i.broker = status);
+    }
+
+    /// One more broker's tokens, refreshed with the others after a restore.
+    pub fn add_tokens(&self, status: broker::BrokerStatus) {
+        self.with(|i| i.tokens.push(status));
+    }
+
+    pub fn set_upstream(&self, upstream: Option<roost_platform::pool::UpstreamClient>) {
+        self.with(|i| i.upstream = upstream);
+    }
+
+    /// Drops every pooled platform connection; whether there was a pool.
+    pub fn drop_upstream_connections(&self) -> bool {
+        let upstream = self.with(|i| i.upstream.clone());
+        upstream.map(|u| u.drop_connections()).is_some()
+    }
+
+    pub fn set_token_refresh(&self, refresh: broker::RefreshAll) {
+        self.with(|i| i.token_refresh = Some(refresh));
+    }
+
+    /// Tells every broker to fetch every token now, and waits (at most `bound`) until each
+    /// has a token newer than the call: how many were refreshed.
+    pub async fn refresh_all_tokens(&self, bound: std::time::Duration) -> u32 {
+        let (tokens, refresh) = self.with(|i| (i.tokens.clone(), i.token_refresh.clone()));
+        let Some(refresh) = refresh else { return 0 };
+        let before: Vec<Vec<u64>> = tokens
+            .iter()
+            .map(|t| t.snapshot().iter().map(|s| s.refreshes).collect())
+            .collect();
+        refresh.now();
+        let fresh = || -> u32 {
+            let mut n = 0;
+            for (status, was) in tokens.iter().zip(&before) {
+                for (token, was) in status.snapshot().iter().zip(was) {
+                    if token.refreshes > *was {
+                        n += 1;
+                    }
+                }
+            }
+            n
+        };
+        let all: usize = before.iter().map(Vec::len).sum();
+        let deadline = tokio::time::Instant::now() + bound;
+        while (fresh() as usize) < all && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        fresh()
     }
 
     pub fn set_proxy(&self, stats: Option<Arc<api_proxy::ProxyStats>>) {

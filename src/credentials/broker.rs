@@ -16,6 +16,7 @@ pub async fn prepare(
     spec: &mut WorkloadSpec,
     critical: &crate::supervisor::CriticalTasks,
     token_path: &std::path::Path,
+    refresh: &::broker::RefreshAll,
 ) -> Option<BrokerStatus> {
     let oidc = &config.oidc;
     let hostname = config.machine.hostname.clone().or_else(|| {
@@ -63,6 +64,7 @@ pub async fn prepare(
         uid: spec.identity.uid,
         gid: spec.identity.gid,
         group_readable: oidc.group_readable,
+        refresh_now: refresh.subscribe(),
     };
     let spawn = |refresher| critical.spawn("broker", refresher);
     let (status, ready) = broker::start(client, &plan, &opts, &spawn).await;

@@ -40,6 +40,7 @@ pub async fn start(
 ) -> Result<Vec<Option<PathBuf>>, BootInterrupted> {
     let critical = supervisor.critical().clone();
     let platform = proxy::platform_or_log(config);
+    state.set_upstream(platform.as_ref().map(|p| p.upstream().clone()));
     state.set_proxy(proxy::start(config, platform.as_ref(), &critical));
     state.phase("api_proxy");
     // One broker per service that asks for a cloud role, with token files as its user: the
@@ -47,6 +48,9 @@ pub async fn start(
     // directory of its own beside it (`/.fly/<service>/oidc_token`), so no service reads
     // another's token (process services by their users, which `check_token_isolation` made
     // sure differ, containers because they see only their own directory).
+    // One "fetch every token now" for every broker, which a restore sends.
+    let refresh = ::broker::RefreshAll::default();
+    state.set_token_refresh(refresh.clone());
     let asking: Vec<usize> = (0..specs.len())
         .filter(|&i| broker::asks_for_cloud_role(&specs[i].env))
         .collect();
@@ -72,11 +76,18 @@ pub async fn start(
                 &mut specs[i],
                 &critical,
                 &token_path,
+                &refresh,
             ))
             .await;
         match broker {
-            Ok(status) if n == 0 => state.set_broker(status),
-            Ok(_) => {}
+            Ok(status) => {
+                if let Some(status) = &status {
+                    state.add_tokens(status.clone());
+                }
+                if n == 0 {
+                    state.set_broker(status);
+                }
+            }
             Err(interrupted) => return Err(interrupted),
         }
     }

@@ -14,6 +14,10 @@ pub mod request;
 
 use roost_control_protocol::{RestoredAnswer, SnapshotStatus};
 
+/// How long a restore waits for the brokers' fresh tokens before it goes on without them
+/// (they keep trying on their own schedule).
+pub const TOKEN_REFRESH_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Which call is running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Call {

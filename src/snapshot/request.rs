@@ -99,9 +99,7 @@ pub fn prepare(body: &[u8]) -> Result<Prepare, BadRequest> {
     let max = MAX_PREPARE_TIMEOUT.as_millis() as f64;
     let timeout = match body.timeout_ms {
         None => DEFAULT_PREPARE_TIMEOUT,
-        Some(ms) if ms.fract() == 0.0 && ms >= 1.0 && ms <= max => {
-            Duration::from_millis(ms as u64)
-        }
+        Some(ms) if ms.fract() == 0.0 && ms >= 1.0 && ms <= max => Duration::from_millis(ms as u64),
         Some(ms) => {
             return Err(bad(format!(
                 "timeout_ms must be a whole number of ms in 1..={max}, not {ms}"

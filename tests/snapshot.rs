@@ -275,3 +275,30 @@ fn a_restore_fetches_every_token_anew_before_it_answers() {
     roost.signal(libc::SIGTERM);
     roost.wait(T);
 }
+
+#[test]
+fn roostctl_drives_both_calls_with_this_hosts_clock_and_entropy() {
+    let scratch = Scratch::new();
+    let doc = json!({"KillTimeout": 2, "Containers": [
+        {"name": "app", "exec": ["/bin/sh", "-c", "sleep 300"]},
+    ]});
+    let config = scratch.config(&doc);
+    let ctl = scratch.path("ctl.sock");
+    let roost = roost_with_control(&config, &ctl, &[]);
+    wait_running(&ctl, 1);
+    let (code, out, err) = roostctl_on(&ctl, &["snapshot", "prepare", "--timeout-ms", "5000"]);
+    assert_eq!(code, 0, "{err}");
+    let prepared: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(prepared["generation"], 0, "{prepared}");
+    let (code, out, err) = roostctl_on(&ctl, &["snapshot", "restored", "--clone"]);
+    assert_eq!(code, 0, "{err}");
+    let restored: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(restored["generation"], 1, "{restored}");
+    assert_eq!(restored["reseeded"], true, "{restored}");
+    // A generation behind the machine's: roost's 400 becomes roostctl's failure.
+    let (code, _, err) = roostctl_on(&ctl, &["snapshot", "restored", "--generation", "0"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("behind"), "{err}");
+    roost.signal(libc::SIGTERM);
+    roost.wait(T);
+}

@@ -69,6 +69,12 @@ pub enum Cmd {
         #[command(subcommand)]
         command: ImageCmd,
     },
+    /// Around a VM snapshot: `prepare` before the host saves the VM, `restored` after it
+    /// restores one (docs/snapshots.md). Prints roost's answer.
+    Snapshot {
+        #[command(subcommand)]
+        command: SnapshotCmd,
+    },
     /// Run a command; print its output; exit with its code.
     Exec {
         #[arg(long)]
@@ -91,6 +97,29 @@ pub enum Cmd {
         container: Option<String>,
         #[arg(last = true)]
         cmd: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SnapshotCmd {
+    /// Run the services' before-snapshot hooks and sync; exit 0 when the VM may be saved.
+    Prepare {
+        /// The bound of the whole call, in ms (default 30000).
+        #[arg(long, value_name = "MS")]
+        timeout_ms: Option<u64>,
+    },
+    /// Tell roost the VM was restored: fresh entropy (32 bytes of this host's `getrandom`),
+    /// this host's clock, new tokens, the after-restore hooks.
+    Restored {
+        /// The VM is a new machine from the snapshot, not the one that was saved.
+        #[arg(long)]
+        clone: bool,
+        /// The generation this restore makes (default: one more than the machine's).
+        #[arg(long)]
+        generation: Option<u64>,
+        /// The wall clock to send, ns since 1970 (default: this host's now).
+        #[arg(long, value_name = "NS")]
+        time_unix_ns: Option<u64>,
     },
 }
 

@@ -151,7 +151,56 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             container,
             cmd,
         } => shell(&cli, cmd.clone(), *workload_user, container.clone()).await,
+        Cmd::Snapshot { command } => snapshot(&cli, command).await,
     }
+}
+
+/// `snapshot prepare|restored`: one call, its answer printed; 0 when roost took it.
+async fn snapshot(cli: &Cli, command: &cli::SnapshotCmd) -> Result<i32, Failure> {
+    let (path, body) = match command {
+        cli::SnapshotCmd::Prepare { timeout_ms } => {
+            let mut body = serde_json::json!({});
+            if let Some(ms) = timeout_ms {
+                body["timeout_ms"] = (*ms).into();
+            }
+            ("/v2/snapshot/prepare", body)
+        }
+        cli::SnapshotCmd::Restored {
+            clone,
+            generation,
+            time_unix_ns,
+        } => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_err(|e| Failure(EXIT_PROTOCOL, format!("this host's clock: {e}")))?;
+            let time = time_unix_ns.unwrap_or(u64::try_from(now.as_nanos()).unwrap_or(u64::MAX));
+            let mut entropy = [0u8; 32];
+            std::io::Read::read_exact(
+                &mut std::fs::File::open("/dev/urandom")
+                    .map_err(|e| Failure(EXIT_PROTOCOL, format!("/dev/urandom: {e}")))?,
+                &mut entropy,
+            )
+            .map_err(|e| Failure(EXIT_PROTOCOL, format!("/dev/urandom: {e}")))?;
+            let mut body = serde_json::json!({
+                "time_unix_ns": time,
+                "entropy": base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    entropy
+                ),
+                "clone": clone,
+            });
+            if let Some(g) = generation {
+                body["generation"] = (*g).into();
+            }
+            ("/v2/snapshot/restored", body)
+        }
+    };
+    let (status, answer) = request(cli, "POST", path, Some(body)).await?;
+    if status != 200 {
+        return Err(refused(status, &answer));
+    }
+    println!("{}", String::from_utf8_lossy(&answer));
+    Ok(0)
 }
 
 fn image_build(

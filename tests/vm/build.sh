@@ -47,7 +47,7 @@ cp /bin/busybox "$init/bin/busybox"
 for tool in sh insmod mount mkdir; do ln -s busybox "$init/bin/$tool"; done
 cp "$roost" "$init/sbin/roost"
 : > "$init/modules"
-for m in virtio_mmio virtio_blk virtio_net vmw_vsock_virtio_transport overlay; do
+for m in virtio_mmio virtio_pci virtio_blk virtio_net vmw_vsock_virtio_transport overlay; do
     modprobe -d "$work/kroot" -S "$kver" --show-depends "$m" | awk '/^insmod/ {print $2}'
 done | awk '!seen[$0]++' | while read -r ko; do
     cp "$ko" "$init/lib/modules/"

@@ -147,6 +147,16 @@ fn hooks_run_in_dependency_order_and_a_restore_answers_what_it_did() {
         ["db", "web", "worker"],
         "after-hooks: dependencies first"
     );
+    // Each service's view says which of its hooks ran, and how.
+    let db = http(&ctl, "GET", "/v2/services/db", &[], b"").json();
+    assert_eq!(
+        db["snapshot_hooks"],
+        json!([
+            {"hook": "before", "outcome": "ok", "generation": 0},
+            {"hook": "after", "outcome": "ok", "generation": 1},
+        ]),
+        "{db}"
+    );
     // The entropy is in no answer and no log line.
     assert!(!r.text().contains(ENTROPY));
 

@@ -460,6 +460,20 @@ pub struct ServiceStatus {
     pub started_at_ms: Option<u64>,
     /// The commands of `/v2/services/{name}/...` it takes.
     pub accepts: Vec<String>,
+    /// Its snapshot hooks that have run, the last run of each (empty: none has).
+    #[serde(default)]
+    pub snapshot_hooks: Vec<HookRun>,
+}
+
+/// The last run of one of a service's snapshot hooks.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct HookRun {
+    /// `before` or `after`.
+    pub hook: String,
+    /// `ok`, or what went wrong.
+    pub outcome: String,
+    /// The machine's snapshot generation when it ran.
+    pub generation: u64,
 }
 
 impl ServiceStatus {

@@ -17,10 +17,7 @@ pub const MAX_LOG_WAIT: Duration = Duration::from_secs(25);
 /// single workload is the machine and takes only a signal and a stop). Empty until the
 /// supervisor has published the services.
 pub fn list(state: &ControlState) -> Vec<ServiceStatus> {
-    state
-        .services()
-        .map(|views| views.iter().map(|v| v.status()).collect())
-        .unwrap_or_default()
+    state.service_statuses().unwrap_or_default()
 }
 
 /// `/v2/services/{name}` and `/v2/services/{name}/{action}`.

@@ -55,7 +55,7 @@ pub async fn prepare(state: &ControlState, body: &[u8]) -> Response<Body> {
     let hooks = timed(
         &mut steps,
         "hooks",
-        run_hooks(state, Call::Prepare, Some(deadline)),
+        run_hooks(state, Call::Prepare, generation, Some(deadline)),
     )
     .await;
     if let Some(failed) = hooks.iter().find(|h| h.outcome != "ok") {
@@ -166,7 +166,12 @@ pub async fn restored(state: &ControlState, body: &[u8]) -> Response<Body> {
         state.refresh_all_tokens(snapshot::TOKEN_REFRESH_BOUND),
     )
     .await;
-    let hooks = timed(&mut steps, "hooks", run_hooks(state, Call::Restored, None)).await;
+    let hooks = timed(
+        &mut steps,
+        "hooks",
+        run_hooks(state, Call::Restored, generation, None),
+    )
+    .await;
     let answer = RestoredAnswer {
         generation,
         clock_step_ms,
@@ -200,6 +205,7 @@ use kernel::WallClock;
 async fn run_hooks(
     state: &ControlState,
     call: Call,
+    generation: u64,
     deadline: Option<Instant>,
 ) -> Vec<HookOutcome> {
     let services = state.service_specs();
@@ -230,6 +236,18 @@ async fn run_hooks(
             match call { Call::Prepare => "before", Call::Restored => "after" },
             service.name,
             outcome.outcome
+        );
+        state.record_hook(
+            &service.name,
+            roost_control_protocol::HookRun {
+                hook: match call {
+                    Call::Prepare => "before",
+                    Call::Restored => "after",
+                }
+                .to_string(),
+                outcome: outcome.outcome.clone(),
+                generation,
+            },
         );
         let failed = outcome.outcome != "ok";
         outcomes.push(outcome);

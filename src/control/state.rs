@@ -54,6 +54,8 @@ struct Inner {
     /// Every broker's tokens (of every service), and the one "fetch them all now".
     tokens: Vec<broker::BrokerStatus>,
     token_refresh: Option<broker::RefreshAll>,
+    /// Each service's snapshot hooks that have run: the last run of each.
+    hook_runs: std::collections::BTreeMap<String, Vec<roost_control_protocol::HookRun>>,
     /// The one pool of platform connections (the proxy's and the brokers').
     upstream: Option<roost_platform::pool::UpstreamClient>,
     /// The exit report, once the exit code is decided.
@@ -337,12 +339,35 @@ impl ControlState {
                 }
             }),
             log_lines_dropped: crate::logging::dropped_lines(),
-            services: i
-                .services
-                .as_deref()
-                .map(|views| views.iter().map(|v| v.status()).collect()),
+            services: i.services.as_deref().map(|views| {
+                views
+                    .iter()
+                    .map(|v| with_hooks(v.status(), &i.hook_runs))
+                    .collect()
+            }),
             snapshot: self.snapshot(|book| book.status()),
         })
+    }
+
+    /// Every service's status, with the snapshot hooks it ran.
+    pub fn service_statuses(&self) -> Option<Vec<roost_control_protocol::ServiceStatus>> {
+        self.with(|i| {
+            i.services.as_deref().map(|views| {
+                views
+                    .iter()
+                    .map(|v| with_hooks(v.status(), &i.hook_runs))
+                    .collect()
+            })
+        })
+    }
+
+    /// Records the run of `service`'s `hook` (`before` or `after`).
+    pub fn record_hook(&self, service: &str, run: roost_control_protocol::HookRun) {
+        self.with(|i| {
+            let runs = i.hook_runs.entry(service.to_string()).or_default();
+            runs.retain(|r| r.hook != run.hook);
+            runs.push(run);
+        });
     }
 
     /// The snapshot cycle's book, for one step of a call.
@@ -359,4 +384,14 @@ impl ControlState {
     pub fn owns_the_kernel(&self) -> bool {
         self.mode == "vm"
     }
+}
+
+fn with_hooks(
+    mut status: roost_control_protocol::ServiceStatus,
+    runs: &std::collections::BTreeMap<String, Vec<roost_control_protocol::HookRun>>,
+) -> roost_control_protocol::ServiceStatus {
+    if let Some(runs) = runs.get(&status.name) {
+        status.snapshot_hooks = runs.clone();
+    }
+    status
 }

@@ -66,6 +66,7 @@ impl ServiceView {
             pid: self.pid,
             started_at_ms: self.started_at_ms,
             accepts: self.accepts.iter().map(|a| a.to_string()).collect(),
+            snapshot_hooks: Vec::new(),
         }
     }
 }

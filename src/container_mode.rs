@@ -46,6 +46,23 @@ impl Mode for ContainerMode<'_> {
         }
     }
 
+    fn configure_control(
+        &self,
+        _config: &Validated,
+        state: &ControlState,
+        _critical: &CriticalTasks,
+        _servers: &mut Vec<ControlServer>,
+    ) {
+        // The host's kernel log is not this machine's: a container never watches it. Tests
+        // (the fault-injection build only) hand a FIFO in its place, to drive a restore the
+        // host does not announce (tests/snapshot.rs).
+        #[cfg(feature = "fault-injection")]
+        if let Some(kmsg) = std::env::var_os("ROOST_TEST_KMSG") {
+            control::snapshot::watch_kernel_restores(state.clone(), kmsg.into());
+        }
+        let _ = state;
+    }
+
     async fn load_config(&mut self, state: &ControlState) -> Result<Validated, BootFailure> {
         let config = config::load_file(&self.args.config)
             .map_err(|err| BootFailure::Config(err.to_string()))?;

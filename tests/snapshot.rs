@@ -312,3 +312,73 @@ fn roostctl_drives_both_calls_with_this_hosts_clock_and_entropy() {
     roost.signal(libc::SIGTERM);
     roost.wait(T);
 }
+
+#[test]
+fn a_restore_the_host_does_not_announce_still_gets_tokens_and_after_hooks() {
+    let scratch = Scratch::new();
+    let journal = scratch.path("journal");
+    std::fs::write(&journal, b"").expect("journal");
+    // The kernel log, as a FIFO the test writes: in a VM it is /dev/kmsg.
+    let kmsg = scratch.path("kmsg");
+    nix::unistd::mkfifo(&kmsg, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("fifo");
+    let doc = json!({"KillTimeout": 2, "Containers": [hooked("app", &journal, json!({}))]});
+    let config = scratch.config(&doc);
+    let ctl = scratch.path("ctl.sock");
+    let roost = roost_with_control(
+        &config,
+        &ctl,
+        &[("ROOST_TEST_KMSG", kmsg.to_str().expect("utf-8"))],
+    );
+    wait_running(&ctl, 1);
+    // Opened after roost's reader (a blocking open waits for it), and kept open to the end.
+    let mut writer = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&kmsg)
+        .expect("fifo writer");
+    use std::io::Write;
+    writer
+        .write_all(b"6,1001,123456789,-;random: crng init done\n")
+        .expect("write");
+    writer
+        .write_all(b"6,1002,123456799,-;random: crng reseeded due to virtual machine fork\n")
+        .expect("write");
+    let deadline = Instant::now() + T;
+    let status = loop {
+        let v = http(&ctl, "GET", "/v2/status", &[], b"").json();
+        if v["snapshot"]["detected_restores"] == 1 && v["snapshot"]["in_progress"].is_null() {
+            break v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the restore was not noticed: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status["snapshot"]["clock_stepped"], false, "{status}");
+    // The generation is the host's to give: unchanged.
+    assert_eq!(status["snapshot"]["generation"], 0, "{status}");
+    assert_eq!(
+        std::fs::read_to_string(&journal)
+            .expect("journal")
+            .lines()
+            .collect::<Vec<_>>(),
+        ["app:after:0"]
+    );
+    // The host's call later still does what only it can (entropy, clock): a new generation.
+    let r = post(
+        &ctl,
+        "/v2/snapshot/restored",
+        &json!({"time_unix_ns": now_ns(), "entropy": ENTROPY, "clone": false}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["generation"], 1);
+    roost.signal(libc::SIGTERM);
+    let done = roost.wait(T);
+    drop(writer);
+    assert!(
+        done.stderr
+            .contains("a restore was noticed without the host's call"),
+        "{}",
+        done.stderr
+    );
+}

@@ -219,6 +219,13 @@ pub struct SnapshotStatus {
     pub in_progress: Option<String>,
     /// Whether the machine is prepared (a `prepare` succeeded and no restore came yet).
     pub prepared: bool,
+    /// Restores roost noticed without the host's call (the kernel's VM-fork line).
+    #[serde(default)]
+    pub detected_restores: u64,
+    /// Whether the last restore stepped the wall clock (false: it is behind by the time the
+    /// VM spent saved until the host calls `restored`); null before any restore.
+    #[serde(default)]
+    pub clock_stepped: Option<bool>,
 }
 
 /// What one service's snapshot hook did.

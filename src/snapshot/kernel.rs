@@ -34,11 +34,34 @@ pub fn reseed(bytes: &[u8]) -> std::io::Result<()> {
     if added != 0 {
         return Err(std::io::Error::last_os_error());
     }
+    force_reseed(&urandom)
+}
+
+/// Forces a CRNG reseed from what the kernel's pool holds, with no bytes from the host (a
+/// restore noticed without the host's call). Needs `CAP_SYS_ADMIN`.
+pub fn reseed_from_the_kernel() -> std::io::Result<()> {
+    force_reseed(
+        &std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/urandom")?,
+    )
+}
+
+fn force_reseed(urandom: &std::fs::File) -> std::io::Result<()> {
     // SAFETY: an ioctl without an argument on a descriptor we own.
     if unsafe { libc::ioctl(urandom.as_raw_fd(), RNDRESEEDCRNG as _) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Whether a `/dev/kmsg` record (`PRIO,SEQ,TIME,FLAGS;TEXT`) is the kernel's VMGenID driver
+/// telling of a VM fork: the VM was restored from a snapshot (Linux 5.20+ with a VMGenID
+/// device; no uevent reaches userspace, so this line is what there is).
+pub fn is_vm_fork_record(record: &str) -> bool {
+    let text = record.split_once(';').map_or(record, |(_, text)| text);
+    text.trim_end()
+        .ends_with("crng reseeded due to virtual machine fork")
 }
 
 /// The wall clock, as the restore reads and steps it (a fake one in tests: stepping the
@@ -118,6 +141,20 @@ mod tests {
         let step = step_clock(&mut clock, host, Duration::from_millis(3)).expect("step");
         assert_eq!(clock.0, i128::from(host) + 3_000_000);
         assert!((step - 16_003.0).abs() < 1e-6, "{step}");
+    }
+
+    #[test]
+    fn the_vm_fork_record_is_recognised() {
+        assert!(is_vm_fork_record(
+            "6,1234,5678901,-;random: crng reseeded due to virtual machine fork\n"
+        ));
+        assert!(is_vm_fork_record(
+            "random: crng reseeded due to virtual machine fork"
+        ));
+        assert!(!is_vm_fork_record("6,1,2,-;random: crng init done"));
+        assert!(!is_vm_fork_record(
+            "6,1,2,-;echo crng reseeded due to virtual machine fork and more"
+        ));
     }
 
     #[test]

@@ -60,6 +60,10 @@ pub struct Book {
     in_progress: Option<Call>,
     prepared: bool,
     last_answer: Option<RestoredAnswer>,
+    /// Restores noticed without the host's call.
+    detected: u64,
+    /// Whether the last restore stepped the wall clock (None: no restore yet).
+    clock_stepped: Option<bool>,
 }
 
 impl Book {
@@ -69,6 +73,8 @@ impl Book {
             last_restore_at: self.last_restore_at_ms,
             in_progress: self.in_progress.map(|c| c.name().to_string()),
             prepared: self.prepared,
+            detected_restores: self.detected,
+            clock_stepped: self.clock_stepped,
         }
     }
 
@@ -127,9 +133,30 @@ impl Book {
     pub fn end_restore(&mut self, answer: RestoredAnswer, at_ms: u64) {
         self.in_progress = None;
         self.prepared = false;
+        self.clock_stepped = Some(answer.clock_step_ms.is_some());
         self.generation = answer.generation;
         self.last_restore_at_ms = Some(at_ms);
         self.last_answer = Some(answer);
+    }
+}
+
+impl Book {
+    /// Starts what roost does for a restore it noticed without the host: refused while a
+    /// call runs (the host is on it). The generation stays: it is the host's to give.
+    pub fn begin_detected(&mut self) -> Result<u64, Refusal> {
+        if let Some(call) = self.in_progress {
+            return Err(Refusal::Busy(call.name()));
+        }
+        self.in_progress = Some(Call::Restored);
+        Ok(self.generation)
+    }
+
+    pub fn end_detected(&mut self, at_ms: u64) {
+        self.in_progress = None;
+        self.prepared = false;
+        self.detected = self.detected.saturating_add(1);
+        self.last_restore_at_ms = Some(at_ms);
+        self.clock_stepped = Some(false);
     }
 }
 

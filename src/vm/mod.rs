@@ -170,6 +170,8 @@ impl Mode for VmMode {
         servers: &mut Vec<ControlServer>,
     ) {
         let control = &config.control;
+        // A restore the host does not announce still gets what needs no host data.
+        control::snapshot::watch_kernel_restores(state.clone(), PathBuf::from("/dev/kmsg"));
         // The default listener started before the config: it learns Control.AllowCids now.
         for server in servers.iter() {
             server.set_allow_cids(control.allow_cids.clone());

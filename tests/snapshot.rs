@@ -382,3 +382,135 @@ fn a_restore_the_host_does_not_announce_still_gets_tokens_and_after_hooks() {
         done.stderr
     );
 }
+
+/// A Unix-socket relay in front of roost's control socket whose connections the test can
+/// cut at once, as a VM's restore resets every vsock connection.
+struct Relay {
+    path: std::path::PathBuf,
+    live: std::sync::Arc<std::sync::Mutex<Vec<std::os::unix::net::UnixStream>>>,
+}
+
+impl Relay {
+    fn start(path: std::path::PathBuf, to: std::path::PathBuf) -> Relay {
+        let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind relay");
+        let live = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let held = live.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let Ok(server) = std::os::unix::net::UnixStream::connect(&to) else {
+                    continue;
+                };
+                let pipe = |mut from: std::os::unix::net::UnixStream,
+                            mut to: std::os::unix::net::UnixStream| {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                };
+                let mut kept = held.lock().unwrap();
+                kept.push(client.try_clone().expect("clone"));
+                kept.push(server.try_clone().expect("clone"));
+                pipe(
+                    client.try_clone().expect("clone"),
+                    server.try_clone().expect("clone"),
+                );
+                pipe(server, client);
+            }
+        });
+        Relay { path, live }
+    }
+
+    /// Cuts every connection through the relay.
+    fn cut(&self) {
+        for s in self.live.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+#[test]
+fn roostctl_wait_connects_again_when_its_connection_is_cut() {
+    let scratch = Scratch::new();
+    let stop = scratch.path("stop");
+    let doc = json!({"KillTimeout": 2, "Control": {"LingerSeconds": 5}, "ImageConfig": {"Cmd": [
+        "/bin/sh", "-c", format!("while [ ! -e {} ]; do sleep 0.05; done; exit 7", stop.display())
+    ]}});
+    let config = scratch.config(&doc);
+    let ctl = scratch.path("ctl.sock");
+    let roost = roost_with_control(&config, &ctl, &[]);
+    let relay = Relay::start(scratch.path("relay.sock"), ctl.clone());
+    let waiter = std::process::Command::new(roostctl_bin())
+        .arg("--unix")
+        .arg(&relay.path)
+        .arg("wait")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("roostctl wait");
+    // The long-poll is in place; a restore cuts it.
+    std::thread::sleep(Duration::from_millis(1500));
+    relay.cut();
+    std::thread::sleep(Duration::from_millis(1500));
+    std::fs::write(&stop, b"").expect("stop");
+    let out = waiter.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{stderr}");
+    assert!(
+        stderr.contains("connecting again"),
+        "the cut went unnoticed: {stderr}"
+    );
+    roost.signal(libc::SIGTERM);
+    roost.wait(T);
+}
+
+#[test]
+fn the_pushed_exit_report_survives_a_cut_connection() {
+    use std::io::{BufRead, Read, Write};
+    let scratch = Scratch::new();
+    let report = scratch.path("report.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&report).expect("bind");
+    // The host: the first connection is cut after the request came (a restore in between),
+    // the second is acknowledged.
+    let host = std::thread::spawn(move || {
+        let mut bodies = Vec::new();
+        for n in 0..2 {
+            let (mut s, _) = listener.accept().expect("accept");
+            let mut reader = std::io::BufReader::new(s.try_clone().expect("clone"));
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).expect("read");
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().expect("length");
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).expect("body");
+            bodies.push(String::from_utf8_lossy(&body).into_owned());
+            if n == 0 {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            } else {
+                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                    .expect("ack");
+            }
+        }
+        bodies
+    });
+    let doc = json!({"KillTimeout": 2, "Control": {"ExitReportSocket": report},
+                     "ImageConfig": {"Cmd": ["/bin/sh", "-c", "exit 9"]}});
+    let done = Running::start(PID_NS, &scratch.config(&doc)).wait(T);
+    done.assert_code(9);
+    let bodies = host.join().expect("host");
+    assert_eq!(bodies.len(), 2);
+    let second: serde_json::Value = serde_json::from_str(&bodies[1]).expect("json");
+    assert_eq!(second["code"], 9, "{second}");
+    assert!(
+        done.stderr.contains("exit report acknowledged"),
+        "{}",
+        done.stderr
+    );
+}

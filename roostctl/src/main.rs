@@ -44,15 +44,7 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             );
             Ok(0)
         }
-        Cmd::Wait => {
-            let (status, body) = request(&cli, "GET", "/v1/exit_code", None).await?;
-            if status != 200 {
-                return Err(refused(status, &body));
-            }
-            let exit: ExitCode = parse(&body)?;
-            println!("{}", String::from_utf8_lossy(&body));
-            Ok(exit.code)
-        }
+        Cmd::Wait => wait(&cli).await,
         Cmd::Signal { signal, container } => {
             let signal = parse_signal(signal)?;
             let body = serde_json::json!({ "signal": signal });
@@ -152,6 +144,42 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             cmd,
         } => shell(&cli, cmd.clone(), *workload_user, container.clone()).await,
         Cmd::Snapshot { command } => snapshot(&cli, command).await,
+    }
+}
+
+/// How long `wait` keeps reconnecting while roost's control API cannot be reached (a VM
+/// being snapshotted resets its vsock connections; one that stays away is gone).
+const RECONNECT_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `wait`: the long-poll of `/v1/exit_code`, connected again whenever its connection is cut
+/// (a suspend resets every vsock connection), until roost has been unreachable for
+/// [`RECONNECT_FOR`].
+async fn wait(cli: &Cli) -> Result<i32, Failure> {
+    let mut unreachable_since: Option<std::time::Instant> = None;
+    loop {
+        let asked = std::time::Instant::now();
+        match request(cli, "GET", "/v1/exit_code", None).await {
+            Ok((200, body)) => {
+                let exit: ExitCode = parse(&body)?;
+                println!("{}", String::from_utf8_lossy(&body));
+                return Ok(exit.code);
+            }
+            Ok((status, body)) => return Err(refused(status, &body)),
+            Err(failure) if failure.0 == EXIT_UNAVAILABLE => {
+                // A long-poll that was answering for a while was connected: the clock of
+                // "unreachable" starts again.
+                if asked.elapsed() > std::time::Duration::from_secs(1) {
+                    unreachable_since = None;
+                }
+                let since = *unreachable_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() > RECONNECT_FOR {
+                    return Err(failure);
+                }
+                eprintln!("roostctl: {}; connecting again", failure.1);
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            Err(failure) => return Err(failure),
+        }
     }
 }
 

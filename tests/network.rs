@@ -189,3 +189,22 @@ fn a_leftover_route_to_mmds_does_not_hide_a_missing_prohibit_route() {
         assert!(routes.contains("prohibit 169.254.169.254"), "{routes}");
     });
 }
+
+#[test]
+fn a_clone_lifts_the_mmds_block_and_puts_it_back() {
+    in_netns(|| {
+        sh("ip link add eth0 type veth peer name peer0");
+        sh("ip link set eth0 up");
+        runtime().block_on(async {
+            let nl = Netlink::connect().expect("netlink");
+            let mmds: std::net::Ipv4Addr = "169.254.169.254".parse().expect("ip");
+            nl.prohibit_v4(mmds).await.expect("prohibit");
+            nl.unprohibit_v4(mmds).await.expect("lift");
+            assert!(!sh("ip route show").contains("prohibit"), "still blocked");
+            // Lifting twice finds nothing to remove, and says so by succeeding.
+            nl.unprohibit_v4(mmds).await.expect("lift again");
+            nl.prohibit_v4(mmds).await.expect("block again");
+        });
+        assert!(sh("ip route show").contains("prohibit 169.254.169.254"));
+    });
+}

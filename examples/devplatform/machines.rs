@@ -22,7 +22,16 @@ pub fn mint_token(key: &MacaroonKey, app: &str, machine: &str) -> String {
     m.serialize(Format::V2).expect("serialize")
 }
 
-/// Verifies `Authorization: FlyV1 <macaroon>` for a request; returns the token's caveats.
+/// The machine a token is for: its `machine_id = ...` caveat.
+fn machine_of(caveats: &[String]) -> Option<String> {
+    caveats
+        .iter()
+        .find_map(|c| c.strip_prefix("machine_id = ").map(str::to_string))
+}
+
+/// Verifies `Authorization: FlyV1 <macaroon>` for a request; returns the token's caveats. The
+/// token's machine must be one this platform runs (`--machine`, or a clone minted through
+/// `POST /_dev/mint`).
 fn verify(
     p: &Platform,
     auth: Option<&str>,
@@ -40,9 +49,12 @@ fn verify(
         .filter_map(|c| c.as_first_party())
         .map(|c| String::from_utf8_lossy(c.predicate()).into_owned())
         .collect();
+    let machine = machine_of(&caveats).unwrap_or_else(|| p.opts.machine.clone());
+    if !p.machines.lock().unwrap().contains(&machine) {
+        return Err(format!("machine {machine} is not one of this platform's"));
+    }
     let mut v = Verifier::default();
     v.satisfy_exact(format!("app_name = {}", p.opts.app));
-    let machine = p.opts.machine.clone();
     let (method, path) = (method.to_string(), path.to_string());
     v.satisfy_general(move |predicate| {
         check_caveat(
@@ -87,9 +99,12 @@ pub async fn handle(p: &Platform, req: Req) -> Response<ResBody> {
     let resp = match &verified {
         Err(why) => http_util::error(401, why),
         Ok(_) if !echo.is_empty() => echo_auth(auth.as_deref().unwrap_or(""), &echo),
-        Ok(_) => match body {
+        Ok(caveats) => match body {
             None => http_util::error(413, "body too large"),
-            Some(body) => answer(p, &method, &path, query.as_deref(), &body).await,
+            Some(body) => {
+                let machine = machine_of(caveats).unwrap_or_else(|| p.opts.machine.clone());
+                answer(p, &machine, &method, &path, query.as_deref(), &body).await
+            }
         },
     };
     let mut received = p.received.lock().unwrap();
@@ -139,19 +154,20 @@ fn echo_auth(auth: &str, mode: &str) -> Response<ResBody> {
 
 async fn answer(
     p: &Platform,
+    token_machine: &str,
     method: &str,
     path: &str,
     query: Option<&str>,
     body: &[u8],
 ) -> Response<ResBody> {
     if (method, path) == ("POST", "/v1/tokens/oidc") {
-        return crate::oidc::issue(p, body);
+        return crate::oidc::issue(p, token_machine, body);
     }
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let ["v1", "apps", app, "machines", machine, rest @ ..] = segments.as_slice() else {
         return http_util::error(404, "not found");
     };
-    if *app != p.opts.app || *machine != p.opts.machine {
+    if *app != p.opts.app || *machine != token_machine {
         return http_util::error(403, "the token is not for this app or machine");
     }
     match (method, rest) {

@@ -122,6 +122,8 @@ pub struct Platform {
     pub received: Mutex<Vec<Received>>,
     pub metadata: Mutex<std::collections::BTreeMap<String, String>>,
     pub mmds: Mutex<mmds::MmdsState>,
+    /// The machines whose tokens verify: `--machine`, and every clone minted since.
+    pub machines: Mutex<std::collections::BTreeSet<String>>,
     /// Fault switch for tests: answer the next N OIDC requests with 503.
     pub oidc_failures: Mutex<u32>,
     /// Fault switch for tests: answer machine requests like a careless upstream, with a 401
@@ -188,6 +190,7 @@ async fn run(opts: Options) {
         received: Mutex::new(Vec::new()),
         metadata: Mutex::new(Default::default()),
         mmds: Mutex::new(mmds::MmdsState::default()),
+        machines: Mutex::new([opts.machine.clone()].into()),
         oidc_failures: Mutex::new(0),
         echo_auth: Mutex::new(String::new()),
         opts: opts.clone(),
@@ -281,6 +284,23 @@ async fn route(p: &Platform, req: http_util::Req) -> hyper::Response<ResBody> {
         }
         ("PUT", "/_dev/mmds") => mmds::put_data(p, req).await,
         ("POST", "/_dev/mmds/restore") => mmds::restore(p),
+        // A clone of the machine: a macaroon of its own (the body is its machine id), which
+        // verifies from now on.
+        ("POST", "/_dev/mint") => match http_util::read_body(req, 256).await {
+            Some(body) => {
+                let machine = String::from_utf8_lossy(&body).trim().to_string();
+                if machine.is_empty() || machine.contains(char::is_whitespace) {
+                    return http_util::error(400, "the body is the clone's machine id");
+                }
+                p.machines.lock().unwrap().insert(machine.clone());
+                http_util::full(
+                    200,
+                    "text/plain",
+                    machines::mint_token(&p.root_key, &p.opts.app, &machine),
+                )
+            }
+            None => http_util::error(413, "too large"),
+        },
         ("POST", "/_dev/oidc-failures") => {
             let body = http_util::read_body(req, 1024).await.unwrap_or_default();
             *p.oidc_failures.lock().unwrap() =

@@ -59,7 +59,7 @@ pub fn jwks(p: &Platform) -> Response<ResBody> {
 }
 
 /// `POST /v1/tokens/oidc {"aud": ...}`: a raw JWT, as Fly answers.
-pub fn issue(p: &Platform, body: &[u8]) -> Response<ResBody> {
+pub fn issue(p: &Platform, machine: &str, body: &[u8]) -> Response<ResBody> {
     {
         let mut failures = p.oidc_failures.lock().unwrap();
         if *failures > 0 {
@@ -87,13 +87,13 @@ pub fn issue(p: &Platform, body: &[u8]) -> Response<ResBody> {
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut jti);
     let claims = serde_json::json!({
         "iss": p.issuer,
-        "sub": format!("{}:{}", p.opts.app, p.opts.machine),
+        "sub": format!("{}:{}", p.opts.app, machine),
         "aud": aud,
         "iat": now,
         "nbf": now,
         "exp": now + p.opts.token_lifetime,
         "jti": jti.iter().map(|b| format!("{b:02x}")).collect::<String>(),
-        "machine_id": p.opts.machine,
+        "machine_id": machine,
         "app_name": p.opts.app,
     });
     let mut header = Header::new(Algorithm::RS256);

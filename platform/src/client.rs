@@ -37,10 +37,11 @@ pub struct Endpoint {
     pub connect_timeout: Duration,
 }
 
-/// The platform: credentials and the pool. Cheap to clone (both are shared).
+/// The platform: credentials and the pool. Cheap to clone (both are shared, and a clone of a
+/// VM's new credentials reach every holder through [`Platform::replace_credentials`]).
 #[derive(Debug, Clone)]
 pub struct Platform {
-    credentials: Arc<Credentials>,
+    credentials: Arc<std::sync::RwLock<Arc<Credentials>>>,
     client: UpstreamClient,
 }
 
@@ -58,13 +59,26 @@ impl Platform {
         let client =
             UpstreamClient::new(&endpoint.upstream, endpoint.connect_timeout, pem.as_deref())?;
         Ok(Platform {
-            credentials: Arc::new(credentials),
+            credentials: Arc::new(std::sync::RwLock::new(Arc::new(credentials))),
             client,
         })
     }
 
-    pub fn credentials(&self) -> &Credentials {
-        &self.credentials
+    /// The credentials as they are now (a request in flight keeps the ones it started with).
+    pub fn credentials(&self) -> Arc<Credentials> {
+        self.credentials
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// New credentials for every holder of this platform (a VM restored as a clone has a
+    /// macaroon of its own).
+    pub fn replace_credentials(&self, credentials: Credentials) {
+        *self
+            .credentials
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(credentials);
     }
 
     /// The pool, for the proxy's forwarding.
@@ -81,7 +95,7 @@ impl Platform {
         max_response: usize,
     ) -> Result<PlatformResponse, ClientError> {
         let auth = self
-            .credentials
+            .credentials()
             .authorization("POST", path)
             .map_err(|e: CredentialError| ClientError::Build(e.to_string()))?;
         let req = Request::builder()

@@ -158,6 +158,23 @@ pub async fn restored(state: &ControlState, body: &[u8]) -> Response<Body> {
         state.drop_upstream_connections()
     })
     .await;
+    // A clone is a new machine: its own id, host name and macaroon, before any token is
+    // fetched with them.
+    let identity_changed = if req.clone {
+        timed(&mut steps, "identity", async {
+            match state.take_new_identity().await {
+                Some(Ok(_)) => true,
+                Some(Err(e)) => {
+                    tracing::error!("restore: the clone kept the original's identity: {e}");
+                    false
+                }
+                None => false,
+            }
+        })
+        .await
+    } else {
+        false
+    };
     // Tokens may have expired while the VM was saved: every broker fetches every token now,
     // and the answer waits for them (the token upstream is all it waits on).
     let tokens_refreshed = timed(
@@ -177,7 +194,7 @@ pub async fn restored(state: &ControlState, body: &[u8]) -> Response<Body> {
         clock_step_ms,
         clock,
         reseeded,
-        identity_changed: false,
+        identity_changed,
         tokens_refreshed,
         hooks,
         steps,

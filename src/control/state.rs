@@ -11,6 +11,30 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 use tokio::sync::watch;
 
+/// A clone's identity as its mode read it and applied it to the machine.
+#[derive(Debug, Clone)]
+pub struct NewIdentity {
+    pub machine_id: Option<String>,
+    pub hostname: Option<String>,
+    /// The clone's own macaroon, for every platform request from now on.
+    pub credentials: Option<roost_platform::Credentials>,
+}
+
+/// Reads and applies a clone's identity (VM mode: lift the MMDS block, read the clone's
+/// document, set the host name and /etc/hosts, block MMDS again).
+#[derive(Clone)]
+pub struct Reidentify(pub Arc<dyn Fn() -> IdentityFuture + Send + Sync>);
+
+/// What [`Reidentify`] returns.
+pub type IdentityFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<NewIdentity, String>> + Send>>;
+
+impl std::fmt::Debug for Reidentify {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reidentify")
+    }
+}
+
 /// A service as the boot resolved it.
 #[derive(Debug, Clone)]
 pub struct ServiceSpec {
@@ -56,8 +80,10 @@ struct Inner {
     token_refresh: Option<broker::RefreshAll>,
     /// Each service's snapshot hooks that have run: the last run of each.
     hook_runs: std::collections::BTreeMap<String, Vec<roost_control_protocol::HookRun>>,
-    /// The one pool of platform connections (the proxy's and the brokers').
-    upstream: Option<roost_platform::pool::UpstreamClient>,
+    /// The platform (its one pool and its credentials, the proxy's and the brokers').
+    platform: Option<roost_platform::Platform>,
+    /// How a clone takes its own identity (VM mode: from MMDS).
+    reidentify: Option<Reidentify>,
     /// The exit report, once the exit code is decided.
     exit_report: Option<roost_control_protocol::ExitReport>,
 }
@@ -132,14 +158,31 @@ impl ControlState {
         self.with(|i| i.tokens.push(status));
     }
 
-    pub fn set_upstream(&self, upstream: Option<roost_platform::pool::UpstreamClient>) {
-        self.with(|i| i.upstream = upstream);
+    pub fn set_platform(&self, platform: Option<roost_platform::Platform>) {
+        self.with(|i| i.platform = platform);
     }
 
     /// Drops every pooled platform connection; whether there was a pool.
     pub fn drop_upstream_connections(&self) -> bool {
-        let upstream = self.with(|i| i.upstream.clone());
-        upstream.map(|u| u.drop_connections()).is_some()
+        let platform = self.with(|i| i.platform.clone());
+        platform.map(|p| p.upstream().drop_connections()).is_some()
+    }
+
+    pub fn set_reidentify(&self, reidentify: Reidentify) {
+        self.with(|i| i.reidentify = Some(reidentify));
+    }
+
+    /// A clone's new identity, read and applied by the mode (None: this mode has none to
+    /// read); the platform's credentials are replaced with the new ones.
+    pub async fn take_new_identity(&self) -> Option<Result<NewIdentity, String>> {
+        let (reidentify, platform) = self.with(|i| (i.reidentify.clone(), i.platform.clone()));
+        let result = (reidentify?.0)().await;
+        if let (Ok(identity), Some(platform)) = (&result, platform) {
+            if let Some(credentials) = &identity.credentials {
+                platform.replace_credentials(credentials.clone());
+            }
+        }
+        Some(result)
     }
 
     pub fn set_token_refresh(&self, refresh: broker::RefreshAll) {

@@ -40,7 +40,7 @@ pub async fn start(
 ) -> Result<Vec<Option<PathBuf>>, BootInterrupted> {
     let critical = supervisor.critical().clone();
     let platform = proxy::platform_or_log(config);
-    state.set_upstream(platform.as_ref().map(|p| p.upstream().clone()));
+    state.set_platform(platform.clone());
     state.set_proxy(proxy::start(config, platform.as_ref(), &critical));
     state.phase("api_proxy");
     // One broker per service that asks for a cloud role, with token files as its user: the

@@ -436,6 +436,32 @@ impl Netlink {
     /// prohibit`), and checks that one is in place. A route to `dest`/32 already there (a
     /// leftover of the MMDS fetch) would make the add fail with EEXIST while `dest` stays
     /// reachable: it is removed and the add retried.
+    /// Removes every prohibit route to `dest` ([`Netlink::prohibit_v4`]'s undoing), and checks
+    /// that none is left.
+    pub async fn unprohibit_v4(&self, dest: Ipv4Addr) -> Result<(), NetError> {
+        for route in self.routes_to_v4(dest)? {
+            if route.payload.get(7) == Some(&RTN_PROHIBIT) {
+                let header = route.payload.get(..12).unwrap_or_default().to_vec();
+                let attrs = route.payload.get(12..).unwrap_or_default().to_vec();
+                self.ack(libc::RTM_DELROUTE, 0, &header, |mut r| {
+                    r.buf.extend_from_slice(&attrs);
+                    r
+                })
+                .map_err(NetError::from)?;
+            }
+        }
+        let left = self
+            .routes_to_v4(dest)?
+            .iter()
+            .any(|r| r.payload.get(7) == Some(&RTN_PROHIBIT));
+        if left {
+            return Err(NetError::Netlink(format!(
+                "a prohibit route to {dest} is still there after removing it"
+            )));
+        }
+        Ok(())
+    }
+
     pub async fn prohibit_v4(&self, dest: Ipv4Addr) -> Result<(), NetError> {
         let add = || {
             let flags = (libc::NLM_F_CREATE | libc::NLM_F_EXCL) as u16;

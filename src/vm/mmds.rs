@@ -18,7 +18,7 @@ use tokio::time::Instant;
 /// Where MMDS answers inside a Firecracker guest.
 pub const MMDS_ADDR: &str = "169.254.169.254:80";
 /// MMDS's address (Firecracker's default).
-const MMDS_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
+pub const MMDS_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
 /// The temporary address used to reach MMDS (QEMU's user network gives the guest this one;
 /// under Firecracker any link-local address works).
 const MMDS_CLIENT_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 0, 15);

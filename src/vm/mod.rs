@@ -9,6 +9,7 @@
 //! volumes unmounted in reverse, `/` read-only, sync, reboot (Firecracker with `reboot=k`
 //! exits on it). A boot failure is reported the same way; it never becomes a kernel panic.
 
+pub mod clone;
 pub mod cmdline;
 pub mod etc;
 pub mod mmds;
@@ -170,6 +171,13 @@ impl Mode for VmMode {
         servers: &mut Vec<ControlServer>,
     ) {
         let control = &config.control;
+        // A clone reads its own identity where the original read its config.
+        if self.opts.mmds {
+            state.set_reidentify(clone::reidentify(
+                self.opts.iface.clone(),
+                self.opts.mmds_wait,
+            ));
+        }
         // A restore the host does not announce still gets what needs no host data.
         control::snapshot::watch_kernel_restores(state.clone(), PathBuf::from("/dev/kmsg"));
         // The default listener started before the config: it learns Control.AllowCids now.

@@ -1,0 +1,62 @@
+//! A VM restored as a clone takes an identity of its own: the host's restore gives the copy
+//! a new MMDS document (a new machine id, host name and macaroon), and Firecracker's MMDS
+//! forgets its tokens. roost lifts its own block on MMDS, reads the document with a new
+//! token, applies the host name and /etc/hosts, hands the new macaroon to the platform
+//! client, and blocks MMDS again with the same read-back check as at boot, whatever the read
+//! did.
+
+use crate::control::state::{NewIdentity, Reidentify};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How a clone of this VM reads and applies its identity (`iface` and `wait` as at boot).
+pub fn reidentify(iface: Option<String>, wait: Duration) -> Reidentify {
+    Reidentify(Arc::new(move || {
+        let iface = iface.clone();
+        Box::pin(async move { take_identity(iface.as_deref(), wait).await })
+    }))
+}
+
+async fn take_identity(iface: Option<&str>, wait: Duration) -> Result<NewIdentity, String> {
+    let nl = crate::net::netlink::Netlink::connect().map_err(|e| format!("netlink: {e}"))?;
+    nl.unprohibit_v4(super::mmds::MMDS_IP)
+        .await
+        .map_err(|e| format!("cannot lift the MMDS block: {e}"))?;
+    let fetched = super::mmds::fetch_over_link_local(iface, wait).await;
+    // Blocked again before anything else, also when the read failed.
+    super::mmds::block_after_boot().await;
+    let document = fetched.map_err(|e| format!("the clone's MMDS document: {e}"))?;
+    let bytes = serde_json::to_vec(&document).map_err(|e| e.to_string())?;
+    let config = crate::config::parse(&bytes)
+        .map_err(|e| format!("the clone's MMDS document is not a valid config: {e}"))?;
+    let hostname = config.machine.vm_hostname().map(str::to_string);
+    if let Some(name) = &hostname {
+        nix::unistd::sethostname(name).map_err(|e| format!("hostname {name}: {e}"))?;
+    }
+    let hosts = Path::new("/etc/hosts");
+    let old = std::fs::read_to_string(hosts).unwrap_or_default();
+    super::etc::write_atomic(
+        hosts,
+        &super::etc::render_hosts(&old, hostname.as_deref(), &config.network),
+    )
+    .map_err(|e| format!("/etc/hosts: {e}"))?;
+    let credentials = config.api.as_ref().map(|api| {
+        roost_platform::Credentials::new(
+            api.token.clone(),
+            &api.scheme,
+            api.attenuate,
+            config.machine.id.as_deref(),
+        )
+    });
+    tracing::info!(
+        machine_id = config.machine.id.as_deref().unwrap_or(""),
+        hostname = hostname.as_deref().unwrap_or(""),
+        "a clone's own identity from MMDS: host name and /etc/hosts set, the new macaroon in use, MMDS blocked again"
+    );
+    Ok(NewIdentity {
+        machine_id: config.machine.id.clone(),
+        hostname,
+        credentials,
+    })
+}

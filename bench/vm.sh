@@ -4,9 +4,43 @@
 # output as QEMU sees it, roost's RSS inside the VM, and (in the first boot) roost against tini
 # inside the VM, where cgroups are pure v2 and mounted with favordynmods.
 #   bench/vm.sh [N]     default 5
+#   bench/vm.sh snapshot    one run of the VM snapshot test (a save and two restores), and a
+#                           table of what prepare and restored took, step by step
 # Needs tini, crun and runc (apt-get install tini crun runc) for the in-VM comparisons.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = snapshot ]; then
+    log=$(mktemp /tmp/roost-snapbench.XXXXXX)
+    trap 'rm -f "$log"' EXIT
+    cargo test --quiet -p roost --test vm_boot -- --include-ignored \
+        a_snapshot_restored_twice --nocapture > "$log" 2>&1 || { cat "$log"; exit 1; }
+    python3 - "$log" <<'PY'
+import json, sys
+answers = []
+for line in open(sys.argv[1]):
+    if line.startswith("snapshot-answer "):
+        _, who, call, body = line.split(" ", 3)
+        answers.append((who, call, json.loads(body)))
+print("| call (QEMU TCG, 1 vCPU) | " + " | ".join(["step: ms"] * 1) + " | total ms |")
+print("|---|---|---|")
+for who, call, a in answers:
+    steps = ", ".join(f"{s['step']} {s['duration_ms']:.1f}" for s in a["steps"])
+    print(f"| {call} ({who}) | {steps} | {a['duration_ms']:.1f} |")
+print()
+print("| restore | restored call to a valid token file, ms (every step up to `tokens`) |")
+print("|---|---|")
+for who, call, a in answers:
+    if call != "restored":
+        continue
+    upto = 0.0
+    for s in a["steps"]:
+        upto += s["duration_ms"]
+        if s["step"] == "tokens":
+            break
+    print(f"| {who} | {upto:.1f} |")
+PY
+    exit 0
+fi
 n=${1:-5}
 command -v tini-static >/dev/null || { echo "tini is not installed: apt-get install -y tini" >&2; exit 1; }
 command -v crun >/dev/null && command -v runc >/dev/null || { echo "crun and runc are needed: apt-get install -y crun runc" >&2; exit 1; }

@@ -1033,6 +1033,8 @@ fn a_snapshot_restored_twice_makes_two_machines_with_fresh_randomness_clocks_and
     let (status, answer) =
         vsock_request(&uds, "POST", "/v2/snapshot/prepare", b"{}").expect("prepare");
     assert_eq!(status, 200, "{answer}");
+    // For `bench/vm.sh snapshot`, which tables these lines.
+    eprintln!("snapshot-answer original prepare {answer}");
     let log_before = vsock_request(&uds, "GET", "/v2/services/main/logs", b"")
         .expect("logs")
         .1;
@@ -1134,6 +1136,7 @@ fn a_snapshot_restored_twice_makes_two_machines_with_fresh_randomness_clocks_and
         .expect("restored");
         assert_eq!(status, 200, "{name}: {answer}");
         let restored: serde_json::Value = serde_json::from_str(&answer).expect("json");
+        eprintln!("snapshot-answer {name} restored {answer}");
         assert_eq!(restored["reseeded"], true, "{name}: {restored}");
         assert_eq!(restored["clock"], "stepped", "{name}: {restored}");
         assert!(

@@ -115,7 +115,14 @@ async fn forward(
     }
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
-    match state.policy.decide(&method, &path) {
+    // The machine the credentials are for: a clone's own after a restore, so its workload
+    // reaches its own machine and not the original's.
+    let credentials = state.platform.credentials();
+    let decision = match credentials.machine_id() {
+        Some(machine) => state.policy.decide_as(&method, &path, Some(machine)),
+        None => state.policy.decide(&method, &path),
+    };
+    match decision {
         Decision::Forward => {}
         Decision::BadRequest(why) => return Err((StatusCode::BAD_REQUEST, why.to_string())),
         Decision::Forbidden => {

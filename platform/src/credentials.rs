@@ -43,6 +43,8 @@ pub struct Credentials {
     token: Token,
     scheme: String,
     attenuator: Option<Attenuator>,
+    /// The machine the token is for: the proxy's allow-list is bound to it.
+    machine_id: Option<String>,
 }
 
 /// One `Authorization` header and the token in it (for the redaction of answers).
@@ -76,7 +78,13 @@ impl Credentials {
             token,
             scheme: scheme.to_string(),
             attenuator,
+            machine_id: machine_id.filter(|m| !m.is_empty()).map(str::to_string),
         }
+    }
+
+    /// The machine these credentials are for (a clone's own after a restore).
+    pub fn machine_id(&self) -> Option<&str> {
+        self.machine_id.as_deref()
     }
 
     /// The VM's token itself (for the redaction of answers).

@@ -169,7 +169,7 @@ impl Policy {
         })
     }
 
-    fn fit(&self, pattern: &Pattern, segments: &[&str]) -> Fit {
+    fn fit(&self, pattern: &Pattern, segments: &[&str], machine: Option<&str>) -> Fit {
         let mut own = true;
         for (i, seg) in pattern.segments.iter().enumerate() {
             let Some(actual) = segments.get(i) else {
@@ -180,7 +180,7 @@ impl Policy {
                 Segment::Literal(lit) if lit != actual => return Fit::No,
                 Segment::Literal(_) | Segment::Any => {}
                 Segment::App => own &= self.app.as_deref() == Some(*actual),
-                Segment::Machine => own &= self.machine.as_deref() == Some(*actual),
+                Segment::Machine => own &= machine == Some(*actual),
             }
         }
         match (segments.len() == pattern.segments.len(), own) {
@@ -192,13 +192,19 @@ impl Policy {
 
     /// Decides on a request. `path` is the raw path, without the query.
     pub fn decide(&self, method: &str, path: &str) -> Decision {
+        self.decide_as(method, path, self.machine.as_deref())
+    }
+
+    /// [`Policy::decide`] with `{machine}` bound to `machine` (a clone's own id after a
+    /// restore; the credentials in use say which).
+    pub fn decide_as(&self, method: &str, path: &str, machine: Option<&str>) -> Decision {
         let segments = match check_path(path) {
             Ok(s) => s,
             Err(problem) => return Decision::BadRequest(problem),
         };
         let mut decision = Decision::NotFound;
         for pattern in &self.patterns {
-            match self.fit(pattern, &segments) {
+            match self.fit(pattern, &segments, machine) {
                 Fit::No => {}
                 Fit::OtherIdentity => decision = Decision::Forbidden,
                 Fit::Yes if pattern.methods.iter().any(|m| m == method) => {
@@ -214,6 +220,23 @@ impl Policy {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_clones_machine_replaces_the_originals() {
+        let p = Policy::new(&[], Some("app1"), Some("m1")).expect("defaults parse");
+        assert_eq!(
+            p.decide_as("GET", "/v1/apps/app1/machines/m-clone", Some("m-clone")),
+            Decision::Forward
+        );
+        assert_eq!(
+            p.decide_as("GET", "/v1/apps/app1/machines/m1", Some("m-clone")),
+            Decision::Forbidden
+        );
+        assert_eq!(
+            p.decide("GET", "/v1/apps/app1/machines/m1"),
+            Decision::Forward
+        );
+    }
+
     use super::*;
 
     fn policy() -> Policy {

@@ -54,15 +54,22 @@ impl RefreshAll {
 /// token's expiry after a long suspend.
 const WALL_CLOCK_CHECK: Duration = Duration::from_secs(15);
 
-/// Waits until the wall clock reaches `until_ms` (ms since 1970), checking it at least every
-/// [`WALL_CLOCK_CHECK`], or until a "fetch now" comes.
-async fn wait_until(until_ms: u64, refresh_now: &mut tokio::sync::watch::Receiver<u64>) {
+/// Waits `delay`: until the wall clock has moved on by it (checked at least every
+/// [`WALL_CLOCK_CHECK`]: a suspend stops the monotonic clock, not the wall clock) or the
+/// monotonic clock has (a wall clock stepped back cannot stretch the wait), whichever comes
+/// first, or until a "fetch now" comes.
+async fn wait_for(delay: Duration, refresh_now: &mut tokio::sync::watch::Receiver<u64>) {
+    let until_ms =
+        unix_now_ms().saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+    let started = tokio::time::Instant::now();
     loop {
         let now = unix_now_ms();
-        if now >= until_ms {
+        if now >= until_ms || started.elapsed() >= delay {
             return;
         }
-        let left = Duration::from_millis(until_ms - now).min(WALL_CLOCK_CHECK);
+        let left = Duration::from_millis(until_ms - now)
+            .min(delay.saturating_sub(started.elapsed()))
+            .min(WALL_CLOCK_CHECK);
         tokio::select! {
             () = tokio::time::sleep(left) => {}
             changed = refresh_now.changed() => {
@@ -215,9 +222,7 @@ async fn keep_fresh(
                     let _ = tx.send(());
                 }
                 let delay = refresh_delay_for(remaining, min_validity, jitter());
-                let until = unix_now_ms()
-                    .saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
-                wait_until(until, &mut refresh_now).await;
+                wait_for(delay, &mut refresh_now).await;
             }
             Err(err) => {
                 failures = failures.saturating_add(1);
@@ -233,10 +238,7 @@ async fn keep_fresh(
                 } else {
                     tracing::debug!("{cloud} OIDC token refresh failed again ({failures}): {err}");
                 }
-                let until = unix_now_ms().saturating_add(
-                    u64::try_from(backoff(failures, jitter()).as_millis()).unwrap_or(u64::MAX),
-                );
-                wait_until(until, &mut refresh_now).await;
+                wait_for(backoff(failures, jitter()), &mut refresh_now).await;
             }
         }
     }
@@ -357,8 +359,8 @@ mod tests {
     async fn a_fetch_now_cuts_a_long_wait_short() {
         let refresh = RefreshAll::default();
         let mut rx = refresh.subscribe();
-        let far = unix_now_ms() + 3_600_000;
-        let waiting = tokio::spawn(async move { wait_until(far, &mut rx).await });
+        let waiting =
+            tokio::spawn(async move { wait_for(Duration::from_secs(3600), &mut rx).await });
         refresh.now();
         tokio::time::timeout(Duration::from_secs(1), waiting)
             .await
@@ -367,11 +369,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_wait_ends_when_the_wall_clock_says_so() {
+    async fn a_wait_ends_when_its_time_has_passed() {
         let refresh = RefreshAll::default();
         let mut rx = refresh.subscribe();
         let t = std::time::Instant::now();
-        wait_until(unix_now_ms() + 50, &mut rx).await;
+        wait_for(Duration::from_millis(50), &mut rx).await;
         assert!(t.elapsed() >= Duration::from_millis(40));
     }
 

@@ -514,3 +514,39 @@ fn the_pushed_exit_report_survives_a_cut_connection() {
         done.stderr
     );
 }
+
+#[test]
+fn a_host_that_hangs_up_does_not_cancel_a_call_half_done() {
+    use std::io::Write;
+    let scratch = Scratch::new();
+    let done = scratch.path("hook-done");
+    let doc = json!({"KillTimeout": 2, "Containers": [
+        {"name": "app", "exec": ["/bin/sh", "-c", "sleep 300"],
+         "snapshot": {"before": {"exec": ["/bin/sh", "-c", format!("sleep 1; touch {}", done.display())]}}},
+    ]});
+    let config = scratch.config(&doc);
+    let ctl = scratch.path("ctl.sock");
+    let roost = roost_with_control(&config, &ctl, &[]);
+    wait_running(&ctl, 1);
+    // The host sends prepare and hangs up while the hook runs.
+    let mut s = std::os::unix::net::UnixStream::connect(&ctl).expect("connect");
+    s.write_all(b"POST /v2/snapshot/prepare HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+        .expect("request");
+    std::thread::sleep(Duration::from_millis(300));
+    drop(s);
+    // The call goes on to its end: the hook ran, the machine is prepared, nothing is stuck.
+    let deadline = Instant::now() + T;
+    loop {
+        let v = http(&ctl, "GET", "/v2/status", &[], b"").json();
+        if v["snapshot"]["prepared"] == true && v["snapshot"]["in_progress"].is_null() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the call did not end: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(done.exists(), "the hook was cut short");
+    let r = post(&ctl, "/v2/snapshot/prepare", &json!({}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    roost.signal(libc::SIGTERM);
+    roost.wait(T);
+}

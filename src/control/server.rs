@@ -311,11 +311,17 @@ async fn route(state: ControlState, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET, "/v1/sysinfo") => json(StatusCode::OK, &sysinfo::collect()),
         // Suspend, resume and clones (docs/snapshots.md).
         (&Method::POST, "/v2/snapshot/prepare") => match body_bytes(req).await {
-            Ok(body) => snapshot::prepare(&state, &body).await,
+            Ok(body) => {
+                let state = state.clone();
+                snapshot::detached(async move { snapshot::prepare(&state, &body).await }).await
+            }
             Err(resp) => resp,
         },
         (&Method::POST, "/v2/snapshot/restored") => match body_bytes(req).await {
-            Ok(body) => snapshot::restored(&state, &body).await,
+            Ok(body) => {
+                let state = state.clone();
+                snapshot::detached(async move { snapshot::restored(&state, &body).await }).await
+            }
             Err(resp) => resp,
         },
         (&Method::GET, "/v2/services") => json(

@@ -40,6 +40,31 @@ fn refused(e: Refusal) -> Response<Body> {
     }
 }
 
+/// Ends the running call in the book whatever becomes of it (a panic included), so one bad
+/// call cannot leave every later one refused as busy.
+struct EndsTheCall<'a>(&'a ControlState);
+
+impl Drop for EndsTheCall<'_> {
+    fn drop(&mut self) {
+        self.0.snapshot(|b| b.abandon());
+    }
+}
+
+/// Runs `call` as a task of its own: a host that hangs up (or a connection a restore cuts)
+/// does not cancel a call half done; its end is recorded, and a repeat gets its answer.
+pub async fn detached<F>(call: F) -> Response<Body>
+where
+    F: std::future::Future<Output = Response<Body>> + Send + 'static,
+{
+    match tokio::spawn(call).await {
+        Ok(resp) => resp,
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the snapshot call failed: {e}"),
+        ),
+    }
+}
+
 pub async fn prepare(state: &ControlState, body: &[u8]) -> Response<Body> {
     let started = Instant::now();
     let req = match request::prepare(body) {
@@ -50,6 +75,7 @@ pub async fn prepare(state: &ControlState, body: &[u8]) -> Response<Body> {
         Ok(g) => g,
         Err(e) => return refused(e),
     };
+    let _ends = EndsTheCall(state);
     let deadline = started + req.timeout;
     let mut steps = Vec::new();
     let hooks = timed(
@@ -116,6 +142,7 @@ pub async fn restored(state: &ControlState, body: &[u8]) -> Response<Body> {
         Ok(Restore::Replay(answer)) => return json(StatusCode::OK, &answer),
         Err(e) => return refused(e),
     };
+    let _ends = EndsTheCall(state);
     let mut steps = Vec::new();
     // Fresh randomness first: nothing after it may use the snapshot's CRNG state.
     let entropy = req.entropy;
@@ -435,6 +462,7 @@ async fn restore_without_the_host(state: &ControlState) {
         // A host call is running: it does all this, and steps the clock too.
         return;
     };
+    let _ends = EndsTheCall(state);
     let reseeded = matches!(
         tokio::task::spawn_blocking(kernel::reseed_from_the_kernel).await,
         Ok(Ok(()))

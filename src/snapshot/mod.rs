@@ -141,6 +141,14 @@ impl Book {
 }
 
 impl Book {
+    /// A call that ended without its end (it panicked): nothing runs any more, and the
+    /// machine is not prepared. A no-op after a proper end.
+    pub fn abandon(&mut self) {
+        if self.in_progress.take().is_some() {
+            self.prepared = false;
+        }
+    }
+
     /// Starts what roost does for a restore it noticed without the host: refused while a
     /// call runs (the host is on it). The generation stays: it is the host's to give.
     pub fn begin_detected(&mut self) -> Result<u64, Refusal> {
@@ -219,6 +227,22 @@ mod tests {
                 current: 7
             })
         );
+    }
+
+    #[test]
+    fn an_abandoned_call_frees_the_book_and_a_proper_end_is_kept() {
+        let mut book = Book::default();
+        assert_eq!(book.begin_prepare(), Ok(0));
+        book.end_prepare(true);
+        book.abandon();
+        assert!(
+            book.status().prepared,
+            "abandon after a proper end changed it"
+        );
+        assert_eq!(book.begin_restore(None), Ok(Restore::New(1)));
+        book.abandon();
+        assert_eq!(book.status().in_progress, None);
+        assert_eq!(book.begin_restore(None), Ok(Restore::New(1)));
     }
 
     #[test]

@@ -466,7 +466,7 @@ fn roostctl_wait_connects_again_when_its_connection_is_cut() {
 
 #[test]
 fn the_pushed_exit_report_survives_a_cut_connection() {
-    use std::io::{BufRead, Read, Write};
+    use std::io::Write;
     let scratch = Scratch::new();
     let report = scratch.path("report.sock");
     let listener = std::os::unix::net::UnixListener::bind(&report).expect("bind");
@@ -476,21 +476,7 @@ fn the_pushed_exit_report_survives_a_cut_connection() {
         let mut bodies = Vec::new();
         for n in 0..2 {
             let (mut s, _) = listener.accept().expect("accept");
-            let mut reader = std::io::BufReader::new(s.try_clone().expect("clone"));
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                reader.read_line(&mut line).expect("read");
-                if line == "\r\n" || line.is_empty() {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().expect("length");
-                }
-            }
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).expect("body");
-            bodies.push(String::from_utf8_lossy(&body).into_owned());
+            bodies.push(read_request(&s).1);
             if n == 0 {
                 let _ = s.shutdown(std::net::Shutdown::Both);
             } else {

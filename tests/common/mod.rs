@@ -487,30 +487,38 @@ pub fn roostctl(args: &[&str]) -> (i32, String, String) {
 /// A host's end of the exit report: accepts one connection on `path`, reads one HTTP request,
 /// acknowledges it with 200, and yields (request head, body).
 pub fn exit_report_listener(path: &Path) -> JoinHandle<(String, String)> {
-    use std::io::{BufRead, Write};
+    use std::io::Write;
     let listener = std::os::unix::net::UnixListener::bind(path).expect("bind exit report socket");
     std::thread::spawn(move || {
         let (mut s, _) = listener.accept().expect("exit report connection");
-        let mut reader = std::io::BufReader::new(s.try_clone().expect("clone"));
-        let mut head = String::new();
-        let mut length = 0;
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).expect("read");
-            if line == "\r\n" || line.is_empty() {
-                break;
-            }
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse().expect("length");
-            }
-            head.push_str(&line);
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).expect("body");
+        let request = read_request(&s);
         s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
             .expect("ack");
-        (head, String::from_utf8_lossy(&body).into_owned())
+        request
     })
+}
+
+/// One HTTP/1.1 request read from `stream`: its head (request line and headers) and its body
+/// (`Content-Length` bytes).
+pub fn read_request(stream: &std::os::unix::net::UnixStream) -> (String, String) {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::new(stream.try_clone().expect("clone"));
+    let mut head = String::new();
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("read");
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().expect("length");
+        }
+        head.push_str(&line);
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).expect("body");
+    (head, String::from_utf8_lossy(&body).into_owned())
 }
 
 /// How long the control rig waits for roost.

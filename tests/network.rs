@@ -208,3 +208,55 @@ fn a_clone_lifts_the_mmds_block_and_puts_it_back() {
         assert!(sh("ip route show").contains("prohibit 169.254.169.254"));
     });
 }
+
+#[test]
+fn a_clone_moves_to_its_own_addresses_and_routes() {
+    use roost::config::typed::Network;
+    in_netns(|| {
+        sh("ip link add eth0 type veth peer name peer0");
+        let original = Network {
+            mtu: Some(1420),
+            addresses: vec![
+                cfg("172.19.0.2", 32, Some("172.19.0.1")),
+                cfg("fdaa:0:1::2", 112, Some("fdaa:0:1::1")),
+            ],
+            ..Network::default()
+        };
+        let clone = Network {
+            mtu: Some(1420),
+            addresses: vec![
+                // A new IPv4 address behind a new gateway; the IPv6 one kept.
+                cfg("172.19.0.6", 30, Some("172.19.0.5")),
+                cfg("fdaa:0:1::2", 112, Some("fdaa:0:1::1")),
+            ],
+            ..Network::default()
+        };
+        runtime().block_on(async {
+            roost::net::configure("eth0", &original)
+                .await
+                .expect("boot");
+            roost::net::reconfigure("eth0", &original, &clone)
+                .await
+                .expect("clone");
+            // Twice is harmless (a repeated restored call with a new generation).
+            roost::net::reconfigure("eth0", &clone, &clone)
+                .await
+                .expect("again");
+        });
+        let addrs = json("ip -j addr show eth0");
+        let locals: Vec<String> = addrs[0]["addr_info"]
+            .as_array()
+            .expect("addr_info")
+            .iter()
+            .filter(|a| a["scope"] == "global")
+            .map(|a| format!("{}/{}", a["local"].as_str().unwrap_or(""), a["prefixlen"]))
+            .collect();
+        assert_eq!(locals, ["172.19.0.6/30", "fdaa:0:1::2/112"], "{addrs}");
+        let routes = json("ip -j route show default");
+        assert_eq!(routes.as_array().expect("routes").len(), 1, "{routes}");
+        assert_eq!(routes[0]["gateway"], "172.19.0.5");
+        let routes6 = json("ip -6 -j route show default");
+        assert_eq!(routes6.as_array().expect("routes").len(), 1, "{routes6}");
+        assert_eq!(routes6[0]["gateway"], "fdaa:0:1::1");
+    });
+}

@@ -536,3 +536,91 @@ fn a_host_that_hangs_up_does_not_cancel_a_call_half_done() {
     roost.signal(libc::SIGTERM);
     roost.wait(T);
 }
+
+/// The `NOTIFY_SOCKET` way: a daemon that speaks systemd's `Type=notify-reload` exchange
+/// (on its signal: `RELOADING=1`, its work, `READY=1`) takes a `notify` hook as it is; the
+/// hook ends when its `READY=1` comes, and one that never comes is reported at the bound.
+#[test]
+fn a_notify_hook_waits_for_the_services_ready_after_its_signal() {
+    let scratch = Scratch::new();
+    let daemon = "import os, signal, socket, time\n\
+                  a = os.environ['NOTIFY_SOCKET']\n\
+                  addr = '\\0' + a[1:]\n\
+                  s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+                  def reload(sig, frame):\n    \
+                      s.sendto(b'RELOADING=1\\nMONOTONIC_USEC=%d' % (time.monotonic_ns() // 1000), addr)\n    \
+                      print('reloading on', sig, flush=True)\n    \
+                      time.sleep(0.5)\n    \
+                      print('reloaded', flush=True)\n    \
+                      s.sendto(b'READY=1', addr)\n\
+                  signal.signal(signal.SIGHUP, reload)\n\
+                  signal.signal(signal.SIGUSR2, reload)\n\
+                  s.sendto(b'READY=1', addr)\n\
+                  while True:\n    time.sleep(600)\n";
+    let doc = json!({"KillTimeout": 2, "Containers": [
+        {"name": "db", "exec": ["python3", "-c", daemon], "notify": true,
+         "snapshot": {"before": {"notify": {"signal": "SIGUSR2"}}, "after": {"notify": {}}}},
+        // Has a NOTIFY_SOCKET, ignores the signal, never says READY=1 again.
+        {"name": "mute", "exec": ["/bin/sh", "-c", "trap '' HUP; sleep 300 & wait"], "notify": true,
+         "snapshot": {"after": {"notify": {}, "timeout": 1}}},
+    ]});
+    let config = scratch.config(&doc);
+    let ctl = scratch.path("ctl.sock");
+    let roost = roost_with_control(&config, &ctl, &[]);
+    wait_running(&ctl, 2);
+    let deadline = Instant::now() + T;
+    while http(&ctl, "GET", "/v2/services/db", &[], b"").json()["ready"] != true {
+        assert!(Instant::now() < deadline, "db never sent its first READY=1");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let logs = |service: &str| -> Vec<String> {
+        let page = http(
+            &ctl,
+            "GET",
+            &format!("/v2/services/{service}/logs"),
+            &[],
+            b"",
+        )
+        .json();
+        serde_json::from_value(page["lines"].clone()).expect("lines")
+    };
+
+    let r = post(&ctl, "/v2/snapshot/prepare", &json!({}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let hook = &r.json()["hooks"][0];
+    assert_eq!(
+        (&hook["service"], &hook["hook"], &hook["outcome"]),
+        (&json!("db"), &json!("notify"), &json!("ok")),
+        "{hook}"
+    );
+    // The answer came after the daemon's work, not at the signal.
+    assert!(
+        hook["duration_ms"].as_f64().is_some_and(|ms| ms >= 450.0),
+        "{hook}"
+    );
+    assert_eq!(logs("db"), ["reloading on 12", "reloaded"]);
+
+    let body = json!({"time_unix_ns": now_ns(), "entropy": ENTROPY, "clone": false});
+    let r = post(&ctl, "/v2/snapshot/restored", &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let hooks = r.json()["hooks"].clone();
+    let outcome = |name: &str| {
+        hooks
+            .as_array()
+            .and_then(|h| h.iter().find(|h| h["service"] == name))
+            .map(|h| h["outcome"].as_str().unwrap_or("").to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(outcome("db"), "ok", "{hooks}");
+    assert_eq!(
+        logs("db"),
+        ["reloading on 12", "reloaded", "reloading on 1", "reloaded"]
+    );
+    assert_eq!(
+        outcome("mute"),
+        "no READY=1 within 1 s of signal 1",
+        "{hooks}"
+    );
+    roost.signal(libc::SIGTERM);
+    roost.wait(T);
+}

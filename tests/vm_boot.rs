@@ -960,6 +960,7 @@ fn a_snapshot_restored_twice_makes_two_machines_with_fresh_randomness_clocks_and
         "Api": {"SocketPath": "/.fly/api"},
         "Oidc": {"BootWaitSeconds": 30},
         "Snapshot": {"before": mark("before"), "after": mark("after")},
+        "IPConfigs": [{"IP": "169.254.0.15", "Mask": 16, "Gateway": "169.254.0.2"}],
         "KillTimeout": 2,
     });
     // The platform where guest vsock port 10002 lands, for the original and (through a
@@ -1081,6 +1082,8 @@ fn a_snapshot_restored_twice_makes_two_machines_with_fresh_randomness_clocks_and
         doc["MachineId"] = json!(machine);
         doc["Hostname"] = json!(name);
         doc["Api"]["Token"] = json!(minted.text());
+        let address = format!("169.254.1.{}", randoms.len());
+        doc["IPConfigs"] = json!([{"IP": address, "Mask": 16, "Gateway": "169.254.0.2"}]);
         let r = http(
             &platform.socket,
             "PUT",
@@ -1152,6 +1155,15 @@ fn a_snapshot_restored_twice_makes_two_machines_with_fresh_randomness_clocks_and
             guest_sh(&uds, "cat /etc/hosts").contains(name),
             "{name}: /etc/hosts"
         );
+        // Its own address in place of the original's, and the default route back on it.
+        let addresses = guest_sh(&uds, "ip -4 -o addr show dev eth0 scope global");
+        assert!(
+            addresses.contains(&format!("inet {address}/16"))
+                && !addresses.contains("169.254.0.15/"),
+            "{name}: {addresses}"
+        );
+        let route = guest_sh(&uds, "ip route show default");
+        assert!(route.contains("via 169.254.0.2"), "{name}: {route}");
         // MMDS is blocked again: nothing in the copy reads the new macaroon from it.
         assert_eq!(
             guest_sh(&uds, "wget -q -T 2 -O- http://169.254.169.254/ >/dev/null 2>&1 && echo open || echo blocked").trim(),

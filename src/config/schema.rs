@@ -184,6 +184,20 @@ pub struct ControlConfig {
 #[serde(rename_all = "PascalCase", default)]
 pub struct MmdsConfig {
     pub after_boot: MmdsAfterBoot,
+    /// roost extension: what a restore roost notices without the host's call does with
+    /// the machine's identity (docs/snapshots.md).
+    pub on_restore: MmdsOnRestore,
+}
+
+/// `Mmds.OnRestore`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MmdsOnRestore {
+    /// Keep the identity: only the host's `restored` with `clone: true` changes it.
+    #[default]
+    Keep,
+    /// Read MMDS again and take the identity it gives, as for a clone.
+    Reread,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]

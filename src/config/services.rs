@@ -252,7 +252,11 @@ fn service(
         files,
         mounts,
         container,
-        snapshot: super::snapshot_hooks::snapshot_hooks(&at("snapshot"), c.snapshot.as_ref())?,
+        snapshot: super::snapshot_hooks::snapshot_hooks(
+            &at("snapshot"),
+            c.snapshot.as_ref(),
+            c.notify,
+        )?,
         single_workload: false,
     })
 }

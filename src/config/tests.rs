@@ -31,7 +31,7 @@ fn full_schema_parses() {
                 "Attenuate": true},
         "Oidc": {"TokenPath": "/.fly/oidc_token", "BootWaitSeconds": 3},
         "Control": {"VsockPort": 10000, "ExitReportPort": 10001},
-        "Mmds": {"AfterBoot": "keep"},
+        "Mmds": {"AfterBoot": "keep", "OnRestore": "reread"},
         "SomethingNew": {"ignored": true}
     }"#;
     let v = parse_str(doc).expect("valid config");
@@ -63,6 +63,7 @@ fn full_schema_parses() {
     assert_eq!(v.network.hosts[0].desc.as_deref(), Some("database"));
     assert_eq!(main.memory_limit_mib, Some(256));
     assert!(v.vm.mmds_reachable_after_boot);
+    assert!(v.vm.reread_identity_on_unannounced_restore);
     assert_eq!(v.control.exit_report_port, Some(10001));
     assert_eq!(typed_api.allow_uids, [0, 1000]);
     assert!(typed_api.attenuate);
@@ -81,6 +82,7 @@ fn empty_document_gets_defaults() {
     assert!(v.api.is_none());
     assert_eq!(v.oidc.token_path, std::path::Path::new("/.fly/oidc_token"));
     assert!(!v.vm.mmds_reachable_after_boot);
+    assert!(!v.vm.reread_identity_on_unannounced_restore);
 }
 
 #[test]
@@ -107,6 +109,9 @@ fn wrong_type_names_the_field() {
     assert_eq!(field, "IPConfigs[0].Mask");
     let (field, problem) = field_error(r#"{"Mmds": {"AfterBoot": "forget"}}"#);
     assert_eq!(field, "Mmds.AfterBoot");
+    assert!(problem.contains("unknown variant"), "{problem}");
+    let (field, problem) = field_error(r#"{"Mmds": {"OnRestore": "always"}}"#);
+    assert_eq!(field, "Mmds.OnRestore");
     assert!(problem.contains("unknown variant"), "{problem}");
 }
 

@@ -20,6 +20,8 @@ pub struct Signal(i32);
 
 impl Signal {
     pub const TERM: Signal = Signal(libc::SIGTERM);
+    /// systemd's `ReloadSignal=` default.
+    pub const HUP: Signal = Signal(libc::SIGHUP);
 
     /// A signal, if `n` is one (1..=64).
     pub fn new(n: i64) -> Option<Signal> {
@@ -115,6 +117,9 @@ pub enum HookAction {
     Signal(Signal),
     /// `POST http://127.0.0.1:PORT/PATH`; it succeeds on a 2xx answer.
     Http { port: u16, path: String },
+    /// The signal, then `READY=1` from the service on its `NOTIFY_SOCKET` (systemd's
+    /// `Type=notify-reload` exchange); it succeeds when that comes within the timeout.
+    Notify(Signal),
 }
 
 /// What a `kind: container` service runs in (docs/containers.md).
@@ -402,6 +407,9 @@ pub struct Vm {
     pub disks: Vec<Disk>,
     /// `Mmds.AfterBoot`: whether the workload may still reach MMDS.
     pub mmds_reachable_after_boot: bool,
+    /// `Mmds.OnRestore: "reread"`: a restore noticed without the host's call reads MMDS
+    /// again and takes the identity there (a clone's), as `restored` with `clone` does.
+    pub reread_identity_on_unannounced_restore: bool,
 }
 
 /// One of `Mounts`: a block device and where it goes (both absolute).

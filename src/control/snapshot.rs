@@ -325,6 +325,10 @@ async fn run_hook(
                     Err(e) => e.to_string(),
                 },
             ),
+            HookAction::Notify(signal) => (
+                "notify",
+                notify_hook(state, &service.name, signal.number(), bound).await,
+            ),
             HookAction::Http { port, path } => (
                 "http",
                 match tokio::time::timeout(bound, http_hook(*port, path)).await {
@@ -367,6 +371,28 @@ async fn exec_hook(
             _ => "ended without a status".to_string(),
         },
         Err(e) => format!("not started: {e}"),
+    }
+}
+
+/// The signal, then the service's next `READY=1` on its `NOTIFY_SOCKET` within `bound`
+/// (systemd's `Type=notify-reload` exchange: a daemon that reloads on SIGHUP and says
+/// `RELOADING=1` ... `READY=1` takes this hook as it is).
+async fn notify_hook(state: &ControlState, service: &str, signal: i32, bound: Duration) -> String {
+    let seen = state.notify_count(service);
+    if let Err(e) = state
+        .supervisor()
+        .service(service, ServiceOp::Signal(signal))
+        .await
+    {
+        return e.to_string();
+    }
+    if state.wait_notified_after(service, seen, bound).await {
+        "ok".to_string()
+    } else {
+        format!(
+            "no READY=1 within {} s of signal {signal}",
+            bound.as_secs_f64()
+        )
     }
 }
 
@@ -468,6 +494,20 @@ async fn restore_without_the_host(state: &ControlState) {
         Ok(Ok(()))
     );
     state.drop_upstream_connections();
+    // `Mmds.OnRestore: "reread"`: this may be a clone, and MMDS says whose identity it has
+    // (the same one again for a plain resume).
+    let identity = if state.reidentifies_unannounced() {
+        match state.take_new_identity().await {
+            Some(Ok(_)) => "identity read again from MMDS",
+            Some(Err(e)) => {
+                tracing::error!("restore: the identity could not be read again: {e}");
+                "identity NOT read again (see the error above)"
+            }
+            None => "identity kept",
+        }
+    } else {
+        "identity kept"
+    };
     let tokens = state
         .refresh_all_tokens(snapshot::TOKEN_REFRESH_BOUND)
         .await;
@@ -479,6 +519,6 @@ async fn restore_without_the_host(state: &ControlState) {
         tokens_refreshed = tokens,
         hooks = hooks.len(),
         duration_ms = ms(started.elapsed()),
-        "a restore was noticed without the host's call (the kernel's VM-fork line): CRNG reseeded, connections dropped, tokens fetched anew, after-hooks run; the wall clock was NOT stepped and is behind by the time the VM spent saved until the host calls /v2/snapshot/restored"
+        "a restore was noticed without the host's call (the kernel's VM-fork line): CRNG reseeded, connections dropped, {identity}, tokens fetched anew, after-hooks run; the wall clock was NOT stepped and is behind by the time the VM spent saved until the host calls /v2/snapshot/restored"
     );
 }

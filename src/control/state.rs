@@ -84,6 +84,8 @@ struct Inner {
     platform: Option<roost_platform::Platform>,
     /// How a clone takes its own identity (VM mode: from MMDS).
     reidentify: Option<Reidentify>,
+    /// Whether a restore noticed without the host's call takes it too (`Mmds.OnRestore`).
+    reidentify_unannounced: bool,
     /// The exit report, once the exit code is decided.
     exit_report: Option<roost_control_protocol::ExitReport>,
 }
@@ -99,6 +101,9 @@ pub struct ControlState {
     inner: Arc<Mutex<Inner>>,
     /// The snapshot cycle (its calls hold it only between their steps).
     snapshot: Arc<Mutex<crate::snapshot::Book>>,
+    /// How many `READY=1`s each service has sent (as the supervisor's events count them):
+    /// a `notify` hook waits for the next one.
+    notifies: watch::Sender<std::collections::BTreeMap<Arc<str>, u64>>,
 }
 
 impl ControlState {
@@ -116,6 +121,7 @@ impl ControlState {
             workload: watch::Sender::new(WorkloadState::Starting),
             inner: Arc::new(Mutex::new(Inner::default())),
             snapshot: Arc::default(),
+            notifies: watch::Sender::new(std::collections::BTreeMap::new()),
         }
     }
 
@@ -168,8 +174,18 @@ impl ControlState {
         platform.map(|p| p.upstream().drop_connections()).is_some()
     }
 
-    pub fn set_reidentify(&self, reidentify: Reidentify) {
-        self.with(|i| i.reidentify = Some(reidentify));
+    /// How a clone takes its identity; `unannounced`: also on a restore noticed without the
+    /// host's call.
+    pub fn set_reidentify(&self, reidentify: Reidentify, unannounced: bool) {
+        self.with(|i| {
+            i.reidentify = Some(reidentify);
+            i.reidentify_unannounced = unannounced;
+        });
+    }
+
+    /// Whether a restore noticed without the host's call re-reads the identity.
+    pub fn reidentifies_unannounced(&self) -> bool {
+        self.with(|i| i.reidentify.is_some() && i.reidentify_unannounced)
     }
 
     /// A clone's new identity, read and applied by the mode (None: this mode has none to
@@ -278,6 +294,10 @@ impl ControlState {
                         }),
                 });
             }
+            Event::Notified { service } => self.notifies.send_modify(|counts| {
+                let n = counts.entry(service.clone()).or_insert(0);
+                *n = n.saturating_add(1);
+            }),
             // The API shows a stopping service as running until it exits.
             Event::Stopping { .. } | Event::Exited { .. } => {}
         }
@@ -295,6 +315,28 @@ impl ControlState {
 
     pub fn workload(&self) -> WorkloadState {
         *self.workload.borrow()
+    }
+
+    /// How many `READY=1`s `service` has sent so far.
+    pub fn notify_count(&self, service: &str) -> u64 {
+        self.notifies.borrow().get(service).copied().unwrap_or(0)
+    }
+
+    /// Waits until `service` has sent more `READY=1`s than `seen`; false when `bound` passed
+    /// first.
+    pub async fn wait_notified_after(
+        &self,
+        service: &str,
+        seen: u64,
+        bound: std::time::Duration,
+    ) -> bool {
+        let mut counts = self.notifies.subscribe();
+        let passed = tokio::time::timeout(
+            bound,
+            counts.wait_for(|c| c.get(service).copied().unwrap_or(0) > seen),
+        )
+        .await;
+        matches!(passed, Ok(Ok(_)))
     }
 
     pub fn watch_workload(&self) -> watch::Receiver<WorkloadState> {

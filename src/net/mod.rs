@@ -5,7 +5,7 @@ pub mod offload;
 pub mod plan;
 
 pub use netlink::{NetError, Netlink};
-pub use plan::{plan, NetPlan};
+pub use plan::{left_behind, plan, NetPlan};
 
 /// Configures `iface` from the run config: lo up, MTU, addresses (NODAD), default routes
 /// (ONLINK where needed), TX checksum offload off (best effort).
@@ -25,4 +25,31 @@ pub async fn configure(
         }
     }
     Ok(p)
+}
+
+/// Moves `iface` from the network `from` configured to `to` (a clone's own addresses and
+/// routes): what `to` does not keep is removed, then `to` is applied as at boot.
+pub async fn reconfigure(
+    iface: &str,
+    from: &crate::config::typed::Network,
+    to: &crate::config::typed::Network,
+) -> Result<NetPlan, NetError> {
+    let old = plan(&from.addresses, from.mtu);
+    let new = plan(&to.addresses, to.mtu);
+    let gone = left_behind(&old, &new);
+    let nl = Netlink::connect()?;
+    if !gone.addrs.is_empty() || !gone.default_routes.is_empty() {
+        let index = nl.index(iface).await?;
+        for r in &gone.default_routes {
+            nl.del_default_route(index, r.gateway).await?;
+        }
+        for a in &gone.addrs {
+            nl.del_address(index, a.addr, a.prefix).await?;
+        }
+    }
+    for w in &new.warnings {
+        tracing::warn!("{w}");
+    }
+    nl.apply(iface, &new).await?;
+    Ok(new)
 }

@@ -418,6 +418,20 @@ impl Netlink {
         }
     }
 
+    /// Removes the default route via `gateway` out of `index`; one already gone is not an
+    /// error.
+    pub async fn del_default_route(&self, index: u32, gateway: IpAddr) -> Result<(), NetError> {
+        let header = rtmsg(family(gateway), 0, RTN_UNICAST, 0);
+        let result = self.ack(libc::RTM_DELROUTE, 0, &header, |r| {
+            r.ip(RTA_GATEWAY, gateway)
+                .attr(RTA_OIF, &index.to_ne_bytes())
+        });
+        match result {
+            Ok(()) | Err(Refused::Errno(libc::ESRCH)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     pub async fn del_route_v4(
         &self,
         index: u32,

@@ -79,6 +79,28 @@ pub fn plan(configs: &[Address], mtu: Option<u32>) -> NetPlan {
     p
 }
 
+/// What must go before `to` is applied over `from` (a clone moving to its own addresses):
+/// the addresses `to` does not keep and, when anything changed, every default route of
+/// `from` (a route is keyed by its destination, so one via a new gateway cannot be added
+/// beside the old one, and a kept route may hang off an address that changed). Empty when
+/// nothing changed.
+pub fn left_behind(from: &NetPlan, to: &NetPlan) -> NetPlan {
+    if from.addrs == to.addrs && from.default_routes == to.default_routes {
+        return NetPlan::default();
+    }
+    NetPlan {
+        mtu: None,
+        addrs: from
+            .addrs
+            .iter()
+            .filter(|a| !to.addrs.contains(a))
+            .cloned()
+            .collect(),
+        default_routes: from.default_routes.clone(),
+        warnings: Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,5 +154,39 @@ mod tests {
         assert_eq!(p.default_routes.len(), 2);
         assert_eq!(p.warnings.len(), 1);
         assert!(p.warnings[0].contains("IPConfigs[2]"));
+    }
+
+    #[test]
+    fn a_clone_leaves_its_old_addresses_and_routes_behind() {
+        let from = plan(
+            &[
+                cfg("172.16.0.2", 30, Some("172.16.0.1")),
+                cfg("fdaa::2", 64, Some("fdaa::1")),
+            ],
+            None,
+        );
+        assert_eq!(left_behind(&from, &from), NetPlan::default());
+        let to = plan(
+            &[
+                cfg("172.16.0.6", 30, Some("172.16.0.5")),
+                cfg("fdaa::2", 64, Some("fdaa::1")),
+            ],
+            None,
+        );
+        let gone = left_behind(&from, &to);
+        assert_eq!(
+            gone.addrs,
+            [AddrPlan {
+                addr: "172.16.0.2".parse().expect("ip"),
+                prefix: 30
+            }]
+        );
+        // Both families' routes go and come back: the kept IPv6 route is re-added by the
+        // apply that follows.
+        assert_eq!(gone.default_routes, from.default_routes);
+        // An MTU change alone touches no address or route.
+        let mut mtu = from.clone();
+        mtu.mtu = Some(1280);
+        assert_eq!(left_behind(&from, &mtu), NetPlan::default());
     }
 }

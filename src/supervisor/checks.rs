@@ -230,13 +230,18 @@ impl RunLoop<'_> {
 
     /// `READY=1` from the service's own session (or container).
     pub(super) fn on_notified(&mut self, i: usize, generation: u64) {
-        let service = &self.run.services[i];
-        let Some(l) = self.live[i]
-            .as_mut()
-            .filter(|l| l.generation == generation && !l.notified)
-        else {
+        let Some(l) = self.live[i].as_mut().filter(|l| l.generation == generation) else {
             return;
         };
+        l.notify_in_flight
+            .store(false, std::sync::atomic::Ordering::Release);
+        let service = &self.run.services[i];
+        self.sup.emit(super::events::Event::Notified {
+            service: std::sync::Arc::from(service.name.as_str()),
+        });
+        if l.notified {
+            return;
+        }
         let before = is_ready(service, &l.trackers, false);
         l.notified = true;
         let after = is_ready(service, &l.trackers, true);

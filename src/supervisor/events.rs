@@ -34,6 +34,9 @@ pub enum Event {
         service: Option<Arc<str>>,
         reason: &'static str,
     },
+    /// `READY=1` from the service on its `NOTIFY_SOCKET`: the first makes it ready, a later
+    /// one ends a reload it was asked for. Several sent while the loop was busy are one.
+    Notified { service: Arc<str> },
     /// One service's state changed (its status, readiness, restarts, last exit or pid): what
     /// it is now. Every service is told once at the start (pending), then on each change.
     ServiceChanged(ServiceView),

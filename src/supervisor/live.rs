@@ -27,6 +27,9 @@ pub(super) struct Live {
     pub procs: Vec<std::ffi::CString>,
     /// `READY=1` came (services with `notify`).
     pub notified: bool,
+    /// A `Msg::Notified` of this start is queued and not yet taken (the listener sends no
+    /// other until it is).
+    pub notify_in_flight: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// A `kind: container` service's container, deleted when its init has exited.
     pub container: Option<Container>,
     pub exec_target: Option<ExecTarget>,

@@ -146,9 +146,11 @@ impl Sender {
     }
 }
 
-/// Listens on `sock` until `READY=1` comes from `ours`, then calls `ready` once and ends.
-/// Spoofs are logged (aggregated per [`SPOOF_WINDOW`]) and ignored.
-pub async fn listen(sock: NotifySocket, service: String, ours: Sender, ready: impl FnOnce()) {
+/// Listens on `sock` for the service's life, and calls `ready` for every `READY=1` from
+/// `ours`: the first says the service is ready, a later one ends a reload the service was
+/// asked for (systemd's `Type=notify-reload` exchange; a `notify` snapshot hook waits for
+/// it). Spoofs are logged (aggregated per [`SPOOF_WINDOW`]) and ignored.
+pub async fn listen(sock: NotifySocket, service: String, ours: Sender, mut ready: impl FnMut()) {
     let mut spoofs = SpoofLog::default();
     let mut window = tokio::time::interval(SPOOF_WINDOW);
     window.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -170,10 +172,7 @@ pub async fn listen(sock: NotifySocket, service: String, ours: Sender, ready: im
         }
         if sender.is_some_and(|p| ours.is(p)) {
             ready();
-            for line in spoofs.end_window(&service) {
-                tracing::warn!(service = service.as_str(), "{line}");
-            }
-            return;
+            continue;
         }
         if spoofs.record(sender) {
             tracing::warn!(

@@ -267,6 +267,7 @@ impl RunLoop<'_> {
             exec_target.as_ref(),
             &self.tx,
         );
+        let notify_in_flight = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         if let Some(sock) = notify {
             let ours = if container.is_some() {
                 notify::Sender::PidNamespaceOf(pid)
@@ -274,8 +275,13 @@ impl RunLoop<'_> {
                 notify::Sender::SessionOf(pid)
             };
             let tx = self.tx.clone();
+            // One message in flight at a time, however fast READY=1s come: the loop clears
+            // the flag as it takes the message.
+            let in_flight = notify_in_flight.clone();
             let ready = move || {
-                let _ = tx.send(Msg::Notified { i, generation });
+                if !in_flight.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                    let _ = tx.send(Msg::Notified { i, generation });
+                }
             };
             let listener = notify::listen(sock, service.name.clone(), ours, ready);
             checks.push(tokio::spawn(listener).abort_handle());
@@ -290,6 +296,7 @@ impl RunLoop<'_> {
             kill_at: None,
             started_at_ms: 0,
             notified: false,
+            notify_in_flight,
             container,
             exec_target,
         }

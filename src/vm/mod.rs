@@ -173,10 +173,14 @@ impl Mode for VmMode {
         let control = &config.control;
         // A clone reads its own identity where the original read its config.
         if self.opts.mmds {
-            state.set_reidentify(clone::reidentify(
-                self.opts.iface.clone(),
-                self.opts.mmds_wait,
-            ));
+            state.set_reidentify(
+                clone::reidentify(
+                    self.opts.iface.clone(),
+                    self.opts.mmds_wait,
+                    config.network.clone(),
+                ),
+                config.vm.reread_identity_on_unannounced_restore,
+            );
         }
         // A restore the host does not announce still gets what needs no host data.
         control::snapshot::watch_kernel_restores(state.clone(), PathBuf::from("/dev/kmsg"));

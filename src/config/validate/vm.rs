@@ -1,7 +1,7 @@
 //! What only a VM reads: `Mounts` (its disks), `RootDevice`, `Mmds`.
 
 use super::super::checks::*;
-use super::super::schema::{MmdsAfterBoot, RunConfig};
+use super::super::schema::{MmdsAfterBoot, MmdsOnRestore, RunConfig};
 use super::super::typed;
 use super::super::ConfigError;
 use std::path::PathBuf;
@@ -25,6 +25,7 @@ pub(super) fn vm(config: &RunConfig) -> Result<typed::Vm, ConfigError> {
             })
             .collect(),
         mmds_reachable_after_boot: config.mmds.after_boot == MmdsAfterBoot::Keep,
+        reread_identity_on_unannounced_restore: config.mmds.on_restore == MmdsOnRestore::Reread,
     };
     Ok(vm)
 }

@@ -51,6 +51,6 @@ pub(super) fn main_service(config: &RunConfig, stop: Stop) -> Result<Service, Co
     main.memory_limit_mib = config.memory_limit_mib;
     main.pids_max = config.pids_max;
     main.snapshot =
-        crate::config::snapshot_hooks::snapshot_hooks("Snapshot", config.snapshot.as_ref())?;
+        crate::config::snapshot_hooks::snapshot_hooks("Snapshot", config.snapshot.as_ref(), false)?;
     Ok(main)
 }

@@ -53,12 +53,15 @@ impl Mode for ContainerMode<'_> {
         _critical: &CriticalTasks,
         _servers: &mut Vec<ControlServer>,
     ) {
-        // The host's kernel log is not this machine's: a container never watches it. Tests
-        // (the fault-injection build only) hand a FIFO in its place, to drive a restore the
-        // host does not announce (tests/snapshot.rs).
+        // The host's kernel log and VMClock are not this machine's: a container never
+        // watches them. Tests (the fault-injection build only) hand a FIFO or a file in
+        // their place, to drive a restore the host does not announce (tests/snapshot.rs).
         #[cfg(feature = "fault-injection")]
-        if let Some(kmsg) = std::env::var_os("ROOST_TEST_KMSG") {
-            control::snapshot::watch_kernel_restores(state.clone(), kmsg.into());
+        if let Some(vmclock) = std::env::var_os("ROOST_TEST_VMCLOCK") {
+            let kmsg = std::path::PathBuf::from("/nonexistent");
+            control::restore_watch::watch_restores(state.clone(), kmsg, vmclock.into());
+        } else if let Some(kmsg) = std::env::var_os("ROOST_TEST_KMSG") {
+            control::restore_watch::watch_kernel_log(state.clone(), kmsg.into());
         }
         let _ = state;
     }

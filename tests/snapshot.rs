@@ -624,3 +624,78 @@ fn a_notify_hook_waits_for_the_services_ready_after_its_signal() {
     roost.signal(libc::SIGTERM);
     roost.wait(T);
 }
+
+/// A restore noticed through VMClock's generation counter (a file stands in for
+/// `/dev/vmclock0`, read every second as a device that does not notify is): an update that
+/// keeps the generation is no restore, one read mid-update waits for the next reading, and
+/// each new generation is one restore with its after-hook.
+#[test]
+fn a_new_vmclock_generation_is_a_restore_and_other_updates_are_not() {
+    use std::os::unix::fs::FileExt;
+    let scratch = Scratch::new();
+    let journal = scratch.path("journal");
+    std::fs::write(&journal, b"").expect("journal");
+    let page = scratch.path("vmclock");
+    std::fs::write(&page, roost::snapshot::vmclock::encode(2, (true, false), 5)).expect("page");
+    let doc = json!({"KillTimeout": 2, "Containers": [hooked("app", &journal, json!({}))]});
+    let config = scratch.config(&doc);
+    let ctl = scratch.path("ctl.sock");
+    let roost = roost_with_control(
+        &config,
+        &ctl,
+        &[("ROOST_TEST_VMCLOCK", page.to_str().expect("utf-8"))],
+    );
+    wait_running(&ctl, 1);
+    std::thread::sleep(Duration::from_millis(500));
+    // The hypervisor updates the page in place (roost holds it open).
+    let device = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&page)
+        .expect("page");
+    let set = |seq: u32, generation: u64| {
+        let bytes = roost::snapshot::vmclock::encode(seq, (true, false), generation);
+        device.write_all_at(&bytes, 0).expect("write page");
+    };
+    let detected = || {
+        http(&ctl, "GET", "/v2/status", &[], b"").json()["snapshot"]["detected_restores"]
+            .as_u64()
+            .unwrap_or(99)
+    };
+    let wait_detected = |n: u64| {
+        let deadline = Instant::now() + T;
+        while detected() != n {
+            assert!(Instant::now() < deadline, "restore {n} was not noticed");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // A clock update, same generation (a live migration looks like this): nothing.
+    set(4, 5);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(detected(), 0);
+    set(6, 6);
+    wait_detected(1);
+    // Mid-update (odd seq_count) with a new generation: not acted on until it is whole.
+    set(7, 7);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(detected(), 1);
+    set(8, 7);
+    wait_detected(2);
+    let status = http(&ctl, "GET", "/v2/status", &[], b"").json();
+    assert_eq!(status["snapshot"]["clock_stepped"], false, "{status}");
+    // The after-hook once per restore (waited for: the count moves at the end of the run).
+    assert_eq!(
+        std::fs::read_to_string(&journal)
+            .expect("journal")
+            .lines()
+            .collect::<Vec<_>>(),
+        ["app:after:0", "app:after:0"]
+    );
+    roost.signal(libc::SIGTERM);
+    let done = roost.wait(T);
+    assert!(
+        done.stderr
+            .contains("VMClock's generation went from 6 to 7"),
+        "{}",
+        done.stderr
+    );
+}

@@ -14,6 +14,7 @@
 pub mod exec;
 pub mod handshake;
 pub mod report;
+pub mod restore_watch;
 pub mod server;
 pub mod services;
 pub mod snapshot;

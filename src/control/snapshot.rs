@@ -430,59 +430,9 @@ async fn http_hook(port: u16, path: &str) -> String {
     }
 }
 
-/// Watches the kernel's log (`/dev/kmsg` in a VM) for the VMGenID driver's VM-fork line, and
-/// does for such a restore what needs no host data: a CRNG reseed from the kernel, the
-/// pooled connections dropped, every token fetched anew, the after-hooks. The wall clock
-/// stays behind until the host calls `restored`; `/v2/status` says so. Not a critical task:
-/// a kernel log that cannot be read costs this only, with a warning.
-pub fn watch_kernel_restores(state: ControlState, kmsg: std::path::PathBuf) {
-    tokio::spawn(async move {
-        match watch_kmsg(&state, &kmsg).await {
-            Ok(()) => tracing::debug!("{} ended: no more restores are noticed", kmsg.display()),
-            Err(e) => tracing::warn!(
-                "cannot watch {} for restores the host does not announce: {e}",
-                kmsg.display()
-            ),
-        }
-    });
-}
-
-async fn watch_kmsg(state: &ControlState, kmsg: &std::path::Path) -> std::io::Result<()> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(kmsg)?;
-    // Only records from now on: the ones before are of this boot, not of a restore. (A FIFO
-    // in the tests cannot seek, and has nothing before.)
-    let _ = nix::unistd::lseek(&file, 0, nix::unistd::Whence::SeekEnd);
-    // SAFETY: `file` is an open descriptor this AsyncFd owns from here until it drops it;
-    // nothing else closes or reuses it.
-    let fd = unsafe { tokio::io::unix::AsyncFd::register(file) }?;
-    // One record per read on /dev/kmsg; a record is at most 8 KiB there.
-    let mut buf = vec![0u8; 8192];
-    loop {
-        let mut ready = fd.readable().await?;
-        match ready.try_io(|f| f.get_ref().read(&mut buf)) {
-            Ok(Ok(0)) => return Ok(()),
-            Ok(Ok(n)) => {
-                let text = String::from_utf8_lossy(&buf[..n]);
-                if text.lines().any(kernel::is_vm_fork_record) {
-                    restore_without_the_host(state).await;
-                }
-            }
-            // EPIPE: records were overwritten before they were read; go on from the next.
-            Ok(Err(e)) if e.raw_os_error() == Some(libc::EPIPE) => {}
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Ok(Err(e)) => return Err(e),
-            Err(_would_block) => {}
-        }
-    }
-}
-
-/// What roost does for a restore the host did not announce (see [`watch_kernel_restores`]).
-async fn restore_without_the_host(state: &ControlState) {
+/// What roost does for a restore the host did not announce (see
+/// [`super::restore_watch`]).
+pub(super) async fn restore_without_the_host(state: &ControlState) {
     let started = Instant::now();
     let Ok(generation) = state.snapshot(|b| b.begin_detected()) else {
         // A host call is running: it does all this, and steps the clock too.

@@ -7,10 +7,12 @@
 //! - [`kernel`]: fresh randomness and the wall clock stepped;
 //! - [`Book`]: the generation, what is in progress, and the last restore's answer (a second
 //!   call for the same generation gets it again, with nothing redone);
-//! - [`hook_order`]: before-hooks in reverse dependency order, after-hooks in order (CRaC's).
+//! - [`hook_order`]: before-hooks in reverse dependency order, after-hooks in order (CRaC's);
+//! - [`vmclock`]: the VMClock device's generation counter, read to notice a restore.
 
 pub mod kernel;
 pub mod request;
+pub mod vmclock;
 
 use roost_control_protocol::{RestoredAnswer, SnapshotStatus};
 

@@ -183,7 +183,11 @@ impl Mode for VmMode {
             );
         }
         // A restore the host does not announce still gets what needs no host data.
-        control::snapshot::watch_kernel_restores(state.clone(), PathBuf::from("/dev/kmsg"));
+        control::restore_watch::watch_restores(
+            state.clone(),
+            PathBuf::from("/dev/kmsg"),
+            PathBuf::from(crate::snapshot::vmclock::DEVICE),
+        );
         // The default listener started before the config: it learns Control.AllowCids now.
         for server in servers.iter() {
             server.set_allow_cids(control.allow_cids.clone());

@@ -313,23 +313,30 @@ fn roostctl_drives_both_calls_with_this_hosts_clock_and_entropy() {
     roost.wait(T);
 }
 
-#[test]
-fn a_restore_the_host_does_not_announce_still_gets_tokens_and_after_hooks() {
-    let scratch = Scratch::new();
+/// One service with journalling hooks under roost, with a restore source of the test's own
+/// (`env`: the variable and the path standing in for the kernel's): its journal, control
+/// socket and roost, once the service runs.
+fn one_hooked_app(
+    scratch: &Scratch,
+    env: (&str, &std::path::Path),
+) -> (std::path::PathBuf, std::path::PathBuf, Running) {
     let journal = scratch.path("journal");
     std::fs::write(&journal, b"").expect("journal");
-    // The kernel log, as a FIFO the test writes: in a VM it is /dev/kmsg.
-    let kmsg = scratch.path("kmsg");
-    nix::unistd::mkfifo(&kmsg, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("fifo");
     let doc = json!({"KillTimeout": 2, "Containers": [hooked("app", &journal, json!({}))]});
     let config = scratch.config(&doc);
     let ctl = scratch.path("ctl.sock");
-    let roost = roost_with_control(
-        &config,
-        &ctl,
-        &[("ROOST_TEST_KMSG", kmsg.to_str().expect("utf-8"))],
-    );
+    let roost = roost_with_control(&config, &ctl, &[(env.0, env.1.to_str().expect("utf-8"))]);
     wait_running(&ctl, 1);
+    (journal, ctl, roost)
+}
+
+#[test]
+fn a_restore_the_host_does_not_announce_still_gets_tokens_and_after_hooks() {
+    let scratch = Scratch::new();
+    // The kernel log, as a FIFO the test writes: in a VM it is /dev/kmsg.
+    let kmsg = scratch.path("kmsg");
+    nix::unistd::mkfifo(&kmsg, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("fifo");
+    let (journal, ctl, roost) = one_hooked_app(&scratch, ("ROOST_TEST_KMSG", &kmsg));
     // Opened after roost's reader (a blocking open waits for it), and kept open to the end.
     let mut writer = std::fs::OpenOptions::new()
         .write(true)
@@ -633,19 +640,9 @@ fn a_notify_hook_waits_for_the_services_ready_after_its_signal() {
 fn a_new_vmclock_generation_is_a_restore_and_other_updates_are_not() {
     use std::os::unix::fs::FileExt;
     let scratch = Scratch::new();
-    let journal = scratch.path("journal");
-    std::fs::write(&journal, b"").expect("journal");
     let page = scratch.path("vmclock");
     std::fs::write(&page, roost::snapshot::vmclock::encode(2, (true, false), 5)).expect("page");
-    let doc = json!({"KillTimeout": 2, "Containers": [hooked("app", &journal, json!({}))]});
-    let config = scratch.config(&doc);
-    let ctl = scratch.path("ctl.sock");
-    let roost = roost_with_control(
-        &config,
-        &ctl,
-        &[("ROOST_TEST_VMCLOCK", page.to_str().expect("utf-8"))],
-    );
-    wait_running(&ctl, 1);
+    let (journal, ctl, roost) = one_hooked_app(&scratch, ("ROOST_TEST_VMCLOCK", &page));
     std::thread::sleep(Duration::from_millis(500));
     // The hypervisor updates the page in place (roost holds it open).
     let device = std::fs::OpenOptions::new()

@@ -94,7 +94,9 @@ pub fn load_file(path: &Path) -> Result<Validated, ConfigError> {
         source,
     };
     let file = std::fs::File::open(path).map_err(read_err)?;
-    let mut bytes = Vec::new();
+    // Sized from the fstat (bounded), so a config is one read and its end another.
+    let size = file.metadata().map_or(0, |m| m.len().min(MAX_CONFIG_BYTES));
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0).saturating_add(1));
     file.take(MAX_CONFIG_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(read_err)?;

@@ -20,21 +20,6 @@ pub use console::{dropped_lines, QUEUE_LINES};
 /// Longest line kept (a hostile path in an audit line cannot make one huge write).
 const MAX_LINE: usize = 8 * 1024;
 
-/// What the subscriber writes through: one `write` per formatted event.
-#[derive(Debug, Clone, Copy)]
-pub struct ConsoleWriter;
-
-impl std::io::Write for ConsoleWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        console::write_line(&buf[..buf.len().min(MAX_LINE)]);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Waits up to `timeout` for every queued line to reach the console.
 pub fn flush(timeout: Duration) {
     console::flush(timeout);
@@ -119,17 +104,10 @@ struct LineFormat {
     started: std::time::Instant,
 }
 
-impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for LineFormat
-where
-    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
-    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        _ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
-        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
-        event: &tracing::Event<'_>,
-    ) -> std::fmt::Result {
+impl LineFormat {
+    /// One event as one line, newline included.
+    fn line(&self, event: &tracing::Event<'_>) -> String {
+        use std::fmt::Write;
         let mut fields = Fields::default();
         event.record(&mut fields);
         let meta = event.metadata();
@@ -144,18 +122,71 @@ where
                 line.insert(key.into(), value);
             }
             line.insert("msg".into(), fields.message.into());
-            return writeln!(writer, "{}", serde_json::Value::Object(line));
+            return format!("{}\n", serde_json::Value::Object(line));
         }
-        write!(writer, "t={t:.6}s level={level} target={}", meta.target())?;
+        let mut out = format!("t={t:.6}s level={level} target={}", meta.target());
         for (key, value) in &fields.others {
             let text = match value {
                 serde_json::Value::String(s) => logfmt_value(s),
                 other => other.to_string(),
             };
-            write!(writer, " {key}={text}")?;
+            let _ = write!(out, " {key}={text}");
         }
-        writeln!(writer, " msg={}", logfmt_value(&fields.message))
+        let _ = writeln!(out, " msg={}", logfmt_value(&fields.message));
+        out
     }
+}
+
+/// roost's subscriber: every enabled event is one line to the console sink. roost makes no
+/// spans, so none are tracked (a span gets one id and is otherwise ignored); this is all
+/// PID 1 needs of a subscriber, without a span registry to set up at start or consult per
+/// event.
+struct LineSubscriber {
+    max: tracing::level_filters::LevelFilter,
+    format: LineFormat,
+}
+
+impl tracing::Subscriber for LineSubscriber {
+    fn register_callsite(
+        &self,
+        meta: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        if self.enabled(meta) {
+            tracing::subscriber::Interest::always()
+        } else {
+            tracing::subscriber::Interest::never()
+        }
+    }
+
+    fn enabled(&self, meta: &tracing::Metadata<'_>) -> bool {
+        *meta.level() <= self.max
+    }
+
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(self.max)
+    }
+
+    fn new_span(&self, _span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+
+    fn record(&self, _span: &tracing::span::Id, _values: &tracing::span::Record<'_>) {}
+
+    fn record_follows_from(&self, _span: &tracing::span::Id, _follows: &tracing::span::Id) {}
+
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut line = self.format.line(event).into_bytes();
+        if line.len() > MAX_LINE {
+            // Cut, and still one line.
+            line.truncate(MAX_LINE - 1);
+            line.push(b'\n');
+        }
+        console::write_line(&line);
+    }
+
+    fn enter(&self, _span: &tracing::span::Id) {}
+
+    fn exit(&self, _span: &tracing::span::Id) {}
 }
 
 /// Installs the global subscriber. `ROOST_LOG` (`error`..`trace`) sets the level; default info.
@@ -167,15 +198,13 @@ pub fn init() {
         .unwrap_or(tracing::Level::INFO);
     console::attach_stderr();
     let json = std::env::var("ROOST_LOG_FORMAT").is_ok_and(|v| v == "json");
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(|| ConsoleWriter)
-        .with_ansi(false)
-        .with_max_level(level)
-        .event_format(LineFormat {
+    let subscriber = LineSubscriber {
+        max: tracing::level_filters::LevelFilter::from_level(level),
+        format: LineFormat {
             json,
             started: std::time::Instant::now(),
-        })
-        .finish();
+        },
+    };
     // Fails only when a subscriber is already set (tests): keep that one.
     let _ = tracing::subscriber::set_global_default(subscriber);
 }

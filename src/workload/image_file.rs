@@ -66,7 +66,9 @@ fn read_open(file: std::fs::File) -> Result<Option<Vec<u8>>, ImageFileError> {
     if meta.len() > MAX_IMAGE_FILE_BYTES {
         return Err(ImageFileError::TooLarge);
     }
-    let mut bytes = Vec::new();
+    // Sized from the fstat: one read for the file and one for its end (std's growth from
+    // nothing reads a 1 KiB passwd in seven).
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));
     // The size can grow between the fstat and the read: the cap holds either way.
     file.take(MAX_IMAGE_FILE_BYTES + 1)
         .read_to_end(&mut bytes)?;

@@ -102,9 +102,20 @@ pub fn default_pids_max(available: u64) -> u64 {
         .max(crate::config::limits::MIN_PIDS_MAX)
 }
 
+/// A small kernel file (procfs, cgroupfs) whole. Their size is 0 to `fstat`, so std's
+/// `read_to_string` would grow its buffer from 32 bytes, one `read` per doubling (seven for
+/// `/proc/self/mountinfo`, each regenerating the text up to its offset); a page-sized buffer
+/// takes it in one read and its end in another.
+pub fn read_kernel_file(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::with_capacity(8192);
+    std::fs::File::open(path)?.read_to_string(&mut text)?;
+    Ok(text)
+}
+
 /// A file holding one number (`max` and anything else that is not one: None).
 pub(super) fn read_number(path: &std::path::Path) -> Option<u64> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    read_kernel_file(path).ok()?.trim().parse().ok()
 }
 
 /// The smallest `pids.max` from `dir` up to `mount` (a number, or `max` for none).

@@ -21,8 +21,8 @@ impl ServicesGroup {
     /// `pids.max` set to what roost may use less the reserve. Best effort: what cannot be
     /// done is a warning, and the leaves then fail as they would without it.
     pub fn create(name: &str) -> (Self, Vec<String>) {
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let mountinfo = read_kernel_file("/proc/self/mountinfo").unwrap_or_default();
+        let own = read_kernel_file("/proc/self/cgroup").unwrap_or_default();
         let mounts = parse_mountinfo(&mountinfo);
         let (own_v2, own_memory) = parse_proc_cgroup(&own);
         let own_pids = parse_proc_cgroup_v1(&own, "pids");

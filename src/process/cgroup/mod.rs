@@ -55,8 +55,8 @@ impl WorkloadCgroup {
         memory_limit_mib: Option<u64>,
         pids_max: Option<u64>,
     ) -> (Self, Vec<String>) {
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let mountinfo = read_kernel_file("/proc/self/mountinfo").unwrap_or_default();
+        let own = read_kernel_file("/proc/self/cgroup").unwrap_or_default();
         let mounts = parse_mountinfo(&mountinfo);
         if mounts == CgroupMounts::default() {
             // No cgroup file system at all: roost runs inside a container whose runtime's
@@ -68,7 +68,7 @@ impl WorkloadCgroup {
         // The controllers v2 offers below roost's own cgroup, read once for both limits.
         let v2_controllers = match (&mounts.v2, &own_paths.0) {
             (Some(mount), Some(path)) => {
-                std::fs::read_to_string(own_dir(mount, path).join("cgroup.controllers"))
+                read_kernel_file(own_dir(mount, path).join("cgroup.controllers"))
                     .unwrap_or_default()
             }
             _ => String::new(),
@@ -283,7 +283,7 @@ impl WorkloadCgroup {
     }
 
     fn read_oom_kills(&self) -> Option<u64> {
-        let text = std::fs::read_to_string(self.oom_counter.as_ref()?).ok()?;
+        let text = read_kernel_file(self.oom_counter.as_ref()?).ok()?;
         parse_keyed(&text, "oom_kill")
     }
 

@@ -906,3 +906,25 @@ fn each_service_has_its_own_cgroup_limits_and_oom_detection() {
         done.stdout
     );
 }
+
+/// Every service over by itself, none deciding the exit: the machine ends at once with 0,
+/// not after its stop bound and a SIGKILL wait for nothing (it waited KillTimeout plus 10 s,
+/// then logged `[] did not die within 10 s of SIGKILL`).
+#[test]
+fn when_every_service_is_over_and_none_decided_the_machine_ends_at_once() {
+    let started = Instant::now();
+    let (_scratch, done) = run(json!({"KillTimeout": 30, "Containers": [
+        {"name": "a", "exec": ["true"], "on_exit": "ignore", "restart": {"policy": "no"}},
+        {"name": "b", "exec": sh("exit 3".into()), "on_exit": "ignore", "restart": {"policy": "no"}},
+    ]}));
+    done.assert_code(0);
+    let err = &done.stderr;
+    assert!(
+        err.contains("no service decided (every service is over)"),
+        "{err}"
+    );
+    assert!(!err.contains("did not die"), "{err}");
+    assert!(!err.contains("SIGKILL"), "{err}");
+    // Not a timing claim: the bound it used to wait out is 30 s.
+    assert!(started.elapsed() < Duration::from_secs(20), "{err}");
+}

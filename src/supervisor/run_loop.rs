@@ -261,7 +261,9 @@ impl<'a> RunLoop<'a> {
                 self.carry_out(action).await;
             }
             self.publish_views();
-            if self.plan.is_stopping() && self.live.iter().all(Option::is_none) {
+            // Over once nothing runs and nothing will start again: a stop that has finished,
+            // or every service over by itself (no stop then: nothing is left to wait for).
+            if self.plan.is_ending() && self.live.iter().all(Option::is_none) {
                 break;
             }
             match self.next_input().await {

@@ -501,7 +501,7 @@ shell:
   shell_argument: -c
 processes:
   prepare:
-    command: "echo prepared > {out}"
+    command: "echo prepared > prepared.txt && cat prepared.txt > {out}"
   server:
     command: "exec python3 -m http.server {port} --bind 127.0.0.1 --directory {dir}"
     depends_on:
@@ -542,6 +542,8 @@ processes:
     let done = Running::start(PID_NS, &config).wait(T);
     done.assert_code(0);
     assert!(done.stdout.contains("[check] prepared"), "{}", done.stdout);
+    // A relative path is the project's directory's, as under process-compose.
+    assert!(scratch.path("prepared.txt").exists());
 }
 
 /// 1,000 trials of exits racing restarts and stops: two services that exit at once and are

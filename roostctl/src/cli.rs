@@ -60,6 +60,10 @@ pub enum Cmd {
         #[arg(value_parser = ["process-compose"])]
         format: String,
         file: PathBuf,
+        /// Where the project's directory is when it runs (in the VM): each service runs
+        /// there, or in its `working_dir` resolved from there. Default: FILE's directory.
+        #[arg(long)]
+        project_dir: Option<PathBuf>,
     },
     /// Make an image a container service can use (no connection to roost needed):
     /// `image build SOURCE (--dir DIR | --ext4 FILE) [--config FILE]` applies the layers of

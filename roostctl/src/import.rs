@@ -6,8 +6,16 @@
 use serde_json::{json, Map, Value};
 
 /// Converts a process-compose YAML document to `{"Containers": [...]}`, or explains why not.
-/// Warnings (keys roost ignores, such as logging options) come back beside the result.
-pub fn process_compose(yaml: &str) -> Result<(Value, Vec<String>), String> {
+/// Warnings (keys roost ignores, such as logging options, and names it changed) come back
+/// beside the result. `project_dir` is where the project's directory is when it runs (an
+/// absolute path): process-compose runs a process without `working_dir` there and resolves
+/// a relative one from there, so every service gets its directory written out.
+pub fn process_compose(yaml: &str, project_dir: &str) -> Result<(Value, Vec<String>), String> {
+    if !project_dir.starts_with('/') {
+        return Err(format!(
+            "the project directory {project_dir:?} must be an absolute path"
+        ));
+    }
     let doc: Value = serde_saphyr::from_str(yaml).map_err(|e| format!("not YAML: {e}"))?;
     let mut warnings = Vec::new();
     let Some(project) = doc.as_object() else {
@@ -30,11 +38,99 @@ pub fn process_compose(yaml: &str) -> Result<(Value, Vec<String>), String> {
     let Some(processes) = project.get("processes").and_then(Value::as_object) else {
         return Err("processes: missing (a mapping of name to process)".into());
     };
+    let names = service_names(processes.keys(), &mut warnings)?;
+    let project = Project {
+        shell,
+        env: project_env,
+        dir: project_dir.trim_end_matches('/').to_string(),
+        names,
+    };
     let mut containers = Vec::new();
     for (name, p) in processes {
-        containers.push(process(name, p, &shell, &project_env, &mut warnings)?);
+        containers.push(process(name, p, &project, &mut warnings)?);
     }
     Ok((json!({ "Containers": containers }), warnings))
+}
+
+/// What every process of a project shares.
+struct Project {
+    shell: Vec<String>,
+    env: Map<String, Value>,
+    /// Absolute, without a trailing `/` (empty for `/`).
+    dir: String,
+    /// Each process's name as a roost service name.
+    names: std::collections::BTreeMap<String, String>,
+}
+
+impl Project {
+    fn name_of(&self, process: &str) -> String {
+        self.names
+            .get(process)
+            .cloned()
+            .unwrap_or_else(|| service_name(process))
+    }
+
+    /// A process's directory: the project's, or a relative `working_dir` from it.
+    fn dir_of(&self, working_dir: Option<&str>) -> String {
+        match working_dir {
+            Some(dir) if dir.starts_with('/') => dir.to_string(),
+            Some(dir) => {
+                let rel = dir.trim_start_matches("./").trim_end_matches('/');
+                match rel {
+                    "" | "." => self.root(),
+                    rel => format!("{}/{rel}", self.dir),
+                }
+            }
+            None => self.root(),
+        }
+    }
+
+    fn root(&self) -> String {
+        if self.dir.is_empty() {
+            "/".into()
+        } else {
+            self.dir.clone()
+        }
+    }
+}
+
+/// process-compose's names as roost's (DNS labels): lowercase, `_` and `.` as `-`.
+fn service_name(name: &str) -> String {
+    name.chars()
+        .map(|c| match c {
+            '_' | '.' => '-',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect()
+}
+
+/// Every process's service name; a name changed is said, two that become one are refused.
+fn service_names<'a>(
+    processes: impl Iterator<Item = &'a String>,
+    warnings: &mut Vec<String>,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let mut names = std::collections::BTreeMap::new();
+    let mut taken: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    for process in processes {
+        let name = service_name(process);
+        if !is_dns_label(&name) {
+            return Err(format!(
+                "processes.{process}: roost's service names are DNS labels (letters, digits, '-', at most 63, not starting or ending with '-'); {name:?} is not one, rename it"
+            ));
+        }
+        if let Some(other) = taken.insert(name.clone(), process.clone()) {
+            return Err(format!(
+                "processes.{process} and processes.{other} would both be service {name:?}: rename one"
+            ));
+        }
+        if name != *process {
+            warnings.push(format!(
+                "processes.{process}: the service is named {name:?} (roost's names are DNS labels)"
+            ));
+        }
+        names.insert(process.clone(), name);
+    }
+    Ok(names)
 }
 
 fn shell(v: Option<&Value>) -> Result<Vec<String>, String> {
@@ -81,21 +177,16 @@ fn seconds(v: &Value) -> Option<f64> {
 fn process(
     name: &str,
     p: &Value,
-    shell: &[String],
-    project_env: &Map<String, Value>,
+    project: &Project,
     warnings: &mut Vec<String>,
 ) -> Result<Value, String> {
     let at = |key: &str| format!("processes.{name}.{key}");
-    if !is_dns_label(name) {
-        return Err(format!(
-            "processes.{name}: roost's service names are DNS labels (lowercase letters, digits, '-'); rename it"
-        ));
-    }
+    let shell = project.shell.as_slice();
     let Some(p) = p.as_object() else {
         return Err(format!("processes.{name}: not a mapping"));
     };
     let mut c = Map::new();
-    c.insert("name".into(), name.into());
+    c.insert("name".into(), project.name_of(name).into());
     for (key, value) in p {
         let refuse = |why: &str| Err(format!("{}: {why}", at(key)));
         match key.as_str() {
@@ -155,14 +246,17 @@ fn process(
         }
         (None, None) => return Err(format!("processes.{name}: no command or entrypoint")),
     }
-    let mut env = project_env.clone();
+    let mut env = project.env.clone();
     env.extend(env_list(&at("environment"), p.get("environment"))?);
     if !env.is_empty() {
         c.insert("env".into(), Value::Object(env));
     }
-    if let Some(dir) = p.get("working_dir") {
-        c.insert("working_dir".into(), dir.clone());
-    }
+    let working_dir = match p.get("working_dir") {
+        None => None,
+        Some(Value::String(dir)) => Some(dir.as_str()),
+        Some(_) => return Err(format!("{}: a string", at("working_dir"))),
+    };
+    c.insert("working_dir".into(), project.dir_of(working_dir).into());
     if let Some(line) = p.get("ready_log_line") {
         c.insert("ready_log_line".into(), line.clone());
     }
@@ -189,7 +283,7 @@ fn process(
                     ))
                 }
             };
-            out.push(json!({ "name": target, "condition": condition }));
+            out.push(json!({ "name": project.name_of(target), "condition": condition }));
         }
         c.insert("depends_on".into(), Value::Array(out));
     }
@@ -413,7 +507,7 @@ processes:
 
     #[test]
     fn the_blogs_sidecar_set_maps_onto_containers() {
-        let (v, warnings) = process_compose(BLOG).expect("import");
+        let (v, warnings) = process_compose(BLOG, "/srv/app").expect("import");
         assert!(
             warnings.iter().any(|w| w.contains("log_level")),
             "{warnings:?}"
@@ -456,6 +550,43 @@ processes:
         assert_eq!(ts["restart"]["backoff_seconds"], 2.0);
         assert_eq!(ts["env"]["TS_AUTHKEY"], "from-a-secret");
         assert_eq!(by("vault-agent")["depends_on"][0]["condition"], "healthy");
+        // Every service runs in the project's directory, as process-compose runs them.
+        for s in c {
+            assert_eq!(s["working_dir"], "/srv/app", "{s}");
+        }
+    }
+
+    /// Names that are not DNS labels are made ones (and said), with every `depends_on`
+    /// following; a relative `working_dir` is resolved from the project's directory.
+    #[test]
+    fn names_become_dns_labels_and_directories_resolve_from_the_project() {
+        let yaml = "processes:\n  Postgres_Init:\n    command: init\n    working_dir: ./db\n  \
+                    broker.0:\n    command: run\n    working_dir: /opt/broker\n    depends_on:\n      \
+                    Postgres_Init:\n        condition: process_completed_successfully\n  web:\n    \
+                    command: serve\n    working_dir: .\n";
+        let (v, warnings) = process_compose(yaml, "/srv/app/").expect("import");
+        let c = v["Containers"].as_array().expect("containers");
+        let names: Vec<&str> = c.iter().map(|s| s["name"].as_str().unwrap_or("")).collect();
+        assert_eq!(names, ["postgres-init", "broker-0", "web"]);
+        assert_eq!(c[0]["working_dir"], "/srv/app/db");
+        assert_eq!(c[1]["working_dir"], "/opt/broker");
+        assert_eq!(c[2]["working_dir"], "/srv/app");
+        assert_eq!(c[1]["depends_on"][0]["name"], "postgres-init");
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].contains("processes.Postgres_Init: the service is named \"postgres-init\""),
+            "{warnings:?}"
+        );
+        assert!(
+            process_compose(yaml, "srv").is_err(),
+            "a relative project directory"
+        );
+        assert_eq!(
+            process_compose("processes:\n  a:\n    command: x\n", "/")
+                .expect("import")
+                .0["Containers"][0]["working_dir"],
+            "/"
+        );
     }
 
     #[test]
@@ -465,7 +596,8 @@ processes:
             ("processes:\n  a:\n    command: x\n    replicas: 3\n", "processes.a.replicas"),
             ("processes:\n  a:\n    command: x\n    shutdown:\n      command: stop-it\n", "processes.a.shutdown.command"),
             ("processes:\n  a:\n    command: x\n    shutdown:\n      parent_only: true\n", "parent_only"),
-            ("processes:\n  Web_1:\n    command: x\n", "DNS labels"),
+            ("processes:\n  _web:\n    command: x\n", "DNS labels"),
+            ("processes:\n  web_1:\n    command: x\n  Web.1:\n    command: y\n", "would both be service \"web-1\""),
             ("processes:\n  a:\n    command: x\n    schedule: {cron: '* * * * *'}\n", "processes.a.schedule"),
             ("processes:\n  a:\n    command: x\n    availability:\n      exit_on_skipped: true\n", "exit_on_skipped"),
             ("processes:\n  a:\n    command: x\n    readiness_probe:\n      http_get: {host: example.com, port: 80}\n", "127.0.0.1"),
@@ -473,7 +605,7 @@ processes:
             ("watch: []\nprocesses: {}\n", "watch"),
             ("[1, 2]\n", "not a process-compose project"),
         ] {
-            let err = process_compose(yaml).expect_err(yaml);
+            let err = process_compose(yaml, "/srv/app").expect_err(yaml);
             assert!(err.contains(want), "{yaml}: {err}");
         }
     }

@@ -74,10 +74,24 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             ext4.as_deref(),
             config.as_deref(),
         ),
-        Cmd::Import { file, .. } => {
+        Cmd::Import {
+            file, project_dir, ..
+        } => {
             let text = std::fs::read_to_string(file)
                 .map_err(|e| Failure(2, format!("cannot read {}: {e}", file.display())))?;
-            let (value, warnings) = import::process_compose(&text)
+            let project_dir = match project_dir {
+                Some(dir) => dir.clone(),
+                None => std::fs::canonicalize(file)
+                    .ok()
+                    .and_then(|f| f.parent().map(std::path::Path::to_path_buf))
+                    .ok_or_else(|| {
+                        Failure(
+                            2,
+                            format!("cannot resolve the directory of {}", file.display()),
+                        )
+                    })?,
+            };
+            let (value, warnings) = import::process_compose(&text, &project_dir.to_string_lossy())
                 .map_err(|e| Failure(EXIT_REFUSED, format!("{}: {e}", file.display())))?;
             for w in warnings {
                 eprintln!("roostctl: {w}");

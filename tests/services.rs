@@ -930,3 +930,30 @@ fn when_every_service_is_over_and_none_decided_the_machine_ends_at_once() {
     // Not a timing claim: the bound it used to wait out is 30 s.
     assert!(started.elapsed() < Duration::from_secs(20), "{err}");
 }
+
+/// A Fly machine config pasted as it is (its `containers`, `env` and `stop_config`, and keys
+/// that are the host's) runs: before, roost read nothing of it and refused it as a workload
+/// without a command.
+#[test]
+fn a_fly_machine_config_runs_as_written() {
+    let (_scratch, done) = run(json!({
+        "containers": [
+            {"name": "setup", "exec": sh("echo setup in $REGION".into()), "restart": {"policy": "no"}, "on_exit": "ignore"},
+            {"name": "app", "exec": sh("echo app after setup".into()),
+             "depends_on": [{"name": "setup", "condition": "exited_successfully"}]},
+        ],
+        "env": {"REGION": "ord"},
+        "stop_config": {"timeout": "5s", "signal": "SIGINT"},
+        "guest": {"cpus": 1, "memory_mb": 256},
+        "image": "registry.fly.io/app:v1",
+    }));
+    done.assert_code(0);
+    let (out, err) = (&done.stdout, &done.stderr);
+    assert!(out.contains("[setup] setup in ord"), "{out}\n{err}");
+    assert!(
+        line_of(out, "[setup] setup in ord") < line_of(out, "[app] app after setup"),
+        "{out}"
+    );
+    assert!(err.contains("guest: the host's (flyd's) part"), "{err}");
+    assert!(err.contains("image: the host's (flyd's) part"), "{err}");
+}

@@ -1,12 +1,15 @@
 //! The run config (docs/run-config.md), parsed with serde and validated.
 //!
 //! Parsing is strict about types (a wrong type names its field through `serde_path_to_error`)
-//! and lenient about presence: every field is optional, unknown keys are ignored, and `null`
-//! (which the Go host drivers send for empty slices and maps) means "absent".
+//! and lenient about presence: every field is optional, an unknown top-level key is a warning,
+//! and `null` (which the Go host drivers send for empty slices and maps) means "absent". A Fly
+//! machine config or Machines API request pasted as it is becomes the run config first
+//! ([`fly_forms`]).
 
 mod checks;
 pub mod containers;
 pub mod decode;
+mod fly_forms;
 pub mod graph;
 mod healthcheck;
 mod lifecycle;
@@ -68,6 +71,28 @@ pub fn parse(bytes: &[u8]) -> Result<Validated, ConfigError> {
             "the config must be a JSON object".into(),
         ));
     }
+    let form = fly_forms::recognise(bytes)?;
+    let translated = match &form.translated {
+        Some(doc) => Some(serde_json::to_vec(doc).map_err(|e| ConfigError::Syntax(e.to_string()))?),
+        None => None,
+    };
+    let parsed = parse_run_config(translated.as_deref().unwrap_or(bytes))
+        .and_then(validate::validate)
+        .map_err(|err| match err {
+            ConfigError::Field { field, problem } => ConfigError::Field {
+                field: form.field_as_written(&field),
+                problem,
+            },
+            other => other,
+        });
+    let mut validated = parsed?;
+    let mut warnings = form.warnings;
+    warnings.append(&mut validated.warnings);
+    validated.warnings = warnings;
+    Ok(validated)
+}
+
+fn parse_run_config(bytes: &[u8]) -> Result<RunConfig, ConfigError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let config: RunConfig = match serde_path_to_error::deserialize(&mut de) {
         Ok(config) => config,
@@ -83,7 +108,7 @@ pub fn parse(bytes: &[u8]) -> Result<Validated, ConfigError> {
     // Trailing garbage after the document is a syntax error, not something to ignore.
     de.end()
         .map_err(|err| ConfigError::Syntax(err.to_string()))?;
-    validate::validate(config)
+    Ok(config)
 }
 
 /// Reads and parses a config file, refusing files larger than [`MAX_CONFIG_BYTES`].

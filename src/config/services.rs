@@ -79,7 +79,7 @@ fn validate_volumes(volumes: &[VolumeConfig]) -> Result<Vec<Volume>, ConfigError
         let Some(temp) = &v.temp_dir else {
             return Err(f(
                 format!("Volumes[{i}]"),
-                "only temp_dir volumes are supported",
+                "a volume without temp_dir is a Fly volume, which the host attaches as a disk: give that disk to roost as Mounts [{DevicePath, MountPath}] (only temp_dir volumes are made here)",
             ));
         };
         let memory = match temp.storage_type.as_deref() {
@@ -347,6 +347,18 @@ fn process(i: usize, c: &ContainerConfig, cx: &Context<'_>) -> Result<Process, C
         image_config.working_dir = Some(dir.clone());
     }
     let exec_override = (!c.exec.is_empty()).then(|| c.exec.clone());
+    // Fly's `cmd` replaces the image's CMD and keeps its ENTRYPOINT: without the image's
+    // config the argv is unknown, so `cmd` alone is not something to run.
+    if exec_override.is_none()
+        && c.image_config.is_none()
+        && c.entrypoint.is_empty()
+        && !c.cmd.is_empty()
+    {
+        return Err(f(
+            format!("Containers[{i}].cmd"),
+            "replaces the image's CMD (and keeps its ENTRYPOINT), and there is no image_config (the image's config, which the host resolves from image): nothing to run; give exec for the whole argv",
+        ));
+    }
     if exec_override.is_none() && image_config.entrypoint.is_empty() && image_config.cmd.is_empty()
     {
         return Err(f(

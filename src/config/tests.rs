@@ -580,3 +580,103 @@ mod containers {
         );
     }
 }
+
+/// Fly's machine config as written, and a Machines API request, run unchanged: `containers`,
+/// `volumes`, `env`, `stop_config` and `init.exec` mapped; the host's keys each a warning;
+/// errors name the keys the user wrote.
+#[test]
+fn fly_machine_configs_and_api_requests_are_read_as_written() {
+    let machine = r#"{
+        "containers": [{"name": "web", "exec": ["/bin/web"], "env": {"PORT": "8080"}},
+                       {"name": "log", "image": "vector:latest", "exec": ["/bin/vector"]}],
+        "volumes": [{"name": "scratch", "temp_dir": {"storage_type": "memory", "size_mb": 8}}],
+        "env": {"REGION": "ord"},
+        "stop_config": {"timeout": "10s", "signal": "SIGINT"},
+        "guest": {"cpus": 1, "memory_mb": 256}, "services": [], "restart": {"policy": "always"},
+        "image": "registry.fly.io/app:latest", "metadata": {"fly_process_group": "app"}
+    }"#;
+    let v = parse_str(machine).expect("a machine config");
+    let names: Vec<&str> = v.services.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["web", "log"]);
+    assert_eq!(v.volumes.len(), 1);
+    assert_eq!(v.machine.kill_timeout, std::time::Duration::from_secs(10));
+    assert_eq!(v.services[0].stop.signal.number(), libc::SIGINT);
+    assert_eq!(
+        v.services[0]
+            .process
+            .extra_env
+            .get("REGION")
+            .map(String::as_str),
+        Some("ord")
+    );
+    for key in ["guest", "services", "restart", "image", "metadata"] {
+        assert!(
+            v.warnings
+                .iter()
+                .any(|w| w.starts_with(&format!("{key}: the host's"))),
+            "{key}: {:?}",
+            v.warnings
+        );
+    }
+    // The Machines API's create request: its config is the machine's.
+    let request = format!(r#"{{"name": "m1", "region": "ord", "config": {machine}}}"#);
+    let v = parse_str(&request).expect("an API request");
+    assert_eq!(v.services.len(), 2);
+    assert!(v
+        .warnings
+        .iter()
+        .any(|w| w.starts_with("region: part of the Machines API request")));
+    assert!(v
+        .warnings
+        .iter()
+        .any(|w| w.starts_with("config.guest: the host's")));
+    // Errors name what the user wrote, not roost's key.
+    let (field, _) =
+        field_error(r#"{"config": {"containers": [{"name": "Bad Name", "exec": ["x"]}]}}"#);
+    assert_eq!(field, "config.containers[0].name");
+    let (field, problem) = field_error(r#"{"containers": [{"name": "web", "cmd": ["serve"]}]}"#);
+    assert_eq!(field, "containers[0].cmd");
+    assert!(problem.contains("replaces the image's CMD"), "{problem}");
+    let (field, problem) = field_error(
+        r#"{"volumes": [{"name": "data"}], "containers": [{"name": "a", "exec": ["x"]}]}"#,
+    );
+    assert_eq!(field, "volumes[0]");
+    assert!(problem.contains("Mounts"), "{problem}");
+    let (field, _) = field_error(r#"{"init": {"cmd": ["serve"]}}"#);
+    assert_eq!(field, "init.cmd");
+    let (field, _) = field_error(r#"{"files": [{"guest_path": "/a", "raw_value": "eA=="}]}"#);
+    assert_eq!(field, "files");
+    // Nanoseconds, as the API documents the timeout, round up to whole seconds.
+    let v =
+        parse_str(r#"{"init": {"exec": ["/bin/app"]}, "stop_config": {"timeout": 1500000000}}"#)
+            .expect("init.exec");
+    assert_eq!(v.machine.kill_timeout, std::time::Duration::from_secs(2));
+    assert_eq!(
+        v.services[0].process.exec_override.as_deref(),
+        Some(&["/bin/app".to_string()][..])
+    );
+}
+
+/// roost's own form: a key it does not know is a warning, not silence.
+#[test]
+fn unknown_top_level_keys_are_warned_about() {
+    let v = parse_str(r#"{"ImageConfig": {"Cmd": ["x"]}, "Contaners": [], "SomethingNew": 1}"#)
+        .expect("valid");
+    assert!(
+        v.warnings
+            .iter()
+            .any(|w| w.starts_with("Contaners: not a key")),
+        "{:?}",
+        v.warnings
+    );
+    assert!(v
+        .warnings
+        .iter()
+        .any(|w| w.starts_with("SomethingNew: not a key")));
+    let v = parse_str(r#"{"ImageConfig": {"Cmd": ["x"]}}"#).expect("valid");
+    assert!(
+        v.warnings.iter().all(|w| !w.contains("not a key")),
+        "{:?}",
+        v.warnings
+    );
+}

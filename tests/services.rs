@@ -957,3 +957,54 @@ fn a_fly_machine_config_runs_as_written() {
     assert!(err.contains("guest: the host's (flyd's) part"), "{err}");
     assert!(err.contains("image: the host's (flyd's) part"), "{err}");
 }
+
+/// `stop.command`: a service that stops by its own command (`pg_ctl stop`, `mysqladmin
+/// shutdown`) gets it first, run as the service, and no signal while it works; one still
+/// running `stop.timeout` after its command gets its stop signal then.
+#[test]
+fn a_stop_command_runs_as_the_service_before_its_signal() {
+    let scratch = Scratch::new();
+    let dir = scratch.path("shared");
+    std::fs::create_dir(&dir).expect("mkdir");
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+        .expect("mode");
+    let d = dir.display();
+    let doc = json!({"KillTimeout": 20, "Containers": [
+        // Ignores SIGTERM; ends when its stop command says so.
+        {"name": "db", "user": "65534",
+         "exec": sh(format!("trap '' TERM; while [ ! -f {d}/stop-db ]; do sleep 0.05; done; echo db stopped by its command")),
+         "stop": {"command": ["sh", "-c", format!("id -u > {d}/stopper; touch {d}/stop-db")], "timeout": "5s"}},
+        // Its command does nothing: SIGTERM after its 1 s.
+        {"name": "stubborn",
+         "exec": sh("trap 'echo stubborn got TERM; exit 7' TERM; while :; do sleep 0.05; done".into()),
+         "stop": {"command": ["true"], "timeout": "1s"}, "on_exit": "ignore"},
+    ]});
+    let config = scratch.config(&doc);
+    let roost = Running::start(PID_NS, &config);
+    std::thread::sleep(Duration::from_millis(1000));
+    let asked = Instant::now();
+    roost.signal(libc::SIGTERM);
+    let done = roost.wait(T);
+    let took = asked.elapsed();
+    let (out, err) = (&done.stdout, &done.stderr);
+    assert!(
+        out.contains("[db] db stopped by its command"),
+        "{out}\n{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("stopper"))
+            .expect("the command ran")
+            .trim(),
+        "65534",
+        "run as the service's user"
+    );
+    assert!(err.contains("db's stop command ended (0)"), "{err}");
+    assert!(out.contains("[stubborn] stubborn got TERM"), "{out}");
+    assert!(
+        err.contains("stubborn still runs 1 s after its stop command"),
+        "{err}"
+    );
+    assert!(!err.contains("SIGKILL"), "{err}");
+    // The stubborn one waited its 1 s for nothing before its signal.
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+}

@@ -303,7 +303,7 @@ fn process(
     c.insert("restart".into(), restart);
     c.insert("on_exit".into(), on_exit.into());
     if let Some(shutdown) = p.get("shutdown") {
-        c.insert("stop".into(), stop(&at("shutdown"), shutdown)?);
+        c.insert("stop".into(), stop(&at("shutdown"), shutdown, shell)?);
     }
     Ok(Value::Object(c))
 }
@@ -432,11 +432,13 @@ fn availability(field: &str, v: Option<&Value>) -> Result<(Value, &'static str),
     Ok((Value::Object(restart), on_exit))
 }
 
-fn stop(field: &str, s: &Value) -> Result<Value, String> {
-    for key in ["command", "send_keys"] {
-        if s.get(key).is_some() {
-            return Err(format!("{field}.{key}: roost stops with a signal only"));
-        }
+/// `shutdown`: `command` (through the project's shell) is roost's `stop.command`, run as
+/// the service before its signal; `timeout_seconds` bounds each step.
+fn stop(field: &str, s: &Value, shell: &[String]) -> Result<Value, String> {
+    if s.get("send_keys").is_some() {
+        return Err(format!(
+            "{field}.send_keys: roost's services have no terminal to type into; use command"
+        ));
     }
     if s.get("parent_only").and_then(Value::as_bool) == Some(true) {
         return Err(format!(
@@ -449,6 +451,14 @@ fn stop(field: &str, s: &Value) -> Result<Value, String> {
     }
     if let Some(t) = s.get("timeout_seconds").and_then(seconds) {
         out.insert("timeout".into(), format!("{t}s").into());
+    }
+    if let Some(command) = s.get("command") {
+        let command = command
+            .as_str()
+            .ok_or_else(|| format!("{field}.command: a string"))?;
+        let mut argv = shell.to_vec();
+        argv.push(command.to_string());
+        out.insert("command".into(), json!(argv));
     }
     Ok(Value::Object(out))
 }
@@ -550,6 +560,16 @@ processes:
         assert_eq!(ts["restart"]["backoff_seconds"], 2.0);
         assert_eq!(ts["env"]["TS_AUTHKEY"], "from-a-secret");
         assert_eq!(by("vault-agent")["depends_on"][0]["condition"], "healthy");
+        let pg = process_compose(
+            "processes:\n  pg:\n    command: postgres\n    shutdown:\n      command: pg_ctl stop\n      timeout_seconds: 20\n",
+            "/srv/app",
+        )
+        .expect("import")
+        .0;
+        assert_eq!(
+            pg["Containers"][0]["stop"],
+            json!({"command": ["bash", "-c", "pg_ctl stop"], "timeout": "20s"})
+        );
         // Every service runs in the project's directory, as process-compose runs them.
         for s in c {
             assert_eq!(s["working_dir"], "/srv/app", "{s}");
@@ -594,7 +614,7 @@ processes:
         for (yaml, want) in [
             ("processes:\n  a:\n    command: x\n    is_daemon: true\n", "processes.a.is_daemon"),
             ("processes:\n  a:\n    command: x\n    replicas: 3\n", "processes.a.replicas"),
-            ("processes:\n  a:\n    command: x\n    shutdown:\n      command: stop-it\n", "processes.a.shutdown.command"),
+            ("processes:\n  a:\n    command: x\n    shutdown:\n      send_keys: q\n", "processes.a.shutdown.send_keys"),
             ("processes:\n  a:\n    command: x\n    shutdown:\n      parent_only: true\n", "parent_only"),
             ("processes:\n  _web:\n    command: x\n", "DNS labels"),
             ("processes:\n  web_1:\n    command: x\n  Web.1:\n    command: y\n", "would both be service \"web-1\""),

@@ -129,6 +129,10 @@ pub struct StopConfig {
     pub signal: Option<super::SignalSpec>,
     /// A Go duration string ("10s") or nanoseconds.
     pub timeout: Option<GoDuration>,
+    /// roost extension: a command run as the service to stop it (`pg_ctl stop`), before the
+    /// signal.
+    #[serde(deserialize_with = "nullable")]
+    pub command: Vec<String>,
 }
 
 /// fly-go's `Duration`: a JSON number of nanoseconds or a Go duration string.

@@ -257,8 +257,30 @@ fn service(
             c.snapshot.as_ref(),
             c.notify,
         )?,
+        stop_command: stop_command(i, c)?,
         single_workload: false,
     })
+}
+
+/// `stop.command`: a non-empty argv without NUL bytes.
+fn stop_command(i: usize, c: &ContainerConfig) -> Result<Option<Vec<String>>, ConfigError> {
+    let Some(argv) = c
+        .stop
+        .as_ref()
+        .map(|s| &s.command)
+        .filter(|a| !a.is_empty())
+    else {
+        return Ok(None);
+    };
+    let at = format!("Containers[{i}].stop.command");
+    if argv[0].is_empty() {
+        return Err(f(at, "its program is empty"));
+    }
+    check_len(&at, argv)?;
+    for (j, arg) in argv.iter().enumerate() {
+        check_no_nul(&format!("{at}[{j}]"), arg)?;
+    }
+    Ok(Some(argv.clone()))
 }
 
 /// The file systems an image root may be.

@@ -86,6 +86,9 @@ pub struct Service {
     pub container: Option<ContainerSpec>,
     /// What runs before a snapshot and after a restore (docs/snapshots.md).
     pub snapshot: SnapshotHooks,
+    /// `stop.command`: run as the service to stop it; its signal follows only if it is still
+    /// running `stop.timeout` later (then SIGKILL after another `stop.timeout`).
+    pub stop_command: Option<Vec<String>>,
     /// The single workload of a config without `Containers`: it is the machine. Its output
     /// goes to the console as written (no name prefix, no line cut), a stop of it is the
     /// machine's stop, and nothing starts it again (docs/services.md, "One road").
@@ -167,6 +170,7 @@ impl Service {
             mounts: Vec::new(),
             container: None,
             snapshot: SnapshotHooks::default(),
+            stop_command: None,
             single_workload: true,
         }
     }

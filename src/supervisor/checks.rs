@@ -113,20 +113,34 @@ async fn probe(
             };
             health::http(*port, method, path, headers, timeout, &transport).await
         }
-        Probe::Exec { command } => exec_probe(command, timeout, spec, handle, target).await,
+        Probe::Exec { command } => {
+            let ran = run_as_service(command, timeout, spec, handle, target).await;
+            ran == RunAsService::Exited(0)
+        }
     }
 }
 
-/// An exec check: the service's user, env and directory, its own process group, no stdio;
-/// exit 0 passes; killed (the whole group) at its timeout. In a container, the runtime's
-/// `exec` runs it there (as root in the VM; the runtime becomes the service's user inside).
-async fn exec_probe(
+/// How a command run as the service ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RunAsService {
+    /// Its exit code (128 + the signal that killed it).
+    Exited(i32),
+    /// Still running at its bound: its whole group was killed.
+    TimedOut,
+    NotStarted,
+}
+
+/// A command as the service (an exec check, a stop command): the service's user, env and
+/// directory, its own process group, no stdio; killed (the whole group) at `timeout`. In a
+/// container, the runtime's `exec` runs it there (as root in the VM; the runtime becomes the
+/// service's user inside).
+pub(super) async fn run_as_service(
     command: &[String],
     timeout: Duration,
     spec: &WorkloadSpec,
     handle: &SupervisorHandle,
     target: Option<&ExecTarget>,
-) -> bool {
+) -> RunAsService {
     use std::process::Stdio;
     let null = || [Stdio::null(), Stdio::null(), Stdio::null()];
     let started = match target {
@@ -150,14 +164,14 @@ async fn exec_probe(
         }
     };
     let Ok((pid, mut exit)) = started else {
-        return false;
+        return RunAsService::NotStarted;
     };
     match tokio::time::timeout(timeout, &mut exit).await {
-        Ok(Ok(e)) => e.exit_code() == 0,
+        Ok(Ok(e)) => RunAsService::Exited(e.exit_code()),
         _ => {
             handle.kill_exec(pid);
             let _ = tokio::time::timeout(Duration::from_secs(5), exit).await;
-            false
+            RunAsService::TimedOut
         }
     }
 }

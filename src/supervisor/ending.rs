@@ -61,8 +61,20 @@ impl RunLoop<'_> {
     pub(super) fn on_kill_deadline(&mut self) {
         let now = Instant::now();
         let all = self.machine_deadline.is_some_and(|d| d <= now);
+        let machine_deadline = self.machine_deadline;
         for (i, l) in self.live.iter_mut().enumerate() {
             let Some(l) = l else { continue };
+            if !all && l.signal_at.is_some_and(|t| t <= now) {
+                let service = &self.run.services[i];
+                let name = service.name.as_str();
+                tracing::info!(
+                    service = name,
+                    "{name} still runs {} s after its stop command: its stop signal",
+                    service.stop.timeout.as_secs_f64()
+                );
+                l.stop(service, machine_deadline);
+                continue;
+            }
             if all || l.kill_at.is_some_and(|t| t <= now) {
                 let name = self.run.services[i].name.as_str();
                 tracing::warn!(

@@ -33,6 +33,60 @@ pub(super) struct Live {
     /// A `kind: container` service's container, deleted when its init has exited.
     pub container: Option<Container>,
     pub exec_target: Option<ExecTarget>,
+    /// Its `stop.command`, until a stop runs it.
+    pub stop_command: Option<StopCommand>,
+    /// When its stop signal goes, if it still runs after its stop command.
+    pub signal_at: Option<Instant>,
+}
+
+/// A service's `stop.command`, ready to run as the service.
+#[derive(Debug)]
+pub(super) struct StopCommand {
+    pub service: String,
+    pub argv: Vec<String>,
+    pub spec: crate::workload::WorkloadSpec,
+    pub handle: super::handle::SupervisorHandle,
+    pub target: Option<ExecTarget>,
+}
+
+impl StopCommand {
+    /// Runs it in a task of its own, bounded by `timeout`; how it ended is logged.
+    fn run(self, timeout: std::time::Duration) {
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let ran = super::checks::run_as_service(
+                &self.argv,
+                timeout,
+                &self.spec,
+                &self.handle,
+                self.target.as_ref(),
+            )
+            .await;
+            let name = self.service.as_str();
+            let secs = started.elapsed().as_secs_f64();
+            match ran {
+                super::checks::RunAsService::Exited(0) => {
+                    tracing::info!(
+                        service = name,
+                        "{name}'s stop command ended (0) after {secs:.1} s"
+                    )
+                }
+                super::checks::RunAsService::Exited(code) => tracing::warn!(
+                    service = name,
+                    "{name}'s stop command exited {code} after {secs:.1} s"
+                ),
+                super::checks::RunAsService::TimedOut => tracing::warn!(
+                    service = name,
+                    "{name}'s stop command did not end within {} s: killed",
+                    timeout.as_secs_f64()
+                ),
+                super::checks::RunAsService::NotStarted => tracing::warn!(
+                    service = name,
+                    "{name}'s stop command could not start: its stop signal follows at the timeout"
+                ),
+            }
+        });
+    }
 }
 
 impl Live {
@@ -53,9 +107,17 @@ impl Live {
     /// A stop of the service: its signal now, SIGKILL after its timeout (sooner if the
     /// machine's stop bound comes first).
     pub fn stop(&mut self, service: &Service, machine_deadline: Option<Instant>) {
-        self.signal(service.stop.signal.number());
         let own = from_now(service.stop.timeout);
         let at = machine_deadline.map_or(own, |d| d.min(own));
+        // The service's own way to stop first (`pg_ctl stop`); its signal only if it still
+        // runs `stop.timeout` later. A second stop (or that moment) sends the signal.
+        if let Some(command) = self.stop_command.take() {
+            command.run(service.stop.timeout);
+            self.signal_at = Some(at);
+            return;
+        }
+        self.signal_at = None;
+        self.signal(service.stop.signal.number());
         self.kill_at = Some(self.kill_at.map_or(at, |k| k.min(at)));
     }
 

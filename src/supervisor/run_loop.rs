@@ -294,7 +294,8 @@ impl<'a> RunLoop<'a> {
             .live
             .iter()
             .flatten()
-            .filter_map(|l| l.kill_at)
+            .flat_map(|l| [l.kill_at, l.signal_at])
+            .flatten()
             .chain(self.machine_deadline)
             .min();
         let give_up_at = self.give_up_at;

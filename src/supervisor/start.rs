@@ -297,6 +297,17 @@ impl RunLoop<'_> {
             started_at_ms: 0,
             notified: false,
             notify_in_flight,
+            stop_command: service
+                .stop_command
+                .clone()
+                .map(|argv| super::live::StopCommand {
+                    service: service.name.clone(),
+                    argv,
+                    spec: self.run.specs[i].clone(),
+                    handle: self.sup.handle(),
+                    target: exec_target.clone(),
+                }),
+            signal_at: None,
             container,
             exec_target,
         }

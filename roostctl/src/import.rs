@@ -170,8 +170,31 @@ fn is_dns_label(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-fn seconds(v: &Value) -> Option<f64> {
-    v.as_f64()
+/// A number as process-compose reads one: a YAML number, or a string holding one (`"5"`,
+/// and what `${WAIT_SEC}` became). Anything else is refused with its key, never dropped
+/// (a dropped `backoff_seconds: "5"` was 1 s, a dropped `max_restarts: "3"` unlimited).
+fn number(field: &str, v: Option<&Value>) -> Result<Option<f64>, String> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => Ok(n.as_f64()),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|n| n.is_finite())
+            .map(Some)
+            .ok_or_else(|| format!("{field}: {s:?} is not a number")),
+        Some(other) => Err(format!("{field}: {other} is not a number")),
+    }
+}
+
+/// A whole number >= 0, as [`number`] reads it.
+fn whole(field: &str, v: Option<&Value>) -> Result<Option<u64>, String> {
+    match number(field, v)? {
+        None => Ok(None),
+        Some(n) if n >= 0.0 && n.fract() == 0.0 && n <= u32::MAX as f64 => Ok(Some(n as u64)),
+        Some(n) => Err(format!("{field}: {n} is not a whole number >= 0")),
+    }
 }
 
 fn process(
@@ -202,7 +225,7 @@ fn process(
                     "a daemon that forks away cannot be supervised; run it in the foreground",
                 )
             }
-            "replicas" if value.as_u64().unwrap_or(1) > 1 => {
+            "replicas" if whole(&at(key), Some(value))?.unwrap_or(1) > 1 => {
                 return refuse("replicas: give each its own service")
             }
             "disabled" if value.as_bool() == Some(true) => {
@@ -324,13 +347,13 @@ fn probe_to_check(
         ("period_seconds", "interval"),
         ("timeout_seconds", "timeout"),
     ] {
-        if let Some(v) = probe.get(from).and_then(seconds) {
+        if let Some(v) = number(&format!("{field}.{from}"), probe.get(from))? {
             check.insert(to.into(), json!(v));
         }
     }
     for key in ["success_threshold", "failure_threshold"] {
-        if let Some(v) = probe.get(key) {
-            check.insert(key.into(), v.clone());
+        if let Some(v) = whole(&format!("{field}.{key}"), probe.get(key))? {
+            check.insert(key.into(), json!(v));
         }
     }
     match (probe.get("exec"), probe.get("http_get")) {
@@ -366,16 +389,35 @@ fn probe_to_check(
                     ))
                 }
             };
-            if http["status_code"].as_u64().is_some_and(|c| c != 200) {
+            let status = whole(
+                &format!("{field}.http_get.status_code"),
+                http.get("status_code"),
+            )?;
+            if status.is_some_and(|c| c != 200) {
                 return Err(format!(
                     "{field}.http_get.status_code: roost passes any 2xx or 3xx"
                 ));
             }
-            let port = http["port"]
-                .as_u64()
+            let port = whole(&format!("{field}.http_get.port"), http.get("port"))?
                 .ok_or_else(|| format!("{field}.http_get.port: a number"))?;
             let path = http["path"].as_str().unwrap_or("/");
             let mut h = json!({ "port": port, "path": path });
+            // process-compose's `headers` map, as fly-go's list of {name, values}.
+            if let Some(headers) = http.get("headers").filter(|h| !h.is_null()) {
+                let headers = headers.as_object().ok_or_else(|| {
+                    format!("{field}.http_get.headers: a mapping of name to value")
+                })?;
+                let mut list = Vec::new();
+                for (name, value) in headers {
+                    let value = match value {
+                        Value::String(s) => s.clone(),
+                        Value::Number(n) => n.to_string(),
+                        _ => return Err(format!("{field}.http_get.headers.{name}: a string")),
+                    };
+                    list.push(json!({"name": name, "values": [value]}));
+                }
+                h["headers"] = Value::Array(list);
+            }
             if scheme == "https" {
                 h["scheme"] = scheme.into();
             }
@@ -412,14 +454,15 @@ fn availability(field: &str, v: Option<&Value>) -> Result<(Value, &'static str),
     };
     restart.insert("policy".into(), policy.into());
     // process-compose: a fixed delay (at least 1 s), max_restarts 0 for no limit.
-    let backoff = a
-        .get("backoff_seconds")
-        .and_then(seconds)
-        .unwrap_or(1.0)
-        .max(1.0);
+    let backoff = number(
+        &format!("{field}.backoff_seconds"),
+        a.get("backoff_seconds"),
+    )?
+    .unwrap_or(1.0)
+    .max(1.0);
     restart.insert("backoff_seconds".into(), json!(backoff));
     restart.insert("max_backoff_seconds".into(), json!(backoff));
-    match a.get("max_restarts").and_then(Value::as_u64) {
+    match whole(&format!("{field}.max_restarts"), a.get("max_restarts"))? {
         None | Some(0) => {
             restart.insert("max_retries".into(), json!(10_000));
             restart.insert("window_seconds".into(), json!(86_400));
@@ -449,7 +492,10 @@ fn stop(field: &str, s: &Value, shell: &[String]) -> Result<Value, String> {
     if let Some(sig) = s.get("signal") {
         out.insert("signal".into(), sig.clone());
     }
-    if let Some(t) = s.get("timeout_seconds").and_then(seconds) {
+    if let Some(t) = number(
+        &format!("{field}.timeout_seconds"),
+        s.get("timeout_seconds"),
+    )? {
         out.insert("timeout".into(), format!("{t}s").into());
     }
     if let Some(command) = s.get("command") {
@@ -569,6 +615,25 @@ processes:
         assert_eq!(
             pg["Containers"][0]["stop"],
             json!({"command": ["bash", "-c", "pg_ctl stop"], "timeout": "20s"})
+        );
+        // Numbers written as strings are numbers; what is not one is refused with its key.
+        let yaml = "processes:\n  a:\n    command: x\n    availability:\n      restart: on_failure\n      backoff_seconds: \"5\"\n      max_restarts: \"3\"\n";
+        let a = process_compose(yaml, "/srv/app").expect("import").0;
+        assert_eq!(a["Containers"][0]["restart"]["backoff_seconds"], 5.0);
+        assert_eq!(a["Containers"][0]["restart"]["max_retries"], 3);
+        let err =
+            process_compose(&yaml.replace("\"3\"", "\"three\""), "/srv/app").expect_err("refused");
+        assert!(
+            err.contains("processes.a.availability.max_restarts: \"three\" is not a number"),
+            "{err}"
+        );
+        let err = process_compose(&yaml.replace("\"3\"", "\"\""), "/srv/app").expect_err("refused");
+        assert!(err.contains("max_restarts"), "{err}");
+        let probe = "processes:\n  a:\n    command: x\n    readiness_probe:\n      http_get:\n        port: \"8080\"\n        path: /ready\n        headers:\n          Authorization: Bearer t\n";
+        let a = process_compose(probe, "/srv/app").expect("import").0;
+        assert_eq!(
+            a["Containers"][0]["healthchecks"][0]["http"],
+            json!({"port": 8080, "path": "/ready", "headers": [{"name": "Authorization", "values": ["Bearer t"]}]})
         );
         // Every service runs in the project's directory, as process-compose runs them.
         for s in c {

@@ -232,19 +232,31 @@ fn process(
                 return refuse("disabled: leave the process out of the file instead")
             }
             "is_daemon" | "replicas" | "disabled" => {}
+            // They change how process-compose shows a process, not how it runs.
+            "namespace" | "is_tty" | "truncate_log" | "disable_ansi_colors" | "monitor_for"
+            | "is_template_disabled" => warnings.push(format!(
+                "{}: ignored (it changes how process-compose shows the process, not how it runs)",
+                at(key)
+            )),
+            "is_interactive" => {
+                return refuse(
+                    "an interactive process reads a terminal process-compose gives it; roost's services have none (use roostctl shell for a terminal)",
+                )
+            }
+            "mcp" => {
+                return refuse(
+                    "an MCP server run by process-compose's own MCP host; roost has none",
+                )
+            }
             "schedule"
             | "watch"
-            | "is_tty"
-            | "is_interactive"
             | "is_foreground"
             | "is_elevated"
-            | "namespace"
             | "env_file"
             | "extends"
             | "vars"
             | "env_cmds"
-            | "launch_timeout_seconds"
-            | "mcp" => return refuse("not expressible in roost's Containers"),
+            | "launch_timeout_seconds" => return refuse("not expressible in roost's Containers"),
             other if other.starts_with("x-") => {}
             _ => return refuse("unknown key"),
         }
@@ -635,6 +647,17 @@ processes:
             a["Containers"][0]["healthchecks"][0]["http"],
             json!({"port": 8080, "path": "/ready", "headers": [{"name": "Authorization", "values": ["Bearer t"]}]})
         );
+        let (_, warnings) = process_compose(
+            "processes:\n  a:\n    command: x\n    namespace: web\n    is_tty: true\n",
+            "/srv/app",
+        )
+        .expect("import");
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].contains("processes.a.is_tty: ignored")
+                || warnings[1].contains("processes.a.is_tty: ignored"),
+            "{warnings:?}"
+        );
         // Every service runs in the project's directory, as process-compose runs them.
         for s in c {
             assert_eq!(s["working_dir"], "/srv/app", "{s}");
@@ -684,6 +707,8 @@ processes:
             ("processes:\n  _web:\n    command: x\n", "DNS labels"),
             ("processes:\n  web_1:\n    command: x\n  Web.1:\n    command: y\n", "would both be service \"web-1\""),
             ("processes:\n  a:\n    command: x\n    schedule: {cron: '* * * * *'}\n", "processes.a.schedule"),
+            ("processes:\n  a:\n    command: x\n    is_interactive: true\n", "have none"),
+            ("processes:\n  a:\n    command: x\n    mcp: {}\n", "MCP"),
             ("processes:\n  a:\n    command: x\n    availability:\n      exit_on_skipped: true\n", "exit_on_skipped"),
             ("processes:\n  a:\n    command: x\n    readiness_probe:\n      http_get: {host: example.com, port: 80}\n", "127.0.0.1"),
             ("processes:\n  a: {}\n", "no command"),

@@ -1008,3 +1008,24 @@ fn a_stop_command_runs_as_the_service_before_its_signal() {
     // The stubborn one waited its 1 s for nothing before its signal.
     assert!(took >= Duration::from_millis(900), "{took:?}");
 }
+
+/// `always` with a `max_retries` ends with its last exit (process-compose's `max_restarts`),
+/// so a dependent waiting for a successful exit starts after it, once.
+#[test]
+fn a_dependent_waits_for_the_last_exit_of_a_limited_always_restart() {
+    let (_scratch, done) = run(json!({"KillTimeout": 5, "Containers": [
+        {"name": "warm", "exec": sh("echo warming".into()), "on_exit": "ignore",
+         "restart": {"policy": "always", "max_retries": 2, "backoff_seconds": 0.05, "max_backoff_seconds": 0.05}},
+        {"name": "app", "exec": sh("echo app ran".into()),
+         "depends_on": [{"name": "warm", "condition": "exited_successfully"}]},
+    ]}));
+    done.assert_code(0);
+    let out = &done.stdout;
+    assert_eq!(out.matches("[warm] warming").count(), 3, "{out}");
+    assert_eq!(out.matches("[app] app ran").count(), 1, "{out}");
+    let last_warm = out.rfind("[warm] warming").unwrap_or(0);
+    assert!(
+        out.find("[app] app ran").is_some_and(|a| a > last_warm),
+        "{out}"
+    );
+}

@@ -137,5 +137,6 @@ pub(super) fn restart(i: usize, c: &ContainerConfig) -> Result<Restart, ConfigEr
         backoff,
         max_backoff,
         window,
+        limited: r.max_retries.is_some_and(|n| n < MAX_RETRIES),
     })
 }

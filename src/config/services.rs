@@ -492,13 +492,16 @@ fn check_graph(services: &[Service]) -> Result<(), ConfigError> {
                         format!("log_ready needs a ready_log_line on {:?}", target.name),
                     ))
                 }
+                // `always` with a max_retries given ends with its last exit, which the
+                // dependent waits for (process-compose's `max_restarts`); without one, a
+                // wait for an exit would be a wait without an end in sight.
                 Condition::ExitedSuccessfully | Condition::Completed
-                    if target.restart.policy == RestartPolicy::Always =>
+                    if target.restart.policy == RestartPolicy::Always && !target.restart.limited =>
                 {
                     return Err(f(
                         field,
                         format!(
-                            "{} waits for an exit, but {:?} restarts always",
+                            "{} waits for an exit, but {:?} restarts always (give it a max_retries below {MAX_RETRIES} for restarts that end)",
                             d.condition.name(),
                             target.name
                         ),

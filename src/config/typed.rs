@@ -233,6 +233,9 @@ pub struct Restart {
     pub backoff: Duration,
     pub max_backoff: Duration,
     pub window: Duration,
+    /// `max_retries` was given, below the most there is: the restarts end, so a dependent
+    /// may wait for the last exit.
+    pub limited: bool,
 }
 
 impl Restart {
@@ -243,6 +246,7 @@ impl Restart {
             backoff: defaults::RESTART_BACKOFF,
             max_backoff: defaults::RESTART_MAX_BACKOFF,
             window: defaults::RESTART_WINDOW,
+            limited: true,
         }
     }
 }

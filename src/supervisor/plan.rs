@@ -309,8 +309,14 @@ impl Plan {
                 actions.extend(self.settle());
                 return actions;
             }
-            // Gave up: max_retries within the window are spent.
-            s.status = Status::Failed;
+            // Gave up: max_retries within the window are spent. A last exit that succeeded
+            // (an `always` service's) is a completion, as process-compose counts it: only a
+            // failing one is a failure.
+            s.status = if success {
+                Status::Exited
+            } else {
+                Status::Failed
+            };
         } else {
             s.status = Status::Exited;
         }

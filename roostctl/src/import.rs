@@ -38,7 +38,21 @@ pub fn process_compose(yaml: &str, project_dir: &str) -> Result<(Value, Vec<Stri
     let Some(processes) = project.get("processes").and_then(Value::as_object) else {
         return Err("processes: missing (a mapping of name to process)".into());
     };
-    let names = service_names(processes.keys(), &mut warnings)?;
+    // The file's order, which a JSON map does not keep: the first process is the machine's
+    // main service (where signals go and whose code a requested stop reports).
+    let order = serde_saphyr::from_str::<FileOrder>(yaml)
+        .map(|o| o.processes.0)
+        .unwrap_or_default();
+    let mut ordered: Vec<(&String, &Value)> = order
+        .iter()
+        .filter_map(|name| processes.get_key_value(name))
+        .collect();
+    for (name, p) in processes {
+        if !order.contains(name) {
+            ordered.push((name, p));
+        }
+    }
+    let names = service_names(ordered.iter().map(|(name, _)| *name), &mut warnings)?;
     let project = Project {
         shell,
         env: project_env,
@@ -46,10 +60,44 @@ pub fn process_compose(yaml: &str, project_dir: &str) -> Result<(Value, Vec<Stri
         names,
     };
     let mut containers = Vec::new();
-    for (name, p) in processes {
+    for (name, p) in ordered {
         containers.push(process(name, p, &project, &mut warnings)?);
     }
     Ok((json!({ "Containers": containers }), warnings))
+}
+
+/// The processes' names in the file's order.
+#[derive(serde::Deserialize)]
+struct FileOrder {
+    #[serde(default)]
+    processes: KeysInOrder,
+}
+
+#[derive(Default)]
+struct KeysInOrder(Vec<String>);
+
+impl<'de> serde::Deserialize<'de> for KeysInOrder {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = KeysInOrder;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<KeysInOrder, A::Error> {
+                let mut keys = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    keys.push(key);
+                }
+                Ok(KeysInOrder(keys))
+            }
+        }
+        de.deserialize_map(Keys)
+    }
 }
 
 /// What every process of a project shares.
@@ -676,6 +724,13 @@ processes:
         let c = v["Containers"].as_array().expect("containers");
         let names: Vec<&str> = c.iter().map(|s| s["name"].as_str().unwrap_or("")).collect();
         assert_eq!(names, ["postgres-init", "broker-0", "web"]);
+        // The file's order, not the alphabet's: the first process is the main service.
+        let (v, _) = process_compose(
+            "processes:\n  zeta:\n    command: z\n  alpha:\n    command: a\n",
+            "/srv/app",
+        )
+        .expect("import");
+        assert_eq!(v["Containers"][0]["name"], "zeta");
         assert_eq!(c[0]["working_dir"], "/srv/app/db");
         assert_eq!(c[1]["working_dir"], "/opt/broker");
         assert_eq!(c[2]["working_dir"], "/srv/app");

@@ -1029,3 +1029,35 @@ fn a_dependent_waits_for_the_last_exit_of_a_limited_always_restart() {
         "{out}"
     );
 }
+
+/// `start: manual`: defined, shown as `manual`, not started with the machine (and not waited
+/// for at its end); a dependent waiting on it is skipped; it runs when asked.
+#[test]
+fn a_manual_service_runs_only_when_asked() {
+    let scratch = Scratch::new();
+    let doc = json!({"KillTimeout": 5, "Containers": [
+        {"name": "web", "exec": ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.05; done"]},
+        {"name": "tool", "exec": ["sh", "-c", "echo tool ran"], "start": "manual", "on_exit": "ignore"},
+        {"name": "after-tool", "exec": ["sh", "-c", "echo after-tool ran"], "on_exit": "ignore",
+         "depends_on": [{"name": "tool", "condition": "completed"}]},
+    ]});
+    let config = scratch.config(&doc);
+    let ctl = scratch.path("ctl.sock");
+    let roost = roost_with_control(&config, &ctl, &[]);
+    let state = |name: &str| {
+        http(&ctl, "GET", &format!("/v2/services/{name}"), &[], b"").json()["state"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    wait_until("web running", || state("web") == "running");
+    assert_eq!(state("tool"), "manual");
+    assert_eq!(state("after-tool"), "skipped");
+    let r = http(&ctl, "POST", "/v2/services/tool/start", &[], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    wait_until("tool ran", || state("tool") == "exited");
+    roost.signal(libc::SIGTERM);
+    let done = roost.wait(T);
+    assert!(done.stdout.contains("[tool] tool ran"), "{}", done.stdout);
+    assert!(!done.stdout.contains("after-tool ran"), "{}", done.stdout);
+}

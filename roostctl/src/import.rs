@@ -43,24 +43,26 @@ pub fn process_compose(yaml: &str, project_dir: &str) -> Result<(Value, Vec<Stri
     let order = serde_saphyr::from_str::<FileOrder>(yaml)
         .map(|o| o.processes.0)
         .unwrap_or_default();
-    let mut ordered: Vec<(&String, &Value)> = order
+    let mut in_order: Vec<(&String, &Value)> = order
         .iter()
         .filter_map(|name| processes.get_key_value(name))
         .collect();
     for (name, p) in processes {
         if !order.contains(name) {
-            ordered.push((name, p));
+            in_order.push((name, p));
         }
     }
-    let names = service_names(ordered.iter().map(|(name, _)| *name), &mut warnings)?;
+    let (ordered, replicas) = expand_replicas(&in_order)?;
+    let names = service_names(ordered.iter().map(|(name, _)| name), &mut warnings)?;
     let project = Project {
         shell,
         env: project_env,
         dir: project_dir.trim_end_matches('/').to_string(),
         names,
+        replicas,
     };
     let mut containers = Vec::new();
-    for (name, p) in ordered {
+    for (name, p) in &ordered {
         containers.push(process(name, p, &project, &mut warnings)?);
     }
     Ok((json!({ "Containers": containers }), warnings))
@@ -108,9 +110,66 @@ struct Project {
     dir: String,
     /// Each process's name as a roost service name.
     names: std::collections::BTreeMap<String, String>,
+    /// A process with `replicas` > 1: its replicas' process names.
+    replicas: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// `replicas: N` (N > 1) as N processes `NAME-0` .. `NAME-(N-1)`, each with
+/// `PC_REPLICA_NUM` in its environment, as process-compose runs them.
+#[allow(clippy::type_complexity)]
+fn expand_replicas(
+    processes: &[(&String, &Value)],
+) -> Result<
+    (
+        Vec<(String, Value)>,
+        std::collections::BTreeMap<String, Vec<String>>,
+    ),
+    String,
+> {
+    let mut out = Vec::new();
+    let mut replicas = std::collections::BTreeMap::new();
+    for (name, p) in processes {
+        let n = whole(&format!("processes.{name}.replicas"), p.get("replicas"))?.unwrap_or(1);
+        if n <= 1 {
+            out.push(((*name).clone(), (*p).clone()));
+            continue;
+        }
+        if n > 64 {
+            return Err(format!(
+                "processes.{name}.replicas: {n} is more than roost's 64 services of one kind"
+            ));
+        }
+        let mut names = Vec::new();
+        for k in 0..n {
+            let mut replica = (*p).clone();
+            if let Some(map) = replica.as_object_mut() {
+                map.remove("replicas");
+                let mut env = map
+                    .get("environment")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                env.push(Value::String(format!("PC_REPLICA_NUM={k}")));
+                map.insert("environment".into(), Value::Array(env));
+            }
+            let replica_name = format!("{name}-{k}");
+            names.push(replica_name.clone());
+            out.push((replica_name, replica));
+        }
+        replicas.insert((*name).clone(), names);
+    }
+    Ok((out, replicas))
 }
 
 impl Project {
+    /// The processes a dependency on `process` waits for: each of its replicas, or itself.
+    fn targets_of(&self, process: &str) -> Vec<String> {
+        match self.replicas.get(process) {
+            Some(replicas) => replicas.iter().map(|r| self.name_of(r)).collect(),
+            None => vec![self.name_of(process)],
+        }
+    }
+
     fn name_of(&self, process: &str) -> String {
         self.names
             .get(process)
@@ -273,13 +332,11 @@ fn process(
                     "a daemon that forks away cannot be supervised; run it in the foreground",
                 )
             }
-            "replicas" if whole(&at(key), Some(value))?.unwrap_or(1) > 1 => {
-                return refuse("replicas: give each its own service")
+            // Defined, started only when asked: roost's `start: manual`.
+            "disabled" | "is_foreground" if value.as_bool() == Some(true) => {
+                c.insert("start".into(), "manual".into());
             }
-            "disabled" if value.as_bool() == Some(true) => {
-                return refuse("disabled: leave the process out of the file instead")
-            }
-            "is_daemon" | "replicas" | "disabled" => {}
+            "is_daemon" | "replicas" | "disabled" | "is_foreground" => {}
             // They change how process-compose shows a process, not how it runs.
             "namespace" | "is_tty" | "truncate_log" | "disable_ansi_colors" | "monitor_for"
             | "is_template_disabled" => warnings.push(format!(
@@ -298,7 +355,6 @@ fn process(
             }
             "schedule"
             | "watch"
-            | "is_foreground"
             | "is_elevated"
             | "env_file"
             | "extends"
@@ -366,7 +422,9 @@ fn process(
                     ))
                 }
             };
-            out.push(json!({ "name": project.name_of(target), "condition": condition }));
+            for name in project.targets_of(target) {
+                out.push(json!({ "name": name, "condition": condition }));
+            }
         }
         c.insert("depends_on".into(), Value::Array(out));
     }
@@ -706,6 +764,24 @@ processes:
                 || warnings[1].contains("processes.a.is_tty: ignored"),
             "{warnings:?}"
         );
+        // replicas: NAME-0.. with PC_REPLICA_NUM, and a dependent waits for each; disabled
+        // and foreground processes are defined but started only when asked.
+        let (v, _) = process_compose(
+            "processes:\n  worker:\n    command: w\n    replicas: 2\n  api:\n    command: a\n    depends_on:\n      worker:\n        condition: process_started\n  debug:\n    command: d\n    disabled: true\n  repl:\n    command: r\n    is_foreground: true\n",
+            "/srv/app",
+        )
+        .expect("import");
+        let c = v["Containers"].as_array().expect("containers");
+        let names: Vec<&str> = c.iter().map(|s| s["name"].as_str().unwrap_or("")).collect();
+        assert_eq!(names, ["worker-0", "worker-1", "api", "debug", "repl"]);
+        assert_eq!(c[1]["env"]["PC_REPLICA_NUM"], "1");
+        assert_eq!(
+            c[2]["depends_on"],
+            json!([{"name": "worker-0", "condition": "started"}, {"name": "worker-1", "condition": "started"}])
+        );
+        assert_eq!(c[3]["start"], "manual");
+        assert_eq!(c[4]["start"], "manual");
+        assert!(c[0].get("start").is_none());
         // Every service runs in the project's directory, as process-compose runs them.
         for s in c {
             assert_eq!(s["working_dir"], "/srv/app", "{s}");
@@ -756,7 +832,7 @@ processes:
     fn what_roost_cannot_express_is_refused_with_its_place() {
         for (yaml, want) in [
             ("processes:\n  a:\n    command: x\n    is_daemon: true\n", "processes.a.is_daemon"),
-            ("processes:\n  a:\n    command: x\n    replicas: 3\n", "processes.a.replicas"),
+            ("processes:\n  a:\n    command: x\n    replicas: 65\n", "processes.a.replicas"),
             ("processes:\n  a:\n    command: x\n    shutdown:\n      send_keys: q\n", "processes.a.shutdown.send_keys"),
             ("processes:\n  a:\n    command: x\n    shutdown:\n      parent_only: true\n", "parent_only"),
             ("processes:\n  _web:\n    command: x\n", "DNS labels"),

@@ -72,6 +72,9 @@ pub struct ContainerConfig {
     pub fly_api: bool,
     /// What runs before a snapshot and after a restore (docs/snapshots.md).
     pub snapshot: Option<super::snapshot_hooks::SnapshotHooksConfig>,
+    /// `auto` (the default) or `manual`: defined, but started only when asked
+    /// (`/v2/services/NAME/start`).
+    pub start: Option<String>,
 }
 
 /// `image_root`: exactly one of `directory` or `device` (with its `fstype`).

@@ -258,6 +258,11 @@ fn service(
             c.notify,
         )?,
         stop_command: stop_command(i, c)?,
+        manual_start: match c.start.as_deref() {
+            None | Some("auto") => false,
+            Some("manual") => true,
+            Some(other) => return Err(f(at("start"), format!("{other:?} is not auto or manual"))),
+        },
         single_workload: false,
     })
 }

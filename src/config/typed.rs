@@ -86,6 +86,8 @@ pub struct Service {
     pub container: Option<ContainerSpec>,
     /// What runs before a snapshot and after a restore (docs/snapshots.md).
     pub snapshot: SnapshotHooks,
+    /// `start: manual`: not started with the machine, only when asked.
+    pub manual_start: bool,
     /// `stop.command`: run as the service to stop it; its signal follows only if it is still
     /// running `stop.timeout` later (then SIGKILL after another `stop.timeout`).
     pub stop_command: Option<Vec<String>>,
@@ -171,6 +173,7 @@ impl Service {
             container: None,
             snapshot: SnapshotHooks::default(),
             stop_command: None,
+            manual_start: false,
             single_workload: true,
         }
     }

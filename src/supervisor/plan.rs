@@ -25,6 +25,8 @@ pub enum Status {
     Skipped,
     /// Could not be started, or gave up restarting.
     Failed,
+    /// `start: manual`, not started yet: it runs only when asked.
+    Manual,
 }
 
 impl Status {
@@ -38,12 +40,18 @@ impl Status {
             Status::Exited => "exited",
             Status::Skipped => "skipped",
             Status::Failed => "failed",
+            Status::Manual => "manual",
         }
     }
 
-    /// Whether it is over: nothing will run it again.
+    /// Whether it is over: nothing will run it again unless asked (a `manual` service that
+    /// was never asked counts: the machine does not wait for it, and a dependent waiting
+    /// for it is skipped).
     pub fn is_final(self) -> bool {
-        matches!(self, Status::Exited | Status::Skipped | Status::Failed)
+        matches!(
+            self,
+            Status::Exited | Status::Skipped | Status::Failed | Status::Manual
+        )
     }
 
     /// Whether a process of it may be alive.
@@ -134,8 +142,12 @@ impl Plan {
             .collect();
         let states = services
             .iter()
-            .map(|_| State {
-                status: Status::Pending,
+            .map(|s| State {
+                status: if s.manual_start {
+                    Status::Manual
+                } else {
+                    Status::Pending
+                },
                 ready: false,
                 started_ever: false,
                 ready_ever: false,

@@ -1,0 +1,187 @@
+//! The project as a whole: its processes in the file's order, `replicas` expanded, each
+//! name as a roost service name, and what every process shares (the shell, the project's
+//! environment and directory).
+
+use super::values::whole;
+use serde_json::{Map, Value};
+
+/// The processes' names in the file's order.
+#[derive(serde::Deserialize)]
+pub(super) struct FileOrder {
+    #[serde(default)]
+    pub processes: KeysInOrder,
+}
+
+#[derive(Default)]
+pub(super) struct KeysInOrder(pub Vec<String>);
+
+impl<'de> serde::Deserialize<'de> for KeysInOrder {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = KeysInOrder;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<KeysInOrder, A::Error> {
+                let mut keys = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    keys.push(key);
+                }
+                Ok(KeysInOrder(keys))
+            }
+        }
+        de.deserialize_map(Keys)
+    }
+}
+
+/// What every process of a project shares.
+pub(super) struct Project {
+    pub shell: Vec<String>,
+    pub env: Map<String, Value>,
+    /// Absolute, without a trailing `/` (empty for `/`).
+    pub dir: String,
+    /// Each process's name as a roost service name.
+    pub names: std::collections::BTreeMap<String, String>,
+    /// A process with `replicas` > 1: its replicas' process names.
+    pub replicas: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// `replicas: N` (N > 1) as N processes `NAME-0` .. `NAME-(N-1)`, each with
+/// `PC_REPLICA_NUM` in its environment, as process-compose runs them.
+#[allow(clippy::type_complexity)]
+pub(super) fn expand_replicas(
+    processes: &[(&String, &Value)],
+) -> Result<
+    (
+        Vec<(String, Value)>,
+        std::collections::BTreeMap<String, Vec<String>>,
+    ),
+    String,
+> {
+    let mut out = Vec::new();
+    let mut replicas = std::collections::BTreeMap::new();
+    for (name, p) in processes {
+        let n = whole(&format!("processes.{name}.replicas"), p.get("replicas"))?.unwrap_or(1);
+        if n <= 1 {
+            out.push(((*name).clone(), (*p).clone()));
+            continue;
+        }
+        if n > 64 {
+            return Err(format!(
+                "processes.{name}.replicas: {n} is more than roost's 64 services of one kind"
+            ));
+        }
+        let mut names = Vec::new();
+        for k in 0..n {
+            let mut replica = (*p).clone();
+            if let Some(map) = replica.as_object_mut() {
+                map.remove("replicas");
+                let mut env = map
+                    .get("environment")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                env.push(Value::String(format!("PC_REPLICA_NUM={k}")));
+                map.insert("environment".into(), Value::Array(env));
+            }
+            let replica_name = format!("{name}-{k}");
+            names.push(replica_name.clone());
+            out.push((replica_name, replica));
+        }
+        replicas.insert((*name).clone(), names);
+    }
+    Ok((out, replicas))
+}
+
+impl Project {
+    /// The processes a dependency on `process` waits for: each of its replicas, or itself.
+    pub(super) fn targets_of(&self, process: &str) -> Vec<String> {
+        match self.replicas.get(process) {
+            Some(replicas) => replicas.iter().map(|r| self.name_of(r)).collect(),
+            None => vec![self.name_of(process)],
+        }
+    }
+
+    pub(super) fn name_of(&self, process: &str) -> String {
+        self.names
+            .get(process)
+            .cloned()
+            .unwrap_or_else(|| service_name(process))
+    }
+
+    /// A process's directory: the project's, or a relative `working_dir` from it.
+    pub(super) fn dir_of(&self, working_dir: Option<&str>) -> String {
+        match working_dir {
+            Some(dir) if dir.starts_with('/') => dir.to_string(),
+            Some(dir) => {
+                let rel = dir.trim_start_matches("./").trim_end_matches('/');
+                match rel {
+                    "" | "." => self.root(),
+                    rel => format!("{}/{rel}", self.dir),
+                }
+            }
+            None => self.root(),
+        }
+    }
+
+    fn root(&self) -> String {
+        if self.dir.is_empty() {
+            "/".into()
+        } else {
+            self.dir.clone()
+        }
+    }
+}
+
+/// process-compose's names as roost's (DNS labels): lowercase, `_` and `.` as `-`.
+pub(super) fn service_name(name: &str) -> String {
+    name.chars()
+        .map(|c| match c {
+            '_' | '.' => '-',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect()
+}
+
+/// Every process's service name; a name changed is said, two that become one are refused.
+pub(super) fn service_names<'a>(
+    processes: impl Iterator<Item = &'a String>,
+    warnings: &mut Vec<String>,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let mut names = std::collections::BTreeMap::new();
+    let mut taken: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    for process in processes {
+        let name = service_name(process);
+        if !is_dns_label(&name) {
+            return Err(format!(
+                "processes.{process}: roost's service names are DNS labels (letters, digits, '-', at most 63, not starting or ending with '-'); {name:?} is not one, rename it"
+            ));
+        }
+        if let Some(other) = taken.insert(name.clone(), process.clone()) {
+            return Err(format!(
+                "processes.{process} and processes.{other} would both be service {name:?}: rename one"
+            ));
+        }
+        if name != *process {
+            warnings.push(format!(
+                "processes.{process}: the service is named {name:?} (roost's names are DNS labels)"
+            ));
+        }
+        names.insert(process.clone(), name);
+    }
+    Ok(names)
+}
+
+pub(super) fn is_dns_label(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}

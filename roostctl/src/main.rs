@@ -91,8 +91,14 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
                         )
                     })?,
             };
-            let (value, warnings) = import::process_compose(&text, &project_dir.to_string_lossy())
-                .map_err(|e| Failure(EXIT_REFUSED, format!("{}: {e}", file.display())))?;
+            // The project's `.env`, beside the file, as process-compose reads it.
+            let dotenv = file
+                .parent()
+                .map(|dir| dir.join(".env"))
+                .and_then(|path| std::fs::read_to_string(path).ok());
+            let (value, warnings) =
+                import::process_compose(&text, &project_dir.to_string_lossy(), dotenv.as_deref())
+                    .map_err(|e| Failure(EXIT_REFUSED, format!("{}: {e}", file.display())))?;
             for w in warnings {
                 eprintln!("roostctl: {w}");
             }

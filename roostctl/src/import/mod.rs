@@ -3,6 +3,7 @@
 //! process's name and the key, never dropped silently. YAML is parsed here, on the host:
 //! PID 1 reads JSON only.
 
+mod interpolate;
 mod lifecycle;
 mod project;
 mod values;
@@ -15,21 +16,46 @@ use serde_json::{json, Map, Value};
 /// Warnings (keys roost ignores, such as logging options, and names it changed) come back
 /// beside the result. `project_dir` is where the project's directory is when it runs (an
 /// absolute path): process-compose runs a process without `working_dir` there and resolves
-/// a relative one from there, so every service gets its directory written out.
-pub fn process_compose(yaml: &str, project_dir: &str) -> Result<(Value, Vec<String>), String> {
+/// a relative one from there, so every service gets its directory written out. `dotenv` is
+/// the project's `.env` file, when it has one: its variables are substituted in the file
+/// and given to every process, as process-compose does ([`interpolate`]).
+pub fn process_compose(
+    yaml: &str,
+    project_dir: &str,
+    dotenv: Option<&str>,
+) -> Result<(Value, Vec<String>), String> {
     if !project_dir.starts_with('/') {
         return Err(format!(
             "the project directory {project_dir:?} must be an absolute path"
         ));
     }
     let doc: Value = serde_saphyr::from_str(yaml).map_err(|e| format!("not YAML: {e}"))?;
+    let flag = |key: &str| doc.get(key).and_then(Value::as_bool) == Some(true);
+    let vars = match dotenv {
+        Some(text) if !flag("is_dotenv_disabled") => interpolate::dotenv(text),
+        _ => Default::default(),
+    };
+    let expanded;
+    let (yaml, doc) = if flag("disable_env_expansion") {
+        (yaml, doc)
+    } else {
+        expanded = interpolate::expand(yaml, &vars);
+        let doc = serde_saphyr::from_str(&expanded).map_err(|e| format!("not YAML: {e}"))?;
+        (expanded.as_str(), doc)
+    };
     let mut warnings = Vec::new();
     let Some(project) = doc.as_object() else {
         return Err("the file is not a process-compose project (a mapping)".into());
     };
     for key in project.keys() {
         match key.as_str() {
-            "version" | "processes" | "environment" | "shell" | "is_strict" => {}
+            "version"
+            | "processes"
+            | "environment"
+            | "shell"
+            | "is_strict"
+            | "is_dotenv_disabled"
+            | "disable_env_expansion" => {}
             "log_location" | "log_level" | "log_length" | "log_configuration"
             | "is_tui_disabled" | "name" => {
                 warnings.push(format!("{key}: ignored (roost's logs go to the console)"))
@@ -40,7 +66,13 @@ pub fn process_compose(yaml: &str, project_dir: &str) -> Result<(Value, Vec<Stri
         }
     }
     let shell = shell(project.get("shell"))?;
-    let project_env = env_list("environment", project.get("environment"))?;
+    // The `.env` under the project's own `environment`, as process-compose's own environment
+    // is under it.
+    let mut project_env: Map<String, Value> = vars
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    project_env.extend(env_list("environment", project.get("environment"))?);
     let Some(processes) = project.get("processes").and_then(Value::as_object) else {
         return Err("processes: missing (a mapping of name to process)".into());
     };
@@ -301,7 +333,7 @@ processes:
 
     #[test]
     fn the_blogs_sidecar_set_maps_onto_containers() {
-        let (v, warnings) = process_compose(BLOG, "/srv/app").expect("import");
+        let (v, warnings) = process_compose(BLOG, "/srv/app", None).expect("import");
         assert!(
             warnings.iter().any(|w| w.contains("log_level")),
             "{warnings:?}"
@@ -347,6 +379,7 @@ processes:
         let pg = process_compose(
             "processes:\n  pg:\n    command: postgres\n    shutdown:\n      command: pg_ctl stop\n      timeout_seconds: 20\n",
             "/srv/app",
+            None,
         )
         .expect("import")
         .0;
@@ -356,19 +389,20 @@ processes:
         );
         // Numbers written as strings are numbers; what is not one is refused with its key.
         let yaml = "processes:\n  a:\n    command: x\n    availability:\n      restart: on_failure\n      backoff_seconds: \"5\"\n      max_restarts: \"3\"\n";
-        let a = process_compose(yaml, "/srv/app").expect("import").0;
+        let a = process_compose(yaml, "/srv/app", None).expect("import").0;
         assert_eq!(a["Containers"][0]["restart"]["backoff_seconds"], 5.0);
         assert_eq!(a["Containers"][0]["restart"]["max_retries"], 3);
-        let err =
-            process_compose(&yaml.replace("\"3\"", "\"three\""), "/srv/app").expect_err("refused");
+        let err = process_compose(&yaml.replace("\"3\"", "\"three\""), "/srv/app", None)
+            .expect_err("refused");
         assert!(
             err.contains("processes.a.availability.max_restarts: \"three\" is not a number"),
             "{err}"
         );
-        let err = process_compose(&yaml.replace("\"3\"", "\"\""), "/srv/app").expect_err("refused");
+        let err =
+            process_compose(&yaml.replace("\"3\"", "\"\""), "/srv/app", None).expect_err("refused");
         assert!(err.contains("max_restarts"), "{err}");
         let probe = "processes:\n  a:\n    command: x\n    readiness_probe:\n      http_get:\n        port: \"8080\"\n        path: /ready\n        headers:\n          Authorization: Bearer t\n";
-        let a = process_compose(probe, "/srv/app").expect("import").0;
+        let a = process_compose(probe, "/srv/app", None).expect("import").0;
         assert_eq!(
             a["Containers"][0]["healthchecks"][0]["http"],
             json!({"port": 8080, "path": "/ready", "headers": [{"name": "Authorization", "values": ["Bearer t"]}]})
@@ -376,6 +410,7 @@ processes:
         let (_, warnings) = process_compose(
             "processes:\n  a:\n    command: x\n    namespace: web\n    is_tty: true\n",
             "/srv/app",
+            None,
         )
         .expect("import");
         assert_eq!(warnings.len(), 2, "{warnings:?}");
@@ -389,6 +424,7 @@ processes:
         let (v, _) = process_compose(
             "processes:\n  worker:\n    command: w\n    replicas: 2\n  api:\n    command: a\n    depends_on:\n      worker:\n        condition: process_started\n  debug:\n    command: d\n    disabled: true\n  repl:\n    command: r\n    is_foreground: true\n",
             "/srv/app",
+            None,
         )
         .expect("import");
         let c = v["Containers"].as_array().expect("containers");
@@ -402,6 +438,33 @@ processes:
         assert_eq!(c[3]["start"], "manual");
         assert_eq!(c[4]["start"], "manual");
         assert!(c[0].get("start").is_none());
+        // The project's .env: substituted everywhere, and in every process's env; `$$` is the
+        // shell's `$`; a variable the .env lacks is left for the shell.
+        let yaml = "processes:\n  db:\n    command: \"pg -p ${DB_PORT} -D $$PGDATA $HOME\"\n    readiness_probe:\n      http_get:\n        port: ${DB_PORT}\n";
+        let (v, _) = process_compose(yaml, "/srv/app", Some("DB_PORT=5433\n")).expect("import");
+        let db = &v["Containers"][0];
+        assert_eq!(
+            db["exec"],
+            json!(["bash", "-c", "pg -p 5433 -D $PGDATA $HOME"])
+        );
+        assert_eq!(db["healthchecks"][0]["http"]["port"], 5433);
+        assert_eq!(db["env"]["DB_PORT"], "5433");
+        let off = format!(
+            "disable_env_expansion: true\n{}",
+            yaml.replace("port: ${DB_PORT}", "port: 1")
+        );
+        let (v, _) = process_compose(&off, "/srv/app", Some("DB_PORT=5433\n")).expect("import");
+        assert_eq!(
+            v["Containers"][0]["exec"][2],
+            "pg -p ${DB_PORT} -D $$PGDATA $HOME"
+        );
+        let (v, _) = process_compose(
+            &format!("is_dotenv_disabled: true\n{yaml}").replace("port: ${DB_PORT}", "port: 1"),
+            "/srv/app",
+            Some("DB_PORT=5433\n"),
+        )
+        .expect("import");
+        assert!(v["Containers"][0].get("env").is_none(), "{v}");
         // Every service runs in the project's directory, as process-compose runs them.
         for s in c {
             assert_eq!(s["working_dir"], "/srv/app", "{s}");
@@ -416,7 +479,7 @@ processes:
                     broker.0:\n    command: run\n    working_dir: /opt/broker\n    depends_on:\n      \
                     Postgres_Init:\n        condition: process_completed_successfully\n  web:\n    \
                     command: serve\n    working_dir: .\n";
-        let (v, warnings) = process_compose(yaml, "/srv/app/").expect("import");
+        let (v, warnings) = process_compose(yaml, "/srv/app/", None).expect("import");
         let c = v["Containers"].as_array().expect("containers");
         let names: Vec<&str> = c.iter().map(|s| s["name"].as_str().unwrap_or("")).collect();
         assert_eq!(names, ["postgres-init", "broker-0", "web"]);
@@ -424,6 +487,7 @@ processes:
         let (v, _) = process_compose(
             "processes:\n  zeta:\n    command: z\n  alpha:\n    command: a\n",
             "/srv/app",
+            None,
         )
         .expect("import");
         assert_eq!(v["Containers"][0]["name"], "zeta");
@@ -437,11 +501,11 @@ processes:
             "{warnings:?}"
         );
         assert!(
-            process_compose(yaml, "srv").is_err(),
+            process_compose(yaml, "srv", None).is_err(),
             "a relative project directory"
         );
         assert_eq!(
-            process_compose("processes:\n  a:\n    command: x\n", "/")
+            process_compose("processes:\n  a:\n    command: x\n", "/", None)
                 .expect("import")
                 .0["Containers"][0]["working_dir"],
             "/"
@@ -466,7 +530,7 @@ processes:
             ("watch: []\nprocesses: {}\n", "watch"),
             ("[1, 2]\n", "not a process-compose project"),
         ] {
-            let err = process_compose(yaml, "/srv/app").expect_err(yaml);
+            let err = process_compose(yaml, "/srv/app", None).expect_err(yaml);
             assert!(err.contains(want), "{yaml}: {err}");
         }
     }

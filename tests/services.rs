@@ -1061,3 +1061,36 @@ fn a_manual_service_runs_only_when_asked() {
     assert!(done.stdout.contains("[tool] tool ran"), "{}", done.stdout);
     assert!(!done.stdout.contains("after-tool ran"), "{}", done.stdout);
 }
+
+/// `daemon`: a command that forks its daemon and exits 0 (`pg_ctl start`) leaves the service
+/// running as its leaf's processes; a stop signals them; one whose daemon ends by itself
+/// exits then, with code 0.
+#[test]
+fn a_daemon_service_lives_while_its_leaf_has_processes() {
+    let scratch = Scratch::new();
+    let doc = json!({"KillTimeout": 10, "Containers": [
+        {"name": "pgish", "daemon": true,
+         "exec": sh("(trap 'echo daemon got TERM; exit 0' TERM; while :; do sleep 0.05; done) & echo forked; exit 0".into())},
+        {"name": "brief", "daemon": true, "on_exit": "ignore", "restart": {"policy": "no"},
+         "exec": sh("(sleep 1; echo brief daemon done) & exit 0".into())},
+    ]});
+    let config = scratch.config(&doc);
+    let ctl = scratch.path("ctl.sock");
+    let roost = roost_with_control(&config, &ctl, &[]);
+    let state = |name: &str| {
+        http(&ctl, "GET", &format!("/v2/services/{name}"), &[], b"").json()["state"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    wait_until("brief's daemon ended", || state("brief") == "exited");
+    // Its command exited long ago; its daemon still runs, and so does the service.
+    assert_eq!(state("pgish"), "running");
+    roost.signal(libc::SIGTERM);
+    let done = roost.wait(T);
+    let (out, err) = (&done.stdout, &done.stderr);
+    assert!(out.contains("[brief] brief daemon done"), "{out}");
+    assert!(out.contains("daemon got TERM"), "{out}\n{err}");
+    assert!(err.contains("pgish's command exited 0 and left"), "{err}");
+    assert!(!err.contains("SIGKILL"), "{err}");
+}

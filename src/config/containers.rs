@@ -75,6 +75,9 @@ pub struct ContainerConfig {
     /// `auto` (the default) or `manual`: defined, but started only when asked
     /// (`/v2/services/NAME/start`).
     pub start: Option<String>,
+    /// The command forks a daemon and exits (`pg_ctl start`): the service lives while its
+    /// cgroup leaf has processes.
+    pub daemon: bool,
 }
 
 /// `image_root`: exactly one of `directory` or `device` (with its `fstype`).

@@ -235,6 +235,12 @@ fn service(
             ))
         }
     };
+    if c.daemon && container.is_some() {
+        return Err(f(
+            at("daemon"),
+            "a container's init stays; daemon is for a process service whose command forks and exits",
+        ));
+    }
     Ok(Service {
         name: c.name.clone(),
         process,
@@ -258,6 +264,7 @@ fn service(
             c.notify,
         )?,
         stop_command: stop_command(i, c)?,
+        daemon: c.daemon,
         manual_start: match c.start.as_deref() {
             None | Some("auto") => false,
             Some("manual") => true,

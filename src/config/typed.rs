@@ -88,6 +88,9 @@ pub struct Service {
     pub snapshot: SnapshotHooks,
     /// `start: manual`: not started with the machine, only when asked.
     pub manual_start: bool,
+    /// `daemon`: its command forks and exits 0; the service lives while its leaf has
+    /// processes, and its signals go to every process of the leaf.
+    pub daemon: bool,
     /// `stop.command`: run as the service to stop it; its signal follows only if it is still
     /// running `stop.timeout` later (then SIGKILL after another `stop.timeout`).
     pub stop_command: Option<Vec<String>>,
@@ -174,6 +177,7 @@ impl Service {
             snapshot: SnapshotHooks::default(),
             stop_command: None,
             manual_start: false,
+            daemon: false,
             single_workload: true,
         }
     }

@@ -37,6 +37,9 @@ pub(super) struct Live {
     pub stop_command: Option<StopCommand>,
     /// When its stop signal goes, if it still runs after its stop command.
     pub signal_at: Option<Instant>,
+    /// A `daemon` service whose command has exited 0, leaving its daemon in the leaf: the
+    /// service is the leaf's processes now.
+    pub daemonized: bool,
 }
 
 /// A service's `stop.command`, ready to run as the service.
@@ -95,7 +98,15 @@ impl Live {
     /// namespace the init passes it on, or, without a handler, the kernel drops it; SIGKILL
     /// is never dropped and ends the whole namespace.
     pub fn signal(&self, sig: i32) {
-        if self.container.is_some() {
+        if self.daemonized {
+            // Its command is gone: every process of its leaf is the service.
+            for pid in leaf_members(self.cgroup.members_file().as_deref()) {
+                // SAFETY: kill(2) has no memory effects; a pid that exited since the read
+                // gets ESRCH (reaped pids are not reused within the leaf's life here: a new
+                // process would have to be born into this leaf).
+                unsafe { libc::kill(pid, sig) };
+            }
+        } else if self.container.is_some() {
             // SAFETY: kill(2) has no memory effects; the pid is the adopted init, registered
             // with the reaper and not yet reaped (its exit removes this Live).
             unsafe { libc::kill(self.pid, sig) };
@@ -127,4 +138,17 @@ impl Live {
             check.abort();
         }
     }
+}
+
+/// The pids listed in a leaf's `cgroup.procs` (none when it cannot be read).
+pub(super) fn leaf_members(procs: Option<&std::path::Path>) -> Vec<i32> {
+    procs
+        .and_then(|p| crate::process::cgroup::read_kernel_file(p).ok())
+        .map(|text| {
+            text.lines()
+                .filter_map(|l| l.trim().parse::<i32>().ok())
+                .filter(|pid| *pid > 0)
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -81,6 +81,10 @@ pub(super) enum Msg {
     },
 }
 
+/// How often a daemon service's leaf is looked at for its end (cgroup v1 has no event for
+/// an empty leaf roost can wait on; v2's `cgroup.events` would, and is not on every host).
+const DAEMON_POLL: Duration = Duration::from_millis(200);
+
 /// One input of the loop, as [`RunLoop::next_input`] waits for them.
 enum Input {
     Message(Msg),
@@ -424,6 +428,9 @@ impl<'a> RunLoop<'a> {
         let current = self.live[i]
             .as_ref()
             .is_some_and(|l| l.generation == generation);
+        if current && self.daemon_went_on(i, generation, exit) {
+            return;
+        }
         let Some(mut ended) = self.live[i].take_if(|_| current) else {
             return;
         };
@@ -457,6 +464,52 @@ impl<'a> RunLoop<'a> {
             ended.cgroup.kill_all();
             tokio::spawn(ended.cgroup.remove());
         }
+    }
+
+    /// A `daemon` service's command exited 0 and left processes in its leaf: the service
+    /// goes on as them, watched until the leaf is empty (then its exit, code 0, comes).
+    fn daemon_went_on(&mut self, i: usize, generation: u64, exit: Option<ChildExit>) -> bool {
+        let service = &self.run.services[i];
+        let Some(l) = self.live[i].as_mut() else {
+            return false;
+        };
+        if !service.daemon || l.daemonized || exit.is_none_or(|e| e.exit_code() != 0) {
+            return false;
+        }
+        let members = l.cgroup.members_file();
+        let left = super::live::leaf_members(members.as_deref()).len();
+        if left == 0 {
+            return false;
+        }
+        l.daemonized = true;
+        let name = service.name.as_str();
+        tracing::info!(
+            service = name,
+            "{name}'s command exited 0 and left {left} process(es) in its cgroup: a daemon, running while they are"
+        );
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(DAEMON_POLL).await;
+                if super::live::leaf_members(members.as_deref()).is_empty() {
+                    let gone = ChildExit {
+                        pid: 0,
+                        code: Some(0),
+                        signal: None,
+                    };
+                    let _ = tx.send(Msg::Exited {
+                        i,
+                        generation,
+                        exit: Some(gone),
+                    });
+                    return;
+                }
+                if tx.is_closed() {
+                    return;
+                }
+            }
+        });
+        true
     }
 
     fn on_host_stop(&mut self, open: bool) {

@@ -308,6 +308,7 @@ impl RunLoop<'_> {
                     target: exec_target.clone(),
                 }),
             signal_at: None,
+            daemonized: false,
             container,
             exec_target,
         }

@@ -157,10 +157,9 @@ fn process(
                 "{}: ignored (roost's logs go to the console)",
                 at(key)
             )),
+            // Forks and exits (`pg_ctl start`): roost's `daemon`, alive while its leaf is.
             "is_daemon" if value.as_bool() == Some(true) => {
-                return refuse(
-                    "a daemon that forks away cannot be supervised; run it in the foreground",
-                )
+                c.insert("daemon".into(), true.into());
             }
             // Defined, started only when asked: roost's `start: manual`.
             "disabled" | "is_foreground" if value.as_bool() == Some(true) => {
@@ -436,6 +435,13 @@ processes:
             json!([{"name": "worker-0", "condition": "started"}, {"name": "worker-1", "condition": "started"}])
         );
         assert_eq!(c[3]["start"], "manual");
+        let (v, _) = process_compose(
+            "processes:\n  pg:\n    command: pg_ctl start\n    is_daemon: true\n",
+            "/srv/app",
+            None,
+        )
+        .expect("import");
+        assert_eq!(v["Containers"][0]["daemon"], true);
         assert_eq!(c[4]["start"], "manual");
         assert!(c[0].get("start").is_none());
         // The project's .env: substituted everywhere, and in every process's env; `$$` is the
@@ -515,7 +521,6 @@ processes:
     #[test]
     fn what_roost_cannot_express_is_refused_with_its_place() {
         for (yaml, want) in [
-            ("processes:\n  a:\n    command: x\n    is_daemon: true\n", "processes.a.is_daemon"),
             ("processes:\n  a:\n    command: x\n    replicas: 65\n", "processes.a.replicas"),
             ("processes:\n  a:\n    command: x\n    shutdown:\n      send_keys: q\n", "processes.a.shutdown.send_keys"),
             ("processes:\n  a:\n    command: x\n    shutdown:\n      parent_only: true\n", "parent_only"),

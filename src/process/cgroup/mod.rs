@@ -341,6 +341,16 @@ impl WorkloadCgroup {
         warnings
     }
 
+    /// The `cgroup.procs` file that lists every process of the workload: the v2 leaf's (where
+    /// the workload is born), else the first leaf's.
+    pub fn members_file(&self) -> Option<PathBuf> {
+        self.leaves
+            .iter()
+            .find(|l| l.hierarchy == Hierarchy::V2)
+            .or_else(|| self.leaves.first())
+            .map(|l| l.dir.join("cgroup.procs"))
+    }
+
     /// Kills everything in the v2 leaf at once (`cgroup.kill`, Linux 5.14+), which also
     /// catches processes that left the workload's process group.
     pub fn kill_all(&self) {

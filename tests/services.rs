@@ -372,6 +372,14 @@ fn roostctl(ctl: &std::path::Path, args: &[&str]) -> (i32, String, String) {
     roostctl_on(ctl, args)
 }
 
+/// A service's `state` as `/v2/services/NAME` answers it.
+fn service_state(ctl: &std::path::Path, name: &str) -> String {
+    http(ctl, "GET", &format!("/v2/services/{name}"), &[], b"").json()["state"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + T;
     while !f() {
@@ -1044,12 +1052,7 @@ fn a_manual_service_runs_only_when_asked() {
     let config = scratch.config(&doc);
     let ctl = scratch.path("ctl.sock");
     let roost = roost_with_control(&config, &ctl, &[]);
-    let state = |name: &str| {
-        http(&ctl, "GET", &format!("/v2/services/{name}"), &[], b"").json()["state"]
-            .as_str()
-            .unwrap_or("")
-            .to_string()
-    };
+    let state = |name: &str| service_state(&ctl, name);
     wait_until("web running", || state("web") == "running");
     assert_eq!(state("tool"), "manual");
     assert_eq!(state("after-tool"), "skipped");
@@ -1077,12 +1080,7 @@ fn a_daemon_service_lives_while_its_leaf_has_processes() {
     let config = scratch.config(&doc);
     let ctl = scratch.path("ctl.sock");
     let roost = roost_with_control(&config, &ctl, &[]);
-    let state = |name: &str| {
-        http(&ctl, "GET", &format!("/v2/services/{name}"), &[], b"").json()["state"]
-            .as_str()
-            .unwrap_or("")
-            .to_string()
-    };
+    let state = |name: &str| service_state(&ctl, name);
     wait_until("brief's daemon ended", || state("brief") == "exited");
     // Its command exited long ago; its daemon still runs, and so does the service.
     assert_eq!(state("pgish"), "running");

@@ -36,9 +36,7 @@ pub(super) fn probe_to_check(
                     "{field}.exec.working_dir: checks run in the service's directory"
                 ));
             }
-            let cmd = exec["command"]
-                .as_str()
-                .ok_or_else(|| format!("{field}.exec.command: a string"))?;
+            let cmd = super::values::text(&format!("{field}.exec.command"), &exec["command"])?;
             let mut argv = shell.to_vec();
             argv.push(cmd.to_string());
             check.insert("exec".into(), json!({ "command": argv }));
@@ -175,9 +173,7 @@ pub(super) fn stop(field: &str, s: &Value, shell: &[String]) -> Result<Value, St
         out.insert("timeout".into(), format!("{t}s").into());
     }
     if let Some(command) = s.get("command") {
-        let command = command
-            .as_str()
-            .ok_or_else(|| format!("{field}.command: a string"))?;
+        let command = super::values::text(&format!("{field}.command"), command)?;
         let mut argv = shell.to_vec();
         argv.push(command.to_string());
         out.insert("command".into(), json!(argv));

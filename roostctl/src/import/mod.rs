@@ -118,7 +118,9 @@ fn shell(v: Option<&Value>) -> Result<Vec<String>, String> {
 
 fn env_list(field: &str, v: Option<&Value>) -> Result<Map<String, Value>, String> {
     let mut out = Map::new();
-    let Some(v) = v else { return Ok(out) };
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(out);
+    };
     let Some(items) = v.as_array() else {
         return Err(format!("{field}: a list of KEY=VALUE entries"));
     };
@@ -188,17 +190,18 @@ fn process(
             | "env_file"
             | "extends"
             | "vars"
-            | "env_cmds"
-            | "launch_timeout_seconds" => return refuse("not expressible in roost's Containers"),
+            | "env_cmds" => return refuse("not expressible in roost's Containers"),
+            "launch_timeout_seconds" => warnings.push(format!(
+                "{}: ignored (roost has no launch timeout: a daemon is running as soon as its command has exited 0)",
+                at(key)
+            )),
             other if other.starts_with("x-") => {}
             _ => return refuse("unknown key"),
         }
     }
     match (p.get("command"), p.get("entrypoint")) {
         (Some(cmd), _) => {
-            let cmd = cmd
-                .as_str()
-                .ok_or_else(|| format!("{}: a string", at("command")))?;
+            let cmd = values::text(&at("command"), cmd)?;
             let mut argv = shell.to_vec();
             argv.push(cmd.to_string());
             c.insert("exec".into(), json!(argv));
@@ -500,6 +503,15 @@ processes:
         assert_eq!(c[0]["working_dir"], "/srv/app/db");
         assert_eq!(c[1]["working_dir"], "/opt/broker");
         assert_eq!(c[2]["working_dir"], "/srv/app");
+        let up = process_compose(
+            "processes:\n  a:\n    command: x\n    working_dir: ../../..\n  b:\n    command: y\n    working_dir: ./x/../y/\n",
+            "/srv/app",
+            None,
+        )
+        .expect("import")
+        .0;
+        assert_eq!(up["Containers"][0]["working_dir"], "/");
+        assert_eq!(up["Containers"][1]["working_dir"], "/srv/app/y");
         assert_eq!(c[1]["depends_on"][0]["name"], "postgres-init");
         assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert!(
@@ -524,7 +536,8 @@ processes:
             ("processes:\n  a:\n    command: x\n    replicas: 65\n", "processes.a.replicas"),
             ("processes:\n  a:\n    command: x\n    shutdown:\n      send_keys: q\n", "processes.a.shutdown.send_keys"),
             ("processes:\n  a:\n    command: x\n    shutdown:\n      parent_only: true\n", "parent_only"),
-            ("processes:\n  _web:\n    command: x\n", "DNS labels"),
+            ("processes:\n  _:\n    command: x\n", "DNS labels"),
+            ("processes:\n  web+api:\n    command: x\n", "DNS labels"),
             ("processes:\n  web_1:\n    command: x\n  Web.1:\n    command: y\n", "would both be service \"web-1\""),
             ("processes:\n  a:\n    command: x\n    schedule: {cron: '* * * * *'}\n", "processes.a.schedule"),
             ("processes:\n  a:\n    command: x\n    is_interactive: true\n", "have none"),

@@ -114,38 +114,39 @@ impl Project {
             .unwrap_or_else(|| service_name(process))
     }
 
-    /// A process's directory: the project's, or a relative `working_dir` from it.
+    /// A process's directory: the project's, or a `working_dir` resolved from it, with `.`
+    /// and `..` resolved as the kernel would (roost refuses a `..` in a path).
     pub(super) fn dir_of(&self, working_dir: Option<&str>) -> String {
-        match working_dir {
+        let joined = match working_dir {
             Some(dir) if dir.starts_with('/') => dir.to_string(),
-            Some(dir) => {
-                let rel = dir.trim_start_matches("./").trim_end_matches('/');
-                match rel {
-                    "" | "." => self.root(),
-                    rel => format!("{}/{rel}", self.dir),
+            Some(dir) => format!("{}/{dir}", self.dir),
+            None => self.dir.clone(),
+        };
+        let mut parts: Vec<&str> = Vec::new();
+        for part in joined.split('/') {
+            match part {
+                "" | "." => {}
+                ".." => {
+                    parts.pop();
                 }
+                part => parts.push(part),
             }
-            None => self.root(),
         }
-    }
-
-    fn root(&self) -> String {
-        if self.dir.is_empty() {
-            "/".into()
-        } else {
-            self.dir.clone()
-        }
+        format!("/{}", parts.join("/"))
     }
 }
 
 /// process-compose's names as roost's (DNS labels): lowercase, `_` and `.` as `-`.
 pub(super) fn service_name(name: &str) -> String {
-    name.chars()
+    let mapped: String = name
+        .chars()
         .map(|c| match c {
             '_' | '.' => '-',
             c => c.to_ascii_lowercase(),
         })
-        .collect()
+        .collect();
+    // A label neither starts nor ends with `-` (`_pc_log` is `pc-log`).
+    mapped.trim_matches('-').to_string()
 }
 
 /// Every process's service name; a name changed is said, two that become one are refused.

@@ -20,6 +20,17 @@ pub(super) fn number(field: &str, v: Option<&Value>) -> Result<Option<f64>, Stri
     }
 }
 
+/// A string as process-compose's YAML reads one into a string field: a scalar's text, so
+/// `command: false` is the command `false` (not a refusal).
+pub(super) fn text(field: &str, v: &Value) -> Result<String, String> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Bool(b) => Ok(b.to_string()),
+        Value::Number(n) => Ok(n.to_string()),
+        _ => Err(format!("{field}: a string")),
+    }
+}
+
 /// A whole number >= 0, as [`number`] reads it.
 pub(super) fn whole(field: &str, v: Option<&Value>) -> Result<Option<u64>, String> {
     match number(field, v)? {

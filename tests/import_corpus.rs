@@ -1,0 +1,129 @@
+//! process-compose's own repository's 68 project files (tests/corpus/process-compose, Apache
+//! 2.0, SOURCE.md there) through the real `roostctl import process-compose`. Each either
+//! imports into a config roost's own validation takes, or is refused for the one reason
+//! listed below, naming the key. Before roost read project directories, names that are not
+//! DNS labels, string numbers, daemons, replicas, disabled processes and stop commands, 22 of
+//! the 68 imported; now 51 do, and 50 of those pass roost's validation (the 51st is
+//! process-compose's own fixture of a dependency cycle, which it refuses too).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::Path;
+
+/// The files roost refuses, and the key each refusal names.
+const REFUSED: &[(&str, &str)] = &[
+    // An interactive process reads the terminal process-compose gives it.
+    (
+        "demo/process-compose.yaml",
+        "processes.lazygit.is_interactive",
+    ),
+    (
+        "issues/issue_508/compose.yaml",
+        "processes.noisy.is_interactive",
+    ),
+    (
+        "issues/issue_512/compose.yaml",
+        "processes.interactive.is_interactive",
+    ),
+    (
+        "test-simple-interactive.yaml",
+        "processes.my-htop.is_interactive",
+    ),
+    // process-compose's own MCP server.
+    ("examples/mcp-example.yaml", "mcp_server"),
+    // Files merged at load (not read yet).
+    (
+        "fixtures-code/process-compose-env-file.yaml",
+        "processes.test_env_file.env_file",
+    ),
+    (
+        "fixtures-code/process-compose-process-extends.yaml",
+        "processes.derived.extends",
+    ),
+    ("fixtures-code/process-compose-with-extends.yaml", "extends"),
+    ("issues/issue_278/server/process-compose.yaml", "extends"),
+    // Go templates and commands run at load (not read yet).
+    ("issues/issue_120/process-compose.yaml", "vars"),
+    ("video-series/demo/process-compose.yaml", "vars"),
+    ("issues/issue_316/process-compose.yaml", "env_cmds"),
+    ("process-compose.override.yaml", "env_cmds"),
+    // roost signals a service's whole process group.
+    (
+        "issues/issue_107/process-compose.yaml",
+        "processes.webserver-b.shutdown.parent_only",
+    ),
+    // sudo for one process: roost runs each service as its configured user.
+    (
+        "issues/issue_238/process-compose.yaml",
+        "processes.elevated.is_elevated",
+    ),
+    (
+        "issues/issue_400/process-compose.yaml",
+        "processes.dependent_process.availability.exit_on_skipped",
+    ),
+    // A probe of another host: roost's checks look at 127.0.0.1.
+    (
+        "process-compose.yaml",
+        "processes._process2.readiness_probe.http_get.host",
+    ),
+];
+
+fn projects(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("corpus dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            projects(&path, out);
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn process_composes_own_projects_import_or_are_refused_for_a_stated_reason() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/process-compose");
+    let mut files = Vec::new();
+    projects(&corpus, &mut files);
+    files.sort();
+    assert_eq!(files.len(), 68);
+    let mut imported = 0;
+    let mut refused = Vec::new();
+    for file in &files {
+        let name = file
+            .strip_prefix(&corpus)
+            .expect("inside")
+            .display()
+            .to_string();
+        let out = std::process::Command::new(common::roostctl_bin())
+            .args(["import", "process-compose"])
+            .arg(file)
+            .args(["--project-dir", "/srv/project"])
+            .output()
+            .expect("roostctl");
+        let err = String::from_utf8_lossy(&out.stderr);
+        match REFUSED.iter().find(|(f, _)| *f == name) {
+            Some((_, key)) => {
+                assert!(!out.status.success(), "{name} imports now: update REFUSED");
+                assert!(err.contains(&format!("{key}:")), "{name}: {err}");
+                refused.push(name);
+            }
+            None => {
+                assert!(out.status.success(), "{name}: {err}");
+                // roost's own validation takes what the import made.
+                match roost::config::parse(&out.stdout) {
+                    Ok(_) => imported += 1,
+                    // process-compose's own fixture of a dependency cycle, which it refuses
+                    // too: roost's validation says where the cycle is.
+                    Err(e) if name == "fixtures-code/process-compose-circular.yaml" => {
+                        assert!(e.to_string().contains("dependency cycle"), "{e}");
+                    }
+                    Err(e) => panic!("{name}: roost refuses the import: {e}"),
+                }
+            }
+        }
+    }
+    assert_eq!(refused.len(), REFUSED.len());
+    assert_eq!(imported, 50);
+}

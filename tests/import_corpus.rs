@@ -4,7 +4,8 @@
 //! listed below, naming the key. Before roost read project directories, names that are not
 //! DNS labels, string numbers, daemons, replicas, disabled processes and stop commands, 22 of
 //! the 68 imported; now 51 do, and 50 of those pass roost's validation (the 51st is
-//! process-compose's own fixture of a dependency cycle, which it refuses too).
+//! process-compose's own fixture of a dependency cycle, which it refuses too). Two fixtures
+//! whose commands run on Debian also run under roost, with their behaviour checked.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -126,4 +127,59 @@ fn process_composes_own_projects_import_or_are_refused_for_a_stated_reason() {
     }
     assert_eq!(refused.len(), REFUSED.len());
     assert_eq!(imported, 50);
+}
+
+/// Imports a corpus file and runs it under roost as PID 1 of a fresh PID namespace.
+fn run_corpus(file: &str) -> common::Finished {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/process-compose");
+    let scratch = common::Scratch::new();
+    let out = std::process::Command::new(common::roostctl_bin())
+        .args(["import", "process-compose"])
+        .arg(corpus.join(file))
+        .arg("--project-dir")
+        .arg(scratch.dir.path())
+        .output()
+        .expect("roostctl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    // process-compose's default shell is bash; Debian has it.
+    doc["KillTimeout"] = serde_json::json!(10);
+    let config = scratch.config(&doc);
+    common::Running::start(common::PID_NS, &config).wait(std::time::Duration::from_secs(60))
+}
+
+/// process-compose's rhombus fixture runs as its dependencies say: process8 first, 6 and 7
+/// after it, 5 after both, then 4, 3, 2, 1; the machine ends with 0 when all are over.
+#[test]
+fn the_rhombus_fixture_runs_in_dependency_order() {
+    let done = run_corpus("fixtures/process-compose-chain-rhombus.yaml");
+    done.assert_code(0);
+    let at = |n: u32| {
+        done.stdout
+            .find(&format!("[process{n}] process{n}"))
+            .unwrap_or_else(|| panic!("process{n} did not run:\n{}", done.stdout))
+    };
+    assert!(at(8) < at(6) && at(8) < at(7), "{}", done.stdout);
+    assert!(at(6) < at(5) && at(7) < at(5), "{}", done.stdout);
+    assert!(at(5) < at(4) && at(4) < at(3) && at(3) < at(2) && at(2) < at(1));
+    assert!(!done.stderr.contains("did not die"), "{}", done.stderr);
+}
+
+/// process-compose's `success_exit_codes` fixture: 130 allowed is a success (no restart);
+/// without the allowance it is a failure, restarted once (`max_restarts: 1`), then over.
+#[test]
+fn the_success_exit_codes_fixture_restarts_only_the_failure() {
+    let done = run_corpus("fixtures-code/process-compose-success-exit-codes.yaml");
+    done.assert_code(0);
+    let runs = |name: &str| {
+        done.stderr
+            .matches(&format!("{name} exited: code 130"))
+            .count()
+    };
+    assert_eq!(runs("allowed"), 1, "{}", done.stderr);
+    assert_eq!(runs("control"), 2, "{}", done.stderr);
 }

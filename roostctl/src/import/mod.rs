@@ -90,6 +90,8 @@ pub fn process_compose(
             in_order.push((name, p));
         }
     }
+    let extended = project::resolve_extends(&in_order)?;
+    let in_order: Vec<(&String, &Value)> = extended.iter().map(|(n, p)| (n, p)).collect();
     let (ordered, replicas) = expand_replicas(&in_order)?;
     let names = service_names(ordered.iter().map(|(name, _)| name), &mut warnings)?;
     let project = Project {
@@ -167,7 +169,7 @@ fn process(
             "disabled" | "is_foreground" if value.as_bool() == Some(true) => {
                 c.insert("start".into(), "manual".into());
             }
-            "is_daemon" | "replicas" | "disabled" | "is_foreground" => {}
+            "is_daemon" | "replicas" | "disabled" | "is_foreground" | "extends" => {}
             // They change how process-compose shows a process, not how it runs.
             "namespace" | "is_tty" | "truncate_log" | "disable_ansi_colors" | "monitor_for"
             | "is_template_disabled" => warnings.push(format!(
@@ -188,7 +190,6 @@ fn process(
             | "watch"
             | "is_elevated"
             | "env_file"
-            | "extends"
             | "vars"
             | "env_cmds" => return refuse("not expressible in roost's Containers"),
             "launch_timeout_seconds" => warnings.push(format!(
@@ -474,6 +475,15 @@ processes:
         )
         .expect("import");
         assert!(v["Containers"][0].get("env").is_none(), "{v}");
+        // extends: the base's keys under the process's own, environment merged by name; a
+        // chain that comes back to itself is refused.
+        let err = process_compose(
+            "processes:\n  a:\n    extends: b\n    command: x\n  b:\n    extends: a\n    command: y\n",
+            "/srv/app",
+            None,
+        )
+        .expect_err("a cycle");
+        assert!(err.contains("comes back to itself"), "{err}");
         // Every service runs in the project's directory, as process-compose runs them.
         for s in c {
             assert_eq!(s["working_dir"], "/srv/app", "{s}");

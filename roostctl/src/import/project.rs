@@ -186,3 +186,75 @@ pub(super) fn is_dns_label(name: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
+
+/// A process's `extends: OTHER` (another process of the project, as far down a chain as it
+/// goes): the other's keys, with the process's own winning, and the two `environment` lists
+/// merged by name (the process's value wins). A chain that comes back to itself is refused.
+pub(super) fn resolve_extends(
+    processes: &[(&String, &Value)],
+) -> Result<Vec<(String, Value)>, String> {
+    let by_name: std::collections::BTreeMap<&str, &Value> =
+        processes.iter().map(|(n, p)| (n.as_str(), *p)).collect();
+    let mut out = Vec::new();
+    for (name, p) in processes {
+        let mut chain: Vec<String> = vec![(*name).clone()];
+        let mut merged = (*p).clone();
+        let mut next = p.get("extends").and_then(Value::as_str).map(str::to_string);
+        while let Some(base_name) = next {
+            if chain.contains(&base_name) {
+                return Err(format!(
+                    "processes.{name}.extends: a chain that comes back to itself ({} -> {base_name})",
+                    chain.join(" -> ")
+                ));
+            }
+            let Some(base) = by_name.get(base_name.as_str()) else {
+                return Err(format!(
+                    "processes.{name}.extends: no process named {base_name:?} in this file"
+                ));
+            };
+            next = base
+                .get("extends")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            chain.push(base_name);
+            merged = merge(base, &merged);
+        }
+        if let Some(map) = merged.as_object_mut() {
+            map.remove("extends");
+        }
+        out.push(((*name).clone(), merged));
+    }
+    Ok(out)
+}
+
+/// `base` with `over`'s keys on top; `environment` lists merged by name.
+fn merge(base: &Value, over: &Value) -> Value {
+    let (Some(b), Some(o)) = (base.as_object(), over.as_object()) else {
+        return over.clone();
+    };
+    let mut out = b.clone();
+    for (key, value) in o {
+        if key == "environment" {
+            let mut env: Vec<Value> = b
+                .get(key)
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for entry in value.as_array().into_iter().flatten() {
+                let name = entry
+                    .as_str()
+                    .and_then(|e| e.split_once('='))
+                    .map(|(k, _)| k);
+                env.retain(|e| {
+                    e.as_str().and_then(|e| e.split_once('=')).map(|(k, _)| k) != name
+                        || name.is_none()
+                });
+                env.push(entry.clone());
+            }
+            out.insert(key.clone(), Value::Array(env));
+        } else {
+            out.insert(key.clone(), value.clone());
+        }
+    }
+    Value::Object(out)
+}

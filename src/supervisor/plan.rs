@@ -504,7 +504,10 @@ impl Plan {
                 break;
             }
         }
-        if !self.ended && self.all_final() {
+        // A machine of `manual` services none of which was asked for yet waits for a start
+        // (or its stop): it has not run anything to be over with.
+        let waits_for_a_start = self.states.iter().all(|s| s.status == Status::Manual);
+        if !self.ended && self.all_final() && !waits_for_a_start {
             self.ended = true;
             actions.push(Action::EndMachine {
                 code: 0,

@@ -444,3 +444,20 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn manual_services_wait_for_a_start_and_do_not_hold_the_end() {
+    // With another service, a manual one is not started and the machine ends without it.
+    let mut p = plan(
+        r#"[{"name": "a", "exec": ["x"], "on_exit": "ignore"},
+            {"name": "tool", "exec": ["x"], "start": "manual"}]"#,
+    );
+    assert_eq!(starts(&p.begin()), [0]);
+    assert_eq!(p.state(1).map(|s| s.status), Some(Status::Manual));
+    p.started(0, 0);
+    assert_eq!(end(&p.exited(0, 0, 10)), Some((0, None)));
+    // Only manual services: nothing has run, so nothing is over; a start request runs one.
+    let mut p = plan(r#"[{"name": "tool", "exec": ["x"], "start": "manual"}]"#);
+    assert!(end(&p.begin()).is_none());
+    assert_eq!(p.start_requested(0).map(|a| starts(&a)), Some(vec![0]));
+}

@@ -28,17 +28,6 @@ fn platform() -> (Scratch, DevPlatform, std::net::SocketAddr) {
     (scratch, platform, addr)
 }
 
-fn put_data(platform: &DevPlatform, doc: &serde_json::Value) {
-    let r = http(
-        &platform.socket,
-        "PUT",
-        "/_dev/mmds",
-        &[],
-        doc.to_string().as_bytes(),
-    );
-    assert_eq!(r.status, 204);
-}
-
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -59,7 +48,7 @@ fn waits_through_404_until_the_host_puts_the_config() {
         };
         let put = async {
             tokio::time::sleep(Duration::from_millis(800)).await;
-            put_data(&platform, &doc);
+            platform.put_mmds(doc.to_string().as_bytes());
         };
         let (got, ()) = tokio::join!(fetch, put);
         got
@@ -70,7 +59,7 @@ fn waits_through_404_until_the_host_puts_the_config() {
 #[test]
 fn a_snapshot_restore_401_leads_to_a_fresh_token() {
     let (_s, platform, addr) = platform();
-    put_data(&platform, &json!({"Hostname": "before"}));
+    platform.put_mmds(json!({"Hostname": "before"}).to_string().as_bytes());
     rt().block_on(async {
         let mut client = MmdsClient::new(addr);
         let deadline = || tokio::time::Instant::now() + Duration::from_secs(10);
@@ -83,7 +72,7 @@ fn a_snapshot_restore_401_leads_to_a_fresh_token() {
             http(&platform.socket, "POST", "/_dev/mmds/restore", &[], b"").status,
             204
         );
-        put_data(&platform, &json!({"Hostname": "after"}));
+        platform.put_mmds(json!({"Hostname": "after"}).to_string().as_bytes());
         assert_eq!(
             client.fetch(deadline()).await.expect("after restore")["Hostname"],
             "after"

@@ -270,8 +270,7 @@ fn a_real_kernel_boots_roost_as_pid_1_from_mmds() {
     let mmds = ready["mmds"].as_str().expect("mmds addr").to_string();
     let config = std::fs::read(&platform.config).expect("config");
     let token = platform.token();
-    let r = http(&platform.socket, "PUT", "/_dev/mmds", &[], &config);
-    assert_eq!(r.status, 204);
+    platform.put_mmds(&config);
 
     let (_vsock, vsock_uds) = vhost_vsock(w);
     assert_eq!(vsock_uds, uds);
@@ -987,14 +986,7 @@ fn a_snapshot_restored_twice_makes_two_machines_with_fresh_randomness_clocks_and
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&platform.config).expect("config"))
             .expect("json");
-    let r = http(
-        &platform.socket,
-        "PUT",
-        "/_dev/mmds",
-        &[],
-        config.to_string().as_bytes(),
-    );
-    assert_eq!(r.status, 204);
+    platform.put_mmds(config.to_string().as_bytes());
     let initrd = vm.join("initrd.cpio.gz");
 
     // The original: boot, a token, prepare, unplug vsock, save.
@@ -1084,14 +1076,7 @@ fn a_snapshot_restored_twice_makes_two_machines_with_fresh_randomness_clocks_and
         doc["Api"]["Token"] = json!(minted.text());
         let address = format!("169.254.1.{}", randoms.len());
         doc["IPConfigs"] = json!([{"IP": address, "Mask": 16, "Gateway": "169.254.0.2"}]);
-        let r = http(
-            &platform.socket,
-            "PUT",
-            "/_dev/mmds",
-            &[],
-            doc.to_string().as_bytes(),
-        );
-        assert_eq!(r.status, 204);
+        platform.put_mmds(doc.to_string().as_bytes());
         std::os::unix::fs::symlink(&platform_sock, dir.join("v.sock_10002")).expect("link");
         let (_vsock, uds) = vhost_vsock(&dir);
         let console = dir.join("console.log");

@@ -383,6 +383,12 @@ pub const APP: &str = "test-app";
 pub const MACHINE: &str = "m-0123456789";
 
 impl DevPlatform {
+    /// Serves `doc` as the MMDS document (`PUT /_dev/mmds`), as a host sets a VM's data.
+    pub fn put_mmds(&self, doc: &[u8]) {
+        let r = http(&self.socket, "PUT", "/_dev/mmds", &[], doc);
+        assert_eq!(r.status, 204, "{}", r.text());
+    }
+
     /// Starts the platform; `base` is the run config it completes with AppName, MachineId and
     /// Api.{Upstream, Token} into `dir/config.json`.
     pub fn start(dir: &Path, base: &serde_json::Value, extra: &[&str]) -> Self {

@@ -24,6 +24,18 @@ fn sh(script: String) -> serde_json::Value {
     json!(["/bin/sh", "-c", script])
 }
 
+/// Runs `doc` for a second (its services started and their traps set), then stops the
+/// machine as a host does (SIGTERM to roost): how it ended, and how long the stop took.
+fn stopped_after_a_second(scratch: &Scratch, doc: &serde_json::Value) -> (Finished, Duration) {
+    let config = scratch.config(doc);
+    let roost = Running::start(PID_NS, &config);
+    std::thread::sleep(Duration::from_millis(1000));
+    let asked = Instant::now();
+    roost.signal(libc::SIGTERM);
+    let done = roost.wait(T);
+    (done, asked.elapsed())
+}
+
 /// The lines of `text` holding `needle`, in order, as indices.
 fn line_of(text: &str, needle: &str) -> usize {
     text.lines()
@@ -213,14 +225,8 @@ fn a_stop_goes_in_reverse_dependency_order_with_each_timeout_and_sigkill() {
         {"name": "web", "exec": sh(format!("trap 'echo web >> {o}' TERM; while :; do sleep 0.05; done")),
          "depends_on": [{"name": "api"}], "stop": {"timeout": "1s"}},
     ]});
-    let config = scratch.config(&doc);
-    let roost = Running::start(PID_NS, &config);
-    // All three running (each has had time to install its trap).
-    std::thread::sleep(Duration::from_millis(1000));
-    let asked = Instant::now();
-    roost.signal(libc::SIGTERM);
-    let done = roost.wait(T);
-    let took = asked.elapsed();
+    // All three running (each has had time to install its trap) before the stop.
+    let (done, took) = stopped_after_a_second(&scratch, &doc);
     // The main service (db, the first) handled TERM: 0.
     done.assert_code(0);
     assert_eq!(
@@ -987,13 +993,7 @@ fn a_stop_command_runs_as_the_service_before_its_signal() {
          "exec": sh("trap 'echo stubborn got TERM; exit 7' TERM; while :; do sleep 0.05; done".into()),
          "stop": {"command": ["true"], "timeout": "1s"}, "on_exit": "ignore"},
     ]});
-    let config = scratch.config(&doc);
-    let roost = Running::start(PID_NS, &config);
-    std::thread::sleep(Duration::from_millis(1000));
-    let asked = Instant::now();
-    roost.signal(libc::SIGTERM);
-    let done = roost.wait(T);
-    let took = asked.elapsed();
+    let (done, took) = stopped_after_a_second(&scratch, &doc);
     let (out, err) = (&done.stdout, &done.stderr);
     assert!(
         out.contains("[db] db stopped by its command"),

@@ -48,23 +48,19 @@ pub(super) struct Project {
     /// Each process's name as a roost service name.
     pub names: std::collections::BTreeMap<String, String>,
     /// A process with `replicas` > 1: its replicas' process names.
-    pub replicas: std::collections::BTreeMap<String, Vec<String>>,
+    pub replicas: Replicas,
 }
+
+/// Each process with `replicas` > 1, and its replicas' process names.
+pub(super) type Replicas = std::collections::BTreeMap<String, Vec<String>>;
 
 /// `replicas: N` (N > 1) as N processes `NAME-0` .. `NAME-(N-1)`, each with
 /// `PC_REPLICA_NUM` in its environment, as process-compose runs them.
-#[allow(clippy::type_complexity)]
 pub(super) fn expand_replicas(
     processes: &[(&String, &Value)],
-) -> Result<
-    (
-        Vec<(String, Value)>,
-        std::collections::BTreeMap<String, Vec<String>>,
-    ),
-    String,
-> {
+) -> Result<(Vec<(String, Value)>, Replicas), String> {
     let mut out = Vec::new();
-    let mut replicas = std::collections::BTreeMap::new();
+    let mut replicas = Replicas::new();
     for (name, p) in processes {
         let n = whole(&format!("processes.{name}.replicas"), p.get("replicas"))?.unwrap_or(1);
         if n <= 1 {

@@ -2,11 +2,11 @@
 //! 2.0, SOURCE.md there) through the real `roostctl import process-compose`. Each either
 //! imports into a config roost's own validation takes, or is refused for the one reason
 //! listed below, naming the key. Before roost read project directories, names that are not
-//! DNS labels, string numbers, daemons, replicas, disabled processes, stop commands and a
-//! process's `extends`, 22 of
-//! the 68 imported; now 52 do, and 51 of those pass roost's validation (the 52nd is
-//! process-compose's own fixture of a dependency cycle, which it refuses too). Two fixtures
-//! whose commands run on Debian also run under roost, with their behaviour checked.
+//! DNS labels, string numbers, daemons, replicas, disabled processes, stop commands,
+//! `extends`, `vars` templates, `env_cmds` and `env_file`, 22 of the 68 imported; now 56 do,
+//! and 55 of those pass roost's validation (the 56th is process-compose's own fixture of a
+//! dependency cycle, which it refuses too). Three projects whose commands run on Debian also
+//! run under roost, with their behaviour checked.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -35,18 +35,23 @@ const REFUSED: &[(&str, &str)] = &[
     ),
     // process-compose's own MCP server.
     ("examples/mcp-example.yaml", "mcp_server"),
-    // Other files merged at load (not read yet).
+    (
+        "process-compose.override.yaml",
+        "processes._process2.readiness_probe.http_get.host",
+    ),
+    // Written for process-compose's own tests, which run it from their `src/app` directory:
+    // its `working_dir: ../../fixtures-code/` is relative to that, so from the file's own
+    // directory (the project's, at import) the `env_file` is not there, and the import says
+    // which path it read.
     (
         "fixtures-code/process-compose-env-file.yaml",
         "processes.test_env_file.env_file",
     ),
-    ("fixtures-code/process-compose-with-extends.yaml", "extends"),
-    ("issues/issue_278/server/process-compose.yaml", "extends"),
-    // Go templates and commands run at load (not read yet).
-    ("issues/issue_120/process-compose.yaml", "vars"),
-    ("video-series/demo/process-compose.yaml", "vars"),
-    ("issues/issue_316/process-compose.yaml", "env_cmds"),
-    ("process-compose.override.yaml", "env_cmds"),
+    // A job every 30 s: roost has no schedules.
+    (
+        "video-series/demo/process-compose.yaml",
+        "processes.vacuum.schedule",
+    ),
     // roost signals a service's whole process group.
     (
         "issues/issue_107/process-compose.yaml",
@@ -123,30 +128,41 @@ fn process_composes_own_projects_import_or_are_refused_for_a_stated_reason() {
         }
     }
     assert_eq!(refused.len(), REFUSED.len());
-    assert_eq!(imported, 51);
+    assert_eq!(imported, 55);
 }
 
-/// Imports a corpus file and runs it under roost as PID 1 of a fresh PID namespace.
-fn run_corpus(file: &str) -> common::Finished {
+/// A corpus file through `roostctl import process-compose`, which must take it; the
+/// project's directory in the VM is `project_dir`, or the file's own.
+fn import(file: &str, project_dir: Option<&Path>) -> serde_json::Value {
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/process-compose");
-    let scratch = common::Scratch::new();
-    let out = std::process::Command::new(common::roostctl_bin())
+    let mut command = std::process::Command::new(common::roostctl_bin());
+    command
         .args(["import", "process-compose"])
-        .arg(corpus.join(file))
-        .arg("--project-dir")
-        .arg(scratch.dir.path())
-        .output()
-        .expect("roostctl");
+        .arg(corpus.join(file));
+    if let Some(dir) = project_dir {
+        command.arg("--project-dir").arg(dir);
+    }
+    let out = command.output().expect("roostctl");
     assert!(
         out.status.success(),
-        "{}",
+        "{file}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+/// An imported project run under roost as PID 1 of a fresh PID namespace.
+fn run(mut doc: serde_json::Value, scratch: &common::Scratch) -> common::Finished {
     // process-compose's default shell is bash; Debian has it.
     doc["KillTimeout"] = serde_json::json!(10);
     let config = scratch.config(&doc);
     common::Running::start(common::PID_NS, &config).wait(std::time::Duration::from_secs(60))
+}
+
+/// A corpus file whose commands need no files of their own, run in a scratch directory.
+fn run_corpus(file: &str) -> common::Finished {
+    let scratch = common::Scratch::new();
+    run(import(file, Some(scratch.dir.path())), &scratch)
 }
 
 /// process-compose's rhombus fixture runs as its dependencies say: process8 first, 6 and 7
@@ -179,4 +195,37 @@ fn the_success_exit_codes_fixture_restarts_only_the_failure() {
     };
     assert_eq!(runs("allowed"), 1, "{}", done.stderr);
     assert_eq!(runs("control"), 2, "{}", done.stderr);
+}
+
+/// A project that `extends` another file (process-compose's issue 278 reproduction: `server`
+/// extends `../db`'s project): `db` runs in its own file's directory, `server` in its own,
+/// after `db` has exited 0.
+#[test]
+fn the_extended_project_runs_each_process_in_its_own_files_directory() {
+    let doc = import("issues/issue_278/server/process-compose.yaml", None);
+    let done = run(doc, &common::Scratch::new());
+    done.assert_code(0);
+    let db = done.stdout.find("[db] db started");
+    let server = done.stdout.find("[server] server started");
+    assert!(
+        db.is_some() && server.is_some() && db < server,
+        "{}",
+        done.stdout
+    );
+}
+
+/// What process-compose computes at load, computed at import: issue 120's `vars` rendered
+/// into the command, issue 316's `env_cmds` run and written into the env (its probe reads it
+/// through the shell, `$${HI}` being `${HI}` there).
+#[test]
+fn vars_and_env_cmds_of_real_projects_are_rendered_and_run_at_import() {
+    let vars = import("issues/issue_120/process-compose.yaml", None);
+    assert_eq!(vars["Containers"][0]["exec"][2], "echo 5 > /tmp/output");
+    let cmds = import("issues/issue_316/process-compose.yaml", None);
+    let hello = &cmds["Containers"][0];
+    assert_eq!(hello["env"]["HI"], "Hello");
+    assert_eq!(
+        hello["healthchecks"][0]["exec"]["command"][2],
+        "echo ${HI} there > test.txt"
+    );
 }

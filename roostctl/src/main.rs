@@ -77,28 +77,9 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
         Cmd::Import {
             file, project_dir, ..
         } => {
-            let text = std::fs::read_to_string(file)
-                .map_err(|e| Failure(2, format!("cannot read {}: {e}", file.display())))?;
-            let project_dir = match project_dir {
-                Some(dir) => dir.clone(),
-                None => std::fs::canonicalize(file)
-                    .ok()
-                    .and_then(|f| f.parent().map(std::path::Path::to_path_buf))
-                    .ok_or_else(|| {
-                        Failure(
-                            2,
-                            format!("cannot resolve the directory of {}", file.display()),
-                        )
-                    })?,
-            };
-            // The project's `.env`, beside the file, as process-compose reads it.
-            let dotenv = file
-                .parent()
-                .map(|dir| dir.join(".env"))
-                .and_then(|path| std::fs::read_to_string(path).ok());
-            let (value, warnings) =
-                import::process_compose(&text, &project_dir.to_string_lossy(), dotenv.as_deref())
-                    .map_err(|e| Failure(EXIT_REFUSED, format!("{}: {e}", file.display())))?;
+            let project_dir = project_dir.as_ref().map(|d| d.to_string_lossy());
+            let (value, warnings) = import::process_compose_file(file, project_dir.as_deref())
+                .map_err(|e| Failure(EXIT_REFUSED, format!("{}: {e}", file.display())))?;
             for w in warnings {
                 eprintln!("roostctl: {w}");
             }

@@ -45,26 +45,32 @@ pub(super) struct Project {
     pub env: Map<String, Value>,
     /// Absolute, without a trailing `/` (empty for `/`).
     pub dir: String,
+    /// The same directory on this host, where the files the project names are read.
+    pub host_dir: std::path::PathBuf,
     /// Each process's name as a roost service name.
     pub names: std::collections::BTreeMap<String, String>,
     /// A process with `replicas` > 1: its replicas' process names.
     pub replicas: Replicas,
 }
 
+/// The processes to run, each replica apart: its name, its keys, its replica number.
+pub(super) type Instances = Vec<(String, Value, u64)>;
+
 /// Each process with `replicas` > 1, and its replicas' process names.
 pub(super) type Replicas = std::collections::BTreeMap<String, Vec<String>>;
 
 /// `replicas: N` (N > 1) as N processes `NAME-0` .. `NAME-(N-1)`, each with
 /// `PC_REPLICA_NUM` in its environment, as process-compose runs them.
+/// Each process comes with its replica number (0 for one without replicas).
 pub(super) fn expand_replicas(
     processes: &[(&String, &Value)],
-) -> Result<(Vec<(String, Value)>, Replicas), String> {
+) -> Result<(Instances, Replicas), String> {
     let mut out = Vec::new();
     let mut replicas = Replicas::new();
     for (name, p) in processes {
         let n = whole(&format!("processes.{name}.replicas"), p.get("replicas"))?.unwrap_or(1);
         if n <= 1 {
-            out.push(((*name).clone(), (*p).clone()));
+            out.push(((*name).clone(), (*p).clone(), 0));
             continue;
         }
         if n > 64 {
@@ -87,7 +93,7 @@ pub(super) fn expand_replicas(
             }
             let replica_name = format!("{name}-{k}");
             names.push(replica_name.clone());
-            out.push((replica_name, replica));
+            out.push((replica_name, replica, k));
         }
         replicas.insert((*name).clone(), names);
     }
@@ -223,34 +229,42 @@ pub(super) fn resolve_extends(
     Ok(out)
 }
 
-/// `base` with `over`'s keys on top; `environment` lists merged by name.
-fn merge(base: &Value, over: &Value) -> Value {
+/// `base` with `over` on top, as process-compose merges a process into the one it extends
+/// and a project into the file it extends: a mapping key by key, down every level (so a
+/// probe can change one field), `environment` lists by variable name, other lists appended
+/// (`entrypoint`, `success_exit_codes`), except `namespace`, which is replaced; any other
+/// value replaced. (process-compose's merge also keeps the base's value where `over` sets a
+/// zero value such as `false` or `0`; here what the file says wins.)
+pub(super) fn merge(base: &Value, over: &Value) -> Value {
     let (Some(b), Some(o)) = (base.as_object(), over.as_object()) else {
         return over.clone();
     };
     let mut out = b.clone();
     for (key, value) in o {
-        if key == "environment" {
-            let mut env: Vec<Value> = b
-                .get(key)
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            for entry in value.as_array().into_iter().flatten() {
-                let name = entry
-                    .as_str()
-                    .and_then(|e| e.split_once('='))
-                    .map(|(k, _)| k);
-                env.retain(|e| {
-                    e.as_str().and_then(|e| e.split_once('=')).map(|(k, _)| k) != name
-                        || name.is_none()
-                });
-                env.push(entry.clone());
+        let merged = match (key.as_str(), b.get(key), value) {
+            ("environment", Some(Value::Array(base_env)), Value::Array(over_env)) => {
+                let mut env = base_env.clone();
+                for entry in over_env {
+                    let name = entry
+                        .as_str()
+                        .and_then(|e| e.split_once('='))
+                        .map(|(k, _)| k);
+                    env.retain(|e| {
+                        name.is_none()
+                            || e.as_str().and_then(|e| e.split_once('=')).map(|(k, _)| k) != name
+                    });
+                    env.push(entry.clone());
+                }
+                Value::Array(env)
             }
-            out.insert(key.clone(), Value::Array(env));
-        } else {
-            out.insert(key.clone(), value.clone());
-        }
+            ("namespace", _, _) => value.clone(),
+            (_, Some(Value::Array(base_list)), Value::Array(over_list)) => {
+                Value::Array(base_list.iter().chain(over_list).cloned().collect())
+            }
+            (_, Some(base_value @ Value::Object(_)), Value::Object(_)) => merge(base_value, value),
+            _ => value.clone(),
+        };
+        out.insert(key.clone(), merged);
     }
     Value::Object(out)
 }

@@ -56,6 +56,9 @@ pub enum Cmd {
     Restart { name: String },
     /// Convert another tool's file to roost's config: `import process-compose FILE` prints
     /// the `Containers` JSON for a process-compose project (no connection to roost needed).
+    /// What process-compose reads when it loads the project is read here, on this host: the
+    /// `.env` beside FILE, the files `extends` names, each `env_file`; the project's
+    /// `env_cmds` are run here, now, and their output written into the config.
     Import {
         #[arg(value_parser = ["process-compose"])]
         format: String,

@@ -46,11 +46,13 @@ setup_fast() {
     # dnsmasq and lighttpd: the real daemons of the services tests' sidecar set. runc: a
     # container service run by another runtime than roost-oci. umoci and skopeo build the
     # OCI images `roostctl image build` reads; e2fsprogs makes and reads its ext4 disks;
-    # socat sends READY=1 from inside a container.
+    # socat sends READY=1 from inside a container. redis-server runs a real project's Redis
+    # from the import corpus.
     apt_need fast unshare:util-linux setpriv:util-linux setsid:util-linux script:bsdutils \
         mount:mount id:coreutils sed:sed curl:curl ip:iproute2 ethtool:ethtool python3:python3 \
         dnsmasq:dnsmasq-base lighttpd:lighttpd runc:runc umoci:umoci skopeo:skopeo \
-        mke2fs:e2fsprogs debugfs:e2fsprogs socat:socat
+        mke2fs:e2fsprogs debugfs:e2fsprogs socat:socat redis-server:redis-server \
+        redis-cli:redis-tools
     # The broker tests' real AWS SDK (boto3) and AWS stand-in (moto, PyJWT), and the
     # control API's schemathesis, from PyPI.
     local venv="${ROOST_TEST_VENV:-target/test-venv}"

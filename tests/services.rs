@@ -1017,6 +1017,26 @@ fn a_stop_command_runs_as_the_service_before_its_signal() {
     assert!(took >= Duration::from_millis(900), "{took:?}");
 }
 
+/// `stop.parent_only`: the stop signal goes to the service's own process, which passes it on
+/// its own way (here as SIGUSR1); without it, the whole process group gets the signal.
+#[test]
+fn parent_only_signals_the_service_process_and_not_its_group() {
+    let service = |name: &str, parent_only: bool| {
+        json!({"name": name, "on_exit": "ignore",
+         "exec": sh(format!("sh -c 'trap \"echo {name} child got USR1; exit 0\" USR1; trap \"echo {name} child got TERM; exit 0\" TERM; while :; do sleep 0.05; done' & child=$!; trap \"sleep 0.3; kill -USR1 $child 2>/dev/null; wait $child; exit 0\" TERM; echo {name} up; wait")),
+         "stop": {"parent_only": parent_only, "timeout": "5s"}})
+    };
+    let scratch = Scratch::new();
+    let doc =
+        json!({"KillTimeout": 10, "Containers": [service("alone", true), service("group", false)]});
+    let (done, _) = stopped_after_a_second(&scratch, &doc);
+    let (out, err) = (&done.stdout, &done.stderr);
+    assert!(out.contains("alone child got USR1"), "{out}\n{err}");
+    assert!(!out.contains("alone child got TERM"), "{out}");
+    assert!(out.contains("group child got TERM"), "{out}");
+    assert!(!err.contains("SIGKILL"), "{err}");
+}
+
 /// `always` with a `max_retries` ends with its last exit (process-compose's `max_restarts`),
 /// so a dependent waiting for a successful exit starts after it, once.
 #[test]

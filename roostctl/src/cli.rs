@@ -67,6 +67,11 @@ pub enum Cmd {
         /// there, or in its `working_dir` resolved from there. Default: FILE's directory.
         #[arg(long)]
         project_dir: Option<PathBuf>,
+        /// NAME=VALUE: a variable of the environment process-compose would run with (it
+        /// substitutes `$NAME` in the file from there, after the `.env`, and gives it to every
+        /// process). Repeatable.
+        #[arg(long = "env", value_name = "NAME=VALUE")]
+        env: Vec<String>,
     },
     /// Make an image a container service can use (no connection to roost needed):
     /// `image build SOURCE (--dir DIR | --ext4 FILE) [--config FILE]` applies the layers of

@@ -75,11 +75,22 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             config.as_deref(),
         ),
         Cmd::Import {
-            file, project_dir, ..
+            file,
+            project_dir,
+            env,
+            ..
         } => {
             let project_dir = project_dir.as_ref().map(|d| d.to_string_lossy());
-            let (value, warnings) = import::process_compose_file(file, project_dir.as_deref())
-                .map_err(|e| Failure(EXIT_REFUSED, format!("{}: {e}", file.display())))?;
+            let mut given = std::collections::BTreeMap::new();
+            for entry in env {
+                let Some((name, value)) = entry.split_once('=') else {
+                    return Err(Failure(2, format!("--env {entry:?}: NAME=VALUE")));
+                };
+                given.insert(name.to_string(), value.to_string());
+            }
+            let (value, warnings) =
+                import::process_compose_file(file, project_dir.as_deref(), &given)
+                    .map_err(|e| Failure(EXIT_REFUSED, format!("{}: {e}", file.display())))?;
             for w in warnings {
                 eprintln!("roostctl: {w}");
             }

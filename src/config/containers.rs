@@ -139,6 +139,8 @@ pub struct StopConfig {
     /// signal.
     #[serde(deserialize_with = "nullable")]
     pub command: Vec<String>,
+    /// roost extension: the signal to the service's process only, not its process group.
+    pub parent_only: bool,
 }
 
 /// fly-go's `Duration`: a JSON number of nanoseconds or a Go duration string.

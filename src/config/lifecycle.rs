@@ -31,7 +31,17 @@ pub(super) fn stop(i: usize, c: &ContainerConfig, cx: &Context<'_>) -> Result<St
             format!("is longer than {} s", super::MAX_KILL_TIMEOUT_SECS),
         ));
     }
-    Ok(Stop { signal, timeout })
+    if config.parent_only && (c.daemon || c.image.is_some()) {
+        return Err(f(
+            at("stop.parent_only"),
+            "is for a process service: a daemon's command is gone and a container's init is signalled alone already",
+        ));
+    }
+    Ok(Stop {
+        signal,
+        timeout,
+        parent_only: config.parent_only,
+    })
 }
 
 pub(super) fn dependency(

@@ -436,6 +436,11 @@ mod containers {
                 "itself",
             ),
             (
+                r#"[{"name": "a", "exec": ["x"], "daemon": true, "stop": {"parent_only": true}}]"#,
+                "Containers[0].stop.parent_only",
+                "is for a process service",
+            ),
+            (
                 r#"[{"name": "a", "exec": ["x"]}, {"name": "a", "exec": ["x"]}]"#,
                 "Containers[1].name",
                 "defined twice",

@@ -38,6 +38,10 @@ impl Signal {
 pub struct Stop {
     pub signal: Signal,
     pub timeout: Duration,
+    /// The signal to the service's own process only, not its process group (a process
+    /// that passes it on to its children itself, such as `bun run dev`); SIGKILL at the
+    /// timeout still goes to the whole group.
+    pub parent_only: bool,
 }
 
 /// What a service runs: an image config and its overrides, resolved against the image's own

@@ -128,7 +128,13 @@ impl Live {
             return;
         }
         self.signal_at = None;
-        self.signal(service.stop.signal.number());
+        if service.stop.parent_only && !self.daemonized && self.container.is_none() {
+            // SAFETY: kill(2) has no memory effects; the pid is the service's own process,
+            // registered with the reaper and not yet reaped (its exit removes this Live).
+            unsafe { libc::kill(self.pid, service.stop.signal.number()) };
+        } else {
+            self.signal(service.stop.signal.number());
+        }
         self.kill_at = Some(self.kill_at.map_or(at, |k| k.min(at)));
     }
 

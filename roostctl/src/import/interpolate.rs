@@ -1,9 +1,11 @@
 //! process-compose's interpolation, done at import. process-compose substitutes `${VAR}` and
 //! `$VAR` in the whole file before it reads it, from its own environment and the project's
-//! `.env`, and `$$` stands for a `$` the shell gets. At import, the `.env` is known and the
-//! machine's environment is not (the project runs in a VM, later): a variable the `.env`
-//! defines is substituted now; any other is left as written, so a `command` (run through the
-//! shell) still expands it from the service's own environment when it runs.
+//! `.env`, and `$$` stands for a `$` the shell gets. At import, the `.env` is known, and what
+//! the user gives with `--env NAME=VALUE`; the environment process-compose would have had is
+//! the VM's, later, not this host's: a variable the import knows is substituted now, one it
+//! does not takes its `${VAR:-default}` if it has one, and any other is left as written (so a
+//! `command`, run through the shell, still expands it from the service's own environment) and
+//! named in a warning.
 
 use std::collections::BTreeMap;
 
@@ -42,9 +44,15 @@ fn is_name(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// `text` with `$$` as `$`, and `${VAR}`, `${VAR:-default}` and `$VAR` substituted where
-/// `vars` has VAR (left as written where it does not).
-pub(super) fn expand(text: &str, vars: &BTreeMap<String, String>) -> String {
+/// `text` with `$$` as `$`, and `${VAR}` and `$VAR` substituted where `vars` has VAR. Where
+/// it does not, `${VAR:-default}` and `${VAR-default}` take their default (`${VAR:=default}`
+/// and `${VAR=default}` too), as process-compose's substitution does; any other is left as
+/// written and its name added to `unset`.
+pub(super) fn expand(
+    text: &str,
+    vars: &BTreeMap<String, String>,
+    unset: &mut std::collections::BTreeSet<String>,
+) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find('$') {
@@ -57,10 +65,20 @@ pub(super) fn expand(text: &str, vars: &BTreeMap<String, String>) -> String {
             match braced.find('}') {
                 Some(end) => {
                     let inner = &braced[..end];
-                    let name = inner.split(":-").next().unwrap_or(inner);
-                    match vars.get(name).filter(|_| is_name(name)) {
-                        Some(value) => out.push_str(value),
-                        None => {
+                    let name_len = inner
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                        .unwrap_or(inner.len());
+                    let (name, op) = inner.split_at(name_len);
+                    let default = [":-", ":=", "-", "="]
+                        .iter()
+                        .find_map(|p| op.strip_prefix(p));
+                    match (vars.get(name).filter(|_| is_name(name)), default) {
+                        (Some(value), _) => out.push_str(value),
+                        (None, Some(default)) if is_name(name) => out.push_str(default),
+                        (None, _) => {
+                            if is_name(name) {
+                                unset.insert(name.to_string());
+                            }
                             out.push_str("${");
                             out.push_str(inner);
                             out.push('}');
@@ -84,6 +102,9 @@ pub(super) fn expand(text: &str, vars: &BTreeMap<String, String>) -> String {
             match vars.get(name).filter(|_| !name.is_empty()) {
                 Some(value) => out.push_str(value),
                 None => {
+                    if !name.is_empty() {
+                        unset.insert(name.to_string());
+                    }
                     out.push('$');
                     out.push_str(name);
                 }
@@ -106,14 +127,18 @@ mod tests {
         assert_eq!(vars.get("NAME").map(String::as_str), Some("my app"));
         assert_eq!(vars.get("EMPTY").map(String::as_str), Some(""));
         assert_eq!(vars.len(), 3);
+        let mut unset = std::collections::BTreeSet::new();
         assert_eq!(
             expand(
-                "pg -p ${DB_PORT} -p $DB_PORT ${DB_PORT:-1} $$HOME $HOME ${UNSET:-x} 5$",
-                &vars
+                "pg -p ${DB_PORT} -p $DB_PORT ${DB_PORT:-1} $$HOME $HOME ${UNSET:-x} ${U2-y} ${U3:+z} 5$",
+                &vars,
+                &mut unset
             ),
-            "pg -p 5432 -p 5432 5432 $HOME $HOME ${UNSET:-x} 5$"
+            "pg -p 5432 -p 5432 5432 $HOME $HOME x y ${U3:+z} 5$"
         );
-        assert_eq!(expand("a ${unclosed", &vars), "a ${unclosed");
-        assert_eq!(expand("$1 $$$DB_PORT", &vars), "$1 $5432");
+        // `$$HOME` is the shell's; a bare `$HOME` is one the import could not set.
+        assert_eq!(unset.iter().collect::<Vec<_>>(), ["HOME", "U3"]);
+        assert_eq!(expand("a ${unclosed", &vars, &mut unset), "a ${unclosed");
+        assert_eq!(expand("$1 $$$DB_PORT", &vars, &mut unset), "$1 $5432");
     }
 }

@@ -150,19 +150,19 @@ pub(super) fn availability(
 }
 
 /// `shutdown`: `command` (through the project's shell) is roost's `stop.command`, run as
-/// the service before its signal; `timeout_seconds` bounds each step.
+/// the service before its signal; `timeout_seconds` bounds each step; `parent_only` is
+/// roost's `stop.parent_only`.
 pub(super) fn stop(field: &str, s: &Value, shell: &[String]) -> Result<Value, String> {
     if s.get("send_keys").is_some() {
         return Err(format!(
             "{field}.send_keys: roost's services have no terminal to type into; use command"
         ));
     }
-    if s.get("parent_only").and_then(Value::as_bool) == Some(true) {
-        return Err(format!(
-            "{field}.parent_only: roost signals the whole process group"
-        ));
-    }
     let mut out = Map::new();
+    // The signal to the process itself, not its group: roost's `stop.parent_only`.
+    if s.get("parent_only").and_then(Value::as_bool) == Some(true) {
+        out.insert("parent_only".into(), true.into());
+    }
     if let Some(sig) = s.get("signal") {
         out.insert("signal".into(), sig.clone());
     }

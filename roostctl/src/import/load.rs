@@ -6,7 +6,7 @@
 use super::interpolate;
 use super::project::{merge, FileOrder};
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -18,21 +18,47 @@ pub(super) struct Loaded {
     pub order: Vec<String>,
     /// The `.env`'s variables (empty when the project disables it).
     pub dotenv: BTreeMap<String, String>,
+    /// The variables the files use that the import could not set (left as written).
+    pub unset: BTreeSet<String>,
 }
 
 /// How many files one `extends` chain may name.
 const MAX_EXTENDS: usize = 16;
 
+/// What every file of a project is read with.
+struct Reading<'a> {
+    dotenv: Option<&'a str>,
+    /// `--env NAME=VALUE`: the environment process-compose would have had.
+    given: &'a BTreeMap<String, String>,
+    seen: Vec<PathBuf>,
+    unset: BTreeSet<String>,
+}
+
 /// `yaml` (a file in `host_dir`, with the `.env` text `dotenv`) and every file its `extends`
-/// chain names.
-pub(super) fn load(yaml: &str, host_dir: &Path, dotenv: Option<&str>) -> Result<Loaded, String> {
-    let mut seen = Vec::new();
-    let (doc, order, dotenv_disabled) = load_file(yaml, host_dir, dotenv, "", &mut seen)?;
+/// chain names; `given` are the variables the user set for the import.
+pub(super) fn load(
+    yaml: &str,
+    host_dir: &Path,
+    dotenv: Option<&str>,
+    given: &BTreeMap<String, String>,
+) -> Result<Loaded, String> {
+    let mut reading = Reading {
+        dotenv,
+        given,
+        seen: Vec::new(),
+        unset: BTreeSet::new(),
+    };
+    let (doc, order, dotenv_disabled) = load_file(yaml, host_dir, "", &mut reading)?;
     let dotenv = match dotenv {
         Some(text) if !dotenv_disabled => interpolate::dotenv(text),
         _ => BTreeMap::new(),
     };
-    Ok(Loaded { doc, order, dotenv })
+    Ok(Loaded {
+        doc,
+        order,
+        dotenv,
+        unset: reading.unset,
+    })
 }
 
 /// One file, its `extends` merged under it. `prefix` is the file's directory relative to the
@@ -40,22 +66,22 @@ pub(super) fn load(yaml: &str, host_dir: &Path, dotenv: Option<&str>) -> Result<
 fn load_file(
     yaml: &str,
     host_dir: &Path,
-    dotenv: Option<&str>,
     prefix: &str,
-    seen: &mut Vec<PathBuf>,
+    reading: &mut Reading<'_>,
 ) -> Result<(Value, Vec<String>, bool), String> {
     let raw: Value = serde_saphyr::from_str(yaml).map_err(|e| format!("not YAML: {e}"))?;
     let flag = |key: &str| raw.get(key).and_then(Value::as_bool) == Some(true);
     let dotenv_disabled = flag("is_dotenv_disabled");
-    let vars = match dotenv {
-        Some(text) if !dotenv_disabled => interpolate::dotenv(text),
-        _ => BTreeMap::new(),
-    };
+    // process-compose's substitution prefers the `.env` to its own environment.
+    let mut vars = reading.given.clone();
+    if let Some(text) = reading.dotenv.filter(|_| !dotenv_disabled) {
+        vars.extend(interpolate::dotenv(text));
+    }
     let expanded;
     let (yaml, mut doc) = if flag("disable_env_expansion") {
         (yaml, raw)
     } else {
-        expanded = interpolate::expand(yaml, &vars);
+        expanded = interpolate::expand(yaml, &vars, &mut reading.unset);
         let doc = serde_saphyr::from_str(&expanded).map_err(|e| format!("not YAML: {e}"))?;
         (expanded.as_str(), doc)
     };
@@ -74,21 +100,21 @@ fn load_file(
     let base_path = host_dir.join(base_file);
     let canonical = std::fs::canonicalize(&base_path)
         .map_err(|e| format!("extends: cannot read {}: {e}", base_path.display()))?;
-    if seen.contains(&canonical) {
+    if reading.seen.contains(&canonical) {
         return Err(format!(
             "extends: {} is already in this chain of files",
             base_path.display()
         ));
     }
-    if seen.len() >= MAX_EXTENDS {
+    if reading.seen.len() >= MAX_EXTENDS {
         return Err(format!("extends: a chain of more than {MAX_EXTENDS} files"));
     }
-    seen.push(canonical);
+    reading.seen.push(canonical);
     let base_text = std::fs::read_to_string(&base_path)
         .map_err(|e| format!("extends: cannot read {}: {e}", base_path.display()))?;
     let base_dir = base_path.parent().unwrap_or(host_dir);
     let base_prefix = join(prefix, &parent_of(base_file));
-    let (base, base_order, _) = load_file(&base_text, base_dir, dotenv, &base_prefix, seen)
+    let (base, base_order, _) = load_file(&base_text, base_dir, &base_prefix, reading)
         .map_err(|e| format!("{}: {e}", base_path.display()))?;
     let mut merged_order = base_order;
     for name in order {

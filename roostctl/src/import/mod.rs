@@ -13,6 +13,7 @@ mod values;
 use lifecycle::{availability, probe_to_check, stop};
 use project::{expand_replicas, service_names, Project};
 use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// `FILE` as process-compose loads it: the `.env` beside it, the files its `extends` names,
@@ -22,6 +23,7 @@ use std::path::Path;
 pub fn process_compose_file(
     file: &Path,
     project_dir: Option<&str>,
+    given: &BTreeMap<String, String>,
 ) -> Result<(Value, Vec<String>), String> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
@@ -35,7 +37,7 @@ pub fn process_compose_file(
     };
     // The project's `.env`, beside the file, as process-compose reads it.
     let dotenv = std::fs::read_to_string(host_dir.join(".env")).ok();
-    import(&text, &host_dir, &project_dir, dotenv.as_deref())
+    import(&text, &host_dir, &project_dir, dotenv.as_deref(), given)
 }
 
 /// Converts a process-compose YAML document to `{"Containers": [...]}`, or explains why not.
@@ -52,7 +54,13 @@ pub fn process_compose(
     project_dir: &str,
     dotenv: Option<&str>,
 ) -> Result<(Value, Vec<String>), String> {
-    import(yaml, Path::new(project_dir), project_dir, dotenv)
+    import(
+        yaml,
+        Path::new(project_dir),
+        project_dir,
+        dotenv,
+        &BTreeMap::new(),
+    )
 }
 
 fn import(
@@ -60,18 +68,27 @@ fn import(
     host_dir: &Path,
     project_dir: &str,
     dotenv: Option<&str>,
+    given: &BTreeMap<String, String>,
 ) -> Result<(Value, Vec<String>), String> {
     if !project_dir.starts_with('/') {
         return Err(format!(
             "the project directory {project_dir:?} must be an absolute path"
         ));
     }
-    let loaded = load::load(yaml, host_dir, dotenv)?;
+    let loaded = load::load(yaml, host_dir, dotenv, given)?;
     let doc = loaded.doc;
     let mut warnings = Vec::new();
+    if !loaded.unset.is_empty() {
+        let names: Vec<&str> = loaded.unset.iter().map(String::as_str).collect();
+        warnings.push(format!(
+            "not set at import (the .env or --env NAME=VALUE), so left as written: {}; a command's shell expands them when it runs, anywhere else they stay as they are",
+            names.join(", ")
+        ));
+    }
     let Some(project) = doc.as_object() else {
         return Err("the file is not a process-compose project (a mapping)".into());
     };
+    let strict = project.get("is_strict").and_then(Value::as_bool) == Some(true);
     for key in project.keys() {
         match key.as_str() {
             "version"
@@ -89,17 +106,20 @@ fn import(
             }
             "ordered_shutdown" => warnings
                 .push("ordered_shutdown: roost always stops in reverse dependency order".into()),
-            other => return Err(format!("{other}: not expressible in roost's Containers")),
+            other if other.starts_with("x-") => {}
+            other => unknown_key(other, strict, &mut warnings)?,
         }
     }
     let shell = shell(project.get("shell"))?;
-    // The `.env` under the project's own `environment`, as process-compose's own environment
-    // is under it, and the `env_cmds`' values over both, as process-compose appends them.
-    let mut project_env: Map<String, Value> = loaded
-        .dotenv
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
+    // process-compose's order, lowest first: the `.env`, its own environment (here what
+    // `--env` gives), the project's `environment`, then the `env_cmds`' values, as
+    // process-compose appends them.
+    let as_env = |vars: &BTreeMap<String, String>| -> Map<String, Value> {
+        vars.iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect()
+    };
+    let mut project_env = as_env(given);
     project_env.extend(env_list("environment", project.get("environment"))?);
     match project.get("env_cmds") {
         None | Some(Value::Null) => {}
@@ -137,6 +157,8 @@ fn import(
     let names = service_names(ordered.iter().map(|(name, _, _)| name), &mut warnings)?;
     let project = Project {
         shell,
+        strict,
+        dotenv: as_env(&loaded.dotenv),
         env: project_env,
         dir: project_dir.trim_end_matches('/').to_string(),
         host_dir: host_dir.to_path_buf(),
@@ -148,6 +170,20 @@ fn import(
         containers.push(process(name, p, &project, &mut warnings)?);
     }
     Ok((json!({ "Containers": containers }), warnings))
+}
+
+/// A key process-compose does not know: it logs an error and goes on, or refuses the project
+/// when it is `is_strict`; so does the import.
+fn unknown_key(at: &str, strict: bool, warnings: &mut Vec<String>) -> Result<(), String> {
+    if strict {
+        return Err(format!(
+            "{at}: unknown key (the project is is_strict, which process-compose refuses too)"
+        ));
+    }
+    warnings.push(format!(
+        "{at}: unknown key, ignored (process-compose ignores it too, with an error)"
+    ));
+    Ok(())
 }
 
 fn shell(v: Option<&Value>) -> Result<Vec<String>, String> {
@@ -211,7 +247,8 @@ fn process(
             "disabled" | "is_foreground" if value.as_bool() == Some(true) => {
                 c.insert("start".into(), "manual".into());
             }
-            "is_daemon" | "replicas" | "disabled" | "is_foreground" | "extends" | "env_file" => {}
+            "is_daemon" | "replicas" | "disabled" | "is_foreground" | "extends" | "env_file"
+            | "is_dotenv_disabled" => {}
             // They change how process-compose shows a process, not how it runs.
             "namespace" | "is_tty" | "truncate_log" | "disable_ansi_colors" | "monitor_for" => {
                 warnings.push(format!(
@@ -237,7 +274,7 @@ fn process(
                 at(key)
             )),
             other if other.starts_with("x-") => {}
-            _ => return refuse("unknown key"),
+            _ => unknown_key(&at(key), project.strict, warnings)?,
         }
     }
     match (p.get("command"), p.get("entrypoint")) {
@@ -256,7 +293,15 @@ fn process(
             }
             c.insert("exec".into(), entry.clone());
         }
-        (None, None) => return Err(format!("processes.{name}: no command or entrypoint")),
+        // process-compose runs `SHELL -c ""`, which exits 0 at once.
+        (None, None) => {
+            warnings.push(format!(
+                "processes.{name}: no command: it runs the shell with an empty command, as process-compose does (it exits 0 at once)"
+            ));
+            let mut argv = shell.to_vec();
+            argv.push(String::new());
+            c.insert("exec".into(), json!(argv));
+        }
     }
     let working_dir = match p.get("working_dir") {
         None => None,
@@ -266,7 +311,11 @@ fn process(
     let dir = project.dir_of(working_dir);
     // process-compose's order, lowest first: the project's env, the process's `env_file`
     // (read now, from its directory), its `environment`.
-    let mut env = project.env.clone();
+    let mut env = match p.get("is_dotenv_disabled").and_then(Value::as_bool) {
+        Some(true) => Map::new(),
+        _ => project.dotenv.clone(),
+    };
+    env.extend(project.env.clone());
     match p.get("env_file") {
         None | Some(Value::Null) => {}
         Some(Value::String(file)) => env.extend(load::env_file(
@@ -296,8 +345,16 @@ fn process(
         let mut out = Vec::new();
         for (target, d) in deps {
             let condition = match d["condition"].as_str() {
-                // process-compose's own default (its zero value) is process_completed.
-                None | Some("process_completed") => "completed",
+                // process-compose's own default (its zero value) is process_completed, which
+                // a file that means "after it started" does not expect: said.
+                None => {
+                    warnings.push(format!(
+                        "{}.{target}: no condition is process_completed (process-compose's default): {name} starts only once {target} has exited; write condition: process_started if {name} is to start beside it",
+                        at("depends_on")
+                    ));
+                    "completed"
+                }
+                Some("process_completed") => "completed",
                 Some("process_started") => "started",
                 Some("process_healthy") => "healthy",
                 Some("process_completed_successfully") => "exited_successfully",
@@ -309,6 +366,13 @@ fn process(
                     ))
                 }
             };
+            if !project.names.contains_key(target) && !project.replicas.contains_key(target) {
+                warnings.push(format!(
+                    "{}.{target}: no such process in the project: it starts without waiting, as process-compose starts it (with an error)",
+                    at("depends_on")
+                ));
+                continue;
+            }
             for name in project.targets_of(target) {
                 out.push(json!({ "name": name, "condition": condition }));
             }

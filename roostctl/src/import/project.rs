@@ -42,6 +42,11 @@ impl<'de> serde::Deserialize<'de> for KeysInOrder {
 /// What every process of a project shares.
 pub(super) struct Project {
     pub shell: Vec<String>,
+    /// `is_strict: true`: an unknown key is refused, as process-compose refuses it.
+    pub strict: bool,
+    /// The `.env`'s variables, which a process with `is_dotenv_disabled` does not get.
+    pub dotenv: Map<String, Value>,
+    /// What every process gets over the `.env`: the project's environment.
     pub env: Map<String, Value>,
     /// Absolute, without a trailing `/` (empty for `/`).
     pub dir: String,

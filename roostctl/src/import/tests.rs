@@ -261,7 +261,6 @@ fn what_roost_cannot_express_is_refused_with_its_place() {
     for (yaml, want) in [
             ("processes:\n  a:\n    command: x\n    replicas: 65\n", "processes.a.replicas"),
             ("processes:\n  a:\n    command: x\n    shutdown:\n      send_keys: q\n", "processes.a.shutdown.send_keys"),
-            ("processes:\n  a:\n    command: x\n    shutdown:\n      parent_only: true\n", "parent_only"),
             ("processes:\n  _:\n    command: x\n", "DNS labels"),
             ("processes:\n  web+api:\n    command: x\n", "DNS labels"),
             ("processes:\n  web_1:\n    command: x\n  Web.1:\n    command: y\n", "would both be service \"web-1\""),
@@ -270,11 +269,72 @@ fn what_roost_cannot_express_is_refused_with_its_place() {
             ("processes:\n  a:\n    command: x\n    mcp: {}\n", "MCP"),
             ("processes:\n  a:\n    command: x\n    availability:\n      exit_on_skipped: true\n", "exit_on_skipped"),
             ("processes:\n  a:\n    command: x\n    readiness_probe:\n      http_get: {host: example.com, port: 80}\n", "127.0.0.1"),
-            ("processes:\n  a: {}\n", "no command"),
-            ("watch: []\nprocesses: {}\n", "watch"),
+            ("is_strict: true\nwatch: []\nprocesses: {}\n", "watch: unknown key"),
+            ("is_strict: true\nprocesses:\n  a:\n    command: x\n    ports: [80]\n", "processes.a.ports: unknown key"),
             ("[1, 2]\n", "not a process-compose project"),
         ] {
             let err = process_compose(yaml, "/srv/app", None).expect_err(yaml);
             assert!(err.contains(want), "{yaml}: {err}");
         }
+}
+
+/// What process-compose only logs (an unknown key in a project that is not `is_strict`, a
+/// process with no command) is warned about and imported as process-compose runs it.
+#[test]
+fn unknown_keys_warn_unless_strict_and_a_process_without_a_command_runs_an_empty_one() {
+    let yaml = "x-anchors: {a: 1}\nprocess-compose-file-version: 2\nprocesses:\n  db:\n    disabled: true\n  web:\n    command: serve\n    ports: [\"80:80\"]\n";
+    let (doc, warnings) = process_compose(yaml, "/srv/app", None).expect("import");
+    assert_eq!(doc["Containers"][0]["exec"], json!(["bash", "-c", ""]));
+    assert_eq!(doc["Containers"][0]["start"], "manual");
+    for want in [
+        "process-compose-file-version: unknown key, ignored",
+        "processes.web.ports: unknown key, ignored",
+        "processes.db: no command",
+    ] {
+        assert!(
+            warnings.iter().any(|w| w.starts_with(want)),
+            "{want}: {warnings:?}"
+        );
+    }
+    assert!(
+        !warnings.iter().any(|w| w.contains("x-anchors")),
+        "{warnings:?}"
+    );
+}
+
+/// Variables: the `.env` first, then what `--env` gives (process-compose's own environment),
+/// then a `${VAR:-default}`'s default; the rest left as written and named. A process with
+/// `is_dotenv_disabled` does not get the `.env`'s variables in its env.
+#[test]
+fn variables_come_from_the_dotenv_then_the_given_environment_then_defaults() {
+    let yaml = "processes:\n  api:\n    command: api --port $PORT --db $DB\n    working_dir: ${ROOT}/api\n    readiness_probe:\n      http_get: {host: 127.0.0.1, port: \"${HEALTH_PORT:-3000}\"}\n  job:\n    command: job $$HOME $HOME\n    is_dotenv_disabled: true\n";
+    let given = BTreeMap::from([
+        ("PORT".to_string(), "9000".to_string()),
+        ("ROOT".to_string(), "/srv/root".to_string()),
+    ]);
+    let (doc, warnings) = import(
+        yaml,
+        Path::new("/srv/app"),
+        "/srv/app",
+        Some("PORT=8080\nDB=pg\n"),
+        &given,
+    )
+    .expect("import");
+    let api = &doc["Containers"][0];
+    // process-compose's substitution prefers the `.env`.
+    assert_eq!(api["exec"][2], "api --port 8080 --db pg");
+    assert_eq!(api["working_dir"], "/srv/root/api");
+    assert_eq!(api["healthchecks"][0]["http"]["port"], 3000);
+    // In the env, process-compose's own environment is over the `.env`.
+    assert_eq!(api["env"]["PORT"], "9000");
+    assert_eq!(api["env"]["DB"], "pg");
+    let job = &doc["Containers"][1];
+    assert_eq!(job["exec"][2], "job $HOME $HOME");
+    assert_eq!(job["env"], json!({"PORT": "9000", "ROOT": "/srv/root"}));
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.starts_with("not set at import") && w.contains(": HOME;")),
+        "{warnings:?}"
+    );
 }

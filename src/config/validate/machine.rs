@@ -20,6 +20,7 @@ pub(super) fn stop(config: &RunConfig) -> Result<Stop, ConfigError> {
     Ok(Stop {
         signal: kill_signal,
         timeout: Duration::from_secs(kill_timeout),
+        parent_only: false,
     })
 }
 

@@ -322,3 +322,74 @@ fn a_real_projects_redis_runs_healthy_and_stops_cleanly() {
     assert!(out.contains("Redis is now ready to exit"), "{out}");
     assert!(!err.contains("SIGKILL"), "{err}");
 }
+
+/// The 96 YAML blocks of process-compose's docs that hold `processes:` (its `www/docs`,
+/// Apache 2.0, tests/corpus/process-compose-docs, named PAGE-N for the page's Nth block).
+/// Each imports, or is refused for a reason of one of these kinds; the docs' own broken
+/// examples (YAML that does not parse, a fragment, a placeholder name, a template Go cannot
+/// run, a healthy wait on a process without a check) are refused as process-compose refuses
+/// them (or, for the last, fails the dependent when it runs).
+#[test]
+fn process_composes_docs_examples_import_or_are_refused_by_kind() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/process-compose-docs");
+    let all = imports(&corpus);
+    assert_eq!(all.len(), 96);
+    let mut kinds: std::collections::BTreeMap<&str, usize> = Default::default();
+    for (name, out) in all {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let kind = if out.status.success() {
+            match roost::config::parse(&out.stdout) {
+                Ok(_) => "imported",
+                // process-compose logs an error at load and fails the dependent when it runs.
+                Err(e) if e.to_string().contains("healthy needs a health check") => {
+                    "imported; a healthy wait on a process without a check, refused by roost's validation"
+                }
+                Err(e) => panic!("{name}: roost refuses the import: {e}"),
+            }
+        } else if err.contains(".mcp:") {
+            "an MCP tool (process-compose's own MCP host)"
+        } else if err.contains(".schedule:") {
+            "a schedule"
+        } else if err.contains(".is_interactive:") {
+            "an interactive process"
+        } else if err.contains(".watch:") {
+            "a file watch"
+        } else if err.contains(".is_elevated:") || err.contains(".exit_on_skipped:") {
+            "is_elevated, exit_on_skipped"
+        } else if err.contains("not YAML") || err.contains("processes.environment: not a mapping") {
+            "YAML process-compose cannot read either"
+        } else if err.contains("the template failed") {
+            "a template Go cannot run ({{.State.Running}} unescaped)"
+        } else if err.contains("cannot read") || err.contains("processes: missing") {
+            "a fragment (a file it names is not in the docs, or no processes)"
+        } else if err.contains("\"<process-name>\"") || err.contains("${WAIT_SEC}") {
+            "a placeholder (a name, an unset variable for a number)"
+        } else if err.contains("commnad: unknown key (the project is is_strict") {
+            "is_strict's own example of a typo"
+        } else {
+            panic!("{name}: {err}")
+        };
+        *kinds.entry(kind).or_default() += 1;
+    }
+    let want = [
+        ("YAML process-compose cannot read either", 4),
+        ("a file watch", 2),
+        (
+            "a fragment (a file it names is not in the docs, or no processes)",
+            3,
+        ),
+        ("a placeholder (a name, an unset variable for a number)", 2),
+        ("a schedule", 10),
+        ("a template Go cannot run ({{.State.Running}} unescaped)", 2),
+        ("an MCP tool (process-compose's own MCP host)", 15),
+        ("an interactive process", 4),
+        ("imported", 48),
+        (
+            "imported; a healthy wait on a process without a check, refused by roost's validation",
+            3,
+        ),
+        ("is_elevated, exit_on_skipped", 2),
+        ("is_strict's own example of a typo", 1),
+    ];
+    assert_eq!(kinds.into_iter().collect::<Vec<_>>(), want.to_vec());
+}

@@ -367,6 +367,12 @@ fn process(
                 }
             };
             if !project.names.contains_key(target) && !project.replicas.contains_key(target) {
+                if project.strict {
+                    return Err(format!(
+                        "{}.{target}: no such process in the project (it is is_strict, which process-compose refuses too)",
+                        at("depends_on")
+                    ));
+                }
                 warnings.push(format!(
                     "{}.{target}: no such process in the project: it starts without waiting, as process-compose starts it (with an error)",
                     at("depends_on")

@@ -3,11 +3,11 @@
 //! imports into a config roost's own validation takes, or is refused for the one reason
 //! listed below, naming the key. Before roost read project directories, names that are not
 //! DNS labels, string numbers, daemons, replicas, disabled processes, stop commands,
-//! `parent_only`, `extends`, `vars` templates, `env_cmds` and `env_file`, 22 of the 68
-//! imported; now 57 do, and 56 of those pass roost's validation (the 57th is
+//! `parent_only`, `exit_on_skipped`, `extends`, `vars` templates, `env_cmds` and `env_file`,
+//! 22 of the 68 imported; now 58 do, and 57 of those pass roost's validation (the 58th is
 //! process-compose's own fixture of a dependency cycle, which it refuses too). The same is
 //! done for 34 files of other public repositories and the 96 project blocks of
-//! process-compose's docs (below). Four projects whose commands run on Debian also run under
+//! process-compose's docs (below). Five projects whose commands run on Debian also run under
 //! roost, with their behaviour checked.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -58,10 +58,6 @@ const REFUSED: &[(&str, &str)] = &[
     (
         "issues/issue_238/process-compose.yaml",
         "processes.elevated.is_elevated",
-    ),
-    (
-        "issues/issue_400/process-compose.yaml",
-        "processes.dependent_process.availability.exit_on_skipped",
     ),
     // A probe of another host: roost's checks look at 127.0.0.1.
     (
@@ -137,7 +133,7 @@ fn process_composes_own_projects_import_or_are_refused_for_a_stated_reason() {
         }
     }
     assert_eq!(refused.len(), REFUSED.len());
-    assert_eq!(imported, 56);
+    assert_eq!(imported, 57);
 }
 
 /// A corpus file (under tests/corpus) through `roostctl import process-compose`, which must
@@ -356,8 +352,8 @@ fn process_composes_docs_examples_import_or_are_refused_by_kind() {
             "an interactive process"
         } else if err.contains(".watch:") {
             "a file watch"
-        } else if err.contains(".is_elevated:") || err.contains(".exit_on_skipped:") {
-            "is_elevated, exit_on_skipped"
+        } else if err.contains(".is_elevated:") {
+            "is_elevated"
         } else if err.contains("not YAML") || err.contains("processes.environment: not a mapping") {
             "YAML process-compose cannot read either"
         } else if err.contains("the template failed") {
@@ -385,13 +381,37 @@ fn process_composes_docs_examples_import_or_are_refused_by_kind() {
         ("a template Go cannot run ({{.State.Running}} unescaped)", 2),
         ("an MCP tool (process-compose's own MCP host)", 15),
         ("an interactive process", 4),
-        ("imported", 48),
+        ("imported", 49),
         (
             "imported; a healthy wait on a process without a check, refused by roost's validation",
             3,
         ),
-        ("is_elevated, exit_on_skipped", 2),
+        ("is_elevated", 1),
         ("is_strict's own example of a typo", 1),
     ];
     assert_eq!(kinds.into_iter().collect::<Vec<_>>(), want.to_vec());
+}
+
+/// process-compose's issue 400 reproduction: `dependent_process` waits for a log line of a
+/// process that exits 1 without it, so it is skipped, and its `exit_on_skipped` ends the
+/// project with 1 (roost's `on_exit: stop_machine_on_skip`); the skipped process never runs.
+#[test]
+fn a_skipped_process_with_exit_on_skipped_ends_the_machine_with_1() {
+    let done = run_corpus("issues/issue_400/process-compose.yaml");
+    done.assert_code(1);
+    assert!(
+        done.stdout.contains("[failing-process] This will fail"),
+        "{}",
+        done.stdout
+    );
+    assert!(
+        !done.stdout.contains("This should be skipped"),
+        "{}",
+        done.stdout
+    );
+    assert!(
+        done.stderr.contains("stop_machine_on_skip"),
+        "{}",
+        done.stderr
+    );
 }

@@ -57,7 +57,7 @@ pub struct ContainerConfig {
     pub ready_log_line: Option<String>,
     /// Give the service a `NOTIFY_SOCKET`; `READY=1` on it makes the service ready.
     pub notify: bool,
-    /// `stop_machine`, `stop_machine_on_failure` or `ignore`.
+    /// `stop_machine`, `stop_machine_on_failure`, `stop_machine_on_skip` or `ignore`.
     pub on_exit: Option<String>,
     pub cgroup: Option<CgroupLimits>,
     /// With `kind: container`: the image's root file system, as the host delivered it.

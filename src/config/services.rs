@@ -227,11 +227,12 @@ fn service(
         None => OnExit::StopMachine,
         Some("stop_machine") => OnExit::StopMachine,
         Some("stop_machine_on_failure") => OnExit::StopMachineOnFailure,
+        Some("stop_machine_on_skip") => OnExit::StopMachineOnSkip,
         Some("ignore") => OnExit::Ignore,
         Some(other) => {
             return Err(f(
                 at("on_exit"),
-                format!("{other:?} is not stop_machine, stop_machine_on_failure or ignore"),
+                format!("{other:?} is not stop_machine, stop_machine_on_failure, stop_machine_on_skip or ignore"),
             ))
         }
     };

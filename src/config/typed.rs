@@ -267,6 +267,9 @@ impl Restart {
 pub enum OnExit {
     StopMachine,
     StopMachineOnFailure,
+    /// Only a skip (what it waits for cannot hold) ends the machine, with code 1
+    /// (process-compose's `exit_on_skipped`).
+    StopMachineOnSkip,
     Ignore,
 }
 

@@ -81,6 +81,15 @@ pub enum Action {
 /// The exit code of a skipped service, for `on_exit` (process-compose's `exit_on_skipped`).
 pub const SKIPPED_CODE: i32 = 1;
 
+/// How a service became final, for its `on_exit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    Succeeded,
+    Failed,
+    /// It never ran: what it waited for cannot hold any more.
+    Skipped,
+}
+
 /// What the plan knows of one service.
 #[derive(Debug, Clone)]
 pub struct State {
@@ -225,7 +234,7 @@ impl Plan {
         };
         s.status = Status::Failed;
         s.last_exit = Some(code);
-        let mut actions = self.final_exit(i, code, false);
+        let mut actions = self.final_exit(i, code, Ending::Failed);
         actions.extend(self.settle());
         actions
     }
@@ -332,7 +341,12 @@ impl Plan {
         } else {
             s.status = Status::Exited;
         }
-        actions.extend(self.final_exit(i, code, success));
+        let ending = if success {
+            Ending::Succeeded
+        } else {
+            Ending::Failed
+        };
+        actions.extend(self.final_exit(i, code, ending));
         actions.extend(self.settle());
         actions
     }
@@ -429,15 +443,19 @@ impl Plan {
         self.states.iter().all(|s| s.status.is_final())
     }
 
-    /// What a final exit does to the machine (`on_exit`); the first decision wins.
-    fn final_exit(&mut self, i: usize, code: i32, success: bool) -> Vec<Action> {
+    /// What a final exit does to the machine (`on_exit`); the first decision wins. A skip
+    /// is a failed final exit (code 1) that also decides for `stop_machine_on_skip`.
+    fn final_exit(&mut self, i: usize, code: i32, ending: Ending) -> Vec<Action> {
         if self.ended || self.stopping {
             return Vec::new();
         }
-        let reason = match self.rules[i].on_exit {
-            OnExit::StopMachine => "its on_exit is stop_machine",
-            OnExit::StopMachineOnFailure if !success => {
+        let reason = match (self.rules[i].on_exit, ending) {
+            (OnExit::StopMachine, _) => "its on_exit is stop_machine",
+            (OnExit::StopMachineOnFailure, Ending::Failed | Ending::Skipped) => {
                 "it failed and its on_exit is stop_machine_on_failure"
+            }
+            (OnExit::StopMachineOnSkip, Ending::Skipped) => {
+                "it was skipped and its on_exit is stop_machine_on_skip"
             }
             _ => return Vec::new(),
         };
@@ -493,7 +511,7 @@ impl Plan {
                     self.states[i].status = Status::Skipped;
                     self.states[i].last_exit = None;
                     changed = true;
-                    actions.extend(self.final_exit(i, SKIPPED_CODE, false));
+                    actions.extend(self.final_exit(i, SKIPPED_CODE, Ending::Skipped));
                 } else if deps.iter().all(|&(t, c)| self.holds(t, c)) {
                     self.states[i].status = Status::Starting;
                     changed = true;

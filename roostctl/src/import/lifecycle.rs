@@ -107,24 +107,23 @@ pub(super) fn availability(
 ) -> Result<(Value, &'static str), String> {
     let empty = json!({});
     let a = v.unwrap_or(&empty);
-    if a.get("exit_on_skipped").and_then(Value::as_bool) == Some(true) {
-        return Err(format!("{field}.exit_on_skipped: not expressible; use exit_on_failure on the process it waits for"));
-    }
+    let flag = |key: &str| a.get(key).and_then(Value::as_bool) == Some(true);
     let mut restart = Map::new();
-    let mut on_exit = if a.get("exit_on_end").and_then(Value::as_bool) == Some(true) {
-        "stop_machine"
-    } else {
-        "ignore"
-    };
     let policy = match a.get("restart").and_then(Value::as_str) {
-        None | Some("no") => "no",
+        None | Some("no") | Some("exit_on_failure") => "no",
         Some("always") => "always",
         Some("on_failure") => "on-failure",
-        Some("exit_on_failure") => {
-            on_exit = "stop_machine_on_failure";
-            "no"
-        }
         Some(other) => return Err(format!("{field}.restart: {other:?} is unknown")),
+    };
+    // What ends the project, the widest first: any end, a failure (a skip is one too), a skip.
+    let on_exit = if flag("exit_on_end") {
+        "stop_machine"
+    } else if a.get("restart").and_then(Value::as_str) == Some("exit_on_failure") {
+        "stop_machine_on_failure"
+    } else if flag("exit_on_skipped") {
+        "stop_machine_on_skip"
+    } else {
+        "ignore"
     };
     restart.insert("policy".into(), policy.into());
     // process-compose: a fixed delay (at least 1 s), max_restarts 0 for no limit.

@@ -267,7 +267,6 @@ fn what_roost_cannot_express_is_refused_with_its_place() {
             ("processes:\n  a:\n    command: x\n    schedule: {cron: '* * * * *'}\n", "processes.a.schedule"),
             ("processes:\n  a:\n    command: x\n    is_interactive: true\n", "have none"),
             ("processes:\n  a:\n    command: x\n    mcp: {}\n", "MCP"),
-            ("processes:\n  a:\n    command: x\n    availability:\n      exit_on_skipped: true\n", "exit_on_skipped"),
             ("processes:\n  a:\n    command: x\n    readiness_probe:\n      http_get: {host: example.com, port: 80}\n", "127.0.0.1"),
             ("is_strict: true\nwatch: []\nprocesses: {}\n", "watch: unknown key"),
             ("is_strict: true\nprocesses:\n  a:\n    command: x\n    ports: [80]\n", "processes.a.ports: unknown key"),

@@ -74,6 +74,29 @@ fn a_condition_that_can_no_longer_hold_skips_transitively() {
     assert!(starts(&a).is_empty());
 }
 
+/// `stop_machine_on_skip` (process-compose's `exit_on_skipped`): a skip ends the machine with
+/// code 1; the service's own failing exit does not.
+#[test]
+fn stop_machine_on_skip_ends_the_machine_at_a_skip_only() {
+    let rules = r#"[{"name": "setup", "exec": ["x"], "restart": {"policy": "no"}, "on_exit": "ignore"},
+            {"name": "app", "exec": ["x"], "on_exit": "stop_machine_on_skip", "restart": {"policy": "no"},
+             "depends_on": [{"name": "setup", "condition": "exited_successfully"}]},
+            {"name": "other", "exec": ["x"], "on_exit": "ignore"}]"#;
+    let mut p = plan(rules);
+    assert_eq!(starts(&p.begin()), [0, 2]);
+    p.started(0, 0);
+    let a = p.exited(0, 2, 10);
+    assert_eq!(p.state(1).map(|s| s.status), Some(Status::Skipped));
+    assert_eq!(end(&a), Some((1, Some(1))));
+    // The same service failing by itself is no skip: the machine goes on.
+    let mut p = plan(rules);
+    p.begin();
+    p.started(0, 0);
+    assert_eq!(starts(&p.exited(0, 0, 10)), [1]);
+    p.started(1, 11);
+    assert_eq!(end(&p.exited(1, 3, 20)), None);
+}
+
 #[test]
 fn a_successful_one_shot_lets_its_dependents_start_and_does_not_end_the_machine() {
     let mut p = plan(

@@ -31,7 +31,7 @@ pub(super) fn stop(i: usize, c: &ContainerConfig, cx: &Context<'_>) -> Result<St
             format!("is longer than {} s", super::MAX_KILL_TIMEOUT_SECS),
         ));
     }
-    if config.parent_only && (c.daemon || c.image.is_some()) {
+    if config.parent_only && (c.daemon || c.kind.as_deref() == Some("container")) {
         return Err(f(
             at("stop.parent_only"),
             "is for a process service: a daemon's command is gone and a container's init is signalled alone already",

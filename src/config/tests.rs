@@ -441,6 +441,11 @@ mod containers {
                 "is for a process service",
             ),
             (
+                r#"[{"name": "a", "kind": "container", "image_root": {"directory": "/i"}, "exec": ["x"], "stop": {"parent_only": true}}]"#,
+                "Containers[0].stop.parent_only",
+                "is for a process service",
+            ),
+            (
                 r#"[{"name": "a", "exec": ["x"]}, {"name": "a", "exec": ["x"]}]"#,
                 "Containers[1].name",
                 "defined twice",

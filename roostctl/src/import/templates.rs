@@ -3,7 +3,9 @@
 //! `text/template`s, with the project's `vars` under the process's own and
 //! `PC_REPLICA_NUM`. It does so for every process, with or without `vars` (the replica number
 //! is always there), so `{{` in a command is always a template: a literal one is written
-//! `{{ "{{" }}`. `is_template_disabled: true` leaves the `command` as written. The rendering
+//! `{{ "{{" }}`. `is_template_disabled: true` leaves the `command` as written. Named
+//! templates (`define`, `template`, `block`) are refused: one can call itself, and gtmpl has
+//! no depth bound. The rendering
 //! is gtmpl's, a Rust implementation of Go's `text/template` (`or`, `and`, `if`, `printf`,
 //! pipelines), so `{{.MISSING}}` is `<no value>`, as Go prints it.
 
@@ -77,6 +79,13 @@ fn render_field(at: &str, field: Option<&mut Value>, data: &gtmpl::Value) -> Res
     if !text.contains("{{") {
         return Ok(());
     }
+    if let Some(keyword) = named_template_action(text) {
+        // A named template can call itself, and gtmpl has no depth bound (Go's is 100,000):
+        // the import would overflow its stack. One field of a process needs none.
+        return Err(format!(
+            "{at}: `{keyword}` (a named template) is not rendered at import; write the text out"
+        ));
+    }
     let mut template = gtmpl::Template::default();
     template
         .parse(text.as_str())
@@ -86,6 +95,18 @@ fn render_field(at: &str, field: Option<&mut Value>, data: &gtmpl::Value) -> Res
         .map_err(|e| format!("{at}: the template failed: {e}"))?;
     *text = rendered;
     Ok(())
+}
+
+/// The first `define`, `template` or `block` action of `text`, if any.
+fn named_template_action(text: &str) -> Option<&'static str> {
+    text.split("{{").skip(1).find_map(|action| {
+        let action = action.trim_start_matches('-').trim_start();
+        ["define", "template", "block"].into_iter().find(|keyword| {
+            action
+                .strip_prefix(keyword)
+                .is_some_and(|rest| rest.starts_with(|c: char| c.is_whitespace() || c == '"'))
+        })
+    })
 }
 
 /// A YAML value as the template sees it: what Go's YAML decoder makes of it.

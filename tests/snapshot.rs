@@ -390,6 +390,63 @@ fn a_restore_the_host_does_not_announce_still_gets_tokens_and_after_hooks() {
     );
 }
 
+/// The host's `restored` that comes while roost is acting on a restore it noticed by itself
+/// (on Firecracker with VMGenID the kernel's line comes first, within milliseconds) waits for
+/// it and then does all of its own, instead of being refused as busy.
+#[test]
+fn the_hosts_restored_call_waits_for_a_noticed_restore_running() {
+    let scratch = Scratch::new();
+    let kmsg = scratch.path("kmsg");
+    nix::unistd::mkfifo(&kmsg, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("fifo");
+    let journal = scratch.path("journal");
+    std::fs::write(&journal, b"").expect("journal");
+    // An after-hook that takes a second: the noticed restore is running that long.
+    let slow =
+        json!({"exec": ["/bin/sh", "-c", format!("sleep 1; echo after >> {}", journal.display())]});
+    let doc = json!({"KillTimeout": 2, "Containers": [
+        {"name": "app", "exec": ["/bin/sh", "-c", "sleep 300"], "snapshot": {"after": slow}}
+    ]});
+    let config = scratch.config(&doc);
+    let ctl = scratch.path("ctl.sock");
+    let roost = roost_with_control(
+        &config,
+        &ctl,
+        &[("ROOST_TEST_KMSG", kmsg.to_str().expect("utf-8"))],
+    );
+    wait_running(&ctl, 1);
+    let mut writer = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&kmsg)
+        .expect("fifo writer");
+    use std::io::Write;
+    writer
+        .write_all(b"6,1002,123456799,-;random: crng reseeded due to virtual machine fork\n")
+        .expect("write");
+    let deadline = Instant::now() + T;
+    while http(&ctl, "GET", "/v2/status", &[], b"").json()["snapshot"]["in_progress"] != "restored"
+    {
+        assert!(Instant::now() < deadline, "the restore was not noticed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let r = post(
+        &ctl,
+        "/v2/snapshot/restored",
+        &json!({"time_unix_ns": now_ns(), "entropy": ENTROPY, "clone": false}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["generation"], 1);
+    let status = http(&ctl, "GET", "/v2/status", &[], b"").json();
+    assert_eq!(status["snapshot"]["detected_restores"], 1, "{status}");
+    // The noticed restore's after-hook, then the host call's.
+    assert_eq!(
+        std::fs::read_to_string(&journal).expect("journal"),
+        "after\nafter\n"
+    );
+    roost.signal(libc::SIGTERM);
+    roost.wait(T);
+    drop(writer);
+}
+
 /// A Unix-socket relay in front of roost's control socket whose connections the test can
 /// cut at once, as a VM's restore resets every vsock connection.
 struct Relay {

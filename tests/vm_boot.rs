@@ -863,6 +863,7 @@ fn q35(
     dir: &Path,
     (rootfs, mmds): (&Path, &str),
     with_vsock: bool,
+    append: &str,
 ) -> Command {
     let mut cmd = Command::new(which("qemu-system-x86_64"));
     cmd.args([
@@ -893,7 +894,7 @@ fn q35(
     .arg("-initrd")
     .arg(initrd)
     .arg("-append")
-    .arg("console=ttyS0 quiet panic=-1 reboot=k tsc_early_khz=2000000 roost.shutdown=poweroff")
+    .arg(format!("console=ttyS0 quiet panic=-1 reboot=k tsc_early_khz=2000000 roost.shutdown=poweroff {append}"))
     .args(["-object", "memory-backend-memfd,id=mem0,size=512M,share=on"])
     .args(["-numa", "node,memdev=mem0"])
     .args(["-device", "pcie-root-port,id=rp1,slot=1,chassis=1"])
@@ -993,7 +994,7 @@ fn a_snapshot_restored_twice_makes_two_machines_with_fresh_randomness_clocks_and
     let (vsock, uds) = vhost_vsock(w);
     let console = w.join("console.log");
     let mut original = Kill(
-        q35(&vm, &initrd, w, (&rootfs, &mmds), true)
+        q35(&vm, &initrd, w, (&rootfs, &mmds), true, "")
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&console).expect("console"))
             .stderr(Stdio::null())
@@ -1081,7 +1082,7 @@ fn a_snapshot_restored_twice_makes_two_machines_with_fresh_randomness_clocks_and
         let (_vsock, uds) = vhost_vsock(&dir);
         let console = dir.join("console.log");
         let mut qemu = Kill(
-            q35(&vm, &initrd, &dir, (&rootfs, &mmds), false)
+            q35(&vm, &initrd, &dir, (&rootfs, &mmds), false, "")
                 .arg("-incoming")
                 .arg(format!("exec:cat {}", snapshot.display()))
                 .stdin(Stdio::null())
@@ -1210,6 +1211,132 @@ fn a_snapshot_restored_twice_makes_two_machines_with_fresh_randomness_clocks_and
         assert_eq!(code, 0, "{err}");
         wait_poweroff(&mut qemu, &console, name, Duration::from_secs(120));
     }
+}
+
+/// A connection the host holds open on `uds`: a long-poll of `/v1/exit_code`, answered only
+/// at the exit.
+fn hold(uds: &Path) -> std::os::unix::net::UnixStream {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(uds).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    s.write_all(b"CONNECT 10000\n").expect("connect line");
+    let mut ok = Vec::new();
+    let mut byte = [0u8; 1];
+    while !ok.ends_with(b"\n") {
+        assert_eq!(s.read(&mut byte).expect("OK line"), 1, "no OK line");
+        ok.push(byte[0]);
+    }
+    assert!(ok.starts_with(b"OK "), "{}", String::from_utf8_lossy(&ok));
+    s.write_all(b"GET /v1/exit_code HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("request");
+    s
+}
+
+/// A restore the host does not announce, noticed by its vsock reset (docs/snapshots.md,
+/// "When the host does not call"). A restore resets every vsock connection at once; the
+/// guest's driver does the same when the device goes away, which is what this test does
+/// (QEMU's `device_del`), so the guest's real kernel gives roost the real `ECONNRESET`. A
+/// connection the host closes itself (a host driver that restarts) is not a restore.
+#[test]
+#[ignore = "the VM tier: ./test.sh vm"]
+fn every_vsock_connection_reset_at_once_is_a_restore_and_a_hosts_close_is_not() {
+    let vm = build_vm(None);
+    let scratch = Scratch::new();
+    let w = scratch.dir.path();
+    let rootfs = w.join("rootfs.img");
+    std::fs::copy(vm.join("rootfs.img"), &rootfs).expect("copy disk");
+    let config = json!({
+        "ImageConfig": {"Cmd": ["/bin/sh", "-c", "echo app: started; while true; do sleep 1; done"]},
+        "Snapshot": {"after": {"exec": ["/bin/sh", "-c", "echo after >> /tmp/hooks"]}},
+        "KillTimeout": 2,
+    });
+    let initrd = initrd_with_config(&vm, w, "initrd-reset.cpio", &config);
+    let (vsock, uds) = vhost_vsock(w);
+    let console = w.join("console.log");
+    // No MMDS: the config is the file (nothing listens where the guestfwd points).
+    let mut qemu = Kill(
+        q35(
+            &vm,
+            &initrd,
+            w,
+            (&rootfs, "127.0.0.1:9"),
+            true,
+            "roost.mmds=off",
+        )
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&console).expect("console"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("qemu"),
+    );
+    wait_console(&console, "app: started", Duration::from_secs(240));
+    wait_control(&uds, Duration::from_secs(60));
+    let snapshot_status = |uds: &Path| -> serde_json::Value {
+        let (status, answer) = vsock_request(uds, "GET", "/v2/status", b"").expect("status");
+        assert_eq!(status, 200, "{answer}");
+        serde_json::from_str::<serde_json::Value>(&answer).expect("json")["snapshot"].clone()
+    };
+
+    // The host closes a connection it held: the guest reads an end of input, not a reset.
+    let held = hold(&uds);
+    std::thread::sleep(Duration::from_secs(1));
+    drop(held);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(snapshot_status(&uds)["detected_restores"], 0);
+
+    // Two held connections, and the device goes away under them.
+    let held = [hold(&uds), hold(&uds)];
+    std::thread::sleep(Duration::from_secs(1));
+    monitor(&w.join("mon.sock"), "device_del vsock0");
+    std::thread::sleep(Duration::from_secs(3));
+    drop(held);
+    drop(vsock);
+    // A new device, on a new backend, to ask what roost did.
+    let replug = w.join("replug");
+    std::fs::create_dir_all(&replug).expect("dir");
+    let (_vsock, uds) = vhost_vsock(&replug);
+    monitor(
+        &w.join("mon.sock"),
+        &format!(
+            "chardev-add socket,id=vs1,path={}",
+            replug.join("vhu.sock").display()
+        ),
+    );
+    monitor(
+        &w.join("mon.sock"),
+        "device_add vhost-user-vsock-pci,chardev=vs1,bus=rp1,id=vsock1,romfile=",
+    );
+    wait_control(&uds, Duration::from_secs(90));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let snapshot = loop {
+        let snapshot = snapshot_status(&uds);
+        if snapshot["detected_restores"] == 1 && snapshot["in_progress"].is_null() {
+            break snapshot;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the reset was not noticed: {snapshot}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(snapshot["clock_stepped"], false, "{snapshot}");
+    assert_eq!(snapshot["generation"], 0, "{snapshot}");
+    assert_eq!(guest_sh(&uds, "cat /tmp/hooks"), "after\n");
+    wait_console(
+        &console,
+        "all 2 vsock connection(s) reset at once",
+        Duration::from_secs(5),
+    );
+
+    let (code, _, err) = roostctl(&["--uds", &uds.display().to_string(), "signal", "TERM"]);
+    assert_eq!(code, 0, "{err}");
+    wait_poweroff(
+        &mut qemu,
+        &console,
+        "the reset VM",
+        Duration::from_secs(120),
+    );
 }
 
 /// Bytes from the host's own random source.

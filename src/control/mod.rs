@@ -9,7 +9,8 @@
 //! - [`handshake`]: the WebSocket opening handshake, checked before an upgrade;
 //! - [`sysinfo`]: /proc and statvfs figures;
 //! - [`services`]: `/v2/services`: each service's state, log and commands;
-//! - [`report`]: the console line and the pushed exit report.
+//! - [`report`]: the console line and the pushed exit report;
+//! - [`restore_watch`], [`vsock_resets`]: restores the host does not announce, noticed.
 
 pub mod exec;
 pub mod handshake;
@@ -20,6 +21,7 @@ pub mod services;
 pub mod snapshot;
 pub mod state;
 pub mod sysinfo;
+pub mod vsock_resets;
 pub mod ws;
 
 pub use protocol::ExitCode;

@@ -9,11 +9,13 @@
 //! - Otherwise the kernel's log (`/dev/kmsg`): a kernel with a VMGenID driver writes
 //!   `random: crng reseeded due to virtual machine fork` within milliseconds of a restore.
 //!
-//! Neither is a critical task: a source that cannot be read costs only this, with a warning.
+//! - And, beside either, every vsock connection reset at once ([`super::vsock_resets`]).
+//!
+//! None is a critical task: a source that cannot be read costs only this, with a warning.
 
 use super::snapshot::restore_without_the_host;
 use super::state::ControlState;
-use crate::snapshot::{kernel, vmclock};
+use crate::snapshot::{kernel, vmclock, Noticed};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -112,7 +114,7 @@ async fn watch_vmclock(
                     now.vm_generation
                 );
                 seen = now.vm_generation;
-                restore_without_the_host(state).await;
+                restore_without_the_host(state, Noticed::VmClock).await;
             }
             Ok(_) => {}
             // An update in progress: the next reading has it.
@@ -146,7 +148,7 @@ async fn watch_kmsg(state: &ControlState, kmsg: &Path) -> std::io::Result<()> {
             Ok(Ok(n)) => {
                 let text = String::from_utf8_lossy(&buf[..n]);
                 if text.lines().any(kernel::is_vm_fork_record) {
-                    restore_without_the_host(state).await;
+                    restore_without_the_host(state, Noticed::KernelLog).await;
                 }
             }
             // EPIPE: records were overwritten before they were read; go on from the next.

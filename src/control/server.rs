@@ -3,7 +3,7 @@
 
 use super::protocol::{ErrorBody, ExecRequest, SignalRequest};
 use super::state::{ControlState, WorkloadState};
-use super::{exec, services, snapshot, sysinfo, ws};
+use super::{exec, services, snapshot, sysinfo, vsock_resets, ws};
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited};
@@ -172,7 +172,12 @@ pub fn start(
                                     }
                                     continue;
                                 }
-                                tokio::spawn(serve(state.clone(), in_flight.clone(), stream));
+                                // Followed to its end: a reset of every connection at once
+                                // is a restore the host may not announce.
+                                let watch = vsock_resets::ErrorWatch::new(&stream);
+                                let ticket = state.vsock_connections(|c| c.opened());
+                                let conn = tokio::spawn(serve(state.clone(), in_flight.clone(), stream));
+                                tokio::spawn(vsock_resets::follow(state.clone(), ticket, watch, conn));
                             }
                             Err(e) => {
                                 tracing::warn!("control API accept failed: {e}");

@@ -14,6 +14,11 @@ use roost_control_protocol::{ExecRequest, HookOutcome, PrepareAnswer, RestoredAn
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// How long a host's `restored` waits for a restore roost noticed by itself to end (its
+/// steps are bounded: the token refresh by [`snapshot::TOKEN_REFRESH_BOUND`], each hook by
+/// its timeout); then the call is refused as busy, as a second host call is.
+const WAIT_FOR_NOTICED: Duration = Duration::from_secs(30);
+
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
@@ -37,6 +42,7 @@ fn refused(e: Refusal) -> Response<Body> {
     match e {
         Refusal::Busy(_) => error(StatusCode::CONFLICT, e.to_string()),
         Refusal::Backwards { .. } => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Refusal::SameRestore => error(StatusCode::CONFLICT, e.to_string()),
     }
 }
 
@@ -137,10 +143,18 @@ pub async fn restored(state: &ControlState, body: &[u8]) -> Response<Body> {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.0),
     };
-    let generation = match state.snapshot(|b| b.begin_restore(req.generation)) {
-        Ok(Restore::New(g)) => g,
-        Ok(Restore::Replay(answer)) => return json(StatusCode::OK, &answer),
-        Err(e) => return refused(e),
+    // A restore roost noticed by itself (the kernel's VMGenID line, a vsock reset) may be
+    // running when the host's call comes: the call waits for it, then does all of its own.
+    let waiting_since = Instant::now();
+    let generation = loop {
+        match state.snapshot(|b| (b.begin_restore(req.generation), b.noticed_running())) {
+            (Ok(Restore::New(g)), _) => break g,
+            (Ok(Restore::Replay(answer)), _) => return json(StatusCode::OK, &answer),
+            (Err(Refusal::Busy(_)), true) if waiting_since.elapsed() < WAIT_FOR_NOTICED => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            (Err(e), _) => return refused(e),
+        }
     };
     let _ends = EndsTheCall(state);
     let mut steps = Vec::new();
@@ -432,16 +446,28 @@ async fn http_hook(port: u16, path: &str) -> String {
 
 /// What roost does for a restore the host did not announce (see
 /// [`super::restore_watch`]).
-pub(super) async fn restore_without_the_host(state: &ControlState) {
+pub(super) async fn restore_without_the_host(state: &ControlState, noticed: snapshot::Noticed) {
     let started = Instant::now();
-    let Ok(generation) = state.snapshot(|b| b.begin_detected()) else {
+    let generation = match state.snapshot(|b| b.begin_detected(started)) {
+        Ok(g) => g,
         // A host call is running: it does all this, and steps the clock too.
-        return;
+        Err(Refusal::Busy(_)) => return,
+        Err(why) => {
+            tracing::info!("{noticed}: not acted on ({why})");
+            return;
+        }
     };
     let _ends = EndsTheCall(state);
-    let reseeded = matches!(
-        tokio::task::spawn_blocking(kernel::reseed_from_the_kernel).await,
-        Ok(Ok(()))
+    // The kernel refuses (ENODATA) while its CRNG is not initialised yet, early in a boot.
+    let reseed = match tokio::task::spawn_blocking(kernel::reseed_from_the_kernel).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let reseeded = reseed.is_ok();
+    let reseed = reseed.map_or_else(
+        |e| format!("CRNG NOT reseeded ({e})"),
+        |()| "CRNG reseeded".to_string(),
     );
     state.drop_upstream_connections();
     // `Mmds.OnRestore: "reread"`: this may be a clone, and MMDS says whose identity it has
@@ -469,6 +495,6 @@ pub(super) async fn restore_without_the_host(state: &ControlState) {
         tokens_refreshed = tokens,
         hooks = hooks.len(),
         duration_ms = ms(started.elapsed()),
-        "a restore was noticed without the host's call (the kernel's VM-fork line): CRNG reseeded, connections dropped, {identity}, tokens fetched anew, after-hooks run; the wall clock was NOT stepped and is behind by the time the VM spent saved until the host calls /v2/snapshot/restored"
+        "a restore was noticed without the host's call ({noticed}): {reseed}, connections dropped, {identity}, tokens fetched anew, after-hooks run; the wall clock was NOT stepped and is behind by the time the VM spent saved until the host calls /v2/snapshot/restored"
     );
 }

@@ -104,6 +104,8 @@ pub struct ControlState {
     /// How many `READY=1`s each service has sent (as the supervisor's events count them):
     /// a `notify` hook waits for the next one.
     notifies: watch::Sender<std::collections::BTreeMap<Arc<str>, u64>>,
+    /// The open vsock connections, followed for a reset of them all (a restore).
+    vsock: Arc<Mutex<crate::snapshot::vsock_reset::Connections>>,
 }
 
 impl ControlState {
@@ -122,6 +124,7 @@ impl ControlState {
             inner: Arc::new(Mutex::new(Inner::default())),
             snapshot: Arc::default(),
             notifies: watch::Sender::new(std::collections::BTreeMap::new()),
+            vsock: Arc::default(),
         }
     }
 
@@ -458,6 +461,13 @@ impl ControlState {
     /// The snapshot cycle's book, for one step of a call.
     pub fn snapshot<R>(&self, f: impl FnOnce(&mut crate::snapshot::Book) -> R) -> R {
         f(&mut self.snapshot.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    pub fn vsock_connections<R>(
+        &self,
+        f: impl FnOnce(&mut crate::snapshot::vsock_reset::Connections) -> R,
+    ) -> R {
+        f(&mut self.vsock.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Every service as the boot resolved it, in the config's order.

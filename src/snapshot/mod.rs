@@ -8,11 +8,13 @@
 //! - [`Book`]: the generation, what is in progress, and the last restore's answer (a second
 //!   call for the same generation gets it again, with nothing redone);
 //! - [`hook_order`]: before-hooks in reverse dependency order, after-hooks in order (CRaC's);
-//! - [`vmclock`]: the VMClock device's generation counter, read to notice a restore.
+//! - [`vmclock`]: the VMClock device's generation counter, read to notice a restore;
+//! - [`vsock_reset`]: every vsock connection reset at once, another way to notice one.
 
 pub mod kernel;
 pub mod request;
 pub mod vmclock;
+pub mod vsock_reset;
 
 use roost_control_protocol::{RestoredAnswer, SnapshotStatus};
 
@@ -43,7 +45,15 @@ pub enum Refusal {
     Busy(&'static str),
     #[error("generation {asked} is behind this machine's {current}")]
     Backwards { asked: u64, current: u64 },
+    /// A restore was acted on less than [`SAME_RESTORE`] ago: a second source of the same one.
+    #[error("a restore was acted on less than a second ago")]
+    SameRestore,
 }
+
+/// Two sources that notice one restore (the kernel's log and the vsock reset) do so within
+/// milliseconds of each other; a restore noticed within this of the last one began is that
+/// one. (No VM is snapshotted and restored twice within a second.)
+pub const SAME_RESTORE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What a restored call is to do, by its generation.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,6 +76,10 @@ pub struct Book {
     detected: u64,
     /// Whether the last restore stepped the wall clock (None: no restore yet).
     clock_stepped: Option<bool>,
+    /// The running call is a noticed restore, not the host's (the host's waits for it).
+    noticed_running: bool,
+    /// When the last restore, the host's or a noticed one, began.
+    last_begun: Option<std::time::Instant>,
 }
 
 impl Book {
@@ -121,10 +135,12 @@ impl Book {
             }),
             Some(g) => {
                 self.in_progress = Some(Call::Restored);
+                self.last_begun = Some(std::time::Instant::now());
                 Ok(Restore::New(g))
             }
             None => {
                 self.in_progress = Some(Call::Restored);
+                self.last_begun = Some(std::time::Instant::now());
                 Ok(Restore::New(current.saturating_add(1)))
             }
         }
@@ -149,24 +165,64 @@ impl Book {
         if self.in_progress.take().is_some() {
             self.prepared = false;
         }
+        self.noticed_running = false;
     }
 
-    /// Starts what roost does for a restore it noticed without the host: refused while a
-    /// call runs (the host is on it). The generation stays: it is the host's to give.
-    pub fn begin_detected(&mut self) -> Result<u64, Refusal> {
+    /// Starts what roost does for a restore it noticed without the host, `now`: refused
+    /// while a call runs (the host is on it), and within [`SAME_RESTORE`] of the last
+    /// restore's start (another source noticed this one). The generation stays: it is the
+    /// host's to give.
+    pub fn begin_detected(&mut self, now: std::time::Instant) -> Result<u64, Refusal> {
         if let Some(call) = self.in_progress {
             return Err(Refusal::Busy(call.name()));
         }
+        if self
+            .last_begun
+            .is_some_and(|t| now.saturating_duration_since(t) < SAME_RESTORE)
+        {
+            return Err(Refusal::SameRestore);
+        }
         self.in_progress = Some(Call::Restored);
+        self.noticed_running = true;
+        self.last_begun = Some(now);
         Ok(self.generation)
     }
 
+    /// Whether a noticed restore is running (a host's `restored` waits for its end).
+    pub fn noticed_running(&self) -> bool {
+        self.noticed_running
+    }
+
     pub fn end_detected(&mut self, at_ms: u64) {
+        self.noticed_running = false;
         self.in_progress = None;
         self.prepared = false;
         self.detected = self.detected.saturating_add(1);
         self.last_restore_at_ms = Some(at_ms);
         self.clock_stepped = Some(false);
+    }
+}
+
+/// How a restore the host did not announce was noticed (docs/snapshots.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Noticed {
+    /// The kernel's `crng reseeded due to virtual machine fork` line (VMGenID).
+    KernelLog,
+    /// VMClock's generation counter moved.
+    VmClock,
+    /// Every vsock connection was reset at once (the transport reset of a restore).
+    VsockReset { connections: usize },
+}
+
+impl std::fmt::Display for Noticed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Noticed::KernelLog => f.write_str("the kernel's VM-fork line"),
+            Noticed::VmClock => f.write_str("VMClock's generation"),
+            Noticed::VsockReset { connections } => {
+                write!(f, "all {connections} vsock connection(s) reset at once")
+            }
+        }
     }
 }
 
@@ -257,6 +313,32 @@ mod tests {
         assert_eq!(book.begin_restore(None), Ok(Restore::New(1)));
         book.end_restore(answer(1), 1);
         assert!(!book.status().prepared);
+    }
+
+    #[test]
+    fn a_noticed_restore_is_one_and_the_hosts_call_knows_it_runs() {
+        let mut book = Book::default();
+        let t = std::time::Instant::now();
+        assert_eq!(book.begin_detected(t), Ok(0));
+        assert!(book.noticed_running());
+        // The host's call meanwhile is busy (it waits for the end, see control/snapshot.rs).
+        assert_eq!(book.begin_restore(None), Err(Refusal::Busy("restored")));
+        // A second source of the same restore while it runs, and just after it.
+        assert_eq!(book.begin_detected(t), Err(Refusal::Busy("restored")));
+        book.end_detected(1);
+        assert!(!book.noticed_running());
+        assert_eq!(
+            book.begin_detected(t + std::time::Duration::from_millis(300)),
+            Err(Refusal::SameRestore)
+        );
+        assert_eq!(book.status().detected_restores, 1);
+        // The host's call after it is a restore of its own.
+        assert_eq!(book.begin_restore(None), Ok(Restore::New(1)));
+        book.end_restore(answer(1), 2);
+        // A later restore is noticed again.
+        assert_eq!(book.begin_detected(t + SAME_RESTORE * 5), Ok(1));
+        book.abandon();
+        assert!(!book.noticed_running());
     }
 
     #[test]

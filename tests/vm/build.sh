@@ -3,6 +3,7 @@
 #   vmlinuz           Debian's cloud kernel (6.1), unpacked from its package, not installed
 #   initrd.cpio.gz    static busybox, the virtio/vsock/overlay modules, /init that loads them and
 #                     execs roost (the static musl build), which stays PID 1
+#   vmgenid/          the same two for Debian's 6.12 cloud kernel, with its VMGenID driver
 #   rootfs.img        ext4 root device (/dev/vda): busybox, /etc/passwd with user "app",
 #                     the workload script, dnsmasq and lighttpd with their libraries,
 #                     roost-oci (static) at /sbin/roost-oci
@@ -36,41 +37,79 @@ fi
 CARGO_TARGET_DIR="$work/cargo" cargo build --quiet --release --target x86_64-unknown-linux-musl -p roost-oci
 roost_oci="$work/cargo/x86_64-unknown-linux-musl/release/roost-oci"
 
-# The kernel: the concrete package behind linux-image-cloud-amd64, unpacked.
-if [ ! -f "$work/vmlinuz" ]; then
-    pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
-    (cd "$work" && rm -f linux-image-*.deb && apt-get download "$pkg" 2>/dev/null)
-    rm -rf "$work/kroot"
-    dpkg-deb -x "$work"/linux-image-*.deb "$work/kroot"
-    kver=$(ls "$work/kroot/lib/modules")
-    depmod -b "$work/kroot" "$kver"
-    cp "$work/kroot/boot/vmlinuz-$kver" "$work/vmlinuz"
-fi
-kver=$(ls "$work/kroot/lib/modules")
-
-# The initramfs.
-init="$work/initramfs"
-rm -rf "$init"
-mkdir -p "$init"/{bin,sbin,dev,proc,sys,lib/modules,newroot}
-cp /bin/busybox "$init/bin/busybox"
-for tool in sh insmod mount mkdir; do ln -s busybox "$init/bin/$tool"; done
-cp "$roost" "$init/sbin/roost"
-: > "$init/modules"
-for m in virtio_mmio virtio_pci virtio_blk virtio_net vmw_vsock_virtio_transport overlay; do
-    modprobe -d "$work/kroot" -S "$kver" --show-depends "$m" | awk '/^insmod/ {print $2}'
-done | awk '!seen[$0]++' | while read -r ko; do
-    cp "$ko" "$init/lib/modules/"
-    echo "$(basename "$ko")" >> "$init/modules"
-done
-cat > "$init/init" <<'INIT'
+# A kernel package unpacked into DIR (vmlinuz, kroot/) and an initramfs for it
+# (DIR/initrd.cpio.gz): static busybox, the modules listed after DIR (with what they need;
+# compressed ones decompressed, busybox's insmod reads plain .ko), /init that loads them
+# and execs roost, which stays PID 1.
+kernel_and_initrd() {
+    local pkg=$1 dir=$2
+    shift 2
+    mkdir -p "$dir"
+    if [ ! -f "$dir/vmlinuz" ]; then
+        (cd "$dir" && rm -f linux-image-*.deb && apt-get download "$pkg" 2>/dev/null)
+        rm -rf "$dir/kroot"
+        dpkg-deb -x "$dir"/linux-image-*.deb "$dir/kroot"
+        local v
+        v=$(ls "$dir/kroot/lib/modules")
+        depmod -b "$dir/kroot" "$v"
+        cp "$dir/kroot/boot/vmlinuz-$v" "$dir/vmlinuz"
+    fi
+    kver=$(ls "$dir/kroot/lib/modules")
+    local init="$dir/initramfs"
+    rm -rf "$init"
+    mkdir -p "$init"/{bin,sbin,dev,proc,sys,lib/modules,newroot}
+    cp /bin/busybox "$init/bin/busybox"
+    for tool in sh insmod mount mkdir; do ln -s busybox "$init/bin/$tool"; done
+    cp "$roost" "$init/sbin/roost"
+    : > "$init/modules"
+    for m in "$@"; do
+        modprobe -d "$dir/kroot" -S "$kver" --show-depends "$m" | awk '/^insmod/ {print $2}'
+    done | awk '!seen[$0]++' | while read -r ko; do
+        local name
+        name=$(basename "$ko")
+        case "$name" in
+            *.ko.xz) name=${name%.xz}; xz -dc "$ko" > "$init/lib/modules/$name" ;;
+            *.ko.zst) name=${name%.zst}; zstd -qdc "$ko" > "$init/lib/modules/$name" ;;
+            *) cp "$ko" "$init/lib/modules/" ;;
+        esac
+        echo "$name" >> "$init/modules"
+    done
+    cat > "$init/init" <<'INIT'
 #!/bin/busybox sh
 # Load the drivers Debian's kernel has as modules, then hand PID 1 to roost.
 /bin/busybox mount -t devtmpfs devtmpfs /dev
 for m in $(/bin/busybox cat /modules); do /bin/busybox insmod /lib/modules/$m; done
 exec /sbin/roost
 INIT
-chmod 755 "$init/init"
-(cd "$init" && find . | cpio -o -H newc --quiet | gzip -1 > "$work/initrd.cpio.gz")
+    chmod 755 "$init/init"
+    (cd "$init" && find . | cpio -o -H newc --quiet | gzip -1 > "$dir/initrd.cpio.gz")
+}
+
+modules="virtio_mmio virtio_pci virtio_blk virtio_net vmw_vsock_virtio_transport overlay"
+# The kernel: the concrete package behind linux-image-cloud-amd64 (6.1, no VMGenID driver).
+pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+# shellcheck disable=SC2086
+kernel_and_initrd "$pkg" "$work" $modules
+kver61=$kver
+# A 6.12 cloud kernel (bookworm-security has it), whose VMGenID driver reseeds the CRNG on a
+# restore and says so on /dev/kmsg: the snapshot test's restore noticed without the host.
+# Its packages are versioned by name; the newest one the archive still serves is taken.
+vmgenid="$work/vmgenid"
+if [ ! -f "$vmgenid/vmlinuz" ]; then
+    for candidate in $(apt-cache search --names-only '^linux-image-6\.12\..*-cloud-amd64-unsigned$' | awk '{print $1}' | sort -rV); do
+        if [ -n "$(apt-cache policy "$candidate" | awk '/Candidate:/ && $2 != "(none)"')" ]; then
+            pkg612=$candidate
+            break
+        fi
+    done
+    [ -n "${pkg612:-}" ] || { echo "build.sh: no 6.12 cloud kernel package in the apt sources" >&2; exit 1; }
+else
+    pkg612=unused
+fi
+# shellcheck disable=SC2086
+kernel_and_initrd "$pkg612" "$vmgenid" $modules vmgenid
+kver612=$kver
+kver=$kver61
 
 # The root device.
 root="$work/rootdir"
@@ -137,4 +176,4 @@ chown 1000:1000 "$root/home/app"
 rm -f "$work/rootfs.img" "$work/volume.img"
 mkfs.ext4 -q -F -d "$root" "$work/rootfs.img" 128M
 mkfs.ext4 -q -F "$work/volume.img" 16M
-echo "built: $work/{vmlinuz,initrd.cpio.gz,rootfs.img,volume.img} (kernel $kver)"
+echo "built: $work/{vmlinuz,initrd.cpio.gz,rootfs.img,volume.img} (kernel $kver), $vmgenid/{vmlinuz,initrd.cpio.gz} (kernel $kver612)"

@@ -69,10 +69,11 @@ setup_fast() {
 
 setup_vm() {
     # QEMU, static busybox, socat (MMDS forwarding), kmod (depmod), cpio, e2fsprogs (mkfs.ext4
-    # -d, debugfs), the musl target, and vhost-device-vsock for the host side of vsock.
+    # -d, debugfs), xz (the 6.12 kernel's modules), the musl target, and vhost-device-vsock
+    # for the host side of vsock.
     apt_need vm qemu-system-x86_64:qemu-system-x86 socat:socat depmod:kmod cpio:cpio \
         mkfs.ext4:e2fsprogs debugfs:e2fsprogs musl-gcc:musl-tools dnsmasq:dnsmasq-base \
-        lighttpd:lighttpd
+        lighttpd:lighttpd xz:xz-utils
     if ! { [ -x /bin/busybox ] && /bin/busybox --list | grep -qx insmod; }; then
         install vm busybox-static
     fi

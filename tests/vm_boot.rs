@@ -1339,6 +1339,165 @@ fn every_vsock_connection_reset_at_once_is_a_restore_and_a_hosts_close_is_not() 
     );
 }
 
+/// A restore the host does not announce, noticed through the kernel's VMGenID driver
+/// (docs/snapshots.md, "When the host does not call"): Debian's 6.12 cloud kernel with
+/// QEMU's `vmgenid` device on q35. The VM is saved without a prepare and restored once; the
+/// kernel reseeds its CRNG and writes `crng reseeded due to virtual machine fork` to
+/// `/dev/kmsg`, and roost acts on it before the host calls. The host's `restored` afterwards
+/// still does all of its own.
+#[test]
+#[ignore = "the VM tier: ./test.sh vm"]
+fn a_kernel_with_vmgenid_tells_roost_of_a_restore_the_host_does_not_announce() {
+    let vm = build_vm(None);
+    let kernel = vm.join("vmgenid");
+    let scratch = Scratch::new();
+    let w = scratch.dir.path();
+    let rootfs = w.join("rootfs.img");
+    std::fs::copy(vm.join("rootfs.img"), &rootfs).expect("copy disk");
+    let config = json!({
+        "ImageConfig": {"Cmd": ["/bin/sh", "-c", "echo app: started; while true; do sleep 1; done"]},
+        "Snapshot": {"after": {"exec": ["/bin/sh", "-c", "echo after >> /tmp/hooks"]}},
+        "KillTimeout": 2,
+    });
+    let initrd = initrd_with_config(&kernel, w, "initrd-vmgenid.cpio", &config);
+    let machine = |dir: &Path, with_vsock: bool, console: &Path| {
+        let mut qemu = q35(
+            &kernel,
+            &initrd,
+            dir,
+            (&rootfs, "127.0.0.1:9"),
+            with_vsock,
+            "roost.mmds=off",
+        );
+        qemu.args(["-device", "vmgenid,guid=auto"])
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(console).expect("console"))
+            .stderr(Stdio::null());
+        qemu
+    };
+
+    // The original: boot, the driver bound, unplug vsock, save (no prepare).
+    let (vsock, uds) = vhost_vsock(w);
+    let console = w.join("console.log");
+    let mut original = Kill(machine(w, true, &console).spawn().expect("qemu"));
+    wait_console(&console, "app: started", Duration::from_secs(240));
+    wait_control(&uds, Duration::from_secs(60));
+    let driver = guest_sh(
+        &uds,
+        // A platform driver since Linux 6.10, bound to the ACPI device's platform node.
+        "readlink /sys/bus/platform/devices/QEMUVGID:00/driver; true",
+    );
+    assert!(
+        driver.trim().ends_with("/vmgenid"),
+        "the 6.12 kernel's VMGenID driver did not bind: {driver:?}"
+    );
+    // The kernel reseeds (and says so) on a VM fork only once its CRNG is initialised. An
+    // idle guest under TCG gathers entropy slowly; a read of /dev/random makes the kernel
+    // generate it (jitter) and wait for it.
+    assert_eq!(
+        guest_sh(
+            &uds,
+            "head -c 1 /dev/random > /dev/null; dmesg | grep -c 'crng init done'"
+        )
+        .trim(),
+        "1"
+    );
+    monitor(&w.join("mon.sock"), "device_del vsock0");
+    std::thread::sleep(Duration::from_secs(2));
+    drop(vsock);
+    let snapshot = w.join("snapshot.bin");
+    monitor(
+        &w.join("mon.sock"),
+        &format!("migrate \"exec:cat > {}\"", snapshot.display()),
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !monitor(&w.join("mon.sock"), "info migrate").contains("Migration status: completed") {
+        assert!(Instant::now() < deadline, "the save did not complete");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    monitor(&w.join("mon.sock"), "quit");
+    let _ = original.0.wait();
+
+    // The restored copy, with a new generation ID (guid=auto makes one in each QEMU).
+    let dir = w.join("copy");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (_vsock, uds) = vhost_vsock(&dir);
+    let console = dir.join("console.log");
+    let mut qemu = Kill(
+        machine(&dir, false, &console)
+            .arg("-incoming")
+            .arg(format!("exec:cat {}", snapshot.display()))
+            .spawn()
+            .expect("qemu"),
+    );
+    wait_for_file(&dir.join("mon.sock"), Duration::from_secs(30));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !monitor(&dir.join("mon.sock"), "info status").contains("running") {
+        assert!(Instant::now() < deadline, "the copy did not resume");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    monitor(
+        &dir.join("mon.sock"),
+        "device_add vhost-user-vsock-pci,chardev=vs0,bus=rp1,id=vsock0,romfile=",
+    );
+    wait_control(&uds, Duration::from_secs(90));
+    let snapshot_status = |uds: &Path| -> serde_json::Value {
+        let (status, answer) = vsock_request(uds, "GET", "/v2/status", b"").expect("status");
+        assert_eq!(status, 200, "{answer}");
+        serde_json::from_str::<serde_json::Value>(&answer).expect("json")["snapshot"].clone()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        let status = snapshot_status(&uds);
+        if status["detected_restores"] == 1 && status["in_progress"].is_null() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let kmsg = guest_sh(&uds, "dmesg | grep -i -E 'crng|vmgenid|fork'; true");
+            let text = std::fs::read_to_string(&console).unwrap_or_default();
+            panic!("the restore was not noticed: {status}\nthe kernel's log:\n{kmsg}\nconsole:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(status["clock_stepped"], false, "{status}");
+    assert_eq!(guest_sh(&uds, "cat /tmp/hooks"), "after\n");
+    wait_console(
+        &console,
+        "a restore was noticed without the host's call (the kernel's VM-fork line)",
+        Duration::from_secs(5),
+    );
+    // The host's call later does what only it can: a generation, the clock stepped.
+    let mut entropy = [0u8; 32];
+    getrandom_host(&mut entropy);
+    use base64::Engine;
+    let body = json!({
+        "time_unix_ns": host_unix_ns() as u64,
+        "entropy": base64::engine::general_purpose::STANDARD.encode(entropy),
+        "clone": false,
+    });
+    let (code, answer) = vsock_request(
+        &uds,
+        "POST",
+        "/v2/snapshot/restored",
+        body.to_string().as_bytes(),
+    )
+    .expect("restored");
+    assert_eq!(code, 200, "{answer}");
+    let restored: serde_json::Value = serde_json::from_str(&answer).expect("json");
+    assert_eq!(restored["generation"], 1, "{restored}");
+    assert_eq!(restored["clock"], "stepped", "{restored}");
+    assert_eq!(guest_sh(&uds, "cat /tmp/hooks"), "after\nafter\n");
+
+    let (code, _, err) = roostctl(&["--uds", &uds.display().to_string(), "signal", "TERM"]);
+    assert_eq!(code, 0, "{err}");
+    wait_poweroff(
+        &mut qemu,
+        &console,
+        "the VMGenID copy",
+        Duration::from_secs(120),
+    );
+}
+
 /// Bytes from the host's own random source.
 fn getrandom_host(buf: &mut [u8]) {
     use std::io::Read;

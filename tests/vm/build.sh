@@ -69,7 +69,6 @@ kernel_and_initrd() {
         name=$(basename "$ko")
         case "$name" in
             *.ko.xz) name=${name%.xz}; xz -dc "$ko" > "$init/lib/modules/$name" ;;
-            *.ko.zst) name=${name%.zst}; zstd -qdc "$ko" > "$init/lib/modules/$name" ;;
             *) cp "$ko" "$init/lib/modules/" ;;
         esac
         echo "$name" >> "$init/modules"

@@ -923,6 +923,55 @@ fn q35(
     cmd
 }
 
+/// The saving half of the snapshot tests: the vsock device unplugged (QEMU's vhost-user
+/// vsock blocks a save; the guest resets its connections as on a Firecracker restore), its
+/// backend ended, the VM saved to `<w>/snapshot.bin` and QEMU ended. Returns the file.
+fn unplug_and_save(w: &Path, vsock: Kill, mut qemu: Kill) -> PathBuf {
+    monitor(&w.join("mon.sock"), "device_del vsock0");
+    std::thread::sleep(Duration::from_secs(2));
+    drop(vsock);
+    let snapshot = w.join("snapshot.bin");
+    monitor(
+        &w.join("mon.sock"),
+        &format!("migrate \"exec:cat > {}\"", snapshot.display()),
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !monitor(&w.join("mon.sock"), "info migrate").contains("Migration status: completed") {
+        assert!(Instant::now() < deadline, "the save did not complete");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    monitor(&w.join("mon.sock"), "quit");
+    let _ = qemu.0.wait();
+    snapshot
+}
+
+/// The restoring half: waits until the copy whose monitor is in `dir` runs, plugs a vsock
+/// device back in (on its backend, already started) and waits for the control API on `uds`.
+fn resume_and_plug_vsock(dir: &Path, uds: &Path) {
+    wait_for_file(&dir.join("mon.sock"), Duration::from_secs(30));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !monitor(&dir.join("mon.sock"), "info status").contains("running") {
+        assert!(
+            Instant::now() < deadline,
+            "{} did not resume",
+            dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    monitor(
+        &dir.join("mon.sock"),
+        "device_add vhost-user-vsock-pci,chardev=vs0,bus=rp1,id=vsock0,romfile=",
+    );
+    wait_control(uds, Duration::from_secs(90));
+}
+
+/// `snapshot` of `/v2/status`, over vsock.
+fn snapshot_status(uds: &Path) -> serde_json::Value {
+    let (status, answer) = vsock_request(uds, "GET", "/v2/status", b"").expect("status");
+    assert_eq!(status, 200, "{answer}");
+    serde_json::from_str::<serde_json::Value>(&answer).expect("json")["snapshot"].clone()
+}
+
 /// Waits until the guest's control API answers over `uds` (a restored copy needs its vsock
 /// device plugged back and the guest's driver bound again: several seconds under TCG).
 fn wait_control(uds: &Path, timeout: Duration) {
@@ -993,7 +1042,7 @@ fn a_snapshot_restored_twice_makes_two_machines_with_fresh_randomness_clocks_and
     // The original: boot, a token, prepare, unplug vsock, save.
     let (vsock, uds) = vhost_vsock(w);
     let console = w.join("console.log");
-    let mut original = Kill(
+    let original = Kill(
         q35(&vm, &initrd, w, (&rootfs, &mmds), true, "")
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&console).expect("console"))
@@ -1033,21 +1082,7 @@ fn a_snapshot_restored_twice_makes_two_machines_with_fresh_randomness_clocks_and
         .expect("logs")
         .1;
     assert!(log_before.contains("app: started"), "{log_before}");
-    monitor(&w.join("mon.sock"), "device_del vsock0");
-    std::thread::sleep(Duration::from_secs(2));
-    drop(vsock);
-    let snapshot = w.join("snapshot.bin");
-    monitor(
-        &w.join("mon.sock"),
-        &format!("migrate \"exec:cat > {}\"", snapshot.display()),
-    );
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !monitor(&w.join("mon.sock"), "info migrate").contains("Migration status: completed") {
-        assert!(Instant::now() < deadline, "the save did not complete");
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    monitor(&w.join("mon.sock"), "quit");
-    let _ = original.0.wait();
+    let snapshot = unplug_and_save(w, vsock, original);
     // Time passes while the snapshot is saved: each copy's clock is that far behind.
     std::thread::sleep(Duration::from_secs(5));
 
@@ -1091,17 +1126,7 @@ fn a_snapshot_restored_twice_makes_two_machines_with_fresh_randomness_clocks_and
                 .spawn()
                 .expect("qemu"),
         );
-        wait_for_file(&dir.join("mon.sock"), Duration::from_secs(30));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !monitor(&dir.join("mon.sock"), "info status").contains("running") {
-            assert!(Instant::now() < deadline, "{name} did not resume");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        monitor(
-            &dir.join("mon.sock"),
-            "device_add vhost-user-vsock-pci,chardev=vs0,bus=rp1,id=vsock0,romfile=",
-        );
-        wait_control(&uds, Duration::from_secs(90));
+        resume_and_plug_vsock(&dir, &uds);
         // A read before the call too. Observed here: in some runs both copies read the same
         // bytes here; in others the first read after a resume differed by itself, and the
         // reads after it did not. Without this read, a build that does not reseed passed.
@@ -1272,11 +1297,6 @@ fn every_vsock_connection_reset_at_once_is_a_restore_and_a_hosts_close_is_not() 
     );
     wait_console(&console, "app: started", Duration::from_secs(240));
     wait_control(&uds, Duration::from_secs(60));
-    let snapshot_status = |uds: &Path| -> serde_json::Value {
-        let (status, answer) = vsock_request(uds, "GET", "/v2/status", b"").expect("status");
-        assert_eq!(status, 200, "{answer}");
-        serde_json::from_str::<serde_json::Value>(&answer).expect("json")["snapshot"].clone()
-    };
 
     // The host closes a connection it held: the guest reads an end of input, not a reset.
     let held = hold(&uds);
@@ -1379,7 +1399,7 @@ fn a_kernel_with_vmgenid_tells_roost_of_a_restore_the_host_does_not_announce() {
     // The original: boot, the driver bound, unplug vsock, save (no prepare).
     let (vsock, uds) = vhost_vsock(w);
     let console = w.join("console.log");
-    let mut original = Kill(machine(w, true, &console).spawn().expect("qemu"));
+    let original = Kill(machine(w, true, &console).spawn().expect("qemu"));
     wait_console(&console, "app: started", Duration::from_secs(240));
     wait_control(&uds, Duration::from_secs(60));
     let driver = guest_sh(
@@ -1402,21 +1422,7 @@ fn a_kernel_with_vmgenid_tells_roost_of_a_restore_the_host_does_not_announce() {
         .trim(),
         "1"
     );
-    monitor(&w.join("mon.sock"), "device_del vsock0");
-    std::thread::sleep(Duration::from_secs(2));
-    drop(vsock);
-    let snapshot = w.join("snapshot.bin");
-    monitor(
-        &w.join("mon.sock"),
-        &format!("migrate \"exec:cat > {}\"", snapshot.display()),
-    );
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !monitor(&w.join("mon.sock"), "info migrate").contains("Migration status: completed") {
-        assert!(Instant::now() < deadline, "the save did not complete");
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    monitor(&w.join("mon.sock"), "quit");
-    let _ = original.0.wait();
+    let snapshot = unplug_and_save(w, vsock, original);
 
     // The restored copy, with a new generation ID (guid=auto makes one in each QEMU).
     let dir = w.join("copy");
@@ -1430,22 +1436,7 @@ fn a_kernel_with_vmgenid_tells_roost_of_a_restore_the_host_does_not_announce() {
             .spawn()
             .expect("qemu"),
     );
-    wait_for_file(&dir.join("mon.sock"), Duration::from_secs(30));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !monitor(&dir.join("mon.sock"), "info status").contains("running") {
-        assert!(Instant::now() < deadline, "the copy did not resume");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    monitor(
-        &dir.join("mon.sock"),
-        "device_add vhost-user-vsock-pci,chardev=vs0,bus=rp1,id=vsock0,romfile=",
-    );
-    wait_control(&uds, Duration::from_secs(90));
-    let snapshot_status = |uds: &Path| -> serde_json::Value {
-        let (status, answer) = vsock_request(uds, "GET", "/v2/status", b"").expect("status");
-        assert_eq!(status, 200, "{answer}");
-        serde_json::from_str::<serde_json::Value>(&answer).expect("json")["snapshot"].clone()
-    };
+    resume_and_plug_vsock(&dir, &uds);
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         let status = snapshot_status(&uds);

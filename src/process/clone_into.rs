@@ -9,7 +9,8 @@
 //! the directory, and exec, with async-signal-safe calls only, on data prepared before the
 //! clone (raw syscalls where the C library would assume the parent's threads). Through a
 //! close-on-exec pipe it tells the parent which v1 joins failed (one word, a
-//! bit per leaf) and, if the exec failed, its errno (a second word). A kernel without
+//! bit per leaf) and, if the exec failed, its errno (a second word). On x86_64 the child
+//! shares roost's memory until it execs, as `posix_spawn`'s does ([`clone_child`]). A kernel without
 //! clone3 or CLONE_INTO_CGROUP answers ENOSYS, E2BIG or EINVAL before any child exists, and
 //! the caller falls back to the std path.
 
@@ -79,29 +80,17 @@ pub fn spawn(prepared: &Prepared<'_>) -> std::io::Result<Cloned> {
         .chain(std::iter::once(std::ptr::null()))
         .collect();
     let (report_r, report_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    let args = CloneArgs {
-        flags: CLONE_INTO_CGROUP,
-        exit_signal: libc::SIGCHLD as u64,
-        cgroup: prepared.cgroup_dir.as_raw_fd() as u64,
-        ..CloneArgs::default()
-    };
-    // SAFETY: clone3 with neither CLONE_VM nor a stack is fork(2): the child gets a copy of
-    // this address space and returns here with 0. `args` lives across the call and its size
-    // is passed exactly.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &args as *const CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
-    };
-    if rc == 0 {
-        // SAFETY: this is the child of a multi-threaded process; `child` makes only
-        // async-signal-safe syscalls on the data prepared above and never returns.
-        unsafe { child(prepared, &argv, &envp, report_w.as_raw_fd()) }
-    }
+    let rc = clone_child(
+        prepared.cgroup_dir.as_raw_fd(),
+        &ChildArgs {
+            prepared,
+            argv: &argv,
+            envp: &envp,
+            report: report_w.as_raw_fd(),
+        },
+    );
     if rc < 0 {
-        let err = std::io::Error::last_os_error();
+        let err = std::io::Error::from_raw_os_error(i32::try_from(-rc).unwrap_or(libc::EINVAL));
         return match err.raw_os_error() {
             Some(libc::ENOSYS | libc::E2BIG | libc::EINVAL | libc::EOPNOTSUPP) => {
                 Ok(Cloned::Unsupported)
@@ -120,6 +109,132 @@ pub fn spawn(prepared: &Prepared<'_>) -> std::io::Result<Cloned> {
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
             Err(std::io::Error::from_raw_os_error(errno))
         }
+    }
+}
+
+/// What the child reads: all of it prepared, and alive in the parent for the child's life.
+struct ChildArgs<'p, 'a> {
+    prepared: &'p Prepared<'a>,
+    argv: &'p [*const libc::c_char],
+    envp: &'p [*const libc::c_char],
+    report: libc::c_int,
+}
+
+/// The child's stack where it shares roost's memory: a region of the parent's own stack,
+/// unused while the parent is suspended (CLONE_VFORK), as musl's `posix_spawn` does. The child
+/// needs little: raw syscalls and a few words.
+#[cfg(target_arch = "x86_64")]
+#[repr(C, align(16))]
+struct ChildStack([u8; 16 * 1024]);
+
+/// Clones the child into `cgroup_dir` and runs [`child`] in it; returns its pid, or `-errno`.
+///
+/// On x86_64 the child shares roost's memory and roost's thread waits until it has exec'd
+/// (`CLONE_VM | CLONE_VFORK`, what `posix_spawn` does): no page table is copied, no page is
+/// copied on write by either side, and the exec has no copied address space to tear down.
+/// The parent waited for the exec before as well (the report pipe), so it waits no longer.
+/// Every signal is blocked across the clone, so no handler of roost's runs in the child; the
+/// child sets every disposition to its default before it unblocks them.
+#[cfg(target_arch = "x86_64")]
+fn clone_child(cgroup_dir: libc::c_int, child_args: &ChildArgs<'_, '_>) -> i64 {
+    // Never read by roost, so left uninitialised (no 16 KiB memset per start).
+    let mut stack = std::mem::MaybeUninit::<ChildStack>::uninit();
+    let stack_bytes = std::mem::size_of::<ChildStack>();
+    let args = CloneArgs {
+        flags: CLONE_INTO_CGROUP | libc::CLONE_VM as u64 | libc::CLONE_VFORK as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: stack.as_mut_ptr() as u64,
+        stack_size: stack_bytes as u64,
+        cgroup: cgroup_dir as u64,
+        ..CloneArgs::default()
+    };
+    let all = !0u64;
+    let mut old = 0u64;
+    let entry: extern "C" fn(*const ChildArgs<'_, '_>) -> ! = child_entry;
+    let rc: i64;
+    // SAFETY: rt_sigprocmask with pointers to live stack words and the kernel's set size.
+    // clone3 with CLONE_VM and a stack: the child starts on `stack` (its top is 16-byte
+    // aligned, as the call below needs) and calls `entry(child_args)`, which never returns;
+    // the parent gets the pid or -errno in rax and is not resumed before the child's exec or
+    // exit (CLONE_VFORK), so `stack`, `args` and everything `child_args` points to outlive
+    // the child's use of them. syscall clobbers rcx and r11; r12 and r13 carry the entry
+    // and its argument across it (the kernel keeps them in both).
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &all as *const u64,
+            &mut old as *mut u64,
+            8usize,
+        );
+        std::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "xor ebp, ebp",
+            "mov rdi, r13",
+            "call r12",
+            "ud2",
+            "2:",
+            inlateout("rax") libc::SYS_clone3 => rc,
+            in("rdi") &args as *const CloneArgs,
+            in("rsi") std::mem::size_of::<CloneArgs>(),
+            in("r12") entry,
+            in("r13") child_args as *const ChildArgs<'_, '_>,
+            lateout("rcx") _,
+            lateout("r11") _,
+        );
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &old as *const u64,
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        );
+    }
+    rc
+}
+
+/// Elsewhere a plain clone3 (fork's copy of the address space), the child returning from
+/// the syscall on its copy of this stack.
+#[cfg(not(target_arch = "x86_64"))]
+fn clone_child(cgroup_dir: libc::c_int, child_args: &ChildArgs<'_, '_>) -> i64 {
+    let args = CloneArgs {
+        flags: CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup_dir as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: clone3 with neither CLONE_VM nor a stack is fork(2): the child gets a copy of
+    // this address space and returns here with 0. `args` lives across the call and its size
+    // is passed exactly.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if rc == 0 {
+        child_entry(child_args as *const ChildArgs<'_, '_>)
+    }
+    if rc < 0 {
+        return -i64::from(
+            std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EINVAL),
+        );
+    }
+    rc as i64
+}
+
+/// The child's first Rust frame.
+extern "C" fn child_entry(args: *const ChildArgs<'_, '_>) -> ! {
+    // SAFETY: `args` is the parent's `ChildArgs`, alive until the child execs or exits (see
+    // `clone_child`); this is the new child, which is what `child` is for.
+    unsafe {
+        let args = &*args;
+        child(args.prepared, args.argv, args.envp, args.report)
     }
 }
 

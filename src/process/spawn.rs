@@ -63,8 +63,9 @@ struct KernelSigaction {
     mask: u64,
 }
 
-/// In a new child before exec: every signal's disposition to its default and an empty mask,
-/// as a fresh process has them. Handled signals reset on exec by themselves; ignored ones do
+/// In a new child before exec: every signal's disposition to its default, then an empty mask,
+/// as a fresh process has them (in that order: a child cloned with every signal blocked runs
+/// none of roost's handlers). Handled signals reset on exec by themselves; ignored ones do
 /// not (roost's SIGPIPE, or anything roost inherited ignored, the C library's reserved
 /// real-time signals included: its own `signal()` refuses those, hence the raw syscall).
 ///
@@ -82,13 +83,6 @@ pub(super) unsafe fn reset_signals() {
     // SAFETY: rt_sigprocmask and rt_sigaction with pointers to live stack values and the
     // kernel's sigset size (8 bytes); KILL and STOP are skipped (the kernel refuses them).
     unsafe {
-        libc::syscall(
-            libc::SYS_rt_sigprocmask,
-            libc::SIG_SETMASK,
-            &empty as *const u64,
-            std::ptr::null_mut::<u64>(),
-            8usize,
-        );
         for sig in 1..=64 {
             if sig != libc::SIGKILL && sig != libc::SIGSTOP {
                 libc::syscall(
@@ -100,6 +94,13 @@ pub(super) unsafe fn reset_signals() {
                 );
             }
         }
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &empty as *const u64,
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        );
     }
 }
 

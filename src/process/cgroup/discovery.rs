@@ -104,13 +104,25 @@ pub fn default_pids_max(available: u64) -> u64 {
 
 /// A small kernel file (procfs, cgroupfs) whole. Their size is 0 to `fstat`, so std's
 /// `read_to_string` would grow its buffer from 32 bytes, one `read` per doubling (seven for
-/// `/proc/self/mountinfo`, each regenerating the text up to its offset); a page-sized buffer
-/// takes it in one read and its end in another.
+/// `/proc/self/mountinfo`, each regenerating the text up to its offset). A page on the stack
+/// takes most of them in one read and their end in another, with no `fstat` or `lseek` for a
+/// size hint and no large heap buffer (musl maps and unmaps one for each): this runs on every
+/// service start.
 pub fn read_kernel_file(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
     use std::io::Read;
-    let mut text = String::with_capacity(8192);
-    std::fs::File::open(path)?.read_to_string(&mut text)?;
-    Ok(text)
+    let mut file = std::fs::File::open(path)?;
+    let mut page = [0u8; 4096];
+    let mut bytes = Vec::new();
+    loop {
+        match file.read(&mut page) {
+            Ok(0) => break,
+            Ok(n) => bytes.extend_from_slice(&page[..n]),
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    String::from_utf8(bytes)
+        .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidData, err))
 }
 
 /// A file holding one number (`max` and anything else that is not one: None).

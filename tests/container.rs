@@ -541,6 +541,56 @@ fn the_workload_is_born_in_every_leaf_with_a_fresh_signal_state() {
 }
 
 #[test]
+fn a_workload_starts_with_no_signal_ignored_or_blocked_whatever_roost_inherited() {
+    // roost's parent ignores and blocks signals, some roost handles (SIGHUP, SIGUSR1: the
+    // exec resets those) and some it does not (SIGTRAP, SIGSYS, SIGPIPE: the child resets
+    // those itself). The workload must start as a fresh process does: nothing ignored,
+    // nothing blocked.
+    let scratch = Scratch::new();
+    let config = scratch.config(&sh_config("grep -E '^Sig(Ign|Blk)' /proc/self/status"));
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(PID_NS)
+        .arg(ROOST)
+        .arg("container")
+        .arg("--config")
+        .arg(&config);
+    // SAFETY: in the forked child before exec: signal(2) and sigprocmask(2) are
+    // async-signal-safe and the set is a local value.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            for sig in [
+                libc::SIGHUP,
+                libc::SIGUSR1,
+                libc::SIGTRAP,
+                libc::SIGSYS,
+                libc::SIGPIPE,
+            ] {
+                libc::signal(sig, libc::SIG_IGN);
+            }
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGUSR2);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+    let r = Running::spawn(cmd).wait(T);
+    r.assert_code(0);
+    assert!(
+        r.stdout.contains("SigIgn:\t0000000000000000"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("SigBlk:\t0000000000000000"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
 fn console_lines_are_logfmt_with_stable_keys_or_json() {
     // What a driver greps (pigeon's end-to-end suite looks for exit_code=0 and uid=65534):
     // the exit code, the workload's uid and pid, each phase with its duration, the level.

@@ -72,22 +72,90 @@ pub fn forwarded() -> impl Iterator<Item = i32> {
 
 /// The write end of the pipe the forwarded signals' handler writes to (-1: none yet).
 static SIGNAL_PIPE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+/// roost's own pid, to tell roost from a child of its that has not exec'd yet.
+static ROOST_PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+/// The signals whose disposition is a handler of roost's (bit `sig - 1`), once installed.
+static HANDLED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The signals whose disposition is a handler of roost's (bit `sig - 1`): the forwarded ones
+/// and SIGCHLD once [`Signals::install`] has run, none before. A new child leaves these to
+/// its exec, which resets every handled signal by itself (see [`on_signal`] for the time
+/// before it).
+pub fn handled_by_roost() -> u64 {
+    HANDLED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The kernel's `struct sigaction` on x86_64 and aarch64 (not libc's: the raw syscall takes
+/// the kernel's layout).
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Sets `sig`'s disposition to its default, with the raw syscall (the C library's own
+/// `signal()` refuses its reserved real-time signals). Async-signal-safe; the result is not
+/// checked (SIGKILL and SIGSTOP are refused, and nothing else fails).
+pub fn set_default(sig: libc::c_int) {
+    let default = KernelSigaction {
+        handler: 0, // SIG_DFL
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: rt_sigaction with a pointer to a live stack value and the kernel's sigset size
+    // (8 bytes); no old action is asked for.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            &default as *const KernelSigaction,
+            std::ptr::null_mut::<KernelSigaction>(),
+            8usize,
+        );
+    }
+}
 
 /// The handler of every forwarded signal: its number, one byte, into the pipe. Only
 /// async-signal-safe calls; a full pipe drops the byte (signals of one kind coalesce anyway).
+///
+/// A child of roost's keeps this handler from its clone to its exec, which resets it. A
+/// signal sent to the child in between (it is blocked across the clone and unblocked just
+/// before the exec) must not reach the pipe, where it would read as a signal to roost: the
+/// child gives it its default action instead, as it would have a moment later.
 extern "C" fn on_signal(sig: libc::c_int) {
-    let fd = SIGNAL_PIPE.load(std::sync::atomic::Ordering::Relaxed);
-    if fd >= 0 {
-        let byte = u8::try_from(sig).unwrap_or(0);
-        let errno = errno_location();
-        // SAFETY: `errno_location` points at this thread's errno; it is saved and restored so
-        // the interrupted code does not see the write's.
-        let saved = unsafe { *errno };
-        // SAFETY: write(2) is async-signal-safe; the buffer is one live byte on this stack.
-        unsafe { libc::write(fd, std::ptr::from_ref(&byte).cast(), 1) };
-        // SAFETY: as above.
-        unsafe { *errno = saved };
+    let errno = errno_location();
+    // SAFETY: `errno_location` points at this thread's errno; it is saved and restored so
+    // the interrupted code does not see the syscalls' below.
+    let saved = unsafe { *errno };
+    // SAFETY: getpid(2) is async-signal-safe and takes no arguments.
+    let me = unsafe { libc::getpid() };
+    if me != ROOST_PID.load(std::sync::atomic::Ordering::Relaxed) {
+        set_default(sig);
+        // SAFETY: kill(2) is async-signal-safe; the signal is blocked while this handler
+        // runs, so it is taken, with its default action, when the handler returns.
+        unsafe { libc::kill(me, sig) };
+    } else {
+        let fd = SIGNAL_PIPE.load(std::sync::atomic::Ordering::Relaxed);
+        if fd >= 0 {
+            let byte = u8::try_from(sig).unwrap_or(0);
+            // SAFETY: write(2) is async-signal-safe; the buffer is one live byte on this
+            // stack.
+            unsafe { libc::write(fd, std::ptr::from_ref(&byte).cast(), 1) };
+        }
     }
+    // SAFETY: as above.
+    unsafe { *errno = saved };
+}
+
+/// `sig`'s bit in a signal set of 64 (`sig - 1`; 0 for a number outside 1..=64).
+fn bit(sig: libc::c_int) -> u64 {
+    u32::try_from(sig - 1)
+        .ok()
+        .and_then(|shift| 1u64.checked_shl(shift))
+        .unwrap_or(0)
 }
 
 fn errno_location() -> *mut libc::c_int {
@@ -114,6 +182,11 @@ impl Signals {
         // The write end lives as long as roost: the handler may run at any time.
         let write = std::os::fd::IntoRawFd::into_raw_fd(write);
         SIGNAL_PIPE.store(write, std::sync::atomic::Ordering::Relaxed);
+        ROOST_PID.store(
+            std::process::id() as i32,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        let mut handled = bit(libc::SIGCHLD);
         for sig in forwarded() {
             // SAFETY: sigaction(2) with a zeroed, then filled, struct on this stack; the
             // handler only calls async-signal-safe functions; SA_RESTART keeps roost's own
@@ -128,7 +201,9 @@ impl Signals {
             if rc != 0 {
                 return Err(std::io::Error::last_os_error());
             }
+            handled |= bit(sig);
         }
+        HANDLED.store(handled, std::sync::atomic::Ordering::Relaxed);
         Ok((sigchld, Signals { pipe }))
     }
 
@@ -193,6 +268,39 @@ mod tests {
                 "signal {sig}"
             );
         }
+    }
+
+    #[test]
+    fn a_child_that_takes_a_forwarded_signal_before_its_exec_gets_the_default_action() {
+        // In a child of roost's (any process but roost, whose pid `install` records), the
+        // handler does what the signal's default says: SIGUSR1 ends the child.
+        // SAFETY: the child makes async-signal-safe calls only (the handler, then _exit).
+        match unsafe { nix::unistd::fork() }.expect("fork") {
+            nix::unistd::ForkResult::Child => {
+                on_signal(libc::SIGUSR1);
+                // SAFETY: _exit is always safe to call.
+                unsafe { libc::_exit(0) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                let status = nix::sys::wait::waitpid(child, None).expect("wait");
+                assert_eq!(
+                    status,
+                    nix::sys::wait::WaitStatus::Signaled(
+                        child,
+                        nix::sys::signal::Signal::SIGUSR1,
+                        false
+                    )
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn signal_bits() {
+        assert_eq!(bit(1), 1);
+        assert_eq!(bit(64), 1 << 63);
+        assert_eq!(bit(0), 0);
+        assert_eq!(bit(65), 0);
     }
 
     #[test]

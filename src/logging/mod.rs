@@ -75,27 +75,112 @@ impl tracing::field::Visit for Fields {
 
 /// A logfmt value: bare when it can be, else quoted with `\"`, `\\`, `\n`, `\t` escaped.
 pub fn logfmt_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    append_logfmt(&mut out, value);
+    out
+}
+
+/// [`logfmt_value`] appended to `out`, with no string of its own.
+fn append_logfmt(out: &mut String, value: &str) {
+    use std::fmt::Write;
     let bare = !value.is_empty()
         && value
             .chars()
             .all(|c| !c.is_whitespace() && !c.is_control() && c != '"' && c != '=' && c != '\\');
     if bare {
-        return value.to_string();
+        out.push_str(value);
+        return;
     }
-    let mut out = String::with_capacity(value.len() + 2);
     out.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
+    // Runs of characters that need no escape are copied whole.
+    let mut plain = 0;
+    for (at, c) in value.char_indices() {
+        let escaped = match c {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            '\n' => "\\n",
+            '\t' => "\\t",
+            c if c.is_control() => "",
+            _ => continue,
+        };
+        out.push_str(&value[plain..at]);
+        if escaped.is_empty() {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        } else {
+            out.push_str(escaped);
+        }
+        plain = at + c.len_utf8();
+    }
+    out.push_str(&value[plain..]);
+    out.push('"');
+}
+
+/// One event's fields written straight into its logfmt line, ` key=value` in the order they
+/// were recorded (values as [`Fields`] and `serde_json` would print them), the message kept
+/// for the end. A line costs one string and the message, not a string per field: roost logs
+/// on every start and exit.
+struct LogfmtFields {
+    line: String,
+    message: String,
+}
+
+impl LogfmtFields {
+    fn key(&mut self, field: &tracing::field::Field) {
+        self.line.push(' ');
+        self.line.push_str(field.name());
+        self.line.push('=');
+    }
+}
+
+impl tracing::field::Visit for LogfmtFields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write;
+        if field.name() == "message" {
+            let _ = write!(self.message, "{value:?}");
+        } else {
+            let text = format!("{value:?}");
+            self.key(field);
+            append_logfmt(&mut self.line, &text);
         }
     }
-    out.push('"');
-    out
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.message.push_str(value);
+        } else {
+            self.key(field);
+            append_logfmt(&mut self.line, value);
+        }
+    }
+
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        use std::fmt::Write;
+        self.key(field);
+        let _ = write!(self.line, "{value}");
+    }
+
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        use std::fmt::Write;
+        self.key(field);
+        let _ = write!(self.line, "{value}");
+    }
+
+    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+        self.key(field);
+        self.line.push_str(if value { "true" } else { "false" });
+    }
+
+    fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+        use std::fmt::Write;
+        self.key(field);
+        // serde_json's form: the shortest that reads back (`0.1`, `5.0`), `null` for NaN and
+        // the infinities.
+        if value.is_finite() {
+            let _ = write!(self.line, "{value:?}");
+        } else {
+            self.line.push_str("null");
+        }
+    }
 }
 
 /// The line format: logfmt, or JSON with `ROOST_LOG_FORMAT=json`.
@@ -108,12 +193,18 @@ impl LineFormat {
     /// One event as one line, newline included.
     fn line(&self, event: &tracing::Event<'_>) -> String {
         use std::fmt::Write;
-        let mut fields = Fields::default();
-        event.record(&mut fields);
         let meta = event.metadata();
-        let level = meta.level().as_str().to_ascii_lowercase();
+        let level = match *meta.level() {
+            tracing::Level::ERROR => "error",
+            tracing::Level::WARN => "warn",
+            tracing::Level::INFO => "info",
+            tracing::Level::DEBUG => "debug",
+            tracing::Level::TRACE => "trace",
+        };
         let t = self.started.elapsed().as_secs_f64();
         if self.json {
+            let mut fields = Fields::default();
+            event.record(&mut fields);
             let mut line = serde_json::Map::new();
             line.insert("t".into(), serde_json::json!((t * 1e6).round() / 1e6));
             line.insert("level".into(), level.into());
@@ -124,15 +215,20 @@ impl LineFormat {
             line.insert("msg".into(), fields.message.into());
             return format!("{}\n", serde_json::Value::Object(line));
         }
-        let mut out = format!("t={t:.6}s level={level} target={}", meta.target());
-        for (key, value) in &fields.others {
-            let text = match value {
-                serde_json::Value::String(s) => logfmt_value(s),
-                other => other.to_string(),
-            };
-            let _ = write!(out, " {key}={text}");
-        }
-        let _ = writeln!(out, " msg={}", logfmt_value(&fields.message));
+        let mut fields = LogfmtFields {
+            line: String::with_capacity(192),
+            message: String::new(),
+        };
+        let _ = write!(
+            fields.line,
+            "t={t:.6}s level={level} target={}",
+            meta.target()
+        );
+        event.record(&mut fields);
+        let mut out = fields.line;
+        out.push_str(" msg=");
+        append_logfmt(&mut out, &fields.message);
+        out.push('\n');
         out
     }
 }
@@ -232,5 +328,7 @@ mod tests {
         assert_eq!(logfmt_value("k=v"), "\"k=v\"");
         assert_eq!(logfmt_value("say \"hi\"\n\\"), "\"say \\\"hi\\\"\\n\\\\\"");
         assert_eq!(logfmt_value("\u{1b}[31m"), "\"\\u{1b}[31m\"");
+        // Runs between escapes are copied whole, multi-byte characters included.
+        assert_eq!(logfmt_value("é \"ü\"\u{7f}ß"), "\"é \\\"ü\\\"\\u{7f}ß\"");
     }
 }

@@ -120,12 +120,58 @@ struct ChildArgs<'p, 'a> {
     report: libc::c_int,
 }
 
-/// The child's stack where it shares roost's memory: a region of the parent's own stack,
-/// unused while the parent is suspended (CLONE_VFORK), as musl's `posix_spawn` does. The child
-/// needs little: raw syscalls and a few words.
+/// The child's stack where it shares roost's memory: mapped for one start and unmapped after
+/// it (as glibc's `posix_spawn` does), with a guard page below it. The child needs little
+/// (raw syscalls and a few words) and grows down from the top, touching a page or two. Not
+/// the parent's own stack (a frame that large is probed page by page, which made 16 KiB of
+/// roost's idle memory for good) and not a static buffer (whose touched page stays roost's).
 #[cfg(target_arch = "x86_64")]
-#[repr(C, align(16))]
-struct ChildStack([u8; 16 * 1024]);
+struct ChildStack {
+    base: *mut libc::c_void,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl ChildStack {
+    const GUARD: usize = 4096;
+    const USABLE: usize = 32 * 1024;
+
+    fn map() -> std::io::Result<Self> {
+        // SAFETY: a new private anonymous mapping, no address asked for; the result is checked.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                Self::GUARD + Self::USABLE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        let stack = ChildStack { base };
+        // SAFETY: the lowest page of the mapping just made, which nothing uses yet.
+        if unsafe { libc::mprotect(base, Self::GUARD, libc::PROT_NONE) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(stack)
+    }
+
+    /// The usable part's lowest address (what clone3 takes, with its size).
+    fn bottom(&self) -> u64 {
+        self.base as u64 + Self::GUARD as u64
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: the whole mapping made in `map`, no longer used: the child has exec'd or
+        // exited before the parent is resumed (CLONE_VFORK).
+        unsafe { libc::munmap(self.base, Self::GUARD + Self::USABLE) };
+    }
+}
 
 /// Clones the child into `cgroup_dir` and runs [`child`] in it; returns its pid, or `-errno`.
 ///
@@ -137,14 +183,15 @@ struct ChildStack([u8; 16 * 1024]);
 /// child sets every disposition to its default before it unblocks them.
 #[cfg(target_arch = "x86_64")]
 fn clone_child(cgroup_dir: libc::c_int, child_args: &ChildArgs<'_, '_>) -> i64 {
-    // Never read by roost, so left uninitialised (no 16 KiB memset per start).
-    let mut stack = std::mem::MaybeUninit::<ChildStack>::uninit();
-    let stack_bytes = std::mem::size_of::<ChildStack>();
+    let stack = match ChildStack::map() {
+        Ok(stack) => stack,
+        Err(err) => return -i64::from(err.raw_os_error().unwrap_or(libc::ENOMEM)),
+    };
     let args = CloneArgs {
         flags: CLONE_INTO_CGROUP | libc::CLONE_VM as u64 | libc::CLONE_VFORK as u64,
         exit_signal: libc::SIGCHLD as u64,
-        stack: stack.as_mut_ptr() as u64,
-        stack_size: stack_bytes as u64,
+        stack: stack.bottom(),
+        stack_size: ChildStack::USABLE as u64,
         cgroup: cgroup_dir as u64,
         ..CloneArgs::default()
     };
@@ -153,11 +200,11 @@ fn clone_child(cgroup_dir: libc::c_int, child_args: &ChildArgs<'_, '_>) -> i64 {
     let entry: extern "C" fn(*const ChildArgs<'_, '_>) -> ! = child_entry;
     let rc: i64;
     // SAFETY: rt_sigprocmask with pointers to live stack words and the kernel's set size.
-    // clone3 with CLONE_VM and a stack: the child starts on `stack` (its top is 16-byte
-    // aligned, as the call below needs) and calls `entry(child_args)`, which never returns;
-    // the parent gets the pid or -errno in rax and is not resumed before the child's exec or
-    // exit (CLONE_VFORK), so `stack`, `args` and everything `child_args` points to outlive
-    // the child's use of them. syscall clobbers rcx and r11; r12 and r13 carry the entry
+    // clone3 with CLONE_VM and a stack: the child starts on `stack` (mapped for it; its top
+    // is page-aligned, as the call below needs 16 bytes) and calls `entry(child_args)`, which never
+    // returns; the parent gets the pid or -errno in rax and is not resumed before the child's
+    // exec or exit (CLONE_VFORK), so `stack`, `args` and everything `child_args` points to
+    // outlive the child's use of them. syscall clobbers rcx and r11; r12 and r13 carry the entry
     // and its argument across it (the kernel keeps them in both).
     unsafe {
         libc::syscall(

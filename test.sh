@@ -65,6 +65,15 @@ setup_fast() {
         fi
     fi
     "$venv/bin/pip" install -q --disable-pip-version-check -r tests/python/requirements.txt
+    static_busybox fast
+}
+
+# static_busybox WHAT: Debian's static busybox at /bin/busybox (the VM image's userland, and
+# the image root of the container-service tests in the fast tier).
+static_busybox() {
+    if ! { [ -x /bin/busybox ] && /bin/busybox --list | grep -qx insmod; }; then
+        install "$1" busybox-static
+    fi
 }
 
 setup_vm() {
@@ -74,9 +83,7 @@ setup_vm() {
     apt_need vm qemu-system-x86_64:qemu-system-x86 socat:socat depmod:kmod cpio:cpio \
         mkfs.ext4:e2fsprogs debugfs:e2fsprogs musl-gcc:musl-tools dnsmasq:dnsmasq-base \
         lighttpd:lighttpd xz:xz-utils
-    if ! { [ -x /bin/busybox ] && /bin/busybox --list | grep -qx insmod; }; then
-        install vm busybox-static
-    fi
+    static_busybox vm
     rustup target list --installed | grep -q x86_64-unknown-linux-musl \
         || rustup target add x86_64-unknown-linux-musl
     command -v vhost-device-vsock >/dev/null || [ -x "$HOME/.cargo/bin/vhost-device-vsock" ] \

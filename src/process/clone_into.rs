@@ -179,8 +179,10 @@ impl Drop for ChildStack {
 /// (`CLONE_VM | CLONE_VFORK`, what `posix_spawn` does): no page table is copied, no page is
 /// copied on write by either side, and the exec has no copied address space to tear down.
 /// The parent waited for the exec before as well (the report pipe), so it waits no longer.
-/// Every signal is blocked across the clone, so no handler of roost's runs in the child; the
-/// child sets every disposition to its default before it unblocks them.
+/// Every signal is blocked across the clone; the child resets what its exec would not (the
+/// ignored signals) before it unblocks them, and roost's handlers, which the exec resets,
+/// give a signal that reaches the child before then its default action
+/// ([`super::signals`]).
 #[cfg(target_arch = "x86_64")]
 fn clone_child(cgroup_dir: libc::c_int, child_args: &ChildArgs<'_, '_>) -> i64 {
     let stack = match ChildStack::map() {
@@ -201,11 +203,11 @@ fn clone_child(cgroup_dir: libc::c_int, child_args: &ChildArgs<'_, '_>) -> i64 {
     let rc: i64;
     // SAFETY: rt_sigprocmask with pointers to live stack words and the kernel's set size.
     // clone3 with CLONE_VM and a stack: the child starts on `stack` (mapped for it; its top
-    // is page-aligned, as the call below needs 16 bytes) and calls `entry(child_args)`, which never
-    // returns; the parent gets the pid or -errno in rax and is not resumed before the child's
-    // exec or exit (CLONE_VFORK), so `stack`, `args` and everything `child_args` points to
-    // outlive the child's use of them. syscall clobbers rcx and r11; r12 and r13 carry the entry
-    // and its argument across it (the kernel keeps them in both).
+    // is page-aligned, and the call below needs 16 bytes) and calls `entry(child_args)`,
+    // which never returns; the parent gets the pid or -errno in rax and is not resumed before
+    // the child's exec or exit (CLONE_VFORK), so `stack`, `args` and everything `child_args`
+    // points to outlive the child's use of them. syscall clobbers rcx and r11; r12 and r13
+    // carry the entry and its argument across it (the kernel keeps them in both).
     unsafe {
         libc::syscall(
             libc::SYS_rt_sigprocmask,

@@ -53,12 +53,13 @@ pub struct ChildSpec<'a> {
     pub controlling_tty: bool,
 }
 
-/// In a new child before exec: every signal's disposition to its default, then an empty mask,
-/// as a fresh process has them (in that order: a child cloned with every signal blocked runs
-/// none of roost's handlers). Ignored signals survive an exec (roost's SIGPIPE, or anything
-/// roost inherited ignored), so they are reset here; the signals roost handles are left to
-/// the exec, which resets them by itself (about 50 syscalls fewer on the way to the exec;
-/// [`super::signals`]'s handler gives them their default action in the child until then).
+/// In a new child before exec: a fresh process's signal state, every disposition the default
+/// and an empty mask, in that order (a child cloned with every signal blocked runs none of
+/// roost's handlers while they change). Ignored signals survive an exec (roost's SIGPIPE, or
+/// anything roost inherited ignored), so every signal roost has no handler for is reset here;
+/// the ones roost handles are left to the exec, which resets them by itself (about 50
+/// syscalls fewer on the way to the exec; [`super::signals`]'s handler gives them their
+/// default action in the child until then).
 ///
 /// # Safety
 /// Only in a child between fork (or clone) and exec: it changes the whole process's signal

@@ -73,14 +73,8 @@ impl tracing::field::Visit for Fields {
     }
 }
 
-/// A logfmt value: bare when it can be, else quoted with `\"`, `\\`, `\n`, `\t` escaped.
-pub fn logfmt_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
-    append_logfmt(&mut out, value);
-    out
-}
-
-/// [`logfmt_value`] appended to `out`, with no string of its own.
+/// `value` appended to `out` as a logfmt value: bare when it can be, else quoted with `\"`,
+/// `\\`, `\n`, `\t` escaped.
 fn append_logfmt(out: &mut String, value: &str) {
     use std::fmt::Write;
     let bare = !value.is_empty()
@@ -317,7 +311,11 @@ pub fn console_line(line: &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::logfmt_value;
+    fn logfmt_value(value: &str) -> String {
+        let mut out = String::new();
+        super::append_logfmt(&mut out, value);
+        out
+    }
 
     #[test]
     fn logfmt_values_are_bare_or_quoted_and_escaped() {

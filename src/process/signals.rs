@@ -151,7 +151,7 @@ extern "C" fn on_signal(sig: libc::c_int) {
 }
 
 /// `sig`'s bit in a signal set of 64 (`sig - 1`; 0 for a number outside 1..=64).
-fn bit(sig: libc::c_int) -> u64 {
+pub(super) fn bit(sig: libc::c_int) -> u64 {
     u32::try_from(sig - 1)
         .ok()
         .and_then(|shift| 1u64.checked_shl(shift))

@@ -67,7 +67,7 @@ pub struct ChildSpec<'a> {
 pub(super) unsafe fn reset_signals() {
     let handled = super::signals::handled_by_roost();
     for sig in 1..=64 {
-        let roosts = handled & (1u64 << (sig - 1)) != 0;
+        let roosts = handled & super::signals::bit(sig) != 0;
         if sig != libc::SIGKILL && sig != libc::SIGSTOP && !roosts {
             super::signals::set_default(sig);
         }

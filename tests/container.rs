@@ -537,6 +537,13 @@ fn the_workload_is_born_in_every_leaf_with_a_fresh_signal_state() {
             "{}",
             r.stderr
         );
+        // ... and it joined its v1 leaves itself, before its exec (through their `tasks`
+        // files), not by roost's move after.
+        assert!(
+            !r.stderr.contains("could not join its cgroup v1 leaves"),
+            "{}",
+            r.stderr
+        );
     }
 }
 

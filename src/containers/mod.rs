@@ -82,7 +82,7 @@ impl ContainerExec {
             stdin,
             stdout,
             stderr,
-            cgroup_procs: Vec::new(),
+            cgroup_joins: Vec::new(),
             controlling_tty: tty,
         }
     }

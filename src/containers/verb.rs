@@ -50,7 +50,7 @@ pub async fn run_verb(
             stdin: Stdio::null(),
             stdout,
             stderr,
-            cgroup_procs: Vec::new(),
+            cgroup_joins: Vec::new(),
             controlling_tty: false,
         },
     )

@@ -82,7 +82,7 @@ pub(super) struct Launch {
     pub identity: Identity,
     pub cwd: PathBuf,
     /// A service's cgroup leaves, joined before exec.
-    pub cgroup_procs: Vec<std::ffi::CString>,
+    pub cgroup_joins: Vec<std::ffi::CString>,
     /// A container service: the command runs inside it, through the runtime's `exec`.
     pub container: Option<ExecTarget>,
 }
@@ -110,7 +110,7 @@ impl Launch {
             stdin,
             stdout,
             stderr,
-            cgroup_procs: self.cgroup_procs.clone(),
+            cgroup_joins: self.cgroup_joins.clone(),
             controlling_tty: tty,
         })
     }
@@ -138,7 +138,7 @@ pub(super) async fn launch_for(
             env: spec.env,
             identity: spec.identity,
             cwd: spec.working_dir,
-            cgroup_procs: Vec::new(),
+            cgroup_joins: Vec::new(),
             container: None,
         }
     } else {
@@ -146,7 +146,7 @@ pub(super) async fn launch_for(
             env: crate::workload::env::root_env(&spec.env).into(),
             identity: Identity::root(),
             cwd: PathBuf::from("/"),
-            cgroup_procs: Vec::new(),
+            cgroup_joins: Vec::new(),
             container: None,
         }
     })
@@ -160,7 +160,7 @@ async fn placed(state: &ControlState, into: ExecInto) -> Result<Launch, ExecErro
         env: p.spec.env,
         identity: p.spec.identity,
         cwd: p.spec.working_dir,
-        cgroup_procs: p.cgroup_procs,
+        cgroup_joins: p.cgroup_joins,
         container: p.container,
     };
     let name = match &into {
@@ -180,7 +180,7 @@ async fn placed(state: &ControlState, into: ExecInto) -> Result<Launch, ExecErro
             env: boot.spec.env,
             identity: boot.spec.identity,
             cwd: boot.spec.working_dir,
-            cgroup_procs: Vec::new(),
+            cgroup_joins: Vec::new(),
             container: None,
         }),
     }

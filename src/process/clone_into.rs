@@ -5,7 +5,9 @@
 //! instruction); a child created in place takes none of it.
 //!
 //! The child then does what the std spawn path's `pre_exec` does (see [`super::spawn`]): its
-//! stdio, a session of its own, the cgroup v1 leaves (v1 has no clone-into), the identity,
+//! stdio, a session of its own, the cgroup v1 leaves (v1 has no clone-into; the child joins
+//! each through its `tasks` file, as one thread moving itself, which takes no global lock
+//! either: see `Leaf::join_file` in [`super::cgroup`]), the identity,
 //! the directory, and exec, with async-signal-safe calls only, on data prepared before the
 //! clone (raw syscalls where the C library would assume the parent's threads). Through a
 //! close-on-exec pipe it tells the parent which v1 joins failed (one word, a
@@ -48,8 +50,8 @@ pub struct Prepared<'a> {
     pub cwd: CString,
     /// The cgroup v2 leaf directory the child is born in.
     pub cgroup_dir: BorrowedFd<'a>,
-    /// cgroup v1 `cgroup.procs` files the child joins itself (at most 32).
-    pub v1_procs: Vec<CString>,
+    /// cgroup v1 `tasks` files the child writes `0` to, to join each leaf itself (at most 32).
+    pub v1_joins: Vec<CString>,
     /// fd 1 and 2 of the child.
     pub output: BorrowedFd<'a>,
     /// None: keep roost's identity.
@@ -59,7 +61,7 @@ pub struct Prepared<'a> {
 /// What the clone gave.
 #[derive(Debug)]
 pub enum Cloned {
-    /// The child runs the workload. `v1_failed`: a bit per `v1_procs` entry it could not join.
+    /// The child runs the workload. `v1_failed`: a bit per `v1_joins` entry it could not join.
     Started { pid: i32, v1_failed: u32 },
     /// The kernel cannot clone into a cgroup: no child exists; use the std path.
     Unsupported,
@@ -349,7 +351,7 @@ unsafe fn child(
             fail(errno(), 0);
         }
         let mut v1_failed = 0u32;
-        for (i, procs) in prepared.v1_procs.iter().enumerate().take(32) {
+        for (i, procs) in prepared.v1_joins.iter().enumerate().take(32) {
             let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
             let joined = fd >= 0 && libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
             if fd >= 0 {

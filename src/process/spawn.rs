@@ -47,8 +47,9 @@ pub struct ChildSpec<'a> {
     pub stdin: Stdio,
     pub stdout: Stdio,
     pub stderr: Stdio,
-    /// `cgroup.procs` files to join before exec.
-    pub cgroup_procs: Vec<CString>,
+    /// The files a new child writes `0` to, to join its cgroup leaves before exec (v2
+    /// `cgroup.procs`, v1 `tasks`).
+    pub cgroup_joins: Vec<CString>,
     /// Make the terminal on fd 0 the child's controlling terminal (interactive shells).
     pub controlling_tty: bool,
 }
@@ -115,7 +116,7 @@ pub fn spawn_child(spec: ChildSpec<'_>) -> std::io::Result<i32> {
     let groups: Vec<libc::gid_t> = spec.identity.groups.clone();
     let cwd = cstring(spec.cwd.as_os_str().as_bytes())?;
     let switch_identity = switches_identity(spec.identity)?;
-    let cgroup_procs = spec.cgroup_procs;
+    let cgroup_joins = spec.cgroup_joins;
     let controlling_tty = spec.controlling_tty;
 
     let mut cmd = Command::new(program);
@@ -140,7 +141,7 @@ pub fn spawn_child(spec: ChildSpec<'_>) -> std::io::Result<i32> {
                 return Err(std::io::Error::last_os_error());
             }
         }
-        for procs in &cgroup_procs {
+        for procs in &cgroup_joins {
             // Best effort: the parent moves the pid again after spawn and warns if that fails.
             // SAFETY: `procs` is a NUL-terminated path built before the fork; open/write/close
             // are async-signal-safe and the buffer is a static byte string.
@@ -179,12 +180,13 @@ pub fn spawn_child(spec: ChildSpec<'_>) -> std::io::Result<i32> {
 }
 
 /// Where the workload is born: the cgroup v2 leaf it is cloned into (when there is one) and
-/// the `cgroup.procs` files of every leaf, for the v1 joins and the fallback.
+/// the join files of every leaf (v2 `cgroup.procs`, v1 `tasks`), for the v1 joins and the
+/// fallback.
 #[derive(Debug)]
 pub struct Placement {
     pub v2_dir: Option<OwnedFd>,
-    pub v1_procs: Vec<CString>,
-    pub all_procs: Vec<CString>,
+    pub v1_joins: Vec<CString>,
+    pub all_joins: Vec<CString>,
 }
 
 /// Forks and execs the workload. Its stdout and stderr both go to `output`; stdin is
@@ -214,7 +216,7 @@ pub fn spawn_workload(
     placement: &Placement,
 ) -> std::io::Result<(i32, Born)> {
     if let Some(dir) = &placement.v2_dir {
-        let prepared = prepare_clone(spec, dir, &output, &placement.v1_procs)?;
+        let prepared = prepare_clone(spec, dir, &output, &placement.v1_joins)?;
         match super::clone_into::spawn(&prepared)? {
             super::clone_into::Cloned::Started { pid, v1_failed } => {
                 return Ok((
@@ -237,7 +239,7 @@ pub fn spawn_workload(
         stdin: Stdio::inherit(),
         stdout: Stdio::from(output.try_clone()?),
         stderr: Stdio::from(output),
-        cgroup_procs: placement.all_procs.clone(),
+        cgroup_joins: placement.all_joins.clone(),
         controlling_tty: false,
     })?;
     Ok((pid, Born::Forked))
@@ -248,7 +250,7 @@ fn prepare_clone<'a>(
     spec: &WorkloadSpec,
     cgroup_dir: &'a OwnedFd,
     output: &'a OwnedFd,
-    v1_procs: &[CString],
+    v1_joins: &[CString],
 ) -> std::io::Result<super::clone_into::Prepared<'a>> {
     use std::os::fd::AsFd;
     let Some(program) = spec.argv.first() else {
@@ -278,7 +280,7 @@ fn prepare_clone<'a>(
         envp: strings(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect())?,
         cwd: cstring(spec.working_dir.as_os_str().as_bytes())?,
         cgroup_dir: cgroup_dir.as_fd(),
-        v1_procs: v1_procs.to_vec(),
+        v1_joins: v1_joins.to_vec(),
         output: output.as_fd(),
         identity,
     })

@@ -158,7 +158,7 @@ pub(super) async fn run_as_service(
                 stdin,
                 stdout,
                 stderr,
-                cgroup_procs: Vec::new(),
+                cgroup_joins: Vec::new(),
                 controlling_tty: false,
             })
         }

@@ -68,7 +68,7 @@ impl RunLoop<'_> {
         };
         Ok(Some(Placement {
             spec: self.run.specs[i].clone(),
-            cgroup_procs: live.map(|l| l.procs.clone()).unwrap_or_default(),
+            cgroup_joins: live.map(|l| l.cgroup_joins.clone()).unwrap_or_default(),
             container,
         }))
     }

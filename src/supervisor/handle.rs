@@ -75,7 +75,7 @@ pub enum ServiceRefusal {
 #[derive(Debug, Clone)]
 pub struct Placement {
     pub spec: WorkloadSpec,
-    pub cgroup_procs: Vec<std::ffi::CString>,
+    pub cgroup_joins: Vec<std::ffi::CString>,
     /// A `kind: container` service: where its `exec` goes.
     pub container: Option<ExecTarget>,
 }

@@ -23,8 +23,8 @@ pub(super) struct Live {
     /// When its stop escalates to SIGKILL.
     pub kill_at: Option<Instant>,
     pub started_at_ms: u64,
-    /// Its leaf's `cgroup.procs` files, for an exec inside it.
-    pub procs: Vec<std::ffi::CString>,
+    /// Its leaves' join files (v2 `cgroup.procs`, v1 `tasks`), for an exec inside it.
+    pub cgroup_joins: Vec<std::ffi::CString>,
     /// `READY=1` came (services with `notify`).
     pub notified: bool,
     /// A `Msg::Notified` of this start is queued and not yet taken (the listener sends no

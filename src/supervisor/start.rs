@@ -168,11 +168,18 @@ impl RunLoop<'_> {
         let name = service.name.as_str();
         match self.sup.spawn_in_cgroup(spec, output, cg) {
             Ok(started) => {
-                if let spawn::Born::InCgroup { .. } = started.born {
+                if let spawn::Born::InCgroup { v1_joined } = started.born {
                     tracing::info!(
                         service = name,
                         "workload born in its cgroup (clone3 CLONE_INTO_CGROUP): {name}"
                     );
+                    if !v1_joined {
+                        // Its limits held only from the parent's move, just after its exec.
+                        tracing::warn!(
+                            service = name,
+                            "{name}: the child could not join its cgroup v1 leaves before its exec; roost moved it after"
+                        );
+                    }
                 }
                 for warning in started.join_warnings {
                     tracing::warn!(service = name, "{name}: {warning}");
@@ -287,7 +294,7 @@ impl RunLoop<'_> {
             checks.push(tokio::spawn(listener).abort_handle());
         }
         Live {
-            procs: cgroup.procs_files(),
+            cgroup_joins: cgroup.join_files(),
             pid,
             generation,
             cgroup,

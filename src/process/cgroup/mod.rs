@@ -36,6 +36,24 @@ struct Leaf {
     hierarchy: Hierarchy,
 }
 
+impl Leaf {
+    /// The file a new child writes `0` to, to join this leaf itself before its exec.
+    ///
+    /// v2: `cgroup.procs`. v1: `tasks`, which moves the writing thread alone. The child is
+    /// one thread, so the two move the same thing, but only a `cgroup.procs` write takes the
+    /// kernel's global threadgroup lock, whose first writer waits for an RCU grace period:
+    /// a single thread moving itself skips it (the kernel's single-thread migration path).
+    /// On this host a cold `cgroup.procs` join took 3.5 to 9 ms and a `tasks` join 80 µs
+    /// (docs/performance.md).
+    fn join_file(&self) -> Option<CString> {
+        let file = match self.hierarchy {
+            Hierarchy::V2 => "cgroup.procs",
+            Hierarchy::V1Memory | Hierarchy::V1Pids => "tasks",
+        };
+        CString::new(self.dir.join(file).as_os_str().as_bytes()).ok()
+    }
+}
+
 /// The workload's cgroup(s), removed again by [`WorkloadCgroup::remove`].
 #[derive(Debug, Default)]
 pub struct WorkloadCgroup {
@@ -228,7 +246,7 @@ impl WorkloadCgroup {
     }
 
     /// Where a new child is born: the v2 leaf's directory (opened for `CLONE_INTO_CGROUP`),
-    /// the v1 leaves' `cgroup.procs` files, and every leaf's, for the std path.
+    /// the v1 leaves' join files, and every leaf's, for the std path.
     pub fn placement(&self) -> super::spawn::Placement {
         let v2_dir = self
             .leaves
@@ -239,28 +257,22 @@ impl WorkloadCgroup {
                     .ok()
                     .map(std::os::fd::OwnedFd::from)
             });
-        let procs_of =
-            |leaf: &Leaf| CString::new(leaf.dir.join("cgroup.procs").as_os_str().as_bytes()).ok();
         super::spawn::Placement {
             v2_dir,
-            v1_procs: self
+            v1_joins: self
                 .leaves
                 .iter()
                 .filter(|leaf| leaf.hierarchy != Hierarchy::V2)
-                .filter_map(procs_of)
+                .filter_map(Leaf::join_file)
                 .collect(),
-            all_procs: self.procs_files(),
+            all_joins: self.join_files(),
         }
     }
 
-    /// The `cgroup.procs` files a new child writes `0` to, to join every leaf before exec.
-    pub fn procs_files(&self) -> Vec<CString> {
-        self.leaves
-            .iter()
-            .filter_map(|leaf| {
-                CString::new(leaf.dir.join("cgroup.procs").as_os_str().as_bytes()).ok()
-            })
-            .collect()
+    /// The files a new child writes `0` to, to join every leaf before exec
+    /// ([`Leaf::join_file`]).
+    pub fn join_files(&self) -> Vec<CString> {
+        self.leaves.iter().filter_map(Leaf::join_file).collect()
     }
 
     /// Moves `pid` into every leaf from the parent side (idempotent; covers a child whose own

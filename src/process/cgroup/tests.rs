@@ -65,7 +65,7 @@ fn nothing_mounted_means_warnings_not_failure() {
         (Some(64), false),
     );
     assert!(!cg.detects_oom());
-    assert!(cg.procs_files().is_empty());
+    assert!(cg.join_files().is_empty());
     assert_eq!(cg.oom_kills(), 0);
     assert_eq!(warnings.len(), 2, "{warnings:?}");
 }
@@ -111,4 +111,43 @@ fn a_process_s_service_is_read_from_its_leaf() {
 fn leaf_names_are_distinct() {
     assert_ne!(leaf_name(), leaf_name());
     assert!(leaf_name().starts_with("roost-workload-"));
+}
+
+#[test]
+fn a_child_joins_v1_leaves_by_their_tasks_file_and_v2_by_cgroup_procs() {
+    // `tasks`: one thread moving itself takes no global lock (and waits for no RCU grace
+    // period); v2 has no such file for a domain leaf, and clones into it anyway.
+    let leaf = |dir: &str, hierarchy| Leaf {
+        dir: PathBuf::from(dir),
+        hierarchy,
+    };
+    let cg = WorkloadCgroup {
+        leaves: vec![
+            leaf("/sys/fs/cgroup/unified/w", Hierarchy::V2),
+            leaf("/sys/fs/cgroup/memory/w", Hierarchy::V1Memory),
+            leaf("/sys/fs/cgroup/pids/w", Hierarchy::V1Pids),
+        ],
+        ..WorkloadCgroup::default()
+    };
+    let paths = |files: Vec<CString>| -> Vec<String> {
+        files
+            .into_iter()
+            .map(|f| f.to_string_lossy().into_owned())
+            .collect()
+    };
+    assert_eq!(
+        paths(cg.join_files()),
+        [
+            "/sys/fs/cgroup/unified/w/cgroup.procs",
+            "/sys/fs/cgroup/memory/w/tasks",
+            "/sys/fs/cgroup/pids/w/tasks"
+        ]
+    );
+    assert_eq!(
+        paths(cg.placement().v1_joins),
+        [
+            "/sys/fs/cgroup/memory/w/tasks",
+            "/sys/fs/cgroup/pids/w/tasks"
+        ]
+    );
 }

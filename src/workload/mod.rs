@@ -70,8 +70,9 @@ impl WorkloadSpec {
             (_, Some(u)) => ("ImageConfig.User", Some(u.as_str())),
             _ => ("ImageConfig.User", None),
         };
-        let passwd = user::parse_passwd(&read_etc(root, "passwd")?);
-        let groups = user::parse_group(&read_etc(root, "group")?);
+        let (passwd_text, group_text) = (read_etc(root, "passwd")?, read_etc(root, "group")?);
+        let passwd = user::parse_passwd(&passwd_text);
+        let groups = user::parse_group(&group_text);
         let identity = user::resolve_user(user_spec, &passwd, &groups)
             .map_err(|source| WorkloadError::User { field, source })?;
         let mut extra_env = c.extra_env.clone();

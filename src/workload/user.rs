@@ -5,13 +5,14 @@
 //! `uid:gid`; a uid without a passwd entry runs with gid 0 and HOME `/`; supplementary groups are
 //! every group in /etc/group that lists the user's name.
 
-/// One line of /etc/passwd.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PasswdEntry {
-    pub name: String,
+/// One line of /etc/passwd, borrowed from the file's text (nothing is copied until the one
+/// entry the workload runs as is found).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswdEntry<'a> {
+    pub name: &'a str,
     pub uid: u32,
     pub gid: u32,
-    pub home: String,
+    pub home: &'a str,
 }
 
 impl Identity {
@@ -26,12 +27,23 @@ impl Identity {
     }
 }
 
-/// One line of /etc/group.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupEntry {
-    pub name: String,
+/// One line of /etc/group, borrowed from the file's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupEntry<'a> {
+    pub name: &'a str,
     pub gid: u32,
-    pub members: Vec<String>,
+    /// The comma-separated member list as written.
+    members: &'a str,
+}
+
+impl<'a> GroupEntry<'a> {
+    /// The group's members, trimmed, empty ones skipped.
+    pub fn members(&self) -> impl Iterator<Item = &'a str> {
+        self.members
+            .split(',')
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+    }
 }
 
 /// Who the workload runs as.
@@ -54,46 +66,68 @@ pub enum UserError {
     BadId(String),
 }
 
-/// Parses /etc/passwd text, skipping comments and malformed lines.
-pub fn parse_passwd(text: &str) -> Vec<PasswdEntry> {
+/// Parses /etc/passwd text, skipping comments and malformed lines (fewer than 7 fields, no
+/// name, an id that is not one).
+pub fn parse_passwd(text: &str) -> Vec<PasswdEntry<'_>> {
     text.lines()
         .filter(|line| !line.trim_start().starts_with('#'))
         .filter_map(|line| {
-            let f: Vec<&str> = line.split(':').collect();
-            if f.len() < 7 || f[0].is_empty() {
+            let [name, _password, uid, gid, _gecos, home, _shell] = fields(line)?;
+            if name.is_empty() {
                 return None;
             }
             Some(PasswdEntry {
-                name: f[0].to_string(),
-                uid: parse_id(f[2]).ok()?,
-                gid: parse_id(f[3]).ok()?,
-                home: f[5].to_string(),
+                name,
+                uid: parse_id(uid).ok()?,
+                gid: parse_id(gid).ok()?,
+                home,
             })
         })
         .collect()
 }
 
-/// Parses /etc/group text, skipping comments and malformed lines.
-pub fn parse_group(text: &str) -> Vec<GroupEntry> {
+/// Parses /etc/group text, skipping comments and malformed lines (fewer than 4 fields, no
+/// name, a gid that is not one).
+pub fn parse_group(text: &str) -> Vec<GroupEntry<'_>> {
     text.lines()
         .filter(|line| !line.trim_start().starts_with('#'))
         .filter_map(|line| {
-            let f: Vec<&str> = line.split(':').collect();
-            if f.len() < 4 || f[0].is_empty() {
+            let [name, _password, gid, members] = fields(line)?;
+            if name.is_empty() {
                 return None;
             }
             Some(GroupEntry {
-                name: f[0].to_string(),
-                gid: parse_id(f[2]).ok()?,
-                members: f[3]
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|m| !m.is_empty())
-                    .map(str::to_string)
-                    .collect(),
+                name,
+                gid: parse_id(gid).ok()?,
+                members,
             })
         })
         .collect()
+}
+
+/// The first `N` colon-separated fields of `line` (None: fewer). One pass over the bytes: a
+/// `str::split` searches for each field's end apart, which for fields this short costs
+/// several times more, and PID 1 reads every line of both files at each start.
+fn fields<const N: usize>(line: &str) -> Option<[&str; N]> {
+    let mut out = [""; N];
+    let mut start = 0;
+    let mut n = 0;
+    let ends = line
+        .bytes()
+        .enumerate()
+        .filter(|(_, b)| *b == b':')
+        .map(|(i, _)| i)
+        .chain(std::iter::once(line.len()));
+    for end in ends {
+        let Some(slot) = out.get_mut(n) else {
+            break;
+        };
+        // `start` and `end` sit at a ':' (ASCII) or the line's ends: char boundaries.
+        *slot = line.get(start..end)?;
+        start = end + 1;
+        n += 1;
+    }
+    (n == N).then_some(out)
 }
 
 /// A numeric id; `u32::MAX` is `(uid_t)-1`, which setuid(2) reads as "leave unchanged".
@@ -111,8 +145,8 @@ fn is_numeric(s: &str) -> bool {
 /// Resolves a `user[:group]` spec (None or empty: root).
 pub fn resolve_user(
     spec: Option<&str>,
-    passwd: &[PasswdEntry],
-    groups: &[GroupEntry],
+    passwd: &[PasswdEntry<'_>],
+    groups: &[GroupEntry<'_>],
 ) -> Result<Identity, UserError> {
     let spec = spec.map(str::trim).unwrap_or("");
     let (user_part, group_part) = match spec.split_once(':') {
@@ -123,17 +157,17 @@ pub fn resolve_user(
 
     let entry = if is_numeric(user_part) {
         let uid = parse_id(user_part)?;
-        passwd.iter().find(|e| e.uid == uid).cloned().ok_or(uid)
+        passwd.iter().find(|e| e.uid == uid).copied().ok_or(uid)
     } else {
         Ok(passwd
             .iter()
             .find(|e| e.name == user_part)
-            .cloned()
+            .copied()
             .ok_or_else(|| UserError::UnknownUser(user_part.to_string()))?)
     };
     let (uid, mut gid, home, name) = match entry {
         Ok(e) => (e.uid, e.gid, e.home, Some(e.name)),
-        Err(uid) => (uid, 0, "/".to_string(), None),
+        Err(uid) => (uid, 0, "/", None),
     };
 
     if let Some(group) = group_part {
@@ -149,21 +183,14 @@ pub fn resolve_user(
     }
 
     let mut supplementary = vec![gid];
-    if let Some(name) = &name {
-        for g in groups
-            .iter()
-            .filter(|g| g.members.iter().any(|m| m == name))
-        {
+    if let Some(name) = name {
+        for g in groups.iter().filter(|g| g.members().any(|m| m == name)) {
             if !supplementary.contains(&g.gid) {
                 supplementary.push(g.gid);
             }
         }
     }
-    let home = if home.is_empty() {
-        "/".to_string()
-    } else {
-        home
-    };
+    let home = if home.is_empty() { "/" } else { home }.to_string();
     Ok(Identity {
         uid,
         gid,
@@ -200,13 +227,22 @@ garbage
     }
 
     #[test]
+    fn fields_are_split_at_every_colon_and_too_few_is_none() {
+        assert_eq!(fields::<4>("a:b::d"), Some(["a", "b", "", "d"]));
+        assert_eq!(fields::<2>("a:b:c:d"), Some(["a", "b"]));
+        assert_eq!(fields::<3>("ü:ß:"), Some(["ü", "ß", ""]));
+        assert_eq!(fields::<4>("a:b:c"), None);
+        assert_eq!(fields::<1>(""), Some([""]));
+    }
+
+    #[test]
     fn parsing_skips_malformed_lines() {
         let p = parse_passwd(PASSWD);
         assert_eq!(p.len(), 4);
         assert_eq!(p[1].home, "/home/app");
         let g = parse_group(GROUP);
         assert_eq!(g.len(), 6);
-        assert_eq!(g[4].members, ["nobody", "app"]);
+        assert_eq!(g[4].members().collect::<Vec<_>>(), ["nobody", "app"]);
     }
 
     #[test]

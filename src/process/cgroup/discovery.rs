@@ -15,30 +15,43 @@ pub struct CgroupMounts {
 
 /// Finds the cgroup2 mount and the v1 memory mount in /proc/self/mountinfo text.
 pub fn parse_mountinfo(text: &str) -> CgroupMounts {
+    // Which of the three a line fills, decided from its file system type and options before
+    // anything is copied: most lines are not cgroup mounts.
+    enum Slot {
+        V2,
+        V1Memory,
+        V1Pids,
+    }
+    let has_option = |options: &str, name: &str| options.split(',').any(|opt| opt == name);
     let mut mounts = CgroupMounts::default();
     for line in text.lines() {
         let Some((left, right)) = line.split_once(" - ") else {
             continue;
         };
-        let left: Vec<&str> = left.split(' ').collect();
-        let right: Vec<&str> = right.split(' ').collect();
-        if left.len() < 5 || right.len() < 3 {
+        let mut right = right.split(' ');
+        let (Some(fs_type), Some(_source), Some(options)) =
+            (right.next(), right.next(), right.next())
+        else {
             continue;
-        }
-        let entry = (PathBuf::from(unescape_octal(left[4])), left[3].to_string());
-        match right[0] {
-            "cgroup2" if mounts.v2.is_none() => mounts.v2 = Some(entry),
-            "cgroup"
-                if mounts.v1_memory.is_none() && right[2].split(',').any(|opt| opt == "memory") =>
-            {
-                mounts.v1_memory = Some(entry)
+        };
+        let slot = match fs_type {
+            "cgroup2" if mounts.v2.is_none() => Slot::V2,
+            "cgroup" if mounts.v1_memory.is_none() && has_option(options, "memory") => {
+                Slot::V1Memory
             }
-            "cgroup"
-                if mounts.v1_pids.is_none() && right[2].split(',').any(|opt| opt == "pids") =>
-            {
-                mounts.v1_pids = Some(entry)
-            }
-            _ => {}
+            "cgroup" if mounts.v1_pids.is_none() && has_option(options, "pids") => Slot::V1Pids,
+            _ => continue,
+        };
+        // id, parent, major:minor, root, mount point.
+        let mut left = left.split(' ');
+        let (Some(root), Some(point)) = (left.nth(3), left.next()) else {
+            continue;
+        };
+        let entry = Some((PathBuf::from(unescape_octal(point)), root.to_string()));
+        match slot {
+            Slot::V2 => mounts.v2 = entry,
+            Slot::V1Memory => mounts.v1_memory = entry,
+            Slot::V1Pids => mounts.v1_pids = entry,
         }
     }
     mounts

@@ -5,6 +5,7 @@
 # Needs: tini (apt-get install tini), the musl target for the size figure; for the services
 # table supervisor and s6 (apt-get install supervisor s6).
 #   SERVICES=N SERVICE_RUNS=N          the services table (defaults 100 services, 5 runs)
+#   COLD_RUNS=N                        the start-up table's runs each after 50 ms idle (100)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-200}
@@ -41,6 +42,11 @@ echo
 # roost runs as a child subreaper here, like `tini -s`: the same job, no namespace set-up cost.
 target/release/examples/roost-bench compare --roost "$musl" --tini "$(command -v tini)" \
     --runs "$runs" --orphans "$orphans" "${baseline_args[@]}"
+echo
+echo "Each start after 50 ms idle, as a machine's one start finds the kernel (COLD_RUNS, default 100):"
+echo
+target/release/examples/roost-bench compare --roost "$musl" --tini "$(command -v tini)" \
+    --runs "${COLD_RUNS:-100}" --orphans 1000 --pause-ms 50 "${baseline_args[@]}"
 echo
 echo "| binary | size |"
 echo "|---|---|"

@@ -140,6 +140,12 @@ pub fn run(args: &[String]) {
     // interleaved run (bench/run.sh builds the previous release point).
     let baseline = arg_value(args, "--baseline").map(PathBuf::from);
     let baseline_name = arg_value(args, "--baseline-name").unwrap_or("roost (baseline)".into());
+    // `--pause-ms N`: an idle pause before every sample, so that each start finds the kernel
+    // settled, as a machine's one start does (back to back, a start can ride on the previous
+    // run's kernel state: a cgroup lock whose RCU grace period has just been paid).
+    let pause = std::time::Duration::from_millis(
+        arg_value(args, "--pause-ms").map_or(0, |v| v.parse().unwrap()),
+    );
     let me = std::env::current_exe().expect("current exe");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut inits = vec![Init::Roost {
@@ -156,9 +162,14 @@ pub fn run(args: &[String]) {
     }
     inits.push(Init::Tini(&tini));
     let mut out = std::io::stdout().lock();
+    let after = if pause.is_zero() {
+        String::new()
+    } else {
+        format!(", each after {} ms idle", pause.as_millis())
+    };
     writeln!(
         out,
-        "| init | exec → workload exec, median (p90), {runs} runs | /bin/true to exit as PID 1 of a PID namespace, median (p90) | idle RSS (anonymous) | reap {n_orphans} orphans |"
+        "| init | exec → workload exec, median (p90), {runs} runs{after} | /bin/true to exit as PID 1 of a PID namespace, median (p90) | idle RSS (anonymous) | reap {n_orphans} orphans |"
     )
     .unwrap();
     writeln!(out, "|---|---|---|---|---|").unwrap();
@@ -172,7 +183,9 @@ pub fn run(args: &[String]) {
     for round in 0..runs {
         for k in 0..inits.len() {
             let i = (round + k) % inits.len();
+            std::thread::sleep(pause);
             starts[i].push(startup_sample(&inits[i], &me));
+            std::thread::sleep(pause);
             exits[i].push(exit_sample(&inits[i]));
         }
     }

@@ -43,8 +43,8 @@ impl Leaf {
     /// one thread, so the two move the same thing, but only a `cgroup.procs` write takes the
     /// kernel's global threadgroup lock, whose first writer waits for an RCU grace period:
     /// a single thread moving itself skips it (the kernel's single-thread migration path).
-    /// On this host a cold `cgroup.procs` join took 3.5 to 9 ms and a `tasks` join 80 µs
-    /// (docs/performance.md).
+    /// On a hybrid host, a start after 50 ms idle took 15 ms to the workload's exec with
+    /// `cgroup.procs` joins and 3.4 ms with `tasks` joins (docs/performance.md).
     fn join_file(&self) -> Option<CString> {
         let file = match self.hierarchy {
             Hierarchy::V2 => "cgroup.procs",

@@ -13,7 +13,7 @@ pub struct CgroupMounts {
     pub v1_pids: Option<(PathBuf, String)>,
 }
 
-/// Finds the cgroup2 mount and the v1 memory mount in /proc/self/mountinfo text.
+/// Finds the cgroup2 mount and the v1 memory and pids mounts in /proc/self/mountinfo text.
 pub fn parse_mountinfo(text: &str) -> CgroupMounts {
     // Which of the three a line fills, decided from its file system type and options before
     // anything is copied: most lines are not cgroup mounts.

@@ -555,12 +555,7 @@ fn a_workload_starts_with_no_signal_ignored_or_blocked_whatever_roost_inherited(
     // nothing blocked.
     let scratch = Scratch::new();
     let config = scratch.config(&sh_config("grep -E '^Sig(Ign|Blk)' /proc/self/status"));
-    let mut cmd = std::process::Command::new("unshare");
-    cmd.args(PID_NS)
-        .arg(ROOST)
-        .arg("container")
-        .arg("--config")
-        .arg(&config);
+    let mut cmd = roost_command(PID_NS, &config);
     // SAFETY: in the forked child before exec: signal(2) and sigprocmask(2) are
     // async-signal-safe and the set is a local value.
     unsafe {
@@ -595,6 +590,63 @@ fn a_workload_starts_with_no_signal_ignored_or_blocked_whatever_roost_inherited(
         "{}",
         r.stdout
     );
+}
+
+#[test]
+fn a_kernel_without_openat2_still_resolves_the_workload_s_user() {
+    // roost under a seccomp filter that answers ENOSYS to openat2 (as a kernel before 5.6
+    // does, or a container runtime's filter that predates it): the machine's own /etc/passwd
+    // is still read, so a user name resolves. Before, the machine exited 78.
+    let scratch = Scratch::new();
+    let mut doc = sh_config("id -u");
+    doc["UserOverride"] = json!("nobody");
+    let config = scratch.config(&doc);
+    let mut cmd = roost_command(PID_NS, &config);
+    // SAFETY: in the forked child before exec: prctl(2) with a filter program on this stack,
+    // which the kernel copies. The test runs as root (CAP_SYS_ADMIN), so no no_new_privs.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            // x86_64: load the syscall number; openat2 (437) gets ENOSYS, the rest runs.
+            let filter = [
+                libc::sock_filter {
+                    code: 0x20,
+                    jt: 0,
+                    jf: 0,
+                    k: 0,
+                },
+                libc::sock_filter {
+                    code: 0x15,
+                    jt: 0,
+                    jf: 1,
+                    k: 437,
+                },
+                libc::sock_filter {
+                    code: 0x06,
+                    jt: 0,
+                    jf: 0,
+                    k: 0x0005_0000 | libc::ENOSYS as u32,
+                },
+                libc::sock_filter {
+                    code: 0x06,
+                    jt: 0,
+                    jf: 0,
+                    k: 0x7fff_0000,
+                },
+            ];
+            let program = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_ptr().cast_mut(),
+            };
+            if libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &program) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let r = Running::spawn(cmd).wait(T);
+    r.assert_code(0);
+    assert_eq!(r.stdout.trim(), "65534", "{}", r.stderr);
 }
 
 #[test]

@@ -104,13 +104,7 @@ pub const PID_NS: &[&str] = &["--pid", "--fork", "--mount-proc"];
 impl Running {
     /// Starts `unshare <ns_args> <roost> container --config <config>`.
     pub fn start(ns_args: &[&str], config: &Path) -> Self {
-        let mut cmd = Command::new("unshare");
-        cmd.args(ns_args)
-            .arg(ROOST)
-            .arg("container")
-            .arg("--config")
-            .arg(config);
-        Self::spawn(cmd)
+        Self::spawn(roost_command(ns_args, config))
     }
 
     /// Starts an arbitrary command (a wrapper that ends by exec'ing roost).
@@ -230,6 +224,18 @@ pub fn run_pid1(doc: &serde_json::Value, timeout: Duration) -> Finished {
 /// A config whose workload is `sh -c SCRIPT`.
 pub fn sh_config(script: &str) -> serde_json::Value {
     serde_json::json!({ "ImageConfig": { "Cmd": ["/bin/sh", "-c", script] } })
+}
+
+/// `unshare NS_ARGS roost container --config CONFIG`, for a test that sets more of the
+/// command (a `pre_exec`) before [`Running::spawn`].
+pub fn roost_command(ns_args: &[&str], config: &Path) -> Command {
+    let mut cmd = Command::new("unshare");
+    cmd.args(ns_args)
+        .arg(ROOST)
+        .arg("container")
+        .arg("--config")
+        .arg(config);
+    cmd
 }
 
 /// Polls until `path` exists.

@@ -214,7 +214,19 @@ fn sample(sup: Sup, roost: &Path, me: &Path, n: usize, shape: Shape) -> (f64, u6
     // Let the supervisor settle (supervisord polls its children) before its RSS is read.
     std::thread::sleep(Duration::from_millis(300));
     let rss = inner_pid(child.id()).map_or(0, supervisor_rss_kib);
-    // SIGKILL to the namespace's PID 1 ends every process in it.
+    // roost gets the stop a host sends (SIGTERM: its stop removes every service's cgroup
+    // leaves, which a SIGKILL would leave on the machine); then, or for the others, SIGKILL
+    // to the namespace's PID 1 ends every process in it.
+    if let (Sup::Roost, Some(inner)) = (sup, inner_pid(child.id())) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(inner as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
     if let Some(inner) = inner_pid(child.id()) {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(inner as i32),

@@ -184,6 +184,20 @@ impl Drop for Running {
         if self.finished {
             return;
         }
+        // First the stop a host would send: roost's graceful stop ends the workload and
+        // removes its cgroup leaves, which a SIGKILL to PID 1 leaves behind on the machine.
+        let inits = children_of(self.child.id() as i32);
+        for &pid in &inits {
+            // SAFETY: kill(2) with plain integers.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !inits.is_empty() && Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         // Killing PID 1 of the namespace kills every process in it.
         for pid in children_of(self.child.id() as i32) {
             // SAFETY: kill(2) with plain integers.

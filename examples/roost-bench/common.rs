@@ -178,15 +178,26 @@ pub(crate) fn start_roost(roost: &Path, config: &Path, ctl: &Path) -> std::proce
 /// its cgroup leaves and exits), SIGKILL only after 15 s. A bare SIGKILL would leave the
 /// workload and its cgroup behind on the machine.
 pub(crate) fn stop_init(init: &mut std::process::Child) {
-    let pid = nix::unistd::Pid::from_raw(init.id() as i32);
-    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let pid = init.id();
+    if !terminate_and_wait(init, pid) {
+        let _ = init.kill();
+    }
+    let _ = init.wait();
+}
+
+/// SIGTERM to `pid` (the init itself, or PID 1 inside the namespace `child` started), then
+/// up to 15 s for `child` to exit; whether it did.
+pub(crate) fn terminate_and_wait(child: &mut std::process::Child, pid: u32) -> bool {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
-        if let Ok(Some(_)) = init.try_wait() {
-            return;
+        if let Ok(Some(_)) = child.try_wait() {
+            return true;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let _ = init.kill();
-    let _ = init.wait();
+    false
 }

@@ -218,14 +218,7 @@ fn sample(sup: Sup, roost: &Path, me: &Path, n: usize, shape: Shape) -> (f64, u6
     // leaves, which a SIGKILL would leave on the machine); then, or for the others, SIGKILL
     // to the namespace's PID 1 ends every process in it.
     if let (Sup::Roost, Some(inner)) = (sup, inner_pid(child.id())) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(inner as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        terminate_and_wait(&mut child, inner);
     }
     if let Some(inner) = inner_pid(child.id()) {
         let _ = nix::sys::signal::kill(

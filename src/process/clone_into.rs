@@ -351,8 +351,8 @@ unsafe fn child(
             fail(errno(), 0);
         }
         let mut v1_failed = 0u32;
-        for (i, procs) in prepared.v1_joins.iter().enumerate().take(32) {
-            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        for (i, join) in prepared.v1_joins.iter().enumerate().take(32) {
+            let fd = libc::open(join.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
             let joined = fd >= 0 && libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
             if fd >= 0 {
                 libc::close(fd);

@@ -141,12 +141,12 @@ pub fn spawn_child(spec: ChildSpec<'_>) -> std::io::Result<i32> {
                 return Err(std::io::Error::last_os_error());
             }
         }
-        for procs in &cgroup_joins {
+        for join in &cgroup_joins {
             // Best effort: the parent moves the pid again after spawn and warns if that fails.
-            // SAFETY: `procs` is a NUL-terminated path built before the fork; open/write/close
+            // SAFETY: `join` is a NUL-terminated path built before the fork; open/write/close
             // are async-signal-safe and the buffer is a static byte string.
             unsafe {
-                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                let fd = libc::open(join.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
                 if fd >= 0 {
                     libc::write(fd, b"0".as_ptr().cast(), 1);
                     libc::close(fd);
